@@ -1,0 +1,79 @@
+"""pygents: lightweight async agent orchestration.
+
+Tools say *how*, turns say *what*, agents orchestrate, a ``ContextQueue`` holds the working
+context and a ``ContextPool`` the accumulated tool outputs. Hooks observe (and can veto)
+every step. The package needs nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from ._agent import Agent as Agent
+from ._context import ContextItem as ContextItem
+from ._context import ContextPool as ContextPool
+from ._context import ContextQueue as ContextQueue
+from ._current import current_agent as current_agent
+from ._current import current_tool as current_tool
+from ._current import current_turn as current_turn
+from ._enums import AgentHook as AgentHook
+from ._enums import ContextPoolHook as ContextPoolHook
+from ._enums import ContextQueueHook as ContextQueueHook
+from ._enums import StopReason as StopReason
+from ._enums import ToolHook as ToolHook
+from ._enums import TurnHook as TurnHook
+from ._hooks import Hook as Hook
+from ._hooks import HookMetadata as HookMetadata
+from ._hooks import hook as hook
+from ._registry import AgentRegistry as AgentRegistry
+from ._registry import HookRegistry as HookRegistry
+from ._registry import ToolRegistry as ToolRegistry
+from ._tool import Tool as Tool
+from ._tool import ToolMetadata as ToolMetadata
+from ._tool import tool as tool
+from ._turn import TurnMetadata as TurnMetadata
+from .errors import PygentsError as PygentsError
+from .errors import SafeExecutionError as SafeExecutionError
+from .errors import SerializationError as SerializationError
+from .errors import TurnTimeoutError as TurnTimeoutError
+from .errors import UnregisteredAgentError as UnregisteredAgentError
+from .errors import UnregisteredHookError as UnregisteredHookError
+from .errors import UnregisteredToolError as UnregisteredToolError
+from .errors import WrongRunMethodError as WrongRunMethodError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentHook",
+    "AgentRegistry",
+    "ContextItem",
+    "ContextPool",
+    "ContextPoolHook",
+    "ContextQueue",
+    "ContextQueueHook",
+    "Hook",
+    "HookMetadata",
+    "HookRegistry",
+    "PygentsError",
+    "SafeExecutionError",
+    "SerializationError",
+    "StopReason",
+    "Tool",
+    "ToolHook",
+    "ToolMetadata",
+    "ToolRegistry",
+    "Turn",
+    "TurnHook",
+    "TurnMetadata",
+    "TurnTimeoutError",
+    "UnregisteredAgentError",
+    "UnregisteredHookError",
+    "UnregisteredToolError",
+    "WrongRunMethodError",
+    "current_agent",
+    "current_tool",
+    "current_turn",
+    "hook",
+    "tool",
+]
+
+from ._turn import Turn as Turn  # noqa: E402 - after the names it depends on

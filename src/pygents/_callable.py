@@ -1,0 +1,139 @@
+"""Decoration-time analysis shared by tools and hooks.
+
+Everything here runs once, when a function is decorated, so that calls never inspect
+signatures: which parameters want the running agent's ``ContextQueue`` / ``ContextPool``
+injected, whether the function takes ``**kwargs``, and whether fixed kwargs fit it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["Injection", "analyse", "merge_fixed"]
+
+# (parameter name, "queue" | "pool", accepts None)
+Injection = tuple[str, str, bool]
+
+_STRING_HINT = re.compile(
+    r"^\s*(?:(?:typing\.)?Optional\[\s*)?(?:[\w.]*\.)?(ContextQueue|ContextPool)\s*\]?"
+    r"\s*(\|\s*None)?\s*$|^\s*None\s*\|\s*(?:[\w.]*\.)?(ContextQueue|ContextPool)\s*$"
+)
+
+
+def _classify(hint: Any) -> tuple[str, bool] | None:
+    """Return ("queue"|"pool", optional) when ``hint`` names a context class."""
+    from ._context import ContextPool, ContextQueue  # noqa: PLC0415 - import cycle
+
+    if isinstance(hint, str):
+        match = _STRING_HINT.match(hint)
+        if match is None:
+            return None
+        name = match.group(1) or match.group(3)
+        optional = "None" in hint or "Optional" in hint
+        return ("queue" if name == "ContextQueue" else "pool"), optional
+    optional = False
+    candidates: tuple[Any, ...] = (hint,)
+    if typing.get_origin(hint) in (typing.Union, _union_type()):
+        candidates = typing.get_args(hint)
+        optional = type(None) in candidates
+    for candidate in candidates:
+        if isinstance(candidate, type):
+            if issubclass(candidate, ContextQueue):
+                return "queue", optional
+            if issubclass(candidate, ContextPool):
+                return "pool", optional
+    return None
+
+
+def _union_type() -> Any:
+    import types  # noqa: PLC0415
+
+    return types.UnionType
+
+
+def analyse(
+    fn: Callable[..., Any], fixed_kwargs: Mapping[str, Any], what: str
+) -> tuple[tuple[Injection, ...], bool]:
+    """Inspect ``fn`` once; return its injection plan and whether it takes ``**kwargs``.
+
+    Raises:
+        TypeError: a fixed kwarg names no parameter of ``fn`` and ``fn`` has no ``**kwargs``.
+    """
+    signature = inspect.signature(fn)
+    params = signature.parameters
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not var_kw:
+        accepted = {
+            name
+            for name, p in params.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        unknown = sorted(set(fixed_kwargs) - accepted)
+        if unknown:
+            raise TypeError(
+                f"{what} {fn.__name__!r} got fixed kwargs {unknown} that are not parameters "
+                f"of the function: add them to its signature or accept **kwargs"
+            )
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable forward refs: fall back to the raw strings
+        hints = dict(getattr(fn, "__annotations__", {}))
+    plan: list[Injection] = []
+    for name, p in params.items():
+        if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            continue
+        if name not in hints:
+            continue
+        found = _classify(hints[name])
+        if found is not None:
+            plan.append((name, found[0], found[1]))
+    return tuple(plan), var_kw
+
+
+def merge_fixed(fixed: Mapping[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Return fixed kwargs (callables evaluated now) overridden by call-time ``kwargs``."""
+    merged = {k: (v() if callable(v) else v) for k, v in fixed.items() if k not in kwargs}
+    merged.update(kwargs)
+    return merged
+
+
+def inject(
+    plan: tuple[Injection, ...], agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+    positional: tuple[str, ...],
+) -> dict[str, Any]:
+    """Return ``kwargs`` with the running agent's context objects added where wanted.
+
+    A parameter already given (by keyword, or positionally) is left alone. Without an agent,
+    a parameter annotated ``ContextQueue | None`` receives None; a required one is left for
+    Python to report as missing.
+    """
+    out = kwargs
+    copied = False
+    taken = positional[: len(args)]
+    for name, kind, optional in plan:
+        if name in kwargs or name in taken:
+            continue
+        if agent is not None:
+            value = agent.context_queue if kind == "queue" else agent.context_pool
+        elif optional:
+            value = None
+        else:
+            continue
+        if not copied:
+            out = dict(kwargs)
+            copied = True
+        out[name] = value
+    return out
+
+
+def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Return the names of ``fn``'s positional parameters, in order."""
+    return tuple(
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )

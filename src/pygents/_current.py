@@ -1,0 +1,39 @@
+"""Which agent, turn and tool are executing in the current task.
+
+One ``ContextVar`` holds an ``(agent, turn, tool)`` triple; it is set around each turn and
+each direct tool call, so any hook (even a ``ToolHook``, which only receives the tool's
+arguments) can ask what it is running under.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+    from ._tool import Tool
+    from ._turn import Turn
+
+__all__ = ["current_agent", "current_tool", "current_turn"]
+
+_NONE: tuple[Any, Any, Any] = (None, None, None)
+FRAME: ContextVar[tuple[Any, Any, Any]] = ContextVar("pygents_frame", default=_NONE)
+
+
+def current_agent() -> Agent | None:
+    """Return the agent running in the current task, or None outside an agent."""
+    agent: Agent | None = FRAME.get()[0]
+    return agent
+
+
+def current_turn() -> Turn | None:
+    """Return the turn executing in the current task, or None."""
+    turn: Turn | None = FRAME.get()[1]
+    return turn
+
+
+def current_tool() -> Tool | None:
+    """Return the tool executing in the current task, or None."""
+    tool: Tool | None = FRAME.get()[2]
+    return tool

@@ -1,0 +1,193 @@
+"""The three process-wide registries: tools, agents and hooks.
+
+Registries are classes used directly (``ToolRegistry.get("fetch")``); their storage is
+class-level. The per-type lists of global hooks are created once and only ever mutated in
+place, so the run loop can hold references to them and test "any global hook?" with a
+plain truthiness check.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._enums import HOOK_FAMILIES, HookType
+from .errors import UnregisteredAgentError, UnregisteredHookError, UnregisteredToolError
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+    from ._hooks import Hook
+    from ._tool import Tool
+
+__all__ = ["GLOBAL_BY_FAMILY", "GLOBAL_BY_TYPE", "AgentRegistry", "HookRegistry", "ToolRegistry"]
+
+#: Global hooks per hook type, in registration order. Mutated in place only.
+GLOBAL_BY_TYPE: dict[HookType, list[Hook]] = {
+    member: [] for family in HOOK_FAMILIES for member in family  # type: ignore[misc]
+}
+#: Global hooks per hook family (one entry per type they listen to). Mutated in place only.
+GLOBAL_BY_FAMILY: dict[type, list[Hook]] = {family: [] for family in HOOK_FAMILIES}
+
+
+class ToolRegistry:
+    """Every decorated tool, by name."""
+
+    _tools: ClassVar[dict[str, Tool]] = {}
+
+    @classmethod
+    def register(cls, tool: Tool) -> None:
+        """Add ``tool``; raise ``ValueError`` if another tool holds its name."""
+        name = tool.metadata.name
+        existing = cls._tools.get(name)
+        if existing is not None and existing is not tool:
+            raise ValueError(
+                f"Tool {name!r} is already registered: give the function another name, "
+                f"or clear ToolRegistry in tests (pygents.testing.reset_registries)"
+            )
+        cls._tools[name] = tool
+
+    @classmethod
+    def get(cls, name: str) -> Tool:
+        """Return the tool called ``name``; raise ``UnregisteredToolError`` if there is none."""
+        try:
+            return cls._tools[name]
+        except (KeyError, TypeError):
+            raise UnregisteredToolError(
+                f"No tool named {name!r} in ToolRegistry: decorate the function with @tool() "
+                f"before referring to it by name"
+            ) from None
+
+    @classmethod
+    def all(cls) -> list[Tool]:
+        """Return all registered tools, in registration order."""
+        return list(cls._tools.values())
+
+    @classmethod
+    def unregister(cls, name: str) -> None:
+        """Remove the tool called ``name``; raise ``UnregisteredToolError`` if there is none."""
+        cls.get(name)
+        del cls._tools[name]
+
+    @classmethod
+    def clear(cls) -> None:
+        """Remove every tool."""
+        cls._tools.clear()
+
+
+class AgentRegistry:
+    """Every constructed agent, by name."""
+
+    _agents: ClassVar[dict[str, Agent]] = {}
+
+    @classmethod
+    def register(cls, agent: Agent) -> None:
+        """Add ``agent``; raise ``ValueError`` if another agent holds its name."""
+        existing = cls._agents.get(agent.name)
+        if existing is not None and existing is not agent:
+            raise ValueError(
+                f"Agent {agent.name!r} is already registered: choose another name, or "
+                f"AgentRegistry.unregister({agent.name!r}) first"
+            )
+        cls._agents[agent.name] = agent
+
+    @classmethod
+    def get(cls, name: str) -> Agent:
+        """Return the agent called ``name``; raise ``UnregisteredAgentError`` if there is none."""
+        try:
+            return cls._agents[name]
+        except (KeyError, TypeError):
+            raise UnregisteredAgentError(f"No agent named {name!r} in AgentRegistry") from None
+
+    @classmethod
+    def all(cls) -> list[Agent]:
+        """Return all registered agents, in registration order."""
+        return list(cls._agents.values())
+
+    @classmethod
+    def unregister(cls, name: str) -> None:
+        """Remove the agent called ``name``; raise ``UnregisteredAgentError`` if there is none."""
+        cls.get(name)
+        del cls._agents[name]
+
+    @classmethod
+    def clear(cls) -> None:
+        """Remove every agent."""
+        cls._agents.clear()
+
+
+class HookRegistry:
+    """Every hook, by name; global hooks also by type.
+
+    Instance hooks (``@agent.before_turn`` and friends) are registered by name so that
+    serialized objects can find them again, but they fire only for their own object. Global
+    hooks (``@hook(...)``) fire for every matching object.
+    """
+
+    _hooks: ClassVar[dict[str, Hook]] = {}
+
+    @classmethod
+    def register(cls, hook: Hook) -> None:
+        """Add ``hook``.
+
+        Raises:
+            ValueError: another hook holds the name. An instance hook may replace another
+                instance hook of the same name (a function decorated once per call, say);
+                nothing may replace, or be replaced by, a global hook.
+        """
+        name = hook.metadata.name
+        existing = cls._hooks.get(name)
+        if existing is hook:
+            return
+        if existing is not None and (hook.is_global or existing.is_global):
+            raise ValueError(
+                f"Hook {name!r} is already registered: give the function another name, or "
+                f"HookRegistry.unregister({name!r}) first"
+            )
+        cls._hooks[name] = hook
+        if hook.is_global:
+            for hook_type in hook.types:
+                GLOBAL_BY_TYPE[hook_type].append(hook)
+                GLOBAL_BY_FAMILY[type(hook_type)].append(hook)
+
+    @classmethod
+    def get(cls, name: str) -> Hook:
+        """Return the hook called ``name``; raise ``UnregisteredHookError`` if there is none."""
+        try:
+            return cls._hooks[name]
+        except (KeyError, TypeError):
+            raise UnregisteredHookError(f"No hook named {name!r} in HookRegistry") from None
+
+    @classmethod
+    def all(cls) -> list[Hook]:
+        """Return all registered hooks, in registration order."""
+        return list(cls._hooks.values())
+
+    @classmethod
+    def get_by_type(cls, hook_type: HookType) -> Hook | None:
+        """Return the first registered hook listening to ``hook_type``, or None."""
+        for hook in cls._hooks.values():
+            if hook_type in hook.types:
+                return hook
+        return None
+
+    @classmethod
+    def unregister(cls, hook: Hook | str) -> None:
+        """Remove a hook (given by object or name); it stops firing at once.
+
+        Raises:
+            UnregisteredHookError: no such hook is registered.
+        """
+        name = hook if isinstance(hook, str) else hook.metadata.name
+        found = cls.get(name)
+        if not isinstance(hook, str) and found is not hook:
+            raise UnregisteredHookError(f"Hook {name!r} in HookRegistry is another object")
+        del cls._hooks[name]
+        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
+            while found in bucket:
+                bucket.remove(found)
+
+    @classmethod
+    def clear(cls) -> None:
+        """Remove every hook, global and instance-scoped."""
+        cls._hooks.clear()
+        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
+            bucket.clear()

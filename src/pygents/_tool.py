@@ -1,0 +1,340 @@
+"""Tools: ``@tool()``, the two tool kinds, ``ToolMetadata`` and the ``Tool`` protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
+from datetime import UTC, datetime
+from time import time
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
+
+from . import _callable
+from ._current import FRAME
+from ._enums import ToolHook
+from ._hooks import HookPoint, fire, normalize_tags
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+
+__all__ = ["AsyncGenTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Y = TypeVar("Y")
+
+_TOOL_GLOBALS = GLOBAL_BY_FAMILY[ToolHook]
+_G_BEFORE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
+_G_AFTER = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
+_G_YIELD = GLOBAL_BY_TYPE[ToolHook.ON_YIELD]
+_G_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
+
+
+def _as_datetime(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
+
+
+class ToolMetadata:
+    """A tool's name, description (its docstring) and the times of its last invocation."""
+
+    __slots__ = ("_end", "_start", "description", "name")
+
+    def __init__(self, name: str, description: str | None) -> None:
+        self.name = name
+        self.description = description
+        self._start: float | None = None
+        self._end: float | None = None
+
+    @property
+    def start_time(self) -> datetime | None:
+        """When the last invocation started (UTC), or None."""
+        return _as_datetime(self._start)
+
+    @property
+    def end_time(self) -> datetime | None:
+        """When the last invocation ended (UTC), or None."""
+        return _as_datetime(self._end)
+
+    def dict(self) -> dict[str, Any]:
+        """Return the metadata as a plain dict (times as ISO 8601 strings)."""
+        start, end = self.start_time, self.end_time
+        return {
+            "name": self.name,
+            "description": self.description,
+            "start_time": start.isoformat() if start else None,
+            "end_time": end.isoformat() if end else None,
+        }
+
+    def __repr__(self) -> str:
+        return f"ToolMetadata(name={self.name!r})"
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """What agents and turns need from a tool."""
+
+    metadata: ToolMetadata
+    hooks: list[Any]
+    tags: frozenset[str]
+    lock: bool
+    is_generator: bool
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Invoke the tool with its hooks."""
+        ...
+
+
+class _BaseTool:
+    """Shared machinery of both tool kinds; everything per-call is precomputed here."""
+
+    is_generator = False
+
+    before_invoke = HookPoint["_BaseTool"](ToolHook.BEFORE_INVOKE)
+    after_invoke = HookPoint["_BaseTool"](ToolHook.AFTER_INVOKE)
+    on_error = HookPoint["_BaseTool"](ToolHook.ON_ERROR)
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        lock: bool,
+        tags: frozenset[str],
+        fixed_kwargs: dict[str, Any],
+    ) -> None:
+        plan, _ = _callable.analyse(fn, fixed_kwargs, "Tool")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.metadata = ToolMetadata(fn.__name__, inspect.getdoc(fn))
+        self.hooks: list[Any] = []
+        self.tags = tags
+        self.lock = lock
+        self.fixed_kwargs = fixed_kwargs
+        self._plan = plan
+        self._positional = _callable.positional_names(fn) if plan else ()
+        # True when a call can go straight to the function: no lock, kwargs or injection.
+        self._plain = not (lock or fixed_kwargs or plan)
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def _prepare(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.fixed_kwargs:
+            kwargs = _callable.merge_fixed(self.fixed_kwargs, kwargs)
+        if self._plan:
+            kwargs = _callable.inject(self._plan, FRAME.get()[0], tuple(args), kwargs, self._positional)
+        return kwargs
+
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            self._locks.clear()  # an asyncio.Lock belongs to one loop
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> None:
+        await fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<tool {self.metadata.name!r}>"
+
+
+class CoroutineTool(_BaseTool, Generic[P, R]):
+    """A tool made from an ``async def`` function returning one value."""
+
+    def _start(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, R]:
+        """Return the coroutine to drive: the bare function call when nothing wraps it."""
+        if self._plain and not self.hooks and not _TOOL_GLOBALS:
+            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return self._invoke(args, kwargs)
+
+    async def _invoke(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        hooked = bool(self.hooks or _TOOL_GLOBALS)
+        meta = self.metadata
+        meta._start = time()
+        meta._end = None
+        try:
+            if hooked:
+                await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
+            call_kwargs = self._prepare(args, kwargs)
+            if self.lock:
+                async with self._get_lock():
+                    result: R = await self.fn(*args, **call_kwargs)
+            else:
+                result = await self.fn(*args, **call_kwargs)
+        except Exception as exc:
+            meta._end = time()
+            if hooked:
+                await self._fire(ToolHook.ON_ERROR, exc=exc)
+            raise
+        meta._end = time()
+        if hooked:
+            await self._fire(ToolHook.AFTER_INVOKE, result)
+        return result
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Invoke the tool directly (outside a turn), with its hooks, lock and kwargs."""
+        outer = FRAME.get()
+        FRAME.set((outer[0], outer[1], self))
+        try:
+            return await self._invoke(args, kwargs)
+        finally:
+            FRAME.set(outer)
+
+
+class AsyncGenTool(_BaseTool, Generic[P, Y]):
+    """A tool made from an ``async def`` generator, streaming values."""
+
+    is_generator = True
+    on_yield = HookPoint["_BaseTool"](ToolHook.ON_YIELD)
+
+    def _start(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncIterator[Y]:
+        """Return the async iterator to drive: the bare generator when nothing wraps it."""
+        if self._plain and not self.hooks and not _TOOL_GLOBALS:
+            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return self._iterate(args, kwargs)
+
+    async def _iterate(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncGenerator[Y, None]:
+        hooked = bool(self.hooks or _TOOL_GLOBALS)
+        meta = self.metadata
+        meta._start = time()
+        meta._end = None
+        values: list[Y] = []
+        lock: asyncio.Lock | None = None
+        agen: AsyncGenerator[Y, None] | None = None
+        try:
+            if hooked:
+                await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
+            call_kwargs = self._prepare(args, kwargs)
+            if self.lock:
+                lock = self._get_lock()
+                await lock.acquire()
+            agen = self.fn(*args, **call_kwargs)
+            async for value in agen:  # type: ignore[union-attr]
+                values.append(value)
+                if hooked:
+                    await self._fire(ToolHook.ON_YIELD, value)
+                yield value
+        except GeneratorExit:
+            # The consumer stopped early: close the tool, report the partial values.
+            await self._close(agen, lock)
+            lock = None
+            meta._end = time()
+            if hooked:
+                await self._fire(ToolHook.AFTER_INVOKE, values)
+            raise
+        except Exception as exc:
+            await self._close(agen, lock)
+            lock = None
+            meta._end = time()
+            if hooked:
+                await self._fire(ToolHook.ON_ERROR, exc=exc)
+            raise
+        except BaseException:
+            await self._close(agen, lock)
+            lock = None
+            meta._end = time()
+            raise
+        await self._close(agen, lock)
+        meta._end = time()
+        if hooked:
+            await self._fire(ToolHook.AFTER_INVOKE, values)
+
+    @staticmethod
+    async def _close(agen: AsyncGenerator[Any, None] | None, lock: asyncio.Lock | None) -> None:
+        try:
+            if agen is not None:
+                await agen.aclose()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[Y]:
+        """Invoke the tool directly (outside a turn): an async iterator of its values."""
+        return self._direct(args, kwargs)
+
+    async def _direct(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncGenerator[Y, None]:
+        outer = FRAME.get()
+        inner = (outer[0], outer[1], self)
+        stream = self._iterate(args, kwargs)
+        try:
+            while True:
+                FRAME.set(inner)
+                try:
+                    value = await stream.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    FRAME.set(outer)
+                yield value
+        finally:
+            FRAME.set(inner)
+            try:
+                await stream.aclose()
+            finally:
+                FRAME.set(outer)
+
+
+@overload
+def tool(
+    fn: Callable[P, AsyncGenerator[Y, Any]], /
+) -> AsyncGenTool[P, Y]: ...
+@overload
+def tool(
+    fn: Callable[P, Coroutine[Any, Any, R]], /
+) -> CoroutineTool[P, R]: ...
+@overload
+def tool(
+    *, lock: bool = ..., tags: Iterable[str] | None = ..., **fixed_kwargs: Any
+) -> _ToolDecorator: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    lock: bool = False,
+    tags: Iterable[str] | None = None,
+    **fixed_kwargs: Any,
+) -> Any:
+    """Turn an ``async def`` function or async generator into a registered tool.
+
+    Use as ``@tool()`` (or bare ``@tool``). The tool registers in ``ToolRegistry`` under the
+    function's name.
+
+    Args:
+        lock: serialise concurrent invocations (only the function call; hooks run outside).
+        tags: tags matched by tag-filtered global hooks.
+        **fixed_kwargs: merged into every call; call-time kwargs win; callables are
+            evaluated at each call.
+
+    Raises:
+        TypeError: the function is not async, or a fixed kwarg is not one of its parameters.
+        ValueError: another tool already has this name.
+    """
+    decorator = _ToolDecorator(lock, normalize_tags(tags, "@tool"), dict(fixed_kwargs))
+    if fn is not None:
+        return decorator(fn)
+    return decorator
+
+
+class _ToolDecorator:
+    __slots__ = ("fixed_kwargs", "lock", "tags")
+
+    def __init__(self, lock: bool, tags: frozenset[str], fixed_kwargs: dict[str, Any]) -> None:
+        self.lock = lock
+        self.tags = tags
+        self.fixed_kwargs = fixed_kwargs
+
+    @overload
+    def __call__(self, fn: Callable[P, AsyncGenerator[Y, Any]], /) -> AsyncGenTool[P, Y]: ...
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> CoroutineTool[P, R]: ...
+    def __call__(self, fn: Callable[..., Any], /) -> Any:
+        made: _BaseTool
+        if inspect.isasyncgenfunction(fn):
+            made = AsyncGenTool(fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs)
+        elif inspect.iscoroutinefunction(fn):
+            made = CoroutineTool(fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs)
+        else:
+            raise TypeError(
+                f"@tool needs an 'async def' function or async generator, "
+                f"got {getattr(fn, '__name__', fn)!r} ({type(fn).__name__})"
+            )
+        ToolRegistry.register(made)  # type: ignore[arg-type]
+        return made

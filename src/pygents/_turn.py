@@ -1,0 +1,564 @@
+"""Turns: one tool call with its arguments, timeout, hooks and outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator, Iterable
+from datetime import UTC, datetime
+from time import time
+from typing import TYPE_CHECKING, Any
+
+from . import _serde
+from ._current import FRAME
+from ._enums import StopReason, TurnHook
+from ._hooks import HookPoint, fire, normalize_tags
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._tool import _BaseTool
+from .errors import SafeExecutionError, SerializationError, TurnTimeoutError, WrongRunMethodError
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+    from ._tool import Tool
+
+__all__ = ["Turn", "TurnMetadata"]
+
+_TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
+_NO_TAGS: frozenset[str] = frozenset()
+_COMPLETED = StopReason.COMPLETED
+_ERROR = StopReason.ERROR
+_TIMEOUT = StopReason.TIMEOUT
+_CANCELLED = StopReason.CANCELLED
+
+
+class TurnMetadata:
+    """What happened to a turn: start and end time, stop reason. Writable at any time.
+
+    ``trace_context`` is a string-to-string carrier (W3C ``traceparent`` and friends) that
+    telemetry fills so a turn's causal origin survives ``to_dict()`` / ``from_dict()``.
+    """
+
+    __slots__ = ("_end", "_start", "stop_reason", "trace_context")
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._end: float | None = None
+        self.stop_reason: StopReason | None = None
+        self.trace_context: dict[str, str] | None = None
+
+    @property
+    def start_time(self) -> datetime | None:
+        """When the turn last started (UTC), or None."""
+        return None if self._start is None else datetime.fromtimestamp(self._start, UTC)
+
+    @start_time.setter
+    def start_time(self, value: datetime | None) -> None:
+        self._start = None if value is None else value.timestamp()
+
+    @property
+    def end_time(self) -> datetime | None:
+        """When the turn last ended (UTC), or None."""
+        return None if self._end is None else datetime.fromtimestamp(self._end, UTC)
+
+    @end_time.setter
+    def end_time(self, value: datetime | None) -> None:
+        self._end = None if value is None else value.timestamp()
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and end, or None if the turn has not ended."""
+        if self._start is None or self._end is None:
+            return None
+        return self._end - self._start
+
+    def dict(self) -> dict[str, Any]:
+        """Return the metadata as a plain, JSON-compatible dict."""
+        return {
+            "start_time": _serde.time_to_iso(self._start),
+            "end_time": _serde.time_to_iso(self._end),
+            "stop_reason": None if self.stop_reason is None else self.stop_reason.value,
+            "trace_context": None if self.trace_context is None else dict(self.trace_context),
+        }
+
+    def __repr__(self) -> str:
+        return f"TurnMetadata(stop_reason={self.stop_reason!r}, duration={self.duration!r})"
+
+
+def _resolve_tool(tool: Any) -> Any:
+    if isinstance(tool, str):
+        return ToolRegistry.get(tool)
+    if isinstance(tool, _BaseTool):
+        return tool
+    raise TypeError(
+        f"Turn needs a tool name or a @tool-decorated function, got {tool!r}: "
+        f"decorate the function with @tool() first"
+    )
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    cls = timeout.__class__
+    if cls is not int and cls is not float:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"Turn timeout must be a number of seconds or None, got {timeout!r}")
+    if not timeout > 0:
+        raise ValueError(f"Turn timeout must be > 0 seconds, got {timeout!r}")
+    return timeout  # type: ignore[no-any-return]
+
+
+class Turn:
+    """One unit of work: which tool to run, with which arguments, within which timeout.
+
+    Args:
+        tool: a tool, or the name it is registered under.
+        timeout: seconds the tool may run (default 60); None for no limit.
+        args: positional arguments; callables among them are called at run time.
+        kwargs: keyword arguments; callable values are called at run time.
+        tags: tags matched by tag-filtered global hooks.
+
+    Raises:
+        UnregisteredToolError: ``tool`` is a name no tool is registered under.
+        TypeError: ``tool`` is not a tool, or an argument has the wrong type.
+        ValueError: ``timeout`` is not positive.
+    """
+
+    __slots__ = ("_args", "_kwargs", "_running", "_timeout", "_tool", "hooks", "metadata", "output", "tags")
+
+    before_run = HookPoint["Turn"](TurnHook.BEFORE_RUN)
+    after_run = HookPoint["Turn"](TurnHook.AFTER_RUN)
+    on_timeout = HookPoint["Turn"](TurnHook.ON_TIMEOUT)
+    on_error = HookPoint["Turn"](TurnHook.ON_ERROR)
+    on_complete = HookPoint["Turn"](TurnHook.ON_COMPLETE)
+
+    def __init__(
+        self,
+        tool: Tool | str,
+        timeout: float | None = 60,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        self._tool = tool if tool.__class__ in _TOOL_CLASSES else _resolve_tool(tool)
+        self._timeout = timeout if timeout == 60 and timeout.__class__ is int else _check_timeout(timeout)
+        if args is None:
+            self._args: list[Any] | tuple[Any, ...] = ()
+        elif args.__class__ is list or args.__class__ is tuple:
+            self._args = args
+        else:
+            self._args = _check_args(args)
+        if kwargs is None:
+            self._kwargs: dict[str, Any] = {}
+        elif kwargs.__class__ is dict:
+            self._kwargs = kwargs
+        else:
+            self._kwargs = _check_kwargs(kwargs)
+        self.tags = _NO_TAGS if tags is None else normalize_tags(tags, "Turn")
+        self.hooks: list[Any] = []
+        self.output: Any = None
+        self.metadata = TurnMetadata()
+        self._running = False
+
+    # -- guarded attributes ------------------------------------------------------------------
+
+    def _guard(self, name: str) -> None:
+        if self._running:
+            raise SafeExecutionError(
+                f"Cannot change {name!r} of {self!r} while it is running; change it before or after"
+            )
+
+    @property
+    def tool(self) -> Tool:
+        """The tool this turn runs (read-only while running)."""
+        return self._tool  # type: ignore[no-any-return]
+
+    @tool.setter
+    def tool(self, value: Tool | str) -> None:
+        self._guard("tool")
+        self._tool = _resolve_tool(value)
+
+    @property
+    def tool_name(self) -> str:
+        """The name of the tool this turn runs."""
+        return self._tool.metadata.name  # type: ignore[no-any-return]
+
+    @property
+    def args(self) -> list[Any] | tuple[Any, ...]:
+        """Positional arguments (read-only while running)."""
+        return self._args
+
+    @args.setter
+    def args(self, value: list[Any] | tuple[Any, ...]) -> None:
+        self._guard("args")
+        self._args = _check_args(value)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments (read-only while running)."""
+        return self._kwargs
+
+    @kwargs.setter
+    def kwargs(self, value: dict[str, Any]) -> None:
+        self._guard("kwargs")
+        self._kwargs = _check_kwargs(value)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds the tool may run, or None (read-only while running)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._guard("timeout")
+        self._timeout = _check_timeout(value)
+
+    @property
+    def is_running(self) -> bool:
+        """True while the turn is executing."""
+        return self._running
+
+    def __repr__(self) -> str:
+        return f"Turn({self._tool.metadata.name!r})"
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def returning(self) -> Any:
+        """Run a coroutine tool and return its value.
+
+        Raises:
+            WrongRunMethodError: the tool is an async generator (use ``yielding()``).
+            SafeExecutionError: the turn is already running.
+            TurnTimeoutError: the tool ran past the timeout.
+        """
+        if self._tool.is_generator:
+            raise WrongRunMethodError(
+                f"{self!r} runs an async-generator tool: iterate turn.yielding() instead"
+            )
+        return await run_returning(self, None)
+
+    def yielding(self) -> AsyncIterator[Any]:
+        """Run an async-generator tool, yielding each value.
+
+        Raises:
+            WrongRunMethodError: the tool is a coroutine (use ``returning()``).
+        """
+        if not self._tool.is_generator:
+            raise WrongRunMethodError(
+                f"{self!r} runs a coroutine tool: await turn.returning() instead"
+            )
+        return run_yielding(self, None)
+
+    # -- serialization -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the turn as a JSON-compatible dict (hooks by name).
+
+        Raises:
+            SerializationError: an argument is a callable (dynamic arguments cannot be saved).
+        """
+        for i, arg in enumerate(self._args):
+            if callable(arg):
+                raise SerializationError(f"{self!r}: args[{i}] is a callable and cannot be serialized")
+        for key, value in self._kwargs.items():
+            if callable(value):
+                raise SerializationError(f"{self!r}: kwargs[{key!r}] is a callable and cannot be serialized")
+        return {
+            "tool_name": self._tool.metadata.name,
+            "args": list(self._args),
+            "kwargs": dict(self._kwargs),
+            "timeout": self._timeout,
+            "tags": sorted(self.tags),
+            "hooks": [h.metadata.name for h in self.hooks],
+            "metadata": self.metadata.dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Turn:
+        """Rebuild a turn from ``to_dict()`` output.
+
+        Names resolve only through ``ToolRegistry`` and ``HookRegistry``.
+
+        Raises:
+            SerializationError: a field is missing or has the wrong type.
+            UnregisteredToolError: the tool name is not registered.
+            UnregisteredHookError: a hook name is not registered.
+        """
+        where = "Turn.from_dict"
+        data = _serde.mapping(data, where)
+        tool = ToolRegistry.get(_serde.field(data, "tool_name", str, where))
+        kwargs = _serde.field(data, "kwargs", dict, where, default={})
+        for key in kwargs:
+            if not isinstance(key, str):
+                raise SerializationError(f"{where}: field 'kwargs' has a non-string key {key!r}")
+        timeout = _serde.field(data, "timeout", (int, float, type(None)), where, default=60)
+        try:
+            turn = cls(
+                tool,
+                timeout=timeout,
+                args=list(_serde.field(data, "args", list, where, default=[])),
+                kwargs=dict(kwargs),
+                tags=_serde.tags_from(data, where),
+            )
+        except ValueError as exc:
+            raise SerializationError(f"{where}: {exc}") from None
+        turn.hooks.extend(_serde.hooks_from(data, where))
+        raw_meta = _serde.field(data, "metadata", dict, where, default={})
+        meta_where = f"{where} metadata"
+        turn.metadata._start = _serde.optional_time(raw_meta, "start_time", meta_where)
+        turn.metadata._end = _serde.optional_time(raw_meta, "end_time", meta_where)
+        reason = _serde.field(raw_meta, "stop_reason", (str, type(None)), meta_where, default=None)
+        if reason is not None:
+            try:
+                turn.metadata.stop_reason = StopReason(reason)
+            except ValueError:
+                raise SerializationError(f"{meta_where}: unknown stop_reason {reason!r}") from None
+        carrier = _serde.field(raw_meta, "trace_context", (dict, type(None)), meta_where, default=None)
+        if carrier is not None:
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()):
+                raise SerializationError(f"{meta_where}: trace_context must map strings to strings")
+            turn.metadata.trace_context = dict(carrier)
+        return turn
+
+
+def _check_args(value: Any) -> list[Any] | tuple[Any, ...]:
+    if isinstance(value, list | tuple):
+        return value
+    raise TypeError(f"Turn args must be a list or tuple, got {type(value).__name__}")
+
+
+def _check_kwargs(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return value
+    raise TypeError(f"Turn kwargs must be a dict with string keys, got {value!r}")
+
+
+def _resolve_dynamic(
+    args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any]]:
+    """Call the callables among the arguments (dynamic arguments); copy only if needed."""
+    for arg in args:
+        if callable(arg):
+            args = [a() if callable(a) else a for a in args]
+            break
+    for value in kwargs.values():
+        if callable(value):
+            kwargs = {k: (v() if callable(v) else v) for k, v in kwargs.items()}
+            break
+    return args, kwargs
+
+
+class _Resume:
+    """Await the rest of a coroutine (or awaitable step) already driven one step by hand.
+
+    This is ``yield from`` written out, so the first step can run without arming a timer:
+    a tool that never suspends never pays for a timeout.
+    """
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self._coro
+        pending = self._pending
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - forwarded into the coroutine
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _finish(coro: Any, pending: Any, timeout: float | None, turn: Turn) -> Any:
+    """Drive ``coro`` (already stepped once, now waiting on ``pending``) to its end."""
+    if timeout is None:
+        return await _Resume(coro, pending)
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await _Resume(coro, pending)
+    except TimeoutError as exc:
+        if deadline.expired():
+            error = TurnTimeoutError(
+                f"{turn!r} timed out after {turn._timeout} s: raise its timeout, or make "
+                f"the tool faster"
+            )
+            error.turn = turn
+            raise error from exc
+        raise
+
+
+def _own_timeout(exc: TurnTimeoutError, turn: Turn) -> bool:
+    return getattr(exc, "turn", None) is turn
+
+
+async def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> None:
+    lists = (turn.hooks,) if agent is None else (turn.hooks, agent.hooks)
+    await fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
+
+
+def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool]:
+    if turn._running:
+        raise SafeExecutionError(f"{turn!r} is already running: a turn runs once at a time")
+    outer = FRAME.get()
+    tool = turn._tool
+    frame = (agent if agent is not None else outer[0], turn, tool)
+    FRAME.set(frame)
+    turn._running = True
+    meta = turn.metadata
+    meta.stop_reason = None
+    meta._end = None
+    meta._start = tool.metadata._start = time()
+    hooked = bool(turn.hooks or _TURN_GLOBALS or (agent is not None and agent.hooks))
+    return outer, frame, hooked
+
+
+async def run_returning(turn: Turn, agent: Agent | None) -> Any:
+    """Execute a coroutine-tool turn: hooks, dynamic args, timeout, metadata, stop reason."""
+    outer, _, hooked = _enter(turn, agent)
+    meta = turn.metadata
+    try:
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
+        args, kwargs = turn._args, turn._kwargs
+        if args or kwargs:
+            args, kwargs = _resolve_dynamic(args, kwargs)
+        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs)
+        try:
+            pending = coro.send(None)
+        except StopIteration as stop:
+            output = stop.value
+        else:
+            output = await _finish(coro, pending, turn._timeout, turn)
+        turn.output = output
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
+        meta.stop_reason = _COMPLETED
+        return output
+    except TurnTimeoutError as exc:
+        if not _own_timeout(exc, turn):
+            meta.stop_reason = _ERROR
+            if hooked:
+                await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+            raise
+        meta.stop_reason = _TIMEOUT
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
+        raise
+    except Exception as exc:
+        meta.stop_reason = _ERROR
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+        raise
+    except BaseException:
+        meta.stop_reason = _CANCELLED
+        raise
+    finally:
+        meta._end = turn._tool.metadata._end = time()
+        turn._running = False
+        try:
+            if hooked:
+                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, meta.stop_reason)
+        finally:
+            FRAME.set(outer)
+
+
+async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, None]:
+    """Execute an async-generator-tool turn, yielding each value.
+
+    The timeout bounds the time spent inside the tool, not the consumer's time between
+    values. Stopping early (``break``, ``aclose()``) ends the turn as CANCELLED.
+    """
+    outer, frame, hooked = _enter(turn, agent)
+    meta = turn.metadata
+    values: list[Any] = []
+    turn.output = values
+    stream: Any = None
+    try:
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
+        args, kwargs = turn._args, turn._kwargs
+        if args or kwargs:
+            args, kwargs = _resolve_dynamic(args, kwargs)
+        stream = turn._tool._start(args, kwargs)
+        remaining = turn._timeout
+        loop = None
+        while True:
+            step = stream.__anext__()
+            try:
+                pending = step.send(None)
+            except StopIteration as stop:
+                value = stop.value
+            except StopAsyncIteration:
+                break
+            else:
+                if loop is None:
+                    loop = asyncio.get_running_loop()
+                started = loop.time()
+                try:
+                    value = await _finish(step, pending, remaining, turn)
+                except StopAsyncIteration:
+                    break
+                if remaining is not None:
+                    remaining = max(remaining - (loop.time() - started), 1e-9)
+            values.append(value)
+            FRAME.set(outer)
+            try:
+                yield value
+            finally:
+                FRAME.set(frame)
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
+        meta.stop_reason = _COMPLETED
+    except TurnTimeoutError as exc:
+        await _close(stream)
+        if not _own_timeout(exc, turn):
+            meta.stop_reason = _ERROR
+            if hooked:
+                await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+            raise
+        meta.stop_reason = _TIMEOUT
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
+        raise
+    except Exception as exc:
+        await _close(stream)
+        meta.stop_reason = _ERROR
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+        raise
+    except BaseException:
+        # GeneratorExit (the consumer stopped early) or cancellation.
+        meta.stop_reason = _CANCELLED
+        await _close(stream)
+        raise
+    finally:
+        meta._end = turn._tool.metadata._end = time()
+        turn._running = False
+        try:
+            if hooked:
+                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, meta.stop_reason)
+        finally:
+            FRAME.set(outer)
+
+
+async def _close(stream: Any) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+from ._tool import AsyncGenTool, CoroutineTool  # noqa: E402
+
+_TOOL_CLASSES = (CoroutineTool, AsyncGenTool)

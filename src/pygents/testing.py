@@ -1,0 +1,56 @@
+"""Helpers for testing code that uses pygents.
+
+The three registries are process-wide, so tests that define tools, agents or hooks collide
+unless each test starts clean. Use ``isolated_registries()`` (or the ``reset_registries()``
+call it wraps) in an autouse fixture::
+
+    import pytest
+    from pygents.testing import isolated_registries
+
+    @pytest.fixture(autouse=True)
+    def _pygents_registries():
+        with isolated_registries():
+            yield
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, HookRegistry, ToolRegistry
+
+__all__ = ["isolated_registries", "reset_registries"]
+
+
+def reset_registries() -> None:
+    """Empty ``ToolRegistry``, ``AgentRegistry`` and ``HookRegistry``."""
+    ToolRegistry.clear()
+    AgentRegistry.clear()
+    HookRegistry.clear()
+
+
+@contextmanager
+def isolated_registries() -> Iterator[None]:
+    """Run a block with empty registries, then restore what was registered before.
+
+    Global hooks registered before the block (telemetry, say) are removed for the block and
+    come back afterwards; whatever the block registered is dropped.
+    """
+    tools = dict(ToolRegistry._tools)
+    agents = dict(AgentRegistry._agents)
+    hooks = dict(HookRegistry._hooks)
+    by_type = {k: list(v) for k, v in GLOBAL_BY_TYPE.items()}
+    by_family = {k: list(v) for k, v in GLOBAL_BY_FAMILY.items()}
+    reset_registries()
+    try:
+        yield
+    finally:
+        reset_registries()
+        ToolRegistry._tools.update(tools)
+        AgentRegistry._agents.update(agents)
+        HookRegistry._hooks.update(hooks)
+        for k, v in by_type.items():
+            GLOBAL_BY_TYPE[k].extend(v)
+        for fam, v in by_family.items():
+            GLOBAL_BY_FAMILY[fam].extend(v)

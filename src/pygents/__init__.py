@@ -76,4 +76,4 @@ __all__ = [
     "tool",
 ]
 
-from ._turn import Turn as Turn  # noqa: E402 - after the names it depends on
+from ._turn import Turn as Turn

@@ -103,8 +103,8 @@ class Agent:
 
     # -- construction helpers ----------------------------------------------------------------
 
-    def _check_tools(self, tools: Iterable[Tool]) -> dict[str, Tool]:
-        if isinstance(tools, str) or not isinstance(tools, Iterable):
+    def _check_tools(self, tools: Any) -> dict[str, Tool]:
+        if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
             raise TypeError(f"Agent {self._name!r}: tools must be a list of tools, got {tools!r}")
         checked: dict[str, Tool] = {}
         for t in tools:
@@ -127,7 +127,9 @@ class Agent:
 
     def _check_context(self, value: Any, cls: type, what: str) -> Any:
         if value is None:
-            value = ContextQueue(DEFAULT_CONTEXT_QUEUE_LIMIT) if cls is ContextQueue else ContextPool()
+            value = (
+                ContextQueue(DEFAULT_CONTEXT_QUEUE_LIMIT) if cls is ContextQueue else ContextPool()
+            )
         elif not isinstance(value, cls):
             raise TypeError(f"Agent {self._name!r}: {what} must be a {cls.__name__}, got {value!r}")
         value._adopt(self._name)
@@ -206,7 +208,8 @@ class Agent:
     @property
     def context_queue(self) -> ContextQueue:
         """The agent's context window; tool parameters typed ``ContextQueue`` receive it."""
-        return self._context_queue
+        queue: ContextQueue = self._context_queue
+        return queue
 
     @context_queue.setter
     def context_queue(self, value: ContextQueue) -> None:
@@ -216,7 +219,8 @@ class Agent:
     @property
     def context_pool(self) -> ContextPool:
         """The agent's keyed store; tool parameters typed ``ContextPool`` receive it."""
-        return self._context_pool
+        pool: ContextPool = self._context_pool
+        return pool
 
     @context_pool.setter
     def context_pool(self, value: ContextPool) -> None:
@@ -414,7 +418,9 @@ class Agent:
             self._current_turn = None
             self._running = False
             if hooks or _AGENT_GLOBALS:
-                await self._fire(AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error)
+                await self._fire(
+                    AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
+                )
 
     # -- branching and serialization ---------------------------------------------------------
 

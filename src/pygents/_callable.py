@@ -26,7 +26,7 @@ _STRING_HINT = re.compile(
 
 def _classify(hint: Any) -> tuple[str, bool] | None:
     """Return ("queue"|"pool", optional) when ``hint`` names a context class."""
-    from ._context import ContextPool, ContextQueue  # noqa: PLC0415 - import cycle
+    from ._context import ContextPool, ContextQueue
 
     if isinstance(hint, str):
         match = _STRING_HINT.match(hint)
@@ -50,7 +50,7 @@ def _classify(hint: Any) -> tuple[str, bool] | None:
 
 
 def _union_type() -> Any:
-    import types  # noqa: PLC0415
+    import types
 
     return types.UnionType
 
@@ -80,7 +80,7 @@ def analyse(
             )
     try:
         hints = typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - unresolvable forward refs: fall back to the raw strings
+    except Exception:
         hints = dict(getattr(fn, "__annotations__", {}))
     plan: list[Injection] = []
     for name, p in params.items():
@@ -102,7 +102,10 @@ def merge_fixed(fixed: Mapping[str, Any], kwargs: dict[str, Any]) -> dict[str, A
 
 
 def inject(
-    plan: tuple[Injection, ...], agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+    plan: tuple[Injection, ...],
+    agent: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
     positional: tuple[str, ...],
 ) -> dict[str, Any]:
     """Return ``kwargs`` with the running agent's context objects added where wanted.

@@ -34,18 +34,27 @@ class ContextItem:
         if id is not None and not isinstance(id, str):
             raise TypeError(f"ContextItem id must be a string or None, got {id!r}")
         if description is not None and not isinstance(description, str):
-            raise TypeError(f"ContextItem description must be a string or None, got {description!r}")
+            raise TypeError(
+                f"ContextItem description must be a string or None, got {description!r}"
+            )
         self.content = content
         self.id = id
         self.description = description
 
     def __repr__(self) -> str:
-        return f"ContextItem(id={self.id!r}, description={self.description!r}, content={self.content!r})"
+        return (
+            f"ContextItem(id={self.id!r}, description={self.description!r}, "
+            f"content={self.content!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContextItem):
             return NotImplemented
-        return (self.id, self.description, self.content) == (other.id, other.description, other.content)
+        return (self.id, self.description, self.content) == (
+            other.id,
+            other.description,
+            other.content,
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -71,7 +80,9 @@ def _check_limit(limit: Any, what: str, allow_none: bool) -> int | None:
     if limit is None and allow_none:
         return None
     if not isinstance(limit, int) or isinstance(limit, bool):
-        raise TypeError(f"{what} limit must be an int{' or None' if allow_none else ''}, got {limit!r}")
+        raise TypeError(
+            f"{what} limit must be an int{' or None' if allow_none else ''}, got {limit!r}"
+        )
     if limit < 1:
         raise ValueError(f"{what} limit must be >= 1, got {limit}")
     return limit
@@ -180,7 +191,10 @@ class ContextQueue(_Owned):
         return f"ContextQueue(limit={self.limit}, items={len(self._items)})"
 
     def branch(
-        self, limit: int | None = None, hooks: Iterable[Any] | None = _KEEP, tags: Iterable[str] | None = _KEEP
+        self,
+        limit: int | None = None,
+        hooks: Iterable[Any] | None = _KEEP,
+        tags: Iterable[str] | None = _KEEP,
     ) -> ContextQueue:
         """Return an independent copy: a snapshot of the items (the newest ``limit`` of them).
 
@@ -353,7 +367,10 @@ class ContextPool(_Owned):
         return f"ContextPool(limit={self.limit}, items={len(self._items)})"
 
     def branch(
-        self, limit: int | None = _KEEP, hooks: Iterable[Any] | None = _KEEP, tags: Iterable[str] | None = _KEEP
+        self,
+        limit: int | None = _KEEP,
+        hooks: Iterable[Any] | None = _KEEP,
+        tags: Iterable[str] | None = _KEEP,
     ) -> ContextPool:
         """Return an independent copy holding a snapshot of the items.
 

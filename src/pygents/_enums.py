@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 __all__ = [
     "AgentHook",
@@ -15,16 +15,13 @@ __all__ = [
 ]
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     """Why a turn stopped; set on ``turn.metadata.stop_reason`` when it ends."""
 
     COMPLETED = "completed"
     TIMEOUT = "timeout"
     ERROR = "error"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # Hook enums are plain ``Enum`` (not ``str`` enums): ``TurnHook.ON_ERROR`` and

@@ -153,8 +153,8 @@ class AsyncHook:
 
 
 def _check_types(hook_type: Any) -> tuple[HookType, ...]:
-    types = tuple(hook_type) if isinstance(hook_type, list | tuple | set | frozenset) else (
-        hook_type,
+    types = (
+        tuple(hook_type) if isinstance(hook_type, list | tuple | set | frozenset) else (hook_type,)
     )
     if not types:
         raise ValueError("@hook needs at least one hook type, got an empty list")
@@ -197,7 +197,9 @@ def hook(
     return decorate
 
 
-def _attach(owner: Any, hook_type: HookType, fn: HookFn, lock: bool, fixed: dict[str, Any]) -> AsyncHook:
+def _attach(
+    owner: Any, hook_type: HookType, fn: HookFn, lock: bool, fixed: dict[str, Any]
+) -> AsyncHook:
     h = AsyncHook(fn, (hook_type,), lock=lock, fixed_kwargs=fixed, is_global=False)
     HookRegistry.register(h)
     owner.hooks.append(h)
@@ -219,7 +221,7 @@ class BoundHookPoint:
     @overload
     def __call__(self, fn: HookFn, /) -> AsyncHook: ...
     @overload
-    def __call__(self, *, lock: bool = ..., **fixed: Any) -> Callable[[HookFn], AsyncHook]: ...
+    def __call__(self, /, *, lock: bool = ..., **fixed: Any) -> Callable[[HookFn], AsyncHook]: ...
     def __call__(
         self, fn: HookFn | None = None, /, *, lock: bool = False, **fixed: Any
     ) -> AsyncHook | Callable[[HookFn], AsyncHook]:

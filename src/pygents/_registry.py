@@ -8,7 +8,7 @@ plain truthiness check.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ._enums import HOOK_FAMILIES, HookType
 from .errors import UnregisteredAgentError, UnregisteredHookError, UnregisteredToolError
@@ -22,7 +22,9 @@ __all__ = ["GLOBAL_BY_FAMILY", "GLOBAL_BY_TYPE", "AgentRegistry", "HookRegistry"
 
 #: Global hooks per hook type, in registration order. Mutated in place only.
 GLOBAL_BY_TYPE: dict[HookType, list[Hook]] = {
-    member: [] for family in HOOK_FAMILIES for member in family  # type: ignore[misc]
+    member: []  # type: ignore[misc]
+    for family in HOOK_FAMILIES
+    for member in family
 }
 #: Global hooks per hook family (one entry per type they listen to). Mutated in place only.
 GLOBAL_BY_FAMILY: dict[type, list[Hook]] = {family: [] for family in HOOK_FAMILIES}

@@ -1,5 +1,8 @@
-"""Validation helpers for ``from_dict()``: every problem becomes a ``SerializationError``
-naming the object and the field, never a bare ``KeyError``."""
+"""Validation helpers for ``from_dict()``.
+
+Every problem becomes a ``SerializationError`` naming the object and the field, never a bare
+``KeyError``.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def tags_from(data: Mapping[str, Any], where: str) -> list[str]:
 
 def hooks_from(data: Mapping[str, Any], where: str) -> list[Any]:
     """Resolve the ``hooks`` field's names through ``HookRegistry``."""
-    from ._registry import HookRegistry  # noqa: PLC0415
+    from ._registry import HookRegistry
 
     return [HookRegistry.get(name) for name in string_list(data, "hooks", where)]
 

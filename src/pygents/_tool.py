@@ -101,7 +101,7 @@ class _BaseTool:
         fixed_kwargs: dict[str, Any],
     ) -> None:
         plan, _ = _callable.analyse(fn, fixed_kwargs, "Tool")
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self.fn = fn
         self.metadata = ToolMetadata(fn.__name__, inspect.getdoc(fn))
         self.hooks: list[Any] = []
@@ -118,7 +118,9 @@ class _BaseTool:
         if self.fixed_kwargs:
             kwargs = _callable.merge_fixed(self.fixed_kwargs, kwargs)
         if self._plan:
-            kwargs = _callable.inject(self._plan, FRAME.get()[0], tuple(args), kwargs, self._positional)
+            kwargs = _callable.inject(
+                self._plan, FRAME.get()[0], tuple(args), kwargs, self._positional
+            )
         return kwargs
 
     def _get_lock(self) -> asyncio.Lock:
@@ -139,7 +141,9 @@ class _BaseTool:
 class CoroutineTool(_BaseTool, Generic[P, R]):
     """A tool made from an ``async def`` function returning one value."""
 
-    def _start(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, R]:
+    def _start(
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, R]:
         """Return the coroutine to drive: the bare function call when nothing wraps it."""
         if self._plain and not self.hooks and not _TOOL_GLOBALS:
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
@@ -191,7 +195,9 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
         return self._iterate(args, kwargs)
 
-    async def _iterate(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncGenerator[Y, None]:
+    async def _iterate(
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncGenerator[Y, None]:
         hooked = bool(self.hooks or _TOOL_GLOBALS)
         meta = self.metadata
         meta._start = time()
@@ -207,7 +213,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                 lock = self._get_lock()
                 await lock.acquire()
             agen = self.fn(*args, **call_kwargs)
-            async for value in agen:  # type: ignore[union-attr]
+            async for value in agen:
                 values.append(value)
                 if hooked:
                     await self._fire(ToolHook.ON_YIELD, value)
@@ -250,7 +256,9 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         """Invoke the tool directly (outside a turn): an async iterator of its values."""
         return self._direct(args, kwargs)
 
-    async def _direct(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncGenerator[Y, None]:
+    async def _direct(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncGenerator[Y, None]:
         outer = FRAME.get()
         inner = (outer[0], outer[1], self)
         stream = self._iterate(args, kwargs)
@@ -273,13 +281,9 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
 
 
 @overload
-def tool(
-    fn: Callable[P, AsyncGenerator[Y, Any]], /
-) -> AsyncGenTool[P, Y]: ...
+def tool(fn: Callable[P, AsyncGenerator[Y, Any]], /) -> AsyncGenTool[P, Y]: ...
 @overload
-def tool(
-    fn: Callable[P, Coroutine[Any, Any, R]], /
-) -> CoroutineTool[P, R]: ...
+def tool(fn: Callable[P, Coroutine[Any, Any, R]], /) -> CoroutineTool[P, R]: ...
 @overload
 def tool(
     *, lock: bool = ..., tags: Iterable[str] | None = ..., **fixed_kwargs: Any
@@ -298,6 +302,7 @@ def tool(
     function's name.
 
     Args:
+        fn: the function, when used bare as ``@tool``.
         lock: serialise concurrent invocations (only the function call; hooks run outside).
         tags: tags matched by tag-filtered global hooks.
         **fixed_kwargs: merged into every call; call-time kwargs win; callables are
@@ -336,5 +341,5 @@ class _ToolDecorator:
                 f"@tool needs an 'async def' function or async generator, "
                 f"got {getattr(fn, '__name__', fn)!r} ({type(fn).__name__})"
             )
-        ToolRegistry.register(made)  # type: ignore[arg-type]
+        ToolRegistry.register(made)
         return made

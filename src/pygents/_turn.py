@@ -122,7 +122,17 @@ class Turn:
         ValueError: ``timeout`` is not positive.
     """
 
-    __slots__ = ("_args", "_kwargs", "_running", "_timeout", "_tool", "hooks", "metadata", "output", "tags")
+    __slots__ = (
+        "_args",
+        "_kwargs",
+        "_running",
+        "_timeout",
+        "_tool",
+        "hooks",
+        "metadata",
+        "output",
+        "tags",
+    )
 
     before_run = HookPoint["Turn"](TurnHook.BEFORE_RUN)
     after_run = HookPoint["Turn"](TurnHook.AFTER_RUN)
@@ -139,7 +149,9 @@ class Turn:
         tags: Iterable[str] | None = None,
     ) -> None:
         self._tool = tool if tool.__class__ in _TOOL_CLASSES else _resolve_tool(tool)
-        self._timeout = timeout if timeout == 60 and timeout.__class__ is int else _check_timeout(timeout)
+        self._timeout = (
+            timeout if timeout == 60 and timeout.__class__ is int else _check_timeout(timeout)
+        )
         if args is None:
             self._args: list[Any] | tuple[Any, ...] = ()
         elif args.__class__ is list or args.__class__ is tuple:
@@ -169,7 +181,7 @@ class Turn:
     @property
     def tool(self) -> Tool:
         """The tool this turn runs (read-only while running)."""
-        return self._tool  # type: ignore[no-any-return]
+        return self._tool
 
     @tool.setter
     def tool(self, value: Tool | str) -> None:
@@ -179,7 +191,7 @@ class Turn:
     @property
     def tool_name(self) -> str:
         """The name of the tool this turn runs."""
-        return self._tool.metadata.name  # type: ignore[no-any-return]
+        return self._tool.metadata.name
 
     @property
     def args(self) -> list[Any] | tuple[Any, ...]:
@@ -257,10 +269,14 @@ class Turn:
         """
         for i, arg in enumerate(self._args):
             if callable(arg):
-                raise SerializationError(f"{self!r}: args[{i}] is a callable and cannot be serialized")
+                raise SerializationError(
+                    f"{self!r}: args[{i}] is a callable and cannot be serialized"
+                )
         for key, value in self._kwargs.items():
             if callable(value):
-                raise SerializationError(f"{self!r}: kwargs[{key!r}] is a callable and cannot be serialized")
+                raise SerializationError(
+                    f"{self!r}: kwargs[{key!r}] is a callable and cannot be serialized"
+                )
         return {
             "tool_name": self._tool.metadata.name,
             "args": list(self._args),
@@ -311,7 +327,9 @@ class Turn:
                 turn.metadata.stop_reason = StopReason(reason)
             except ValueError:
                 raise SerializationError(f"{meta_where}: unknown stop_reason {reason!r}") from None
-        carrier = _serde.field(raw_meta, "trace_context", (dict, type(None)), meta_where, default=None)
+        carrier = _serde.field(
+            raw_meta, "trace_context", (dict, type(None)), meta_where, default=None
+        )
         if carrier is not None:
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()):
                 raise SerializationError(f"{meta_where}: trace_context must map strings to strings")
@@ -368,7 +386,7 @@ class _Resume:
             except GeneratorExit:
                 coro.close()
                 raise
-            except BaseException as exc:  # noqa: BLE001 - forwarded into the coroutine
+            except BaseException as exc:
                 try:
                     pending = coro.throw(exc)
                 except StopIteration as stop:
@@ -380,11 +398,11 @@ class _Resume:
                     return stop.value
 
 
-async def _finish(coro: Any, pending: Any, timeout: float | None, turn: Turn) -> Any:
+async def _finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> Any:
     """Drive ``coro`` (already stepped once, now waiting on ``pending``) to its end."""
-    if timeout is None:
+    if limit is None:
         return await _Resume(coro, pending)
-    deadline = asyncio.timeout(timeout)
+    deadline = asyncio.timeout(limit)
     try:
         async with deadline:
             return await _Resume(coro, pending)
@@ -434,7 +452,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
             args, kwargs = _resolve_dynamic(args, kwargs)
-        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs)
+        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs)  # type: ignore[assignment]
         try:
             pending = coro.send(None)
         except StopIteration as stop:

@@ -113,16 +113,13 @@ class Agent:
                 raise TypeError(
                     f"Agent {self._name!r}: {t!r} is not a tool; decorate it with @tool()"
                 )
-            try:
-                registered = ToolRegistry.get(name)
-            except LookupError:
-                registered = None
-            if registered is not t:
+            registered = ToolRegistry._tools.get(name)
+            if registered is None or registered is not t:
                 raise ValueError(
                     f"Agent {self._name!r}: tool {name!r} is not the instance registered in "
                     f"ToolRegistry; pass the decorated tool itself"
                 )
-            checked[name] = t
+            checked[name] = registered
         return checked
 
     def _check_context(self, value: Any, cls: type, what: str) -> Any:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any
 
 from . import _serde
 from ._context import ContextItem, ContextPool, ContextQueue
+from ._current import FRAME
 from ._enums import AgentHook, TurnHook
 from ._hooks import HookPoint, fire, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
@@ -252,8 +253,8 @@ class Agent:
 
     # -- hooks -----------------------------------------------------------------------------
 
-    async def _fire(self, hook_type: AgentHook, *args: Any) -> None:
-        await fire(hook_type, (self._hooks,), GLOBAL_BY_TYPE[hook_type], self._tags, self, *args)
+    def _fire(self, hook_type: AgentHook, *args: Any) -> Awaitable[Any]:
+        return fire(hook_type, (self._hooks,), GLOBAL_BY_TYPE[hook_type], self._tags, self, *args)
 
     # -- queue -----------------------------------------------------------------------------
 
@@ -332,14 +333,20 @@ class Agent:
 
     # -- the run loop ------------------------------------------------------------------------
 
-    async def _route(self, value: Any) -> None:
-        if isinstance(value, Turn):
-            await self.put(value)
-        elif isinstance(value, ContextItem):
-            if value.id is None:
+    async def _route(self, value: Any, source: Turn) -> None:
+        # Routing runs in the producing turn's frame, so put/append/add hooks see
+        # current_turn() == the turn whose output is being routed.
+        outer = FRAME.get()
+        FRAME.set((self, source, source._tool))
+        try:
+            if isinstance(value, Turn):
+                await self.put(value)
+            elif value.id is None:
                 await self._context_queue.append(value)
             else:
                 await self._context_pool.add(value)
+        finally:
+            FRAME.set(outer)
 
     async def run(self) -> AsyncIterator[tuple[Turn, Any]]:
         """Run queued turns in order, yielding ``(turn, value)``; return when the queue is empty.
@@ -384,7 +391,7 @@ class Agent:
                                 _note(exc, self, turn)
                                 raise
                             if isinstance(value, Turn | ContextItem):
-                                await self._route(value)
+                                await self._route(value, turn)
                             if hooks or _AGENT_GLOBALS:
                                 await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
                             yield turn, value
@@ -399,7 +406,7 @@ class Agent:
                         raise
                     self._current_turn = None
                     if isinstance(value, Turn | ContextItem):
-                        await self._route(value)
+                        await self._route(value, turn)
                     if hooks or _AGENT_GLOBALS:
                         await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
                     yield turn, value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any
 
 from . import _serde
@@ -136,8 +136,8 @@ class ContextQueue(_Owned):
         self.name = name
         self._owner = None
 
-    async def _fire(self, hook_type: ContextQueueHook, *args: Any) -> None:
-        await fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+    def _fire(self, hook_type: ContextQueueHook, *args: Any) -> Awaitable[Any]:
+        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
 
     async def append(self, *items: ContextItem) -> None:
         """Append items, evicting the oldest past the limit.
@@ -276,8 +276,8 @@ class ContextPool(_Owned):
         self.name = name
         self._owner = None
 
-    async def _fire(self, hook_type: ContextPoolHook, *args: Any) -> None:
-        await fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+    def _fire(self, hook_type: ContextPoolHook, *args: Any) -> Awaitable[Any]:
+        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
 
     async def add(self, item: ContextItem) -> None:
         """Store ``item`` under its id, replacing an item with the same id.

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from datetime import UTC, datetime
 from time import time
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
@@ -131,8 +138,8 @@ class _BaseTool:
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
-    async def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> None:
-        await fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
+    def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<tool {self.metadata.name!r}>"

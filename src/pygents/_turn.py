@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Coroutine,
+    Generator,
+    Iterable,
+)
 from datetime import UTC, datetime
 from time import time
 from typing import TYPE_CHECKING, Any
@@ -421,9 +428,9 @@ def _own_timeout(exc: TurnTimeoutError, turn: Turn) -> bool:
     return getattr(exc, "turn", None) is turn
 
 
-async def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> None:
+def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
     lists = (turn.hooks,) if agent is None else (turn.hooks, agent.hooks)
-    await fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
+    return fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
 
 
 def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool]:

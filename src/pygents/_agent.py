@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from time import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any
@@ -275,11 +276,13 @@ class Agent:
             )
         if self._hooks or _AGENT_GLOBALS:
             await self._fire(AgentHook.BEFORE_PUT, turn)
+            turn.metadata._enqueued = time()
             self._queue.append(turn)
             if self._nonempty is not None:
                 self._nonempty.set()
             await self._fire(AgentHook.AFTER_PUT, turn)
         else:
+            turn.metadata._enqueued = time()
             self._queue.append(turn)
             if self._nonempty is not None:
                 self._nonempty.set()

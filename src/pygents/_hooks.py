@@ -314,7 +314,7 @@ def fire(
         if len(global_hooks) == 1:
             only = global_hooks[0]
             if not only.tags or not only.tags.isdisjoint(tags):
-                return only(*args, **kwargs)
+                return getattr(only, "invoke", only)(*args, **kwargs)
             return _DONE
     chosen = select(hook_type, instance_lists, global_hooks, tags)
     if not chosen:

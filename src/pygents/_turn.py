@@ -44,9 +44,10 @@ class TurnMetadata:
     telemetry fills so a turn's causal origin survives ``to_dict()`` / ``from_dict()``.
     """
 
-    __slots__ = ("_end", "_start", "stop_reason", "trace_context")
+    __slots__ = ("_end", "_enqueued", "_start", "stop_reason", "trace_context")
 
     def __init__(self) -> None:
+        self._enqueued: float | None = None
         self._start: float | None = None
         self._end: float | None = None
         self.stop_reason: StopReason | None = None
@@ -69,6 +70,18 @@ class TurnMetadata:
     @end_time.setter
     def end_time(self, value: datetime | None) -> None:
         self._end = None if value is None else value.timestamp()
+
+    @property
+    def enqueued_time(self) -> datetime | None:
+        """When the turn was last put on an agent's queue (UTC), or None."""
+        return None if self._enqueued is None else datetime.fromtimestamp(self._enqueued, UTC)
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds the turn waited in an agent's queue before its last run, or None."""
+        if self._enqueued is None or self._start is None or self._start < self._enqueued:
+            return None
+        return self._start - self._enqueued
 
     @property
     def duration(self) -> float | None:

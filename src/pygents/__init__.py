@@ -77,3 +77,32 @@ __all__ = [
 ]
 
 from ._turn import Turn as Turn
+
+
+def _auto_telemetry() -> None:
+    """Instrument at import when a telemetry extra is installed (see pygents.observability).
+
+    The core itself never needs these packages: without them this is two ``find_spec``
+    calls, and ``PYGENTS_TELEMETRY=off`` skips even those.
+    """
+    import os
+
+    if os.environ.get("PYGENTS_TELEMETRY", "").strip().lower() in {"off", "false", "0", "no"}:
+        return
+    if not any(_installed(name) for name in ("opentelemetry", "prometheus_client")):
+        return
+    from .observability._instrument import auto_instrument
+
+    auto_instrument()
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_auto_telemetry()

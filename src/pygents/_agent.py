@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from time import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable
+from time import time
 from typing import Any
 
 from . import _serde
 from ._context import ContextItem, ContextPool, ContextQueue
 from ._current import FRAME
 from ._enums import AgentHook, TurnHook
-from ._hooks import HookPoint, fire, normalize_tags
+from ._hooks import DONE, HookPoint, fire, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
 from ._tool import Tool
 from ._turn import Turn, run_returning, run_yielding
@@ -160,7 +160,10 @@ class Agent:
             except ValueError:
                 self._name = old
                 raise
-            AgentRegistry.unregister(old)
+            AgentRegistry.discard(old, self)
+            for owned in (self._context_queue, self._context_pool):
+                if owned._owner == old:
+                    owned._owner = value
 
     @property
     def description(self) -> str:
@@ -255,7 +258,24 @@ class Agent:
     # -- hooks -----------------------------------------------------------------------------
 
     def _fire(self, hook_type: AgentHook, *args: Any) -> Awaitable[Any]:
-        return fire(hook_type, (self._hooks,), GLOBAL_BY_TYPE[hook_type], self._tags, self, *args)
+        pending = fire(
+            hook_type, (self._hooks,), GLOBAL_BY_TYPE[hook_type], self._tags, self, *args
+        )
+        if pending is DONE:
+            return pending
+        outer = FRAME.get()
+        if outer[0] is self:
+            return pending
+        return self._in_frame(pending, outer)
+
+    async def _in_frame(self, pending: Awaitable[Any], outer: tuple[Any, Any, Any]) -> Any:
+        # Agent hooks run with current_agent() == this agent (context injection, telemetry);
+        # current_turn() stays whatever turn is executing (e.g. the sender of send()).
+        FRAME.set((self, outer[1], outer[2]))
+        try:
+            return await pending
+        finally:
+            FRAME.set(outer)
 
     # -- queue -----------------------------------------------------------------------------
 
@@ -499,6 +519,8 @@ class Agent:
         where = "Agent.from_dict"
         data = _serde.mapping(data, where)
         name = _serde.field(data, "name", str, where)
+        if not name:
+            raise SerializationError(f"{where}: field 'name' must not be empty")
         where = f"Agent.from_dict({name!r})"
         description = _serde.field(data, "description", str, where)
         tools = [ToolRegistry.get(n) for n in _serde.string_list(data, "tool_names", where)]
@@ -506,21 +528,23 @@ class Agent:
         turns: list[Turn] = []
         current = _serde.field(data, "current_turn", (dict, type(None)), where, default=None)
         raw_queue = _serde.field(data, "queue", list, where, default=[])
+        offset = 0 if current is None else 1
         for i, raw in enumerate(([current] if current is not None else []) + raw_queue):
-            turn = Turn.from_dict(raw)
+            path = "'current_turn'" if i < offset else f"'queue'[{i - offset}]"
+            turn = _serde.nested(where, path, Turn.from_dict, raw)
             if turn.tool.metadata.name not in tool_names:
                 raise SerializationError(
-                    f"{where}: queued turn {i} uses tool {turn.tool.metadata.name!r}, "
+                    f"{where}: field {path} uses tool {turn.tool.metadata.name!r}, "
                     f"which is not in 'tool_names'"
                 )
             turns.append(turn)
         context_queue = (
-            ContextQueue.from_dict(data["context_queue"])
+            _serde.nested(where, "'context_queue'", ContextQueue.from_dict, data["context_queue"])
             if data.get("context_queue") is not None
             else None
         )
         context_pool = (
-            ContextPool.from_dict(data["context_pool"])
+            _serde.nested(where, "'context_pool'", ContextPool.from_dict, data["context_pool"])
             if data.get("context_pool") is not None
             else None
         )

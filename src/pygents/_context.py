@@ -240,7 +240,11 @@ class ContextQueue(_Owned):
         except ValueError as exc:
             raise SerializationError(f"{where}: {exc}") from None
         items = _serde.field(data, "items", list, where, default=[])
-        queue._items.extend(ContextItem.from_dict(i) for i in items[-queue.limit :])
+        built = [
+            _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
+            for i, raw in enumerate(items)
+        ]
+        queue._items.extend(built[-queue.limit :])
         return queue
 
 
@@ -419,7 +423,7 @@ class ContextPool(_Owned):
             raise SerializationError(f"{where}: {exc}") from None
         items = _serde.field(data, "items", list, where, default=[])
         for i, raw in enumerate(items):
-            item = ContextItem.from_dict(raw)
+            item = _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
             if item.id is None or item.description is None:
                 raise SerializationError(f"{where}: items[{i}] needs an id and a description")
             pool._items[item.id] = item

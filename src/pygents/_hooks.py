@@ -289,7 +289,7 @@ class _Done:
         yield
 
 
-_DONE = _Done()
+DONE = _Done()
 
 
 def fire(
@@ -310,15 +310,15 @@ def fire(
             break
     else:
         if not global_hooks:
-            return _DONE
+            return DONE
         if len(global_hooks) == 1:
             only = global_hooks[0]
             if not only.tags or not only.tags.isdisjoint(tags):
                 return getattr(only, "invoke", only)(*args, **kwargs)
-            return _DONE
+            return DONE
     chosen = select(hook_type, instance_lists, global_hooks, tags)
     if not chosen:
-        return _DONE
+        return DONE
     if len(chosen) == 1:
         return chosen[0](*args, **kwargs)
     return _fire_all(chosen, args, kwargs)

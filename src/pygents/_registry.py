@@ -111,6 +111,12 @@ class AgentRegistry:
         del cls._agents[name]
 
     @classmethod
+    def discard(cls, name: str, agent: Agent) -> None:
+        """Remove ``name`` if (and only if) it is registered to ``agent``."""
+        if cls._agents.get(name) is agent:
+            del cls._agents[name]
+
+    @classmethod
     def clear(cls) -> None:
         """Remove every agent."""
         cls._agents.clear()
@@ -173,7 +179,10 @@ class HookRegistry:
 
     @classmethod
     def unregister(cls, hook: Hook | str) -> None:
-        """Remove a hook (given by object or name); it stops firing at once.
+        """Remove a hook (given by object or name) from the registry.
+
+        A global hook stops firing at once. An instance hook is also attached to its object:
+        remove it from ``obj.hooks`` to stop it firing there.
 
         Raises:
             UnregisteredHookError: no such hook is registered.

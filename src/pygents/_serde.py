@@ -90,4 +90,19 @@ def optional_time(data: Mapping[str, Any], name: str, where: str) -> float | Non
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    stamp = parsed.timestamp()
+    try:
+        datetime.fromtimestamp(stamp, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise SerializationError(
+            f"{where}: field {name!r} is out of the representable range: {value!r}"
+        ) from None
+    return stamp
+
+
+def nested(where: str, path: str, build: Any, raw: Any) -> Any:
+    """Call ``build(raw)``; prefix a ``SerializationError`` with the field path."""
+    try:
+        return build(raw)
+    except SerializationError as exc:
+        raise SerializationError(f"{where}: field {path}: {exc}") from None

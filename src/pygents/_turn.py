@@ -181,6 +181,9 @@ class Turn:
         if kwargs is None:
             self._kwargs: dict[str, Any] = {}
         elif kwargs.__class__ is dict:
+            for key in kwargs:
+                if key.__class__ is not str:
+                    raise TypeError(f"Turn kwargs keys must be strings, got {key!r}")
             self._kwargs = kwargs
         else:
             self._kwargs = _check_kwargs(kwargs)

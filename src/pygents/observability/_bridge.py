@@ -1,0 +1,628 @@
+"""The bridge: global pygents hooks that turn lifecycle events into spans and metrics.
+
+Spans are started and ended explicitly (never attached to the context), so a streaming
+tool, an early ``break`` or many concurrent agents cannot produce "Failed to detach
+context" errors. Every hook body is wrapped: a failing tracer, meter or exporter is logged
+once and never raises into the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from pygents import (
+    AgentHook,
+    ContextPoolHook,
+    ContextQueueHook,
+    Hook,
+    HookRegistry,
+    StopReason,
+    ToolHook,
+    TurnHook,
+    current_agent,
+    current_tool,
+    current_turn,
+    hook,
+)
+
+from . import _semconv as sc
+from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
+
+__all__ = ["Bridge"]
+
+_COMPLETED = StopReason.COMPLETED
+_CANCELLED = StopReason.CANCELLED
+
+
+class _TurnState:
+    __slots__ = ("agent", "error_type", "span", "yields")
+
+    def __init__(self, agent: Any, span: Any) -> None:
+        self.agent = agent
+        self.span = span
+        self.error_type: str | None = None
+        self.yields = 0
+
+
+class _RunState:
+    __slots__ = ("context", "span", "start", "turns")
+
+    def __init__(self, span: Any, context: Any, start: float) -> None:
+        self.span = span
+        self.context = context
+        self.start = start
+        self.turns = 0
+
+
+class _ToolState:
+    __slots__ = ("span", "start", "yields")
+
+    def __init__(self, start: float, span: Any) -> None:
+        self.start = start
+        self.span = span
+        self.yields = 0
+
+
+def _traceparent(span_context: Any) -> dict[str, str]:
+    return {
+        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{int(span_context.trace_flags):02x}"
+    }
+
+
+def _parse_traceparent(carrier: dict[str, str] | None) -> tuple[int, int, int] | None:
+    if not carrier:
+        return None
+    value = carrier.get("traceparent")
+    if not isinstance(value, str):
+        return None
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, flags
+
+
+class Bridge:
+    """Holds the telemetry state and the global hooks that feed it."""
+
+    def __init__(
+        self,
+        tracer: Any | None,
+        sinks: list[Any],
+        capture: ContentCapture,
+        yield_events_cap: int = 100,
+    ) -> None:
+        self.tracer = tracer
+        self.sinks = tuple(sinks)
+        self.capture = capture
+        self.yield_events_cap = yield_events_cap
+        self.hooks: list[Hook] = []
+        self._turns: dict[Any, _TurnState] = {}
+        self._runs: dict[Any, _RunState] = {}
+        self._tools: dict[Any, _ToolState] = {}
+        self._tool_attrs: dict[Any, dict[str, Any]] = {}
+        limit = label_limit()
+        self._agent_label = LabelLimiter("agent", limit)
+        self._tool_label = LabelLimiter("tool", limit)
+        self._owner_label = LabelLimiter("owner", limit)
+        self._error_label = LabelLimiter("error_type", limit)
+        if tracer is not None:
+            from opentelemetry import context as otel_context
+            from opentelemetry import trace
+            from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+            from opentelemetry.trace.status import Status, StatusCode
+
+            self._trace = trace
+            self._Link = Link
+            self._SpanContext = SpanContext
+            self._TraceFlags = TraceFlags
+            self._INTERNAL = SpanKind.INTERNAL
+            self._status_error = StatusCode.ERROR
+            self._Status = Status
+            suppress_key: str | None
+            try:
+                from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+                suppress_key = _SUPPRESS_INSTRUMENTATION_KEY
+            except ImportError:  # pragma: no cover - very old API
+                suppress_key = None
+            self._suppress_key = suppress_key
+            self._get_value = otel_context.get_value
+
+    # -- registration ----------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Register the bridge's global hooks."""
+        table: list[tuple[Any, Callable[..., None]]] = [
+            (TurnHook.BEFORE_RUN, self.before_run),
+            (TurnHook.ON_ERROR, self.turn_error),
+            (TurnHook.ON_TIMEOUT, self.turn_timeout),
+            (TurnHook.ON_COMPLETE, self.turn_complete),
+            (AgentHook.ON_RUN_START, self.run_start),
+            (AgentHook.ON_RUN_END, self.run_end),
+            (AgentHook.AFTER_PUT, self.after_put),
+            (AgentHook.BEFORE_TURN, self.before_turn),
+            (AgentHook.ON_TURN_VALUE, self.turn_value),
+            (AgentHook.ON_PAUSE, self.pause),
+            (AgentHook.ON_RESUME, self.resume),
+            (ToolHook.BEFORE_INVOKE, self.before_invoke),
+            (ToolHook.AFTER_INVOKE, self.after_invoke),
+            (ToolHook.ON_ERROR, self.tool_error),
+            (ToolHook.ON_YIELD, self.tool_yield),
+            (ContextQueueHook.AFTER_APPEND, self.queue_append),
+            (ContextQueueHook.ON_EVICT, self.queue_evict),
+            (ContextQueueHook.AFTER_CLEAR, self.queue_clear),
+            (ContextPoolHook.AFTER_ADD, self.pool_add),
+            (ContextPoolHook.AFTER_REMOVE, self.pool_remove),
+            (ContextPoolHook.ON_EVICT, self.pool_evict),
+            (ContextPoolHook.AFTER_CLEAR, self.pool_clear),
+        ]
+        for hook_type, method in table:
+            self.hooks.append(hook(hook_type)(_guarded(method, hook_type)))
+
+    def unregister(self) -> None:
+        """Remove the bridge's hooks; end any span still open."""
+        for h in self.hooks:
+            try:
+                HookRegistry.unregister(h)
+            except LookupError:
+                pass  # the registry was cleared under us
+        self.hooks.clear()
+        states: list[Any] = [*self._turns.values(), *self._runs.values(), *self._tools.values()]
+        for state in states:
+            if state.span is not None:
+                try:
+                    state.span.end()
+                except Exception:
+                    pass
+        self._turns.clear()
+        self._runs.clear()
+        self._tools.clear()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _error_status_of(self, description: str) -> Any:
+        return self._Status(self._status_error, description)
+
+    def _suppressed(self) -> bool:
+        return self._suppress_key is not None and bool(self._get_value(self._suppress_key))
+
+    def _attributes_for_tool(self, tool: Any) -> dict[str, Any]:
+        attrs = self._tool_attrs.get(tool)
+        if attrs is None:
+            attrs = {
+                sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+                sc.GEN_AI_TOOL_NAME: tool.metadata.name,
+                sc.GEN_AI_TOOL_TYPE: "function",
+            }
+            if tool.metadata.description:
+                attrs[sc.GEN_AI_TOOL_DESCRIPTION] = tool.metadata.description
+            self._tool_attrs[tool] = attrs
+        return attrs
+
+    def _links(self, turn: Any) -> list[Any] | None:
+        parsed = _parse_traceparent(turn.metadata.trace_context)
+        if parsed is None:
+            return None
+        trace_id, span_id, flags = parsed
+        ctx = self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
+        return [self._Link(ctx)]
+
+    def _trace_id(self, span: Any) -> str | None:
+        if span is None or not span.is_recording():
+            return None
+        ctx = span.get_span_context()
+        return f"{ctx.trace_id:032x}" if ctx.trace_id else None
+
+    def _current_span(self) -> Any:
+        """The pygents span events belong to: the current turn's, else the agent run's."""
+        turn = current_turn()
+        if turn is not None:
+            state = self._turns.get(turn)
+            if state is not None and state.span is not None:
+                return state.span
+        agent = current_agent()
+        if agent is not None:
+            run = self._runs.get(agent)
+            if run is not None:
+                return run.span
+        return None
+
+    def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        if self.tracer is None:
+            return
+        span = self._current_span()
+        if span is not None:
+            span.add_event(name, attributes)
+
+    def _agent_name(self, agent: Any) -> str:
+        return self._agent_label(agent.name)
+
+    def _owner(self, obj: Any) -> str:
+        return self._owner_label(obj.owner or obj.name or "unowned")
+
+    # -- turns -----------------------------------------------------------------------------
+
+    def before_run(self, turn: Any) -> None:
+        agent = current_agent()
+        run_by_agent = agent is not None and agent.current_turn is turn
+        span = None
+        if self.tracer is not None and not self._suppressed():
+            context = None
+            if run_by_agent:
+                run = self._runs.get(agent)
+                if run is not None:
+                    context = run.context
+            elif agent is not None and agent.current_turn is not None:
+                # A turn run inside a tool of an agent's turn: child of that turn's span.
+                outer = self._turns.get(agent.current_turn)
+                if outer is not None and outer.span is not None:
+                    context = self._trace.set_span_in_context(outer.span)
+            tool = turn.tool
+            span = self.tracer.start_span(
+                sc.SPAN_EXECUTE_TOOL.format(tool=tool.metadata.name),
+                context=context,
+                kind=self._INTERNAL,
+                attributes=self._attributes_for_tool(tool),
+                links=self._links(turn),
+            )
+            if turn.timeout is not None:
+                span.set_attribute(sc.PYGENTS_TURN_TIMEOUT, float(turn.timeout))
+        self._turns[turn] = _TurnState(agent if run_by_agent else None, span)
+        if run_by_agent and self.sinks:
+            wait = turn.metadata.queue_wait
+            if wait is not None:
+                name = self._agent_name(agent)
+                for sink in self.sinks:
+                    sink.queue_wait(name, wait)
+
+    def turn_error(self, turn: Any, exc: BaseException) -> None:
+        state = self._turns.get(turn)
+        error_type = type(exc).__name__
+        agent_name = ""
+        if state is not None:
+            state.error_type = error_type
+            if state.agent is not None:
+                agent_name = self._agent_name(state.agent)
+            span = state.span
+            if span is not None:
+                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
+                span.set_attribute(sc.ERROR_TYPE, error_type)
+                span.record_exception(exc)
+        label = self._error_label(error_type)
+        tool = self._tool_label(turn.tool.metadata.name)
+        for sink in self.sinks:
+            sink.turn_error(agent_name, tool, label)
+
+    def turn_timeout(self, turn: Any) -> None:
+        state = self._turns.get(turn)
+        agent_name = ""
+        if state is not None:
+            state.error_type = "TurnTimeoutError"
+            if state.agent is not None:
+                agent_name = self._agent_name(state.agent)
+            span = state.span
+            if span is not None:
+                exc = sys.exc_info()[1]
+                span.set_status(self._error_status_of(f"TurnTimeoutError: {exc}"))
+                span.set_attribute(sc.ERROR_TYPE, "TurnTimeoutError")
+                if exc is not None:
+                    span.record_exception(exc)
+        tool = self._tool_label(turn.tool.metadata.name)
+        for sink in self.sinks:
+            sink.turn_timeout(agent_name, tool)
+
+    def turn_complete(self, turn: Any, reason: StopReason | None) -> None:
+        state = self._turns.pop(turn, None)
+        agent = state.agent if state is not None else None
+        span = state.span if state is not None else None
+        output = turn.output
+        trace_id = None
+        if span is not None:
+            if reason is not None:
+                span.set_attribute(sc.PYGENTS_TURN_STOP_REASON, reason.value)
+            if turn.tool.is_generator:
+                values = len(output) if isinstance(output, list) else 0
+            else:
+                values = 1 if reason is _COMPLETED else 0
+            span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
+            if reason is _COMPLETED and self.capture.enabled and not turn.tool.is_generator:
+                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
+            if reason is _COMPLETED and output is not None and output.__class__.__name__ == "Turn":
+                # Tool-driven flow control: the next turn links back to this one.
+                if output.metadata.trace_context is None:
+                    output.metadata.trace_context = _traceparent(span.get_span_context())
+            trace_id = self._trace_id(span)
+            span.end()
+        if agent is not None:
+            run = self._runs.get(agent)
+            if run is not None:
+                run.turns += 1
+        if self.sinks:
+            duration = turn.metadata.duration or 0.0
+            agent_name = self._agent_name(agent) if agent is not None else ""
+            tool = self._tool_label(turn.tool.metadata.name)
+            reason_value = reason.value if reason is not None else "unknown"
+            for sink in self.sinks:
+                sink.turn_completed(agent_name, tool, reason_value, duration, trace_id)
+                tool_execution = getattr(sink, "tool_execution", None)
+                if tool_execution is not None:
+                    error_type = state.error_type if state is not None else None
+                    tool_execution(tool, error_type, duration)
+
+    # -- agents ----------------------------------------------------------------------------
+
+    def run_start(self, agent: Any) -> None:
+        span = None
+        context = None
+        if self.tracer is not None and not self._suppressed():
+            attributes: dict[str, Any] = {
+                sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
+                sc.GEN_AI_AGENT_NAME: agent.name,
+                sc.GEN_AI_AGENT_DESCRIPTION: agent.description,
+            }
+            if agent.tags:
+                attributes[sc.PYGENTS_AGENT_TAGS] = sorted(agent.tags)
+            span = self.tracer.start_span(
+                sc.SPAN_INVOKE_AGENT.format(agent=agent.name),
+                kind=self._INTERNAL,
+                attributes=attributes,
+            )
+            context = self._trace.set_span_in_context(span)
+        self._runs[agent] = _RunState(span, context, perf_counter())
+        if self.sinks:
+            name = self._agent_name(agent)
+            queue_owner = self._owner(agent.context_queue)
+            pool_owner = self._owner(agent.context_pool)
+            for sink in self.sinks:
+                sink.running(name, 1)
+                sink.paused(name, 1 if agent.is_paused else 0)
+                sink.queue_depth(name, len(agent))
+                sink.context_queue_items(queue_owner, len(agent.context_queue))
+                sink.context_pool_items(pool_owner, len(agent.context_pool))
+
+    def run_end(self, agent: Any, exc: BaseException | None) -> None:
+        run = self._runs.pop(agent, None)
+        error_type = None
+        if exc is not None and not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            error_type = type(exc).__name__
+        if run is not None and run.span is not None:
+            span = run.span
+            span.set_attribute(sc.PYGENTS_AGENT_TURNS, run.turns)
+            if error_type is not None and exc is not None:
+                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
+                span.set_attribute(sc.ERROR_TYPE, error_type)
+                span.record_exception(exc)
+            span.end()
+        if self.sinks:
+            name = self._agent_name(agent)
+            for sink in self.sinks:
+                sink.running(name, 0)
+                sink.queue_depth(name, len(agent))
+                agent_run = getattr(sink, "agent_run", None)
+                if agent_run is not None and run is not None:
+                    agent_run(name, error_type, perf_counter() - run.start)
+
+    def after_put(self, agent: Any, turn: Any) -> None:
+        if self.tracer is not None:
+            span = self._current_span()
+            if turn.metadata.trace_context is None:
+                # Causality: remember where the turn was enqueued from (a running turn's span,
+                # else the span current in the caller's context).
+                origin = span
+                if origin is None or current_turn() is None:
+                    current = self._trace.get_current_span()
+                    if current.get_span_context().is_valid:
+                        origin = current
+                if origin is not None:
+                    turn.metadata.trace_context = _traceparent(origin.get_span_context())
+            if span is not None:
+                span.add_event(
+                    sc.EVENT_PUT,
+                    {
+                        sc.GEN_AI_AGENT_NAME: agent.name,
+                        sc.GEN_AI_TOOL_NAME: turn.tool.metadata.name,
+                    },
+                )
+        if self.sinks:
+            name = self._agent_name(agent)
+            depth = len(agent)
+            for sink in self.sinks:
+                sink.enqueued(name, depth)
+
+    def before_turn(self, agent: Any) -> None:
+        if self.sinks:
+            name = self._agent_name(agent)
+            depth = max(len(agent) - 1, 0)
+            for sink in self.sinks:
+                sink.queue_depth(name, depth)
+
+    def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
+        if self.sinks:
+            name = self._agent_name(agent)
+            tool = self._tool_label(turn.tool.metadata.name)
+            for sink in self.sinks:
+                sink.turn_value(name, tool)
+
+    def pause(self, agent: Any) -> None:
+        run = self._runs.get(agent)
+        if run is not None and run.span is not None:
+            run.span.add_event(sc.EVENT_PAUSE)
+        name = self._agent_name(agent)
+        for sink in self.sinks:
+            sink.paused(name, 1)
+
+    def resume(self, agent: Any) -> None:
+        run = self._runs.get(agent)
+        if run is not None and run.span is not None:
+            run.span.add_event(sc.EVENT_RESUME)
+        name = self._agent_name(agent)
+        for sink in self.sinks:
+            sink.paused(name, 0)
+
+    # -- tools -----------------------------------------------------------------------------
+
+    def _tool_key(self) -> tuple[Any, Any, bool]:
+        turn = current_turn()
+        tool = current_tool()
+        if turn is not None and turn.tool is tool:
+            return turn, tool, True
+        return (asyncio.current_task(), tool), tool, False
+
+    def before_invoke(self, *args: Any, **kwargs: Any) -> None:
+        key, tool, in_turn = self._tool_key()
+        if tool is None:
+            return
+        span = None
+        if self.tracer is not None:
+            if in_turn:
+                state = self._turns.get(key)
+                target = state.span if state is not None else None
+            elif not self._suppressed():
+                context = None
+                outer = self._current_span()
+                if outer is not None:
+                    context = self._trace.set_span_in_context(outer)
+                span = target = self.tracer.start_span(
+                    sc.SPAN_EXECUTE_TOOL.format(tool=tool.metadata.name),
+                    context=context,
+                    kind=self._INTERNAL,
+                    attributes=self._attributes_for_tool(tool),
+                )
+            else:
+                target = None
+            if target is not None and self.capture.enabled:
+                target.set_attribute(
+                    sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+                    self.capture.render({"args": list(args), "kwargs": kwargs}),
+                )
+        self._tools[key] = _ToolState(perf_counter(), span)
+
+    def _tool_done(self, outcome: str, result: Any, exc: BaseException | None) -> None:
+        key, tool, in_turn = self._tool_key()
+        state = self._tools.pop(key, None)
+        if state is None or tool is None:
+            return
+        duration = perf_counter() - state.start
+        span = state.span
+        trace_id = None
+        if span is not None:
+            values = state.yields if tool.is_generator else (1 if exc is None else 0)
+            span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
+            if exc is not None:
+                error_type = type(exc).__name__
+                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
+                span.set_attribute(sc.ERROR_TYPE, error_type)
+                span.record_exception(exc)
+            elif self.capture.enabled and not tool.is_generator:
+                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
+            trace_id = self._trace_id(span)
+            span.end()
+        elif in_turn:
+            turn_state = self._turns.get(key)
+            if turn_state is not None:
+                trace_id = self._trace_id(turn_state.span)
+        if self.sinks:
+            label = self._tool_label(tool.metadata.name)
+            for sink in self.sinks:
+                sink.tool_invoked(label, outcome, duration, trace_id)
+                if not in_turn:
+                    tool_execution = getattr(sink, "tool_execution", None)
+                    if tool_execution is not None:
+                        tool_execution(label, type(exc).__name__ if exc else None, duration)
+
+    def after_invoke(self, result: Any) -> None:
+        self._tool_done("ok", result, None)
+
+    def tool_error(self, exc: BaseException) -> None:
+        self._tool_done("error", None, exc)
+
+    def tool_yield(self, value: Any) -> None:
+        if self.tracer is None:
+            return
+        key, _tool, in_turn = self._tool_key()
+        state: Any = self._turns.get(key) if in_turn else self._tools.get(key)
+        if state is None or state.span is None:
+            return
+        state.yields += 1
+        if state.yields <= self.yield_events_cap:
+            state.span.add_event(sc.EVENT_YIELD, {"pygents.tool.yield.index": state.yields - 1})
+
+    # -- context ---------------------------------------------------------------------------
+
+    def queue_append(self, queue: Any, appended: list[Any], current: list[Any]) -> None:
+        self._event(sc.EVENT_QUEUE_APPEND, {"pygents.context.items": len(appended)})
+        owner = self._owner(queue)
+        for sink in self.sinks:
+            sink.context_queue_items(owner, len(current))
+
+    def queue_evict(self, queue: Any, item: Any) -> None:
+        self._event(sc.EVENT_QUEUE_EVICT)
+        owner = self._owner(queue)
+        for sink in self.sinks:
+            sink.context_queue_evicted(owner)
+            sink.context_queue_items(owner, len(queue))
+
+    def queue_clear(self, queue: Any) -> None:
+        self._event(sc.EVENT_QUEUE_CLEAR)
+        owner = self._owner(queue)
+        for sink in self.sinks:
+            sink.context_queue_items(owner, 0)
+
+    def pool_add(self, pool: Any, item: Any) -> None:
+        self._event(sc.EVENT_POOL_ADD, {"pygents.context.item.id": item.id})
+        owner = self._owner(pool)
+        for sink in self.sinks:
+            sink.context_pool_items(owner, len(pool))
+
+    def pool_remove(self, pool: Any, item: Any) -> None:
+        self._event(sc.EVENT_POOL_REMOVE, {"pygents.context.item.id": item.id})
+        owner = self._owner(pool)
+        for sink in self.sinks:
+            sink.context_pool_items(owner, len(pool))
+
+    def pool_evict(self, pool: Any, item: Any) -> None:
+        self._event(sc.EVENT_POOL_EVICT, {"pygents.context.item.id": item.id})
+        owner = self._owner(pool)
+        for sink in self.sinks:
+            sink.context_pool_evicted(owner)
+            sink.context_pool_items(owner, max(len(pool) - 1, 0))
+
+    def pool_clear(self, pool: Any) -> None:
+        self._event(sc.EVENT_POOL_CLEAR)
+        owner = self._owner(pool)
+        for sink in self.sinks:
+            sink.context_pool_items(owner, 0)
+
+
+def _guarded(method: Callable[..., None], hook_type: Any) -> Callable[..., Any]:
+    """Wrap a bridge method as an async hook that never raises into the agent."""
+    where = f"{type(hook_type).__name__}.{hook_type.name}"
+
+    async def bridge_hook(*args: Any, **kwargs: Any) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception as exc:
+            warn_once(
+                f"hook:{where}:{type(exc).__name__}",
+                "pygents telemetry: the %s bridge hook failed (%s: %s); the agent goes on, "
+                "further failures of this kind are not logged",
+                where,
+                type(exc).__name__,
+                exc,
+            )
+
+    bridge_hook.__name__ = bridge_hook.__qualname__ = (
+        f"pygents.observability.{hook_type.value}." + (type(hook_type).__name__)
+    )
+    return bridge_hook

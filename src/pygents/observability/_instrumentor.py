@@ -1,0 +1,39 @@
+"""``PygentsInstrumentor``: the OpenTelemetry instrumentor convention."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+
+from ._instrument import instrument, uninstrument
+
+__all__ = ["PygentsInstrumentor"]
+
+
+class PygentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrument pygents the OpenTelemetry way.
+
+    ``opentelemetry-instrument python app.py`` finds it through the
+    ``opentelemetry_instrumentor`` entry point named ``pygents``; in code::
+
+        PygentsInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """Return the packages this instruments (pygents itself: always satisfied)."""
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        instrument(
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            prometheus_registry=kwargs.get("prometheus_registry"),
+            capture_content=kwargs.get("capture_content"),
+        )
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        uninstrument()

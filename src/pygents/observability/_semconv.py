@@ -1,0 +1,238 @@
+"""Names used by the telemetry bridge: span names, attribute keys, metric names.
+
+Kept in one place so the docs table can be checked against the code.
+The OpenTelemetry GenAI semantic conventions are at "Development" stability; we follow
+the version pinned below.
+"""
+
+from __future__ import annotations
+
+#: The semantic-conventions version (schema URL) the attribute names follow.
+SEMCONV_VERSION = "1.37.0"
+SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
+INSTRUMENTATION_NAME = "pygents"
+
+# -- span names -----------------------------------------------------------------------------
+SPAN_INVOKE_AGENT = "invoke_agent {agent}"
+SPAN_EXECUTE_TOOL = "execute_tool {tool}"
+
+# -- attributes -----------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_AGENT_DESCRIPTION = "gen_ai.agent.description"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_DESCRIPTION = "gen_ai.tool.description"
+GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+ERROR_TYPE = "error.type"
+PYGENTS_AGENT_TAGS = "pygents.agent.tags"
+PYGENTS_AGENT_TURNS = "pygents.agent.turns"
+PYGENTS_TURN_TIMEOUT = "pygents.turn.timeout"
+PYGENTS_TURN_STOP_REASON = "pygents.turn.stop_reason"
+PYGENTS_TURN_VALUES = "pygents.turn.values"
+PYGENTS_TOOL_OUTCOME = "pygents.tool.outcome"
+PYGENTS_CONTEXT_OWNER = "pygents.context.owner"
+
+OP_INVOKE_AGENT = "invoke_agent"
+OP_EXECUTE_TOOL = "execute_tool"
+
+# -- span events ----------------------------------------------------------------------------
+EVENT_PUT = "pygents.agent.put"
+EVENT_PAUSE = "pygents.agent.pause"
+EVENT_RESUME = "pygents.agent.resume"
+EVENT_QUEUE_APPEND = "pygents.context_queue.append"
+EVENT_QUEUE_EVICT = "pygents.context_queue.evict"
+EVENT_QUEUE_CLEAR = "pygents.context_queue.clear"
+EVENT_POOL_ADD = "pygents.context_pool.add"
+EVENT_POOL_REMOVE = "pygents.context_pool.remove"
+EVENT_POOL_EVICT = "pygents.context_pool.evict"
+EVENT_POOL_CLEAR = "pygents.context_pool.clear"
+EVENT_YIELD = "pygents.tool.yield"
+
+# -- metrics: (prometheus name, type, labels, OpenTelemetry name, unit, source hooks) -------
+METRICS: tuple[tuple[str, str, tuple[str, ...], str, str, str], ...] = (
+    (
+        "pygents_turns_total",
+        "counter",
+        ("agent", "tool", "stop_reason"),
+        "pygents.turns",
+        "{turn}",
+        "TurnHook ON_COMPLETE",
+    ),
+    (
+        "pygents_turn_duration_seconds",
+        "histogram",
+        ("agent", "tool", "stop_reason"),
+        "pygents.turn.duration",
+        "s",
+        "TurnHook BEFORE_RUN → ON_COMPLETE",
+    ),
+    (
+        "pygents_turn_timeouts_total",
+        "counter",
+        ("agent", "tool"),
+        "pygents.turn.timeouts",
+        "{turn}",
+        "TurnHook ON_TIMEOUT",
+    ),
+    (
+        "pygents_turn_errors_total",
+        "counter",
+        ("agent", "tool", "error_type"),
+        "pygents.turn.errors",
+        "{turn}",
+        "TurnHook ON_ERROR",
+    ),
+    (
+        "pygents_turn_values_total",
+        "counter",
+        ("agent", "tool"),
+        "pygents.turn.values",
+        "{value}",
+        "AgentHook ON_TURN_VALUE",
+    ),
+    (
+        "pygents_tool_invocations_total",
+        "counter",
+        ("tool", "outcome"),
+        "pygents.tool.invocations",
+        "{invocation}",
+        "ToolHook BEFORE_INVOKE, AFTER_INVOKE, ON_ERROR",
+    ),
+    (
+        "pygents_tool_duration_seconds",
+        "histogram",
+        ("tool",),
+        "pygents.tool.duration",
+        "s",
+        "ToolHook BEFORE_INVOKE → AFTER_INVOKE / ON_ERROR",
+    ),
+    (
+        "pygents_agent_turns_enqueued_total",
+        "counter",
+        ("agent",),
+        "pygents.agent.turns_enqueued",
+        "{turn}",
+        "AgentHook AFTER_PUT",
+    ),
+    (
+        "pygents_agent_queue_depth",
+        "gauge",
+        ("agent",),
+        "pygents.agent.queue_depth",
+        "{turn}",
+        "AgentHook AFTER_PUT, BEFORE_TURN",
+    ),
+    (
+        "pygents_agent_running",
+        "gauge",
+        ("agent",),
+        "pygents.agent.running",
+        "1",
+        "AgentHook ON_RUN_START, ON_RUN_END",
+    ),
+    (
+        "pygents_agent_paused",
+        "gauge",
+        ("agent",),
+        "pygents.agent.paused",
+        "1",
+        "AgentHook ON_PAUSE, ON_RESUME",
+    ),
+    (
+        "pygents_context_queue_items",
+        "gauge",
+        ("owner",),
+        "pygents.context_queue.items",
+        "{item}",
+        "ContextQueueHook AFTER_APPEND, AFTER_CLEAR, ON_EVICT",
+    ),
+    (
+        "pygents_context_queue_evictions_total",
+        "counter",
+        ("owner",),
+        "pygents.context_queue.evictions",
+        "{item}",
+        "ContextQueueHook ON_EVICT",
+    ),
+    (
+        "pygents_context_pool_items",
+        "gauge",
+        ("owner",),
+        "pygents.context_pool.items",
+        "{item}",
+        "ContextPoolHook AFTER_ADD, AFTER_REMOVE, AFTER_CLEAR, ON_EVICT",
+    ),
+    (
+        "pygents_context_pool_evictions_total",
+        "counter",
+        ("owner",),
+        "pygents.context_pool.evictions",
+        "{item}",
+        "ContextPoolHook ON_EVICT",
+    ),
+    (
+        "pygents_turn_queue_wait_seconds",
+        "histogram",
+        ("agent",),
+        "pygents.turn.queue_wait",
+        "s",
+        "AgentHook AFTER_PUT → TurnHook BEFORE_RUN",
+    ),
+)
+
+#: OpenTelemetry-only GenAI histograms: (name, unit, attributes).
+GEN_AI_METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("gen_ai.execute_tool.duration", "s", (GEN_AI_TOOL_NAME, ERROR_TYPE)),
+    ("gen_ai.invoke_agent.duration", "s", (GEN_AI_AGENT_NAME, ERROR_TYPE)),
+)
+
+#: Prometheus histogram buckets: 1 ms to 10 min.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+#: GenAI semantic-convention recommended boundaries for operation durations.
+GEN_AI_DURATION_BUCKETS: tuple[float, ...] = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+
+#: Labels mapped to OpenTelemetry attribute keys for the OTel instruments.
+OTEL_ATTRIBUTE_FOR_LABEL = {
+    "agent": GEN_AI_AGENT_NAME,
+    "tool": GEN_AI_TOOL_NAME,
+    "stop_reason": PYGENTS_TURN_STOP_REASON,
+    "error_type": ERROR_TYPE,
+    "outcome": PYGENTS_TOOL_OUTCOME,
+    "owner": PYGENTS_CONTEXT_OWNER,
+}

@@ -1,0 +1,126 @@
+"""Telemetry settings: content capture, cardinality, switches read from the environment."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ContentCapture", "LabelLimiter", "disabled_by_env", "warn_once"]
+
+logger = logging.getLogger("pygents.observability")
+
+_CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CAPTURE_ON = {"true", "1", "yes", "span_only", "span_and_event", "event_only"}
+
+
+@dataclass(frozen=True)
+class ContentCapture:
+    """Whether and how tool arguments and results are recorded on spans.
+
+    Args:
+        enabled: record ``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``.
+        max_length: truncate each recorded string to this many characters.
+        redact: called with each serialized string before truncation; returns what to record.
+    """
+
+    enabled: bool = False
+    max_length: int = 1024
+    redact: Callable[[str], str] | None = None
+
+    def render(self, value: Any) -> str:
+        """Serialize ``value`` (JSON, else repr), redact and truncate it."""
+        try:
+            text = json.dumps(value, default=repr, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+        if self.redact is not None:
+            text = self.redact(text)
+        if len(text) > self.max_length:
+            text = text[: self.max_length] + "…"
+        return text
+
+    @classmethod
+    def resolve(cls, value: bool | ContentCapture | None) -> ContentCapture:
+        """Build the setting from ``instrument(capture_content=...)`` and the environment."""
+        if isinstance(value, ContentCapture):
+            return value
+        max_length = _int_env("PYGENTS_CAPTURE_CONTENT_MAX_LENGTH", cls.max_length)
+        if value is None:
+            raw = os.environ.get(_CAPTURE_ENV, "").strip().lower()
+            value = raw in _CAPTURE_ON and raw != "event_only"
+        return cls(enabled=bool(value), max_length=max_length)
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        logger.warning("Ignoring %s=%r: not an integer", name, raw)
+        return default
+
+
+def disabled_by_env() -> str | None:
+    """Return why telemetry is switched off by the environment, or None."""
+    if os.environ.get("PYGENTS_TELEMETRY", "").strip().lower() in {"off", "false", "0", "no"}:
+        return "PYGENTS_TELEMETRY=off"
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "OTEL_SDK_DISABLED=true"
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    if "pygents" in {part.strip() for part in disabled.split(",")}:
+        return "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS contains pygents"
+    return None
+
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Log a warning the first time ``key`` is seen (per process)."""
+    if key in _warned:
+        return
+    _warned.add(key)
+    logger.warning(message, *args)
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were logged (tests)."""
+    _warned.clear()
+
+
+class LabelLimiter:
+    """Caps the distinct values of one metric label; later values become ``other``."""
+
+    __slots__ = ("_label", "_limit", "_seen")
+
+    def __init__(self, label: str, limit: int) -> None:
+        self._label = label
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        """Return ``value``, or ``other`` once the limit of distinct values is reached."""
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            warn_once(
+                f"cardinality:{self._label}",
+                "pygents telemetry: more than %d distinct values of metric label %r; further "
+                "values are reported as 'other' (raise PYGENTS_METRICS_MAX_LABEL_VALUES)",
+                self._limit,
+                self._label,
+            )
+            return "other"
+        self._seen.add(value)
+        return value
+
+
+def label_limit() -> int:
+    """The per-label cap on distinct values (``PYGENTS_METRICS_MAX_LABEL_VALUES``, default 200)."""
+    return _int_env("PYGENTS_METRICS_MAX_LABEL_VALUES", 200)

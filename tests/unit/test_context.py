@@ -1,0 +1,798 @@
+"""ContextItem, ContextQueue and ContextPool: validation, eviction, hooks, branching, veto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pygents import ContextItem, ContextPool, ContextQueue
+from pygents import context as context_module
+
+
+def items(*contents: Any) -> list[ContextItem]:
+    return [ContextItem(content=c) for c in contents]
+
+
+def doc(id: str, description: str | None = None, content: Any = None) -> ContextItem:
+    return ContextItem(
+        id=id,
+        description=f"about {id}" if description is None else description,
+        content=f"text of {id}" if content is None else content,
+    )
+
+
+def contents(container: Any) -> list[Any]:
+    return [i.content for i in container.items]
+
+
+# --------------------------------------------------------------------------- ContextItem
+
+
+class TestContextItem:
+    def test_defaults_are_none(self) -> None:
+        item = ContextItem()
+        assert (item.content, item.id, item.description) == (None, None, None)
+
+    def test_fields_by_keyword(self) -> None:
+        item = ContextItem(content={"a": 1}, id="x", description="the x")
+        assert item.content == {"a": 1}
+        assert item.id == "x"
+        assert item.description == "the x"
+
+    def test_equality_compares_all_fields(self) -> None:
+        assert ContextItem(content=1, id="a", description="d") == ContextItem(
+            content=1, id="a", description="d"
+        )
+        assert ContextItem(content=1, id="a", description="d") != ContextItem(
+            content=2, id="a", description="d"
+        )
+        assert ContextItem(content=1, id="a", description="d") != ContextItem(
+            content=1, id="b", description="d"
+        )
+        assert ContextItem(content=1, id="a", description="d") != ContextItem(
+            content=1, id="a", description="e"
+        )
+        assert ContextItem(content=1) != "not an item"
+
+    def test_dict_round_trip(self) -> None:
+        item = ContextItem(content=["x", 1], id="k", description="desc")
+        data = item.to_dict()
+        assert data == {"id": "k", "description": "desc", "content": ["x", 1]}
+        assert ContextItem.from_dict(data) == item
+
+    def test_non_string_id_or_description_is_rejected(self) -> None:
+        with pytest.raises(TypeError):
+            ContextItem(content="c", id=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            ContextItem(content="c", description=3)  # type: ignore[arg-type]
+
+    def test_importable_from_pygents_context(self) -> None:
+        assert context_module.ContextItem is ContextItem
+        assert context_module.ContextQueue is ContextQueue
+        assert context_module.ContextPool is ContextPool
+
+
+# --------------------------------------------------------------------------- ContextQueue
+
+
+class TestContextQueueLimit:
+    @pytest.mark.parametrize("limit", [0, -1])
+    def test_limit_below_one_is_value_error(self, limit: int) -> None:
+        with pytest.raises(ValueError):
+            ContextQueue(limit=limit)
+
+    @pytest.mark.parametrize("limit", ["3", 2.5, True])
+    def test_non_int_limit_is_type_error(self, limit: Any) -> None:
+        with pytest.raises(TypeError):
+            ContextQueue(limit=limit)
+
+    def test_limit_one_is_valid(self) -> None:
+        assert ContextQueue(limit=1).limit == 1
+
+
+class TestContextQueueAppend:
+    async def test_append_is_variadic_and_keeps_order(self) -> None:
+        q = ContextQueue(limit=10)
+        await q.append(*items("a", "b"))
+        await q.append(ContextItem(content="c"))
+        await q.append()
+        assert contents(q) == ["a", "b", "c"]
+
+    @pytest.mark.parametrize("bad", ["plain string", {"content": "x"}, None, 42])
+    async def test_non_item_is_type_error(self, bad: Any) -> None:
+        q = ContextQueue(limit=5)
+        with pytest.raises(TypeError):
+            await q.append(bad)
+        assert len(q) == 0
+
+    async def test_non_item_as_second_argument_appends_nothing(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(ContextItem(content="before"))
+        with pytest.raises(TypeError):
+            await q.append(ContextItem(content="first"), "second", ContextItem(content="third"))
+        assert contents(q) == ["before"]
+
+    async def test_non_item_fires_no_hooks(self) -> None:
+        q = ContextQueue(limit=5)
+        calls: list[str] = []
+
+        @q.before_append
+        async def before(queue: ContextQueue, incoming: list[Any], current: list[Any]) -> None:
+            calls.append("before")
+
+        with pytest.raises(TypeError):
+            await q.append(ContextItem(content="ok"), "bad")
+        assert calls == []
+
+    async def test_oldest_items_are_evicted(self) -> None:
+        q = ContextQueue(limit=3)
+        for c in "abcde":
+            await q.append(ContextItem(content=c))
+        assert contents(q) == ["c", "d", "e"]
+        assert len(q) == 3
+
+    async def test_one_append_past_the_limit_keeps_the_newest(self) -> None:
+        q = ContextQueue(limit=3)
+        await q.append(*items(1, 2, 3, 4, 5))
+        assert contents(q) == [3, 4, 5]
+
+    async def test_on_evict_once_per_evicted_item(self) -> None:
+        q = ContextQueue(limit=3)
+        evicted: list[tuple[ContextQueue, ContextItem]] = []
+
+        @q.on_evict
+        async def on_evict(queue: ContextQueue, item: ContextItem) -> None:
+            evicted.append((queue, item))
+
+        five = items(0, 1, 2, 3, 4)
+        await q.append(*five)
+        assert len(evicted) == 2
+        assert all(queue is q for queue, _ in evicted)
+        assert [item for _, item in evicted] == five[:2]
+        assert evicted[0][1] is five[0]
+        assert evicted[1][1] is five[1]
+
+    async def test_on_evict_across_separate_appends(self) -> None:
+        q = ContextQueue(limit=2)
+        evicted: list[Any] = []
+
+        @q.on_evict
+        async def on_evict(queue: ContextQueue, item: ContextItem) -> None:
+            evicted.append(item.content)
+
+        for c in "abcd":
+            await q.append(ContextItem(content=c))
+        assert evicted == ["a", "b"]
+
+    async def test_no_eviction_below_the_limit(self) -> None:
+        q = ContextQueue(limit=3)
+        evicted: list[Any] = []
+
+        @q.on_evict
+        async def on_evict(queue: ContextQueue, item: ContextItem) -> None:
+            evicted.append(item)
+
+        await q.append(*items(1, 2, 3))
+        assert evicted == []
+
+    async def test_before_and_after_append_arguments(self) -> None:
+        q = ContextQueue(limit=3)
+        first = items("a", "b")
+        await q.append(*first)
+        calls: list[tuple[Any, ...]] = []
+
+        @q.before_append
+        async def before(queue: ContextQueue, incoming: list[Any], current: list[Any]) -> None:
+            calls.append(("before", queue, list(incoming), list(current), len(queue)))
+
+        @q.after_append
+        async def after(queue: ContextQueue, appended: list[Any], current: list[Any]) -> None:
+            calls.append(("after", queue, list(appended), list(current), len(queue)))
+
+        incoming = items("c", "d")
+        await q.append(*incoming)
+        assert calls == [
+            ("before", q, incoming, first, 2),
+            ("after", q, incoming, [first[1], *incoming], 3),
+        ]
+
+    async def test_hook_snapshots_are_copies(self) -> None:
+        q = ContextQueue(limit=5)
+        seen: dict[str, Any] = {}
+
+        @q.before_append
+        async def before(queue: ContextQueue, incoming: Any, current: Any) -> None:
+            seen["before"] = current
+
+        @q.after_append
+        async def after(queue: ContextQueue, appended: Any, current: Any) -> None:
+            seen["after"] = current
+
+        await q.append(ContextItem(content=1))
+        before_snapshot, after_snapshot = seen["before"], seen["after"]
+        await q.append(ContextItem(content=2))
+        assert before_snapshot == []
+        assert [i.content for i in after_snapshot] == [1]
+
+    async def test_hook_order_with_eviction(self) -> None:
+        q = ContextQueue(limit=1)
+        await q.append(ContextItem(content="old"))
+        order: list[str] = []
+
+        @q.before_append
+        async def before(queue: ContextQueue, incoming: Any, current: Any) -> None:
+            order.append("before")
+
+        @q.on_evict
+        async def evict(queue: ContextQueue, item: ContextItem) -> None:
+            order.append(f"evict {item.content}")
+
+        @q.after_append
+        async def after(queue: ContextQueue, appended: Any, current: Any) -> None:
+            order.append("after")
+
+        await q.append(ContextItem(content="new"))
+        assert order == ["before", "evict old", "after"]
+
+    async def test_before_append_veto_leaves_queue_unchanged(self) -> None:
+        q = ContextQueue(limit=2)
+        await q.append(*items("a", "b"))
+        evicted: list[Any] = []
+        after_calls: list[Any] = []
+
+        @q.before_append
+        async def veto(queue: ContextQueue, incoming: Any, current: Any) -> None:
+            raise PermissionError("no more")
+
+        @q.on_evict
+        async def evict(queue: ContextQueue, item: ContextItem) -> None:
+            evicted.append(item)
+
+        @q.after_append
+        async def after(queue: ContextQueue, appended: Any, current: Any) -> None:
+            after_calls.append(appended)
+
+        with pytest.raises(PermissionError, match="no more"):
+            await q.append(*items("c", "d"))
+        assert contents(q) == ["a", "b"]
+        assert evicted == []
+        assert after_calls == []
+
+
+class TestContextQueueClearAndViews:
+    async def test_clear_empties_and_fires_hooks(self) -> None:
+        q = ContextQueue(limit=5)
+        stored = items("a", "b")
+        await q.append(*stored)
+        calls: list[tuple[Any, ...]] = []
+
+        @q.before_clear
+        async def before(queue: ContextQueue, snapshot: list[Any]) -> None:
+            calls.append(("before", queue, list(snapshot), len(queue)))
+
+        @q.after_clear
+        async def after(queue: ContextQueue) -> None:
+            calls.append(("after", queue, len(queue)))
+
+        await q.clear()
+        assert len(q) == 0
+        assert calls == [("before", q, stored, 2), ("after", q, 0)]
+
+    async def test_clear_without_hooks(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items(1, 2))
+        await q.clear()
+        assert q.items == []
+        await q.append(ContextItem(content=3))
+        assert contents(q) == [3]
+
+    async def test_before_clear_veto_leaves_queue_unchanged(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items(1, 2))
+        after_calls: list[Any] = []
+
+        @q.before_clear
+        async def veto(queue: ContextQueue, snapshot: Any) -> None:
+            raise RuntimeError("keep it")
+
+        @q.after_clear
+        async def after(queue: ContextQueue) -> None:
+            after_calls.append(queue)
+
+        with pytest.raises(RuntimeError, match="keep it"):
+            await q.clear()
+        assert contents(q) == [1, 2]
+        assert after_calls == []
+
+    async def test_items_is_a_copy(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items(1, 2))
+        view = q.items
+        assert isinstance(view, list)
+        view.append(ContextItem(content="intruder"))
+        view.clear()
+        assert contents(q) == [1, 2]
+        assert q.items is not q.items
+
+    async def test_len_bool_iter(self) -> None:
+        q = ContextQueue(limit=5)
+        assert len(q) == 0
+        assert not q
+        assert list(q) == []
+        stored = items("x", "y")
+        await q.append(*stored)
+        assert len(q) == 2
+        assert q
+        assert list(q) == stored
+        assert [i.content for i in q] == ["x", "y"]
+
+    async def test_iterating_while_appending_is_safe(self) -> None:
+        q = ContextQueue(limit=10)
+        await q.append(*items(1, 2, 3))
+        seen = []
+        for item in q:
+            seen.append(item.content)
+            await q.append(ContextItem(content=item.content * 10))
+        assert seen == [1, 2, 3]
+        assert contents(q) == [1, 2, 3, 10, 20, 30]
+
+
+class TestContextQueueBranch:
+    async def test_branch_is_a_snapshot_with_same_limit(self) -> None:
+        q = ContextQueue(limit=4)
+        await q.append(*items(1, 2, 3))
+        child = q.branch()
+        assert child is not q
+        assert isinstance(child, ContextQueue)
+        assert child.limit == 4
+        assert contents(child) == [1, 2, 3]
+
+    async def test_smaller_limit_keeps_newest(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items(1, 2, 3, 4, 5))
+        child = q.branch(limit=2)
+        assert child.limit == 2
+        assert contents(child) == [4, 5]
+        assert contents(q) == [1, 2, 3, 4, 5]
+
+    async def test_larger_limit_keeps_everything(self) -> None:
+        q = ContextQueue(limit=2)
+        await q.append(*items(1, 2))
+        child = q.branch(limit=10)
+        assert child.limit == 10
+        assert contents(child) == [1, 2]
+
+    async def test_branch_is_independent(self) -> None:
+        q = ContextQueue(limit=3)
+        await q.append(*items(1, 2))
+        child = q.branch()
+        await child.append(ContextItem(content="child"))
+        await q.append(ContextItem(content="parent"))
+        assert contents(q) == [1, 2, "parent"]
+        assert contents(child) == [1, 2, "child"]
+        await child.clear()
+        assert contents(q) == [1, 2, "parent"]
+
+    async def test_branch_inherits_hooks(self) -> None:
+        q = ContextQueue(limit=1)
+        evicted: list[tuple[Any, Any]] = []
+
+        @q.on_evict
+        async def on_evict(queue: ContextQueue, item: ContextItem) -> None:
+            evicted.append((queue, item.content))
+
+        await q.append(ContextItem(content="a"))
+        child = q.branch()
+        await child.append(ContextItem(content="b"))
+        assert evicted == [(child, "a")]
+        # The child's hook list is its own.
+        assert child.hooks == q.hooks
+        assert child.hooks is not q.hooks
+
+    async def test_branch_with_no_hooks(self) -> None:
+        q = ContextQueue(limit=1)
+        evicted: list[Any] = []
+
+        @q.on_evict
+        async def on_evict(queue: ContextQueue, item: ContextItem) -> None:
+            evicted.append(item.content)
+
+        await q.append(ContextItem(content="a"))
+        child = q.branch(hooks=[])
+        assert child.hooks == []
+        await child.append(ContextItem(content="b"))
+        assert evicted == []
+        await q.append(ContextItem(content="c"))
+        assert evicted == ["a"]
+
+    async def test_adding_a_hook_to_the_child_does_not_touch_the_parent(self) -> None:
+        q = ContextQueue(limit=5)
+        child = q.branch()
+        seen: list[Any] = []
+
+        @child.after_append
+        async def after(queue: ContextQueue, appended: Any, current: Any) -> None:
+            seen.append(queue)
+
+        await q.append(ContextItem(content=1))
+        await child.append(ContextItem(content=2))
+        assert seen == [child]
+        assert q.hooks == []
+
+    async def test_branch_inherits_tags(self) -> None:
+        q = ContextQueue(limit=3, tags=["memory"])
+        assert q.branch().tags == frozenset({"memory"})
+        assert q.branch(tags=["other"]).tags == frozenset({"other"})
+
+
+# --------------------------------------------------------------------------- ContextPool
+
+
+class TestContextPoolAdd:
+    @pytest.mark.parametrize(
+        "item",
+        [
+            ContextItem(content="c", description="no id"),
+            ContextItem(content="c", id="no-description"),
+            ContextItem(content="c"),
+        ],
+    )
+    async def test_id_and_description_are_required(self, item: ContextItem) -> None:
+        pool = ContextPool()
+        with pytest.raises(ValueError):
+            await pool.add(item)
+        assert len(pool) == 0
+
+    @pytest.mark.parametrize("bad", ["doc", {"id": "a", "description": "d"}, None])
+    async def test_non_item_is_type_error(self, bad: Any) -> None:
+        pool = ContextPool()
+        with pytest.raises(TypeError):
+            await pool.add(bad)
+        assert len(pool) == 0
+
+    @pytest.mark.parametrize("limit", [0, -1])
+    def test_limit_below_one_is_value_error(self, limit: int) -> None:
+        with pytest.raises(ValueError):
+            ContextPool(limit=limit)
+
+    @pytest.mark.parametrize("limit", ["3", 2.5, True])
+    def test_non_int_limit_is_type_error(self, limit: Any) -> None:
+        with pytest.raises(TypeError):
+            ContextPool(limit=limit)
+
+    async def test_add_and_lookup(self) -> None:
+        pool = ContextPool(limit=5)
+        a = doc("a")
+        await pool.add(a)
+        assert pool.get("a") is a
+        assert pool["a"] is a
+        assert "a" in pool
+        assert "b" not in pool
+        assert len(pool) == 1
+
+    async def test_same_id_replaces_without_eviction(self) -> None:
+        pool = ContextPool(limit=2)
+        evicted: list[Any] = []
+
+        @pool.on_evict
+        async def on_evict(p: ContextPool, item: ContextItem) -> None:
+            evicted.append(item)
+
+        await pool.add(doc("a"))
+        await pool.add(doc("b"))
+        newer = doc("a", description="newer a", content="v2")
+        await pool.add(newer)
+        assert evicted == []
+        assert len(pool) == 2
+        assert pool["a"] is newer
+        assert pool.get("b") is not None
+
+    async def test_same_id_replaces_without_hooks(self) -> None:
+        pool = ContextPool(limit=2)
+        await pool.add(doc("a"))
+        await pool.add(doc("b"))
+        await pool.add(doc("a", content="v2"))
+        assert len(pool) == 2
+        assert pool["a"].content == "v2"
+        assert "b" in pool
+
+    async def test_eviction_is_oldest_first(self) -> None:
+        pool = ContextPool(limit=2)
+        for name in "abcd":
+            await pool.add(doc(name))
+        assert [i.id for i in pool.items] == ["c", "d"]
+        assert "a" not in pool
+        assert "b" not in pool
+
+    async def test_on_evict_fires_once_with_the_oldest(self) -> None:
+        pool = ContextPool(limit=2)
+        events: list[tuple[Any, ...]] = []
+
+        @pool.on_evict
+        async def on_evict(p: ContextPool, item: ContextItem) -> None:
+            # "about to be evicted": it is still there when the hook runs.
+            events.append(("evict", p, item, item.id in p))
+
+        @pool.after_add
+        async def after_add(p: ContextPool, item: ContextItem) -> None:
+            events.append(("add", item.id))
+
+        a, b, c = doc("a"), doc("b"), doc("c")
+        await pool.add(a)
+        await pool.add(b)
+        events.clear()
+        await pool.add(c)
+        assert events == [("evict", pool, a, True), ("add", "c")]
+        assert [i.id for i in pool.items] == ["b", "c"]
+
+    async def test_before_and_after_add_arguments(self) -> None:
+        pool = ContextPool()
+        calls: list[tuple[Any, ...]] = []
+
+        @pool.before_add
+        async def before(p: ContextPool, item: ContextItem) -> None:
+            calls.append(("before", p, item, item.id in p))
+
+        @pool.after_add
+        async def after(p: ContextPool, item: ContextItem) -> None:
+            calls.append(("after", p, item, item.id in p))
+
+        a = doc("a")
+        await pool.add(a)
+        assert calls == [("before", pool, a, False), ("after", pool, a, True)]
+
+    async def test_unbounded_pool_never_evicts(self) -> None:
+        pool = ContextPool()
+        assert pool.limit is None
+        evicted: list[Any] = []
+
+        @pool.on_evict
+        async def on_evict(p: ContextPool, item: ContextItem) -> None:
+            evicted.append(item)
+
+        for i in range(500):
+            await pool.add(doc(f"d{i}"))
+        assert len(pool) == 500
+        assert evicted == []
+        assert "d0" in pool
+
+    async def test_before_add_veto_leaves_pool_unchanged(self) -> None:
+        pool = ContextPool(limit=2)
+        a, b = doc("a"), doc("b")
+        await pool.add(a)
+        await pool.add(b)
+        events: list[Any] = []
+
+        @pool.before_add
+        async def veto(p: ContextPool, item: ContextItem) -> None:
+            raise PermissionError("read only")
+
+        @pool.on_evict
+        async def on_evict(p: ContextPool, item: ContextItem) -> None:
+            events.append(("evict", item))
+
+        @pool.after_add
+        async def after(p: ContextPool, item: ContextItem) -> None:
+            events.append(("add", item))
+
+        with pytest.raises(PermissionError):
+            await pool.add(doc("c"))
+        with pytest.raises(PermissionError):
+            await pool.add(doc("a", content="replacement"))
+        assert pool.items == [a, b]
+        assert pool["a"] is a
+        assert events == []
+
+
+class TestContextPoolReadAndRemove:
+    async def test_get_default(self) -> None:
+        pool = ContextPool()
+        fallback = doc("fallback")
+        assert pool.get("missing") is None
+        assert pool.get("missing", fallback) is fallback
+        await pool.add(doc("here"))
+        assert pool.get("here", fallback) is not fallback
+
+    def test_getitem_missing_is_key_error_with_message(self) -> None:
+        pool = ContextPool()
+        with pytest.raises(KeyError, match="ghost"):
+            pool["ghost"]
+
+    async def test_remove_returns_the_item(self) -> None:
+        pool = ContextPool()
+        a, b = doc("a"), doc("b")
+        await pool.add(a)
+        await pool.add(b)
+        assert await pool.remove("a") is a
+        assert "a" not in pool
+        assert pool.items == [b]
+
+    async def test_remove_missing_is_key_error(self) -> None:
+        pool = ContextPool()
+        await pool.add(doc("a"))
+        with pytest.raises(KeyError):
+            await pool.remove("b")
+        assert len(pool) == 1
+
+    async def test_remove_hooks(self) -> None:
+        pool = ContextPool()
+        a = doc("a")
+        await pool.add(a)
+        calls: list[tuple[Any, ...]] = []
+
+        @pool.before_remove
+        async def before(p: ContextPool, item: ContextItem) -> None:
+            calls.append(("before", p, item, item.id in p))
+
+        @pool.after_remove
+        async def after(p: ContextPool, item: ContextItem) -> None:
+            calls.append(("after", p, item, item.id in p))
+
+        await pool.remove("a")
+        assert calls == [("before", pool, a, True), ("after", pool, a, False)]
+
+    async def test_remove_missing_fires_no_hooks(self) -> None:
+        pool = ContextPool()
+        calls: list[Any] = []
+
+        @pool.before_remove
+        async def before(p: ContextPool, item: ContextItem) -> None:
+            calls.append(item)
+
+        with pytest.raises(KeyError):
+            await pool.remove("nope")
+        assert calls == []
+
+    async def test_before_remove_veto_leaves_pool_unchanged(self) -> None:
+        pool = ContextPool()
+        a = doc("a")
+        await pool.add(a)
+        after_calls: list[Any] = []
+
+        @pool.before_remove
+        async def veto(p: ContextPool, item: ContextItem) -> None:
+            raise PermissionError("pinned")
+
+        @pool.after_remove
+        async def after(p: ContextPool, item: ContextItem) -> None:
+            after_calls.append(item)
+
+        with pytest.raises(PermissionError):
+            await pool.remove("a")
+        assert pool["a"] is a
+        assert after_calls == []
+
+    async def test_items_len_bool_iter(self) -> None:
+        pool = ContextPool()
+        assert not pool
+        assert len(pool) == 0
+        assert pool.items == []
+        a, b = doc("a"), doc("b")
+        await pool.add(a)
+        await pool.add(b)
+        assert pool
+        assert len(pool) == 2
+        view = pool.items
+        assert view == [a, b]
+        view.clear()
+        assert pool.items == [a, b]
+        assert list(pool) == [a, b]
+
+    async def test_catalogue_format(self) -> None:
+        pool = ContextPool()
+        assert pool.catalogue() == ""
+        await pool.add(ContextItem(id="q3", description="Q3 earnings: revenue", content={"r": 1}))
+        assert pool.catalogue() == "- [q3] Q3 earnings: revenue"
+        await pool.add(ContextItem(id="faq", description="Refund policy", content="30 days"))
+        assert pool.catalogue() == "- [q3] Q3 earnings: revenue\n- [faq] Refund policy"
+
+    async def test_catalogue_has_no_content(self) -> None:
+        pool = ContextPool()
+        await pool.add(ContextItem(id="big", description="a big doc", content="SECRET-CONTENT"))
+        assert "SECRET-CONTENT" not in pool.catalogue()
+
+
+class TestContextPoolClear:
+    async def test_clear_with_hooks(self) -> None:
+        pool = ContextPool()
+        a, b = doc("a"), doc("b")
+        await pool.add(a)
+        await pool.add(b)
+        calls: list[tuple[Any, ...]] = []
+        snapshots: list[Any] = []
+
+        @pool.before_clear
+        async def before(p: ContextPool, snapshot: dict[str, ContextItem]) -> None:
+            snapshots.append(snapshot)
+            calls.append(("before", p, dict(snapshot), len(p)))
+
+        @pool.after_clear
+        async def after(p: ContextPool) -> None:
+            calls.append(("after", p, len(p)))
+
+        await pool.clear()
+        assert len(pool) == 0
+        assert calls == [("before", pool, {"a": a, "b": b}, 2), ("after", pool, 0)]
+        # The snapshot is a dict copy: clearing the pool did not empty it.
+        snapshot = snapshots[0]
+        assert isinstance(snapshot, dict)
+        assert snapshot == {"a": a, "b": b}
+
+    async def test_clear_without_hooks(self) -> None:
+        pool = ContextPool(limit=3)
+        await pool.add(doc("a"))
+        await pool.clear()
+        assert not pool
+        assert pool.catalogue() == ""
+
+    async def test_before_clear_veto_leaves_pool_unchanged(self) -> None:
+        pool = ContextPool()
+        a = doc("a")
+        await pool.add(a)
+        after_calls: list[Any] = []
+
+        @pool.before_clear
+        async def veto(p: ContextPool, snapshot: Any) -> None:
+            raise PermissionError("no")
+
+        @pool.after_clear
+        async def after(p: ContextPool) -> None:
+            after_calls.append(p)
+
+        with pytest.raises(PermissionError):
+            await pool.clear()
+        assert pool.items == [a]
+        assert after_calls == []
+
+
+class TestContextPoolBranch:
+    async def test_branch_snapshot_and_limit(self) -> None:
+        pool = ContextPool(limit=5)
+        for name in "abc":
+            await pool.add(doc(name))
+        child = pool.branch()
+        assert child is not pool
+        assert child.limit == 5
+        assert [i.id for i in child.items] == ["a", "b", "c"]
+
+    async def test_branch_with_smaller_limit_keeps_newest(self) -> None:
+        pool = ContextPool()
+        for name in "abcd":
+            await pool.add(doc(name))
+        child = pool.branch(limit=2)
+        assert child.limit == 2
+        assert [i.id for i in child.items] == ["c", "d"]
+        assert len(pool) == 4
+
+    async def test_branch_limit_none_is_unbounded(self) -> None:
+        pool = ContextPool(limit=2)
+        await pool.add(doc("a"))
+        child = pool.branch(limit=None)
+        assert child.limit is None
+
+    async def test_branch_is_independent(self) -> None:
+        pool = ContextPool()
+        await pool.add(doc("shared"))
+        child = pool.branch()
+        await child.add(doc("child-only"))
+        await pool.remove("shared")
+        assert "child-only" not in pool
+        assert "shared" in child
+        assert [i.id for i in child.items] == ["shared", "child-only"]
+
+    async def test_branch_inherits_hooks_or_not(self) -> None:
+        pool = ContextPool()
+        added: list[tuple[Any, str | None]] = []
+
+        @pool.after_add
+        async def after_add(p: ContextPool, item: ContextItem) -> None:
+            added.append((p, item.id))
+
+        inherited = pool.branch()
+        bare = pool.branch(hooks=[])
+        await inherited.add(doc("x"))
+        await bare.add(doc("y"))
+        assert added == [(inherited, "x")]
+        assert inherited.hooks is not pool.hooks
+        assert bare.hooks == []

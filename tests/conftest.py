@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# The suite controls telemetry explicitly: no auto-instrumentation at `import pygents` here.
+# (Tests of the automatic behaviour run in subprocesses with their own environment.)
+os.environ["PYGENTS_TELEMETRY"] = "off"
+
 from collections.abc import Iterator
 
 import pytest

@@ -397,7 +397,13 @@ class Agent:
                     if not queue:
                         break
                 if hooks or _AGENT_GLOBALS:
-                    await self._fire(AgentHook.BEFORE_TURN)
+                    # Hooks between turns see current_agent() == self (no per-hook frame).
+                    outer = FRAME.get()
+                    FRAME.set((self, None, None))
+                    try:
+                        await self._fire(AgentHook.BEFORE_TURN)
+                    finally:
+                        FRAME.set(outer)
                     if not queue:
                         break
                 turn = queue.popleft()

@@ -31,6 +31,8 @@ class StopReason(StrEnum):
 class TurnHook(Enum):
     """Events in the life of one turn."""
 
+    __hash__ = object.__hash__  # identity hash in C: hooks are looked up per event
+
     BEFORE_RUN = "before_run"
     """``(turn)`` before the tool runs; raising vetoes the run."""
     AFTER_RUN = "after_run"
@@ -45,6 +47,8 @@ class TurnHook(Enum):
 
 class AgentHook(Enum):
     """Events in an agent's run loop and queue."""
+
+    __hash__ = object.__hash__  # identity hash in C: hooks are looked up per event
 
     BEFORE_TURN = "before_turn"
     """``(agent)`` before the next turn is taken off the queue."""
@@ -69,6 +73,8 @@ class AgentHook(Enum):
 class ToolHook(Enum):
     """Events around one tool invocation."""
 
+    __hash__ = object.__hash__  # identity hash in C: hooks are looked up per event
+
     BEFORE_INVOKE = "before_invoke"
     """``(*args, **kwargs)`` the tool's own arguments; raising vetoes the call."""
     ON_YIELD = "on_yield"
@@ -81,6 +87,8 @@ class ToolHook(Enum):
 
 class ContextQueueHook(Enum):
     """Events of a ``ContextQueue``."""
+
+    __hash__ = object.__hash__  # identity hash in C: hooks are looked up per event
 
     BEFORE_APPEND = "before_append"
     """``(queue, incoming, current)``; raising vetoes the append."""
@@ -96,6 +104,8 @@ class ContextQueueHook(Enum):
 
 class ContextPoolHook(Enum):
     """Events of a ``ContextPool``."""
+
+    __hash__ = object.__hash__  # identity hash in C: hooks are looked up per event
 
     BEFORE_ADD = "before_add"
     """``(pool, item)``; raising vetoes the add."""

@@ -388,6 +388,11 @@ class Agent:
         hooks = self._hooks
         error: BaseException | None = None
         done = 0
+        # Between turns, current_agent() is this agent; around each yield the consumer's
+        # frame is put back, so code between iterations sees its own.
+        outer = FRAME.get()
+        mine = (self, None, None)
+        FRAME.set(mine)
         try:
             if hooks or _AGENT_GLOBALS:
                 await self._fire(AgentHook.ON_RUN_START)
@@ -397,13 +402,7 @@ class Agent:
                     if not queue:
                         break
                 if hooks or _AGENT_GLOBALS:
-                    # Hooks between turns see current_agent() == self (no per-hook frame).
-                    outer = FRAME.get()
-                    FRAME.set((self, None, None))
-                    try:
-                        await self._fire(AgentHook.BEFORE_TURN)
-                    finally:
-                        FRAME.set(outer)
+                    await self._fire(AgentHook.BEFORE_TURN)
                     if not queue:
                         break
                 turn = queue.popleft()
@@ -423,7 +422,9 @@ class Agent:
                                 await self._route(value, turn)
                             if hooks or _AGENT_GLOBALS:
                                 await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
+                            FRAME.set(outer)
                             yield turn, value
+                            FRAME.set(mine)
                     finally:
                         await stream.aclose()
                     self._current_turn = None
@@ -438,7 +439,9 @@ class Agent:
                         await self._route(value, turn)
                     if hooks or _AGENT_GLOBALS:
                         await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
+                    FRAME.set(outer)
                     yield turn, value
+                    FRAME.set(mine)
                 if hooks or _AGENT_GLOBALS:
                     await self._fire(AgentHook.AFTER_TURN, turn)
                 done += 1
@@ -448,12 +451,16 @@ class Agent:
             error = exc
             raise
         finally:
+            FRAME.set(mine)
             self._current_turn = None
             self._running = False
-            if hooks or _AGENT_GLOBALS:
-                await self._fire(
-                    AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
-                )
+            try:
+                if hooks or _AGENT_GLOBALS:
+                    await self._fire(
+                        AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
+                    )
+            finally:
+                FRAME.set(outer)
 
     # -- branching and serialization ---------------------------------------------------------
 

@@ -12,7 +12,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pygents import (
     AgentHook,
@@ -22,6 +22,7 @@ from pygents import (
     HookRegistry,
     StopReason,
     ToolHook,
+    Turn,
     TurnHook,
     current_agent,
     current_tool,
@@ -31,6 +32,10 @@ from pygents import (
 
 from . import _semconv as sc
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
+from ._store import MetricStore
+
+if TYPE_CHECKING:
+    from ._metrics import OtelMetrics
 
 __all__ = ["Bridge"]
 
@@ -39,12 +44,14 @@ _CANCELLED = StopReason.CANCELLED
 
 
 class _TurnState:
-    __slots__ = ("agent", "error_type", "span", "yields")
+    __slots__ = ("agent", "error_type", "span", "tool_start", "trace_id", "yields")
 
-    def __init__(self, agent: Any, span: Any) -> None:
+    def __init__(self, agent: Any, span: Any, trace_id: str | None) -> None:
         self.agent = agent
         self.span = span
+        self.trace_id = trace_id
         self.error_type: str | None = None
+        self.tool_start = 0.0
         self.yields = 0
 
 
@@ -98,19 +105,21 @@ class Bridge:
     def __init__(
         self,
         tracer: Any | None,
-        sinks: list[Any],
+        store: MetricStore | None,
+        otel_metrics: OtelMetrics | None,
         capture: ContentCapture,
         yield_events_cap: int = 100,
     ) -> None:
         self.tracer = tracer
-        self.sinks = tuple(sinks)
+        self.store = store
+        self.otel = otel_metrics
         self.capture = capture
         self.yield_events_cap = yield_events_cap
         self.hooks: list[Hook] = []
         self._turns: dict[Any, _TurnState] = {}
         self._runs: dict[Any, _RunState] = {}
         self._tools: dict[Any, _ToolState] = {}
-        self._tool_attrs: dict[Any, dict[str, Any]] = {}
+        self._tool_attrs: dict[tuple[Any, Any], tuple[str, dict[str, Any]]] = {}
         limit = label_limit()
         self._agent_label = LabelLimiter("agent", limit)
         self._tool_label = LabelLimiter("tool", limit)
@@ -197,18 +206,23 @@ class Bridge:
     def _suppressed(self) -> bool:
         return self._suppress_key is not None and bool(self._get_value(self._suppress_key))
 
-    def _attributes_for_tool(self, tool: Any) -> dict[str, Any]:
-        attrs = self._tool_attrs.get(tool)
-        if attrs is None:
-            attrs = {
+    def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
+        """The span name and start attributes of a tool (built once per tool and timeout)."""
+        key = (tool, timeout)
+        found = self._tool_attrs.get(key)
+        if found is None:
+            attrs: dict[str, Any] = {
                 sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
                 sc.GEN_AI_TOOL_NAME: tool.metadata.name,
                 sc.GEN_AI_TOOL_TYPE: "function",
             }
             if tool.metadata.description:
                 attrs[sc.GEN_AI_TOOL_DESCRIPTION] = tool.metadata.description
-            self._tool_attrs[tool] = attrs
-        return attrs
+            if timeout is not None:
+                attrs[sc.PYGENTS_TURN_TIMEOUT] = float(timeout)
+            found = (sc.SPAN_EXECUTE_TOOL.format(tool=tool.metadata.name), attrs)
+            self._tool_attrs[key] = found
+        return found
 
     def _links(self, turn: Any) -> list[Any] | None:
         parsed = _parse_traceparent(turn.metadata.trace_context)
@@ -218,7 +232,8 @@ class Bridge:
         ctx = self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
         return [self._Link(ctx)]
 
-    def _trace_id(self, span: Any) -> str | None:
+    @staticmethod
+    def _trace_id(span: Any) -> str | None:
         if span is None or not span.is_recording():
             return None
         ctx = span.get_span_context()
@@ -245,9 +260,6 @@ class Bridge:
         if span is not None:
             span.add_event(name, attributes)
 
-    def _agent_name(self, agent: Any) -> str:
-        return self._agent_label(agent.name)
-
     def _owner(self, obj: Any) -> str:
         return self._owner_label(obj.owner or obj.name or "unowned")
 
@@ -257,6 +269,7 @@ class Bridge:
         agent = current_agent()
         run_by_agent = agent is not None and agent.current_turn is turn
         span = None
+        trace_id = None
         if self.tracer is not None and not self._suppressed():
             context = None
             if run_by_agent:
@@ -268,23 +281,21 @@ class Bridge:
                 outer = self._turns.get(agent.current_turn)
                 if outer is not None and outer.span is not None:
                     context = self._trace.set_span_in_context(outer.span)
-            tool = turn.tool
+            name, attributes = self._span_start(turn.tool, turn.timeout)
             span = self.tracer.start_span(
-                sc.SPAN_EXECUTE_TOOL.format(tool=tool.metadata.name),
+                name,
                 context=context,
                 kind=self._INTERNAL,
-                attributes=self._attributes_for_tool(tool),
+                attributes=attributes,
                 links=self._links(turn),
             )
-            if turn.timeout is not None:
-                span.set_attribute(sc.PYGENTS_TURN_TIMEOUT, float(turn.timeout))
-        self._turns[turn] = _TurnState(agent if run_by_agent else None, span)
-        if run_by_agent and self.sinks:
+            trace_id = self._trace_id(span)
+        self._turns[turn] = _TurnState(agent if run_by_agent else None, span, trace_id)
+        store = self.store
+        if agent is not None and run_by_agent and store is not None:
             wait = turn.metadata.queue_wait
             if wait is not None:
-                name = self._agent_name(agent)
-                for sink in self.sinks:
-                    sink.queue_wait(name, wait)
+                store.queue_wait(self._agent_label(agent.name), wait)
 
     def turn_error(self, turn: Any, exc: BaseException) -> None:
         state = self._turns.get(turn)
@@ -293,16 +304,16 @@ class Bridge:
         if state is not None:
             state.error_type = error_type
             if state.agent is not None:
-                agent_name = self._agent_name(state.agent)
+                agent_name = self._agent_label(state.agent.name)
             span = state.span
             if span is not None:
                 span.set_status(self._error_status_of(f"{error_type}: {exc}"))
                 span.set_attribute(sc.ERROR_TYPE, error_type)
                 span.record_exception(exc)
-        label = self._error_label(error_type)
-        tool = self._tool_label(turn.tool.metadata.name)
-        for sink in self.sinks:
-            sink.turn_error(agent_name, tool, label)
+        if self.store is not None:
+            self.store.turn_error(
+                agent_name, self._tool_label(turn.tool.metadata.name), self._error_label(error_type)
+            )
 
     def turn_timeout(self, turn: Any) -> None:
         state = self._turns.get(turn)
@@ -310,55 +321,57 @@ class Bridge:
         if state is not None:
             state.error_type = "TurnTimeoutError"
             if state.agent is not None:
-                agent_name = self._agent_name(state.agent)
+                agent_name = self._agent_label(state.agent.name)
             span = state.span
             if span is not None:
+                # ON_TIMEOUT fires while the TurnTimeoutError is being handled.
                 exc = sys.exc_info()[1]
                 span.set_status(self._error_status_of(f"TurnTimeoutError: {exc}"))
                 span.set_attribute(sc.ERROR_TYPE, "TurnTimeoutError")
                 if exc is not None:
                     span.record_exception(exc)
-        tool = self._tool_label(turn.tool.metadata.name)
-        for sink in self.sinks:
-            sink.turn_timeout(agent_name, tool)
+        if self.store is not None:
+            self.store.turn_timeout(agent_name, self._tool_label(turn.tool.metadata.name))
 
     def turn_complete(self, turn: Any, reason: StopReason | None) -> None:
         state = self._turns.pop(turn, None)
-        agent = state.agent if state is not None else None
-        span = state.span if state is not None else None
-        output = turn.output
-        trace_id = None
+        if state is None:
+            return
+        agent = state.agent
+        span = state.span
+        tool = turn.tool
         if span is not None:
-            if reason is not None:
-                span.set_attribute(sc.PYGENTS_TURN_STOP_REASON, reason.value)
-            if turn.tool.is_generator:
+            output = turn.output
+            if tool.is_generator:
                 values = len(output) if isinstance(output, list) else 0
             else:
                 values = 1 if reason is _COMPLETED else 0
+            span.set_attribute(sc.PYGENTS_TURN_STOP_REASON, reason.value if reason else "unknown")
             span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
-            if reason is _COMPLETED and self.capture.enabled and not turn.tool.is_generator:
-                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
-            if reason is _COMPLETED and output is not None and output.__class__.__name__ == "Turn":
-                # Tool-driven flow control: the next turn links back to this one.
-                if output.metadata.trace_context is None:
+            if reason is _COMPLETED and output is not None and not tool.is_generator:
+                if self.capture.enabled:
+                    span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
+                if isinstance(output, Turn) and output.metadata.trace_context is None:
+                    # Tool-driven flow control: the returned turn links back to this one.
                     output.metadata.trace_context = _traceparent(span.get_span_context())
-            trace_id = self._trace_id(span)
             span.end()
         if agent is not None:
             run = self._runs.get(agent)
             if run is not None:
                 run.turns += 1
-        if self.sinks:
+        store = self.store
+        if store is not None:
             duration = turn.metadata.duration or 0.0
-            agent_name = self._agent_name(agent) if agent is not None else ""
-            tool = self._tool_label(turn.tool.metadata.name)
-            reason_value = reason.value if reason is not None else "unknown"
-            for sink in self.sinks:
-                sink.turn_completed(agent_name, tool, reason_value, duration, trace_id)
-                tool_execution = getattr(sink, "tool_execution", None)
-                if tool_execution is not None:
-                    error_type = state.error_type if state is not None else None
-                    tool_execution(tool, error_type, duration)
+            tool_name = self._tool_label(tool.metadata.name)
+            store.turn_completed(
+                self._agent_label(agent.name) if agent is not None else "",
+                tool_name,
+                reason.value if reason is not None else "unknown",
+                duration,
+                state.trace_id,
+            )
+            if self.otel is not None:
+                self.otel.tool_execution(tool_name, state.error_type, duration)
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -380,16 +393,14 @@ class Bridge:
             )
             context = self._trace.set_span_in_context(span)
         self._runs[agent] = _RunState(span, context, perf_counter())
-        if self.sinks:
-            name = self._agent_name(agent)
-            queue_owner = self._owner(agent.context_queue)
-            pool_owner = self._owner(agent.context_pool)
-            for sink in self.sinks:
-                sink.running(name, 1)
-                sink.paused(name, 1 if agent.is_paused else 0)
-                sink.queue_depth(name, len(agent))
-                sink.context_queue_items(queue_owner, len(agent.context_queue))
-                sink.context_pool_items(pool_owner, len(agent.context_pool))
+        store = self.store
+        if store is not None:
+            name = self._agent_label(agent.name)
+            store.running(name, 1)
+            store.paused(name, 1 if agent.is_paused else 0)
+            store.queue_depth(name, len(agent))
+            store.context_queue_items(self._owner(agent.context_queue), len(agent.context_queue))
+            store.context_pool_items(self._owner(agent.context_pool), len(agent.context_pool))
 
     def run_end(self, agent: Any, exc: BaseException | None) -> None:
         run = self._runs.pop(agent, None)
@@ -404,23 +415,22 @@ class Bridge:
                 span.set_attribute(sc.ERROR_TYPE, error_type)
                 span.record_exception(exc)
             span.end()
-        if self.sinks:
-            name = self._agent_name(agent)
-            for sink in self.sinks:
-                sink.running(name, 0)
-                sink.queue_depth(name, len(agent))
-                agent_run = getattr(sink, "agent_run", None)
-                if agent_run is not None and run is not None:
-                    agent_run(name, error_type, perf_counter() - run.start)
+        store = self.store
+        if store is not None:
+            name = self._agent_label(agent.name)
+            store.running(name, 0)
+            store.queue_depth(name, len(agent))
+            if self.otel is not None and run is not None:
+                self.otel.agent_run(name, error_type, perf_counter() - run.start)
 
     def after_put(self, agent: Any, turn: Any) -> None:
         if self.tracer is not None:
             span = self._current_span()
             if turn.metadata.trace_context is None:
-                # Causality: remember where the turn was enqueued from (a running turn's span,
-                # else the span current in the caller's context).
-                origin = span
-                if origin is None or current_turn() is None:
+                # Causality: remember where the turn was enqueued from: the running turn's
+                # span, else the span current in the caller's context.
+                origin = span if current_turn() is not None else None
+                if origin is None:
                     current = self._trace.get_current_span()
                     if current.get_span_context().is_valid:
                         origin = current
@@ -434,84 +444,87 @@ class Bridge:
                         sc.GEN_AI_TOOL_NAME: turn.tool.metadata.name,
                     },
                 )
-        if self.sinks:
-            name = self._agent_name(agent)
-            depth = len(agent)
-            for sink in self.sinks:
-                sink.enqueued(name, depth)
+        if self.store is not None:
+            self.store.enqueued(self._agent_label(agent.name), len(agent))
 
     def before_turn(self, agent: Any) -> None:
-        if self.sinks:
-            name = self._agent_name(agent)
-            depth = max(len(agent) - 1, 0)
-            for sink in self.sinks:
-                sink.queue_depth(name, depth)
+        if self.store is not None:
+            self.store.queue_depth(self._agent_label(agent.name), max(len(agent) - 1, 0))
 
     def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
-        if self.sinks:
-            name = self._agent_name(agent)
-            tool = self._tool_label(turn.tool.metadata.name)
-            for sink in self.sinks:
-                sink.turn_value(name, tool)
+        if self.store is not None:
+            self.store.turn_value(
+                self._agent_label(agent.name), self._tool_label(turn.tool.metadata.name)
+            )
 
     def pause(self, agent: Any) -> None:
         run = self._runs.get(agent)
         if run is not None and run.span is not None:
             run.span.add_event(sc.EVENT_PAUSE)
-        name = self._agent_name(agent)
-        for sink in self.sinks:
-            sink.paused(name, 1)
+        if self.store is not None:
+            self.store.paused(self._agent_label(agent.name), 1)
 
     def resume(self, agent: Any) -> None:
         run = self._runs.get(agent)
         if run is not None and run.span is not None:
             run.span.add_event(sc.EVENT_RESUME)
-        name = self._agent_name(agent)
-        for sink in self.sinks:
-            sink.paused(name, 0)
+        if self.store is not None:
+            self.store.paused(self._agent_label(agent.name), 0)
 
     # -- tools -----------------------------------------------------------------------------
 
-    def _tool_key(self) -> tuple[Any, Any, bool]:
+    def before_invoke(self, *args: Any, **kwargs: Any) -> None:
         turn = current_turn()
         tool = current_tool()
-        if turn is not None and turn.tool is tool:
-            return turn, tool, True
-        return (asyncio.current_task(), tool), tool, False
-
-    def before_invoke(self, *args: Any, **kwargs: Any) -> None:
-        key, tool, in_turn = self._tool_key()
         if tool is None:
             return
+        if turn is not None and turn.tool is tool:
+            # Run by a turn: the turn's span covers it; only time it.
+            state = self._turns.get(turn)
+            if state is not None:
+                state.tool_start = perf_counter()
+                if state.span is not None and self.capture.enabled:
+                    state.span.set_attribute(
+                        sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+                        self.capture.render({"args": list(args), "kwargs": kwargs}),
+                    )
+            return
         span = None
-        if self.tracer is not None:
-            if in_turn:
-                state = self._turns.get(key)
-                target = state.span if state is not None else None
-            elif not self._suppressed():
-                context = None
-                outer = self._current_span()
-                if outer is not None:
-                    context = self._trace.set_span_in_context(outer)
-                span = target = self.tracer.start_span(
-                    sc.SPAN_EXECUTE_TOOL.format(tool=tool.metadata.name),
-                    context=context,
-                    kind=self._INTERNAL,
-                    attributes=self._attributes_for_tool(tool),
-                )
-            else:
-                target = None
-            if target is not None and self.capture.enabled:
-                target.set_attribute(
+        if self.tracer is not None and not self._suppressed():
+            context = None
+            outer = self._current_span()
+            if outer is not None:
+                context = self._trace.set_span_in_context(outer)
+            name, attributes = self._span_start(tool, None)
+            span = self.tracer.start_span(
+                name, context=context, kind=self._INTERNAL, attributes=attributes
+            )
+            if self.capture.enabled:
+                span.set_attribute(
                     sc.GEN_AI_TOOL_CALL_ARGUMENTS,
                     self.capture.render({"args": list(args), "kwargs": kwargs}),
                 )
-        self._tools[key] = _ToolState(perf_counter(), span)
+        self._tools[(asyncio.current_task(), tool)] = _ToolState(perf_counter(), span)
 
     def _tool_done(self, outcome: str, result: Any, exc: BaseException | None) -> None:
-        key, tool, in_turn = self._tool_key()
-        state = self._tools.pop(key, None)
-        if state is None or tool is None:
+        turn = current_turn()
+        tool = current_tool()
+        if tool is None:
+            return
+        if turn is not None and turn.tool is tool:
+            turn_state = self._turns.get(turn)
+            if turn_state is None:
+                return
+            if self.store is not None:
+                self.store.tool_invoked(
+                    self._tool_label(tool.metadata.name),
+                    outcome,
+                    perf_counter() - turn_state.tool_start,
+                    turn_state.trace_id,
+                )
+            return
+        state = self._tools.pop((asyncio.current_task(), tool), None)
+        if state is None:
             return
         duration = perf_counter() - state.start
         span = state.span
@@ -528,18 +541,11 @@ class Bridge:
                 span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
             trace_id = self._trace_id(span)
             span.end()
-        elif in_turn:
-            turn_state = self._turns.get(key)
-            if turn_state is not None:
-                trace_id = self._trace_id(turn_state.span)
-        if self.sinks:
+        if self.store is not None:
             label = self._tool_label(tool.metadata.name)
-            for sink in self.sinks:
-                sink.tool_invoked(label, outcome, duration, trace_id)
-                if not in_turn:
-                    tool_execution = getattr(sink, "tool_execution", None)
-                    if tool_execution is not None:
-                        tool_execution(label, type(exc).__name__ if exc else None, duration)
+            self.store.tool_invoked(label, outcome, duration, trace_id)
+            if self.otel is not None:
+                self.otel.tool_execution(label, type(exc).__name__ if exc else None, duration)
 
     def after_invoke(self, result: Any) -> None:
         self._tool_done("ok", result, None)
@@ -550,8 +556,13 @@ class Bridge:
     def tool_yield(self, value: Any) -> None:
         if self.tracer is None:
             return
-        key, _tool, in_turn = self._tool_key()
-        state: Any = self._turns.get(key) if in_turn else self._tools.get(key)
+        turn = current_turn()
+        tool = current_tool()
+        state: Any
+        if turn is not None and turn.tool is tool:
+            state = self._turns.get(turn)
+        else:
+            state = self._tools.get((asyncio.current_task(), tool))
         if state is None or state.span is None:
             return
         state.yields += 1
@@ -562,47 +573,42 @@ class Bridge:
 
     def queue_append(self, queue: Any, appended: list[Any], current: list[Any]) -> None:
         self._event(sc.EVENT_QUEUE_APPEND, {"pygents.context.items": len(appended)})
-        owner = self._owner(queue)
-        for sink in self.sinks:
-            sink.context_queue_items(owner, len(current))
+        if self.store is not None:
+            self.store.context_queue_items(self._owner(queue), len(current))
 
     def queue_evict(self, queue: Any, item: Any) -> None:
         self._event(sc.EVENT_QUEUE_EVICT)
-        owner = self._owner(queue)
-        for sink in self.sinks:
-            sink.context_queue_evicted(owner)
-            sink.context_queue_items(owner, len(queue))
+        if self.store is not None:
+            owner = self._owner(queue)
+            self.store.context_queue_evicted(owner)
+            self.store.context_queue_items(owner, len(queue))
 
     def queue_clear(self, queue: Any) -> None:
         self._event(sc.EVENT_QUEUE_CLEAR)
-        owner = self._owner(queue)
-        for sink in self.sinks:
-            sink.context_queue_items(owner, 0)
+        if self.store is not None:
+            self.store.context_queue_items(self._owner(queue), 0)
 
     def pool_add(self, pool: Any, item: Any) -> None:
         self._event(sc.EVENT_POOL_ADD, {"pygents.context.item.id": item.id})
-        owner = self._owner(pool)
-        for sink in self.sinks:
-            sink.context_pool_items(owner, len(pool))
+        if self.store is not None:
+            self.store.context_pool_items(self._owner(pool), len(pool))
 
     def pool_remove(self, pool: Any, item: Any) -> None:
         self._event(sc.EVENT_POOL_REMOVE, {"pygents.context.item.id": item.id})
-        owner = self._owner(pool)
-        for sink in self.sinks:
-            sink.context_pool_items(owner, len(pool))
+        if self.store is not None:
+            self.store.context_pool_items(self._owner(pool), len(pool))
 
     def pool_evict(self, pool: Any, item: Any) -> None:
         self._event(sc.EVENT_POOL_EVICT, {"pygents.context.item.id": item.id})
-        owner = self._owner(pool)
-        for sink in self.sinks:
-            sink.context_pool_evicted(owner)
-            sink.context_pool_items(owner, max(len(pool) - 1, 0))
+        if self.store is not None:
+            owner = self._owner(pool)
+            self.store.context_pool_evicted(owner)
+            self.store.context_pool_items(owner, max(len(pool) - 1, 0))
 
     def pool_clear(self, pool: Any) -> None:
         self._event(sc.EVENT_POOL_CLEAR)
-        owner = self._owner(pool)
-        for sink in self.sinks:
-            sink.context_pool_items(owner, 0)
+        if self.store is not None:
+            self.store.context_pool_items(self._owner(pool), 0)
 
 
 def _guarded(method: Callable[..., None], hook_type: Any) -> Callable[..., Any]:

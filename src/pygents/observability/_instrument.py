@@ -8,12 +8,14 @@ from typing import Any
 from ._bridge import Bridge
 from ._semconv import INSTRUMENTATION_NAME, SCHEMA_URL
 from ._settings import ContentCapture, logger
+from ._store import MetricStore
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
 _lock = threading.Lock()
 _bridge: Bridge | None = None
 _prometheus: Any = None
+_otel_metrics: Any = None
 _key: tuple[Any, ...] | None = None
 _automatic = False
 
@@ -35,7 +37,7 @@ def _make_tracer(tracer_provider: Any) -> Any | None:
     return provider.get_tracer(INSTRUMENTATION_NAME, _version(), schema_url=SCHEMA_URL)
 
 
-def _make_otel_metrics(meter_provider: Any) -> Any | None:
+def _make_otel_metrics(meter_provider: Any, store: MetricStore) -> Any | None:
     try:
         from opentelemetry import metrics
     except ImportError:
@@ -46,23 +48,25 @@ def _make_otel_metrics(meter_provider: Any) -> Any | None:
     from ._metrics import OtelMetrics
 
     meter = provider.get_meter(INSTRUMENTATION_NAME, _version(), schema_url=SCHEMA_URL)
-    return OtelMetrics(meter)
+    return OtelMetrics(meter, store)
 
 
-def _make_prometheus(registry: Any) -> Any | None:
+def _make_prometheus(registry: Any, store: MetricStore) -> Any | None:
     if registry is False:
         return None
     try:
         from prometheus_client import REGISTRY
     except ImportError:
         return None
-    from ._prometheus import PrometheusMetrics
+    from ._prometheus import register_collector
 
+    target = registry if registry is not None else REGISTRY
     try:
-        return PrometheusMetrics(registry if registry is not None else REGISTRY)
+        collector = register_collector(store, target)
     except ValueError as exc:  # "Duplicated timeseries": someone registered our names
         logger.warning("pygents telemetry: Prometheus metrics not registered: %s", exc)
         return None
+    return (target, collector)
 
 
 def instrument(
@@ -101,7 +105,7 @@ def _install(
     capture_content: Any,
     automatic: bool,
 ) -> bool:
-    global _bridge, _prometheus, _key, _automatic
+    global _bridge, _prometheus, _otel_metrics, _key, _automatic
     key = (tracer_provider, meter_provider, prometheus_registry, capture_content)
     with _lock:
         if _key is not None:
@@ -109,35 +113,49 @@ def _install(
                 return _bridge is not None
             _uninstall()
         tracer = _make_tracer(tracer_provider)
-        prometheus = _make_prometheus(prometheus_registry)
-        otel_metrics = _make_otel_metrics(meter_provider)
-        sinks = [s for s in (prometheus, otel_metrics) if s is not None]
+        store = MetricStore()
+        prometheus = _make_prometheus(prometheus_registry, store)
+        otel_metrics = _make_otel_metrics(meter_provider, store)
         _key = key
         _automatic = automatic
         _prometheus = prometheus
-        if tracer is None and not sinks:
+        _otel_metrics = otel_metrics
+        metrics_on = prometheus is not None or otel_metrics is not None
+        if tracer is None and not metrics_on:
             _bridge = None
             return False
-        bridge = Bridge(tracer, sinks, ContentCapture.resolve(capture_content))
+        bridge = Bridge(
+            tracer,
+            store if metrics_on else None,
+            otel_metrics,
+            ContentCapture.resolve(capture_content),
+        )
         bridge.register()
         _bridge = bridge
         return True
 
 
 def _uninstall() -> None:
-    global _bridge, _prometheus, _key, _automatic
+    global _bridge, _prometheus, _otel_metrics, _key, _automatic
     if _bridge is not None:
         _bridge.unregister()
     if _prometheus is not None:
-        _prometheus.unregister()
+        registry, collector = _prometheus
+        try:
+            registry.unregister(collector)
+        except KeyError:  # already gone
+            pass
+    if _otel_metrics is not None:
+        _otel_metrics.detach()
     _bridge = None
     _prometheus = None
+    _otel_metrics = None
     _key = None
     _automatic = False
 
 
 def uninstrument() -> None:
-    """Remove every bridge hook (and the Prometheus metrics); the user's hooks stay."""
+    """Remove every bridge hook and the Prometheus collector; the user's hooks stay."""
     with _lock:
         _uninstall()
 
@@ -160,5 +178,5 @@ def auto_instrument() -> None:
         return
     try:
         _install(None, None, None, None, True)
-    except Exception as exc:
+    except Exception as exc:  # importing pygents must never fail
         logger.warning("pygents telemetry could not start: %s: %s", type(exc).__name__, exc)

@@ -1,10 +1,16 @@
-"""OpenTelemetry metric instruments: one class creates them all from a ``Meter``."""
+"""OpenTelemetry instruments for the metric store: one class creates them all from a ``Meter``.
+
+Counters and gauges are *observable* instruments reading the store when the SDK collects,
+so they cost nothing per turn; duration histograms are recorded per observation (the API has
+no pre-aggregated histogram), plus the GenAI ``gen_ai.*.duration`` histograms.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from ._semconv import (
     DURATION_BUCKETS,
@@ -16,120 +22,72 @@ from ._semconv import (
     METRICS,
     OTEL_ATTRIBUTE_FOR_LABEL,
 )
+from ._store import Labels, MetricStore
 
 __all__ = ["OtelMetrics"]
 
 
 class OtelMetrics:
-    """The same signals as the Prometheus metrics, as OpenTelemetry instruments."""
+    """The store's signals as OpenTelemetry instruments."""
 
-    def __init__(self, meter: Meter) -> None:
-        self._instruments: dict[str, Any] = {}
+    def __init__(self, meter: Meter, store: MetricStore) -> None:
+        self.store = store
         self._keys: dict[str, tuple[str, ...]] = {}
+        self._histograms: dict[str, Any] = {}
+        self._attributes: dict[tuple[str, Labels], dict[str, str]] = {}
         for prom_name, kind, labels, name, unit, _src in METRICS:
+            self._keys[prom_name] = tuple(OTEL_ATTRIBUTE_FOR_LABEL[label] for label in labels)
             if kind == "counter":
-                inst: Any = meter.create_counter(name, unit=unit)
+                meter.create_observable_counter(name, [self._callback(prom_name)], unit=unit)
             elif kind == "gauge":
-                inst = meter.create_gauge(name, unit=unit)
+                meter.create_observable_gauge(name, [self._callback(prom_name)], unit=unit)
             else:
-                inst = meter.create_histogram(
+                self._histograms[prom_name] = meter.create_histogram(
                     name, unit=unit, explicit_bucket_boundaries_advisory=DURATION_BUCKETS
                 )
-            self._instruments[prom_name] = inst
-            self._keys[prom_name] = tuple(OTEL_ATTRIBUTE_FOR_LABEL[label] for label in labels)
-        for name, unit, _attrs in GEN_AI_METRICS:
-            self._instruments[name] = meter.create_histogram(
+        self._gen_ai = {
+            name: meter.create_histogram(
                 name, unit=unit, explicit_bucket_boundaries_advisory=GEN_AI_DURATION_BUCKETS
             )
-        self._attributes: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+            for name, unit, _attrs in GEN_AI_METRICS
+        }
+        store.histogram_listener = self.record_histogram
 
-    def _attrs(self, name: str, values: tuple[str, ...]) -> dict[str, str]:
-        key = (name, values)
+    def detach(self) -> None:
+        """Stop receiving histogram observations from the store."""
+        if self.store.histogram_listener == self.record_histogram:
+            self.store.histogram_listener = None
+
+    def _attrs(self, name: str, labels: Labels) -> dict[str, str]:
+        key = (name, labels)
         found = self._attributes.get(key)
         if found is None:
-            found = self._attributes[key] = dict(zip(self._keys[name], values, strict=True))
+            found = self._attributes[key] = dict(zip(self._keys[name], labels, strict=True))
         return found
 
-    def _add(self, name: str, values: tuple[str, ...], amount: float = 1) -> None:
-        self._instruments[name].add(amount, self._attrs(name, values))
+    def _callback(self, name: str) -> Any:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(value, self._attrs(name, labels))
+                for labels, value in self.store.snapshot(name)
+            ]
 
-    def _record(self, name: str, values: tuple[str, ...], amount: float) -> None:
-        self._instruments[name].record(amount, self._attrs(name, values))
+        return observe
 
-    def _set(self, name: str, values: tuple[str, ...], amount: float) -> None:
-        self._instruments[name].set(amount, self._attrs(name, values))
-
-    def turn_completed(
-        self, agent: str, tool: str, reason: str, seconds: float, trace_id: str | None
-    ) -> None:
-        """Count a finished turn and record its durations."""
-        self._add("pygents_turns_total", (agent, tool, reason))
-        self._record("pygents_turn_duration_seconds", (agent, tool, reason), seconds)
+    def record_histogram(self, name: str, labels: Labels, value: float) -> None:
+        """Record one observation of a store histogram."""
+        self._histograms[name].record(value, self._attrs(name, labels))
 
     def tool_execution(self, tool: str, error_type: str | None, seconds: float) -> None:
         """Record ``gen_ai.execute_tool.duration``."""
         attrs = {GEN_AI_TOOL_NAME: tool}
         if error_type is not None:
             attrs[ERROR_TYPE] = error_type
-        self._instruments["gen_ai.execute_tool.duration"].record(seconds, attrs)
+        self._gen_ai["gen_ai.execute_tool.duration"].record(seconds, attrs)
 
     def agent_run(self, agent: str, error_type: str | None, seconds: float) -> None:
         """Record ``gen_ai.invoke_agent.duration``."""
         attrs = {GEN_AI_AGENT_NAME: agent}
         if error_type is not None:
             attrs[ERROR_TYPE] = error_type
-        self._instruments["gen_ai.invoke_agent.duration"].record(seconds, attrs)
-
-    def turn_timeout(self, agent: str, tool: str) -> None:
-        """Count a timeout."""
-        self._add("pygents_turn_timeouts_total", (agent, tool))
-
-    def turn_error(self, agent: str, tool: str, error_type: str) -> None:
-        """Count an error."""
-        self._add("pygents_turn_errors_total", (agent, tool, error_type))
-
-    def turn_value(self, agent: str, tool: str) -> None:
-        """Count a value yielded by an agent."""
-        self._add("pygents_turn_values_total", (agent, tool))
-
-    def tool_invoked(self, tool: str, outcome: str, seconds: float, trace_id: str | None) -> None:
-        """Count a tool invocation and record its duration."""
-        self._add("pygents_tool_invocations_total", (tool, outcome))
-        self._record("pygents_tool_duration_seconds", (tool,), seconds)
-
-    def enqueued(self, agent: str, depth: int) -> None:
-        """Count an enqueued turn and set the queue depth."""
-        self._add("pygents_agent_turns_enqueued_total", (agent,))
-        self._set("pygents_agent_queue_depth", (agent,), depth)
-
-    def queue_depth(self, agent: str, depth: int) -> None:
-        """Set the queue depth."""
-        self._set("pygents_agent_queue_depth", (agent,), depth)
-
-    def running(self, agent: str, value: int) -> None:
-        """Set the running state."""
-        self._set("pygents_agent_running", (agent,), value)
-
-    def paused(self, agent: str, value: int) -> None:
-        """Set the paused state."""
-        self._set("pygents_agent_paused", (agent,), value)
-
-    def queue_wait(self, agent: str, seconds: float) -> None:
-        """Record how long a turn waited in the queue."""
-        self._record("pygents_turn_queue_wait_seconds", (agent,), seconds)
-
-    def context_queue_items(self, owner: str, count: int) -> None:
-        """Set a context queue's item count."""
-        self._set("pygents_context_queue_items", (owner,), count)
-
-    def context_queue_evicted(self, owner: str) -> None:
-        """Count a context-queue eviction."""
-        self._add("pygents_context_queue_evictions_total", (owner,))
-
-    def context_pool_items(self, owner: str, count: int) -> None:
-        """Set a context pool's item count."""
-        self._set("pygents_context_pool_items", (owner,), count)
-
-    def context_pool_evicted(self, owner: str) -> None:
-        """Count a context-pool eviction."""
-        self._add("pygents_context_pool_evictions_total", (owner,))
+        self._gen_ai["gen_ai.invoke_agent.duration"].record(seconds, attrs)

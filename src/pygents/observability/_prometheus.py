@@ -1,14 +1,25 @@
-"""Prometheus metrics (``prometheus_client``), one object per registry, cached label children."""
+"""Prometheus exposition of the metric store, as a ``prometheus_client`` custom collector."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
-from ._semconv import DURATION_BUCKETS, METRICS
+from ._semconv import METRICS
+from ._store import MetricStore
 
-__all__ = ["PrometheusMetrics", "start_metrics_server"]
+__all__ = ["PrometheusCollector", "start_metrics_server"]
 
 _DOC = {
     "pygents_turns_total": "Turns finished, by agent, tool and stop reason.",
@@ -30,115 +41,64 @@ _DOC = {
 }
 
 
-def _strip_total(name: str) -> str:
-    # prometheus_client appends _total to counters itself.
-    return name[: -len("_total")] if name.endswith("_total") else name
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-class PrometheusMetrics:
-    """All pygents metrics in one ``CollectorRegistry``."""
+class PrometheusCollector(Collector):
+    """Renders every pygents metric from a ``MetricStore`` at scrape time."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self._metrics: dict[str, Any] = {}
-        for name, kind, labels, _otel, _unit, _src in METRICS:
+    def __init__(self, store: MetricStore) -> None:
+        self.store = store
+        self._bounds = [_le(b) for b in store.buckets] + ["+Inf"]
+
+    def describe(self) -> list[Metric]:
+        """Return the (empty) families, so a registry detects duplicate names."""
+        return list(self._families(empty=True))
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family with its current samples."""
+        return self._families(empty=False)
+
+    def _families(self, empty: bool) -> Iterator[Metric]:
+        for name, kind, labels, *_ in METRICS:
             doc = _DOC[name]
-            metric: Any
+            family: Any
             if kind == "counter":
-                metric = Counter(_strip_total(name), doc, labels, registry=registry)
+                family = CounterMetricFamily(name, doc, labels=labels)
             elif kind == "gauge":
-                metric = Gauge(name, doc, labels, registry=registry)
+                family = GaugeMetricFamily(name, doc, labels=labels)
             else:
-                metric = Histogram(name, doc, labels, buckets=DURATION_BUCKETS, registry=registry)
-            self._metrics[name] = metric
-        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+                family = HistogramMetricFamily(name, doc, labels=labels)
+            if not empty:
+                for label_values, value in self.store.snapshot(name):
+                    if kind == "histogram":
+                        self._add_histogram(family, list(label_values), value)
+                    else:
+                        family.add_metric(list(label_values), value)
+            yield family
 
-    def unregister(self) -> None:
-        """Remove every metric from the registry."""
-        for metric in self._metrics.values():
-            try:
-                self.registry.unregister(metric)
-            except KeyError:  # already gone
-                pass
+    def _add_histogram(self, family: Any, labels: list[str], value: Any) -> None:
+        counts, total, exemplars = value
+        buckets: list[Any] = []
+        cumulative = 0
+        for bound, count, exemplar in zip(self._bounds, counts, exemplars, strict=True):
+            cumulative += count
+            if exemplar is None:
+                buckets.append((bound, cumulative))
+            else:
+                trace_id, observed, stamp = exemplar
+                buckets.append(
+                    (bound, cumulative, Exemplar({"trace_id": trace_id}, observed, stamp))
+                )
+        family.add_metric(labels, buckets, total)
 
-    def child(self, name: str, labels: tuple[str, ...]) -> Any:
-        """Return the cached labelled child of metric ``name``."""
-        key = (name, labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = self._metrics[name].labels(*labels)
-        return found
 
-    # -- events (called by the bridge; labels already cardinality-limited) ---------------------
-
-    def turn_completed(
-        self, agent: str, tool: str, reason: str, seconds: float, trace_id: str | None
-    ) -> None:
-        """Count a finished turn and observe its duration (exemplar: the trace id)."""
-        self.child("pygents_turns_total", (agent, tool, reason)).inc()
-        hist = self.child("pygents_turn_duration_seconds", (agent, tool, reason))
-        if trace_id is None:
-            hist.observe(seconds)
-        else:
-            hist.observe(seconds, {"trace_id": trace_id})
-
-    def turn_timeout(self, agent: str, tool: str) -> None:
-        """Count a timeout."""
-        self.child("pygents_turn_timeouts_total", (agent, tool)).inc()
-
-    def turn_error(self, agent: str, tool: str, error_type: str) -> None:
-        """Count an error."""
-        self.child("pygents_turn_errors_total", (agent, tool, error_type)).inc()
-
-    def turn_value(self, agent: str, tool: str) -> None:
-        """Count a value yielded by an agent."""
-        self.child("pygents_turn_values_total", (agent, tool)).inc()
-
-    def tool_invoked(self, tool: str, outcome: str, seconds: float, trace_id: str | None) -> None:
-        """Count a tool invocation and observe its duration."""
-        self.child("pygents_tool_invocations_total", (tool, outcome)).inc()
-        hist = self.child("pygents_tool_duration_seconds", (tool,))
-        if trace_id is None:
-            hist.observe(seconds)
-        else:
-            hist.observe(seconds, {"trace_id": trace_id})
-
-    def enqueued(self, agent: str, depth: int) -> None:
-        """Count an enqueued turn and set the queue depth."""
-        self.child("pygents_agent_turns_enqueued_total", (agent,)).inc()
-        self.child("pygents_agent_queue_depth", (agent,)).set(depth)
-
-    def queue_depth(self, agent: str, depth: int) -> None:
-        """Set the queue depth."""
-        self.child("pygents_agent_queue_depth", (agent,)).set(depth)
-
-    def running(self, agent: str, value: int) -> None:
-        """Set the running state."""
-        self.child("pygents_agent_running", (agent,)).set(value)
-
-    def paused(self, agent: str, value: int) -> None:
-        """Set the paused state."""
-        self.child("pygents_agent_paused", (agent,)).set(value)
-
-    def queue_wait(self, agent: str, seconds: float) -> None:
-        """Observe how long a turn waited in the queue."""
-        self.child("pygents_turn_queue_wait_seconds", (agent,)).observe(seconds)
-
-    def context_queue_items(self, owner: str, count: int) -> None:
-        """Set a context queue's item count."""
-        self.child("pygents_context_queue_items", (owner,)).set(count)
-
-    def context_queue_evicted(self, owner: str) -> None:
-        """Count a context-queue eviction."""
-        self.child("pygents_context_queue_evictions_total", (owner,)).inc()
-
-    def context_pool_items(self, owner: str, count: int) -> None:
-        """Set a context pool's item count."""
-        self.child("pygents_context_pool_items", (owner,)).set(count)
-
-    def context_pool_evicted(self, owner: str) -> None:
-        """Count a context-pool eviction."""
-        self.child("pygents_context_pool_evictions_total", (owner,)).inc()
+def register_collector(store: MetricStore, registry: CollectorRegistry) -> PrometheusCollector:
+    """Create the collector and register it (``ValueError`` if the names are taken)."""
+    collector = PrometheusCollector(store)
+    registry.register(collector)
+    return collector
 
 
 def start_metrics_server(

@@ -115,7 +115,7 @@ class Agent:
                 raise TypeError(
                     f"Agent {self._name!r}: {t!r} is not a tool; decorate it with @tool()"
                 )
-            registered = ToolRegistry._tools.get(name)
+            registered = ToolRegistry._items.get(name)
             if registered is None or registered is not t:
                 raise ValueError(
                     f"Agent {self._name!r}: tool {name!r} is not the instance registered in "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _serde
 from ._enums import ContextPoolHook, ContextQueueHook
@@ -17,6 +17,7 @@ __all__ = ["ContextItem", "ContextPool", "ContextQueue"]
 _QUEUE_GLOBALS = GLOBAL_BY_FAMILY[ContextQueueHook]
 _POOL_GLOBALS = GLOBAL_BY_FAMILY[ContextPoolHook]
 _KEEP: Any = object()  # "inherit" sentinel for branch()
+C = TypeVar("C", bound="_Container")
 
 
 class ContextItem:
@@ -88,13 +89,71 @@ def _check_limit(limit: Any, what: str, allow_none: bool) -> int | None:
     return limit
 
 
-class _Owned:
-    """Name, tags, hooks and the owning agent's name, shared by queue and pool."""
+class _Container:
+    """What queue and pool share: hooks, tags, name, owner, dispatch and serialization."""
 
     hooks: list[Any]
     tags: frozenset[str]
     name: str | None
+    limit: int | None
     _owner: str | None
+
+    def _init_common(
+        self, hooks: Iterable[Any] | None, tags: Iterable[str] | None, name: str | None
+    ) -> None:
+        self.hooks = list(hooks) if hooks is not None else []
+        self.tags = normalize_tags(tags, type(self).__name__)
+        self.name = name
+        self._owner = None
+
+    def _values(self) -> Iterable[ContextItem]:
+        raise NotImplementedError
+
+    def _fire(self, hook_type: ContextQueueHook | ContextPoolHook, *args: Any) -> Awaitable[Any]:
+        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+
+    def __len__(self) -> int:
+        return len(self._items)  # type: ignore[attr-defined]
+
+    def __bool__(self) -> bool:
+        return bool(self._items)  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[ContextItem]:
+        return iter(list(self._values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(limit={self.limit}, items={len(self)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the container (limit, items, hook names, tags, name) as a plain dict."""
+        return {
+            "limit": self.limit,
+            "items": [item.to_dict() for item in self._values()],
+            "hooks": [h.metadata.name for h in self.hooks],
+            "tags": sorted(self.tags),
+            "name": self.name,
+        }
+
+    @classmethod
+    def _parse(
+        cls: type[C], data: Any, limit_types: type | tuple[type, ...], default_limit: Any
+    ) -> tuple[C, list[Any], str]:
+        """Build an empty container from ``to_dict()`` output; return it, raw items, where."""
+        where = f"{cls.__name__}.from_dict"
+        data = _serde.mapping(data, where)
+        try:
+            made = cls(  # type: ignore[call-arg]
+                _serde.field(data, "limit", limit_types, where, default=default_limit),
+                hooks=_serde.hooks_from(data, where),
+                tags=_serde.tags_from(data, where),
+                name=_serde.field(data, "name", (str, type(None)), where, default=None),
+            )
+        except SerializationError:
+            raise
+        except ValueError as exc:
+            raise SerializationError(f"{where}: {exc}") from None
+        items = _serde.field(data, "items", list, where, default=[])
+        return made, items, where
 
     @property
     def owner(self) -> str | None:
@@ -106,7 +165,7 @@ class _Owned:
             self._owner = agent_name
 
 
-class ContextQueue(_Owned):
+class ContextQueue(_Container):
     """A bounded window of ``ContextItem``s; the oldest is evicted when full.
 
     Args:
@@ -131,13 +190,10 @@ class ContextQueue(_Owned):
     ) -> None:
         self.limit: int = _check_limit(limit, "ContextQueue", allow_none=False)  # type: ignore[assignment]
         self._items: deque[ContextItem] = deque()
-        self.hooks = list(hooks) if hooks is not None else []
-        self.tags = normalize_tags(tags, "ContextQueue")
-        self.name = name
-        self._owner = None
+        self._init_common(hooks, tags, name)
 
-    def _fire(self, hook_type: ContextQueueHook, *args: Any) -> Awaitable[Any]:
-        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+    def _values(self) -> Iterable[ContextItem]:
+        return self._items
 
     async def append(self, *items: ContextItem) -> None:
         """Append items, evicting the oldest past the limit.
@@ -178,18 +234,6 @@ class ContextQueue(_Owned):
         """A copy of the items, oldest first."""
         return list(self._items)
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def __iter__(self) -> Iterator[ContextItem]:
-        return iter(list(self._items))
-
-    def __repr__(self) -> str:
-        return f"ContextQueue(limit={self.limit}, items={len(self._items)})"
-
     def branch(
         self,
         limit: int | None = None,
@@ -213,33 +257,10 @@ class ContextQueue(_Owned):
         child._items.extend(snapshot[-child.limit :])
         return child
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the queue (limit, items, hook names, tags, name) as a plain dict."""
-        return {
-            "limit": self.limit,
-            "items": [item.to_dict() for item in self._items],
-            "hooks": [h.metadata.name for h in self.hooks],
-            "tags": sorted(self.tags),
-            "name": self.name,
-        }
-
     @classmethod
     def from_dict(cls, data: Any) -> ContextQueue:
         """Rebuild a queue from ``to_dict()`` output (hooks resolved via ``HookRegistry``)."""
-        where = "ContextQueue.from_dict"
-        data = _serde.mapping(data, where)
-        try:
-            queue = cls(
-                _serde.field(data, "limit", int, where),
-                hooks=_serde.hooks_from(data, where),
-                tags=_serde.tags_from(data, where),
-                name=_serde.field(data, "name", (str, type(None)), where, default=None),
-            )
-        except SerializationError:
-            raise
-        except ValueError as exc:
-            raise SerializationError(f"{where}: {exc}") from None
-        items = _serde.field(data, "items", list, where, default=[])
+        queue, items, where = cls._parse(data, int, _serde.REQUIRED)
         built = [
             _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
             for i, raw in enumerate(items)
@@ -248,7 +269,7 @@ class ContextQueue(_Owned):
         return queue
 
 
-class ContextPool(_Owned):
+class ContextPool(_Container):
     """A keyed, optionally bounded store of ``ContextItem``s, oldest evicted first.
 
     Args:
@@ -275,13 +296,10 @@ class ContextPool(_Owned):
     ) -> None:
         self.limit = _check_limit(limit, "ContextPool", allow_none=True)
         self._items: dict[str, ContextItem] = {}
-        self.hooks = list(hooks) if hooks is not None else []
-        self.tags = normalize_tags(tags, "ContextPool")
-        self.name = name
-        self._owner = None
+        self._init_common(hooks, tags, name)
 
-    def _fire(self, hook_type: ContextPoolHook, *args: Any) -> Awaitable[Any]:
-        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+    def _values(self) -> Iterable[ContextItem]:
+        return self._items.values()
 
     async def add(self, item: ContextItem) -> None:
         """Store ``item`` under its id, replacing an item with the same id.
@@ -358,18 +376,6 @@ class ContextPool(_Owned):
         """A copy of the items, oldest first."""
         return list(self._items.values())
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def __iter__(self) -> Iterator[ContextItem]:
-        return iter(list(self._items.values()))
-
-    def __repr__(self) -> str:
-        return f"ContextPool(limit={self.limit}, items={len(self._items)})"
-
     def branch(
         self,
         limit: int | None = _KEEP,
@@ -395,33 +401,10 @@ class ContextPool(_Owned):
         child._items.update((i.id, i) for i in snapshot)  # type: ignore[misc]
         return child
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the pool (limit, items, hook names, tags, name) as a plain dict."""
-        return {
-            "limit": self.limit,
-            "items": [item.to_dict() for item in self._items.values()],
-            "hooks": [h.metadata.name for h in self.hooks],
-            "tags": sorted(self.tags),
-            "name": self.name,
-        }
-
     @classmethod
     def from_dict(cls, data: Any) -> ContextPool:
         """Rebuild a pool from ``to_dict()`` output (hooks resolved via ``HookRegistry``)."""
-        where = "ContextPool.from_dict"
-        data = _serde.mapping(data, where)
-        try:
-            pool = cls(
-                _serde.field(data, "limit", (int, type(None)), where, default=None),
-                hooks=_serde.hooks_from(data, where),
-                tags=_serde.tags_from(data, where),
-                name=_serde.field(data, "name", (str, type(None)), where, default=None),
-            )
-        except SerializationError:
-            raise
-        except ValueError as exc:
-            raise SerializationError(f"{where}: {exc}") from None
-        items = _serde.field(data, "items", list, where, default=[])
+        pool, items, where = cls._parse(data, (int, type(None)), None)
         for i, raw in enumerate(items):
             item = _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
             if item.id is None or item.description is None:

@@ -8,7 +8,7 @@ plain truthiness check.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ._enums import HOOK_FAMILIES, HookType
 from .errors import UnregisteredAgentError, UnregisteredHookError, UnregisteredToolError
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from ._agent import Agent
     from ._hooks import Hook
     from ._tool import Tool
+
+T = TypeVar("T")
 
 __all__ = ["GLOBAL_BY_FAMILY", "GLOBAL_BY_TYPE", "AgentRegistry", "HookRegistry", "ToolRegistry"]
 
@@ -30,96 +32,90 @@ GLOBAL_BY_TYPE: dict[HookType, list[Hook]] = {
 GLOBAL_BY_FAMILY: dict[type, list[Hook]] = {family: [] for family in HOOK_FAMILIES}
 
 
-class ToolRegistry:
+class _NamedRegistry(Generic[T]):
+    """Name -> object, one name per object; the shared behaviour of the registries."""
+
+    _items: ClassVar[dict[str, Any]]
+    _what: ClassVar[str]
+    _missing: ClassVar[type[LookupError]]
+    _hint: ClassVar[str]
+
+    @classmethod
+    def _add(cls, name: str, obj: T, taken_hint: str) -> None:
+        existing = cls._items.get(name)
+        if existing is not None and existing is not obj:
+            raise ValueError(f"{cls._what} {name!r} is already registered: {taken_hint}")
+        cls._items[name] = obj
+
+    @classmethod
+    def get(cls, name: str) -> T:
+        """Return the object registered under ``name``; raise if there is none."""
+        try:
+            found: T = cls._items[name]
+        except (KeyError, TypeError):
+            raise cls._missing(
+                f"No {cls._what.lower()} named {name!r} in {cls.__name__}{cls._hint}"
+            ) from None
+        return found
+
+    @classmethod
+    def all(cls) -> list[T]:
+        """Return everything registered, in registration order."""
+        return list(cls._items.values())
+
+    @classmethod
+    def unregister(cls, name: str) -> None:
+        """Remove ``name``; raise if nothing is registered under it."""
+        cls.get(name)
+        del cls._items[name]
+
+    @classmethod
+    def clear(cls) -> None:
+        """Remove everything."""
+        cls._items.clear()
+
+
+class ToolRegistry(_NamedRegistry["Tool"]):
     """Every decorated tool, by name."""
 
-    _tools: ClassVar[dict[str, Tool]] = {}
+    _items: ClassVar[dict[str, Any]] = {}
+    _what = "Tool"
+    _missing = UnregisteredToolError
+    _hint = ": decorate the function with @tool() before referring to it by name"
 
     @classmethod
     def register(cls, tool: Tool) -> None:
         """Add ``tool``; raise ``ValueError`` if another tool holds its name."""
-        name = tool.metadata.name
-        existing = cls._tools.get(name)
-        if existing is not None and existing is not tool:
-            raise ValueError(
-                f"Tool {name!r} is already registered: give the function another name, "
-                f"or clear ToolRegistry in tests (pygents.testing.reset_registries)"
-            )
-        cls._tools[name] = tool
-
-    @classmethod
-    def get(cls, name: str) -> Tool:
-        """Return the tool called ``name``; raise ``UnregisteredToolError`` if there is none."""
-        try:
-            return cls._tools[name]
-        except (KeyError, TypeError):
-            raise UnregisteredToolError(
-                f"No tool named {name!r} in ToolRegistry: decorate the function with @tool() "
-                f"before referring to it by name"
-            ) from None
-
-    @classmethod
-    def all(cls) -> list[Tool]:
-        """Return all registered tools, in registration order."""
-        return list(cls._tools.values())
-
-    @classmethod
-    def unregister(cls, name: str) -> None:
-        """Remove the tool called ``name``; raise ``UnregisteredToolError`` if there is none."""
-        cls.get(name)
-        del cls._tools[name]
-
-    @classmethod
-    def clear(cls) -> None:
-        """Remove every tool."""
-        cls._tools.clear()
+        cls._add(
+            tool.metadata.name,
+            tool,
+            "give the function another name, or clear ToolRegistry in tests "
+            "(pygents.testing.reset_registries)",
+        )
 
 
-class AgentRegistry:
+class AgentRegistry(_NamedRegistry["Agent"]):
     """Every constructed agent, by name."""
 
-    _agents: ClassVar[dict[str, Agent]] = {}
+    _items: ClassVar[dict[str, Any]] = {}
+    _what = "Agent"
+    _missing = UnregisteredAgentError
+    _hint = ""
 
     @classmethod
     def register(cls, agent: Agent) -> None:
         """Add ``agent``; raise ``ValueError`` if another agent holds its name."""
-        existing = cls._agents.get(agent.name)
-        if existing is not None and existing is not agent:
-            raise ValueError(
-                f"Agent {agent.name!r} is already registered: choose another name, or "
-                f"AgentRegistry.unregister({agent.name!r}) first"
-            )
-        cls._agents[agent.name] = agent
-
-    @classmethod
-    def get(cls, name: str) -> Agent:
-        """Return the agent called ``name``; raise ``UnregisteredAgentError`` if there is none."""
-        try:
-            return cls._agents[name]
-        except (KeyError, TypeError):
-            raise UnregisteredAgentError(f"No agent named {name!r} in AgentRegistry") from None
-
-    @classmethod
-    def all(cls) -> list[Agent]:
-        """Return all registered agents, in registration order."""
-        return list(cls._agents.values())
-
-    @classmethod
-    def unregister(cls, name: str) -> None:
-        """Remove the agent called ``name``; raise ``UnregisteredAgentError`` if there is none."""
-        cls.get(name)
-        del cls._agents[name]
+        cls._add(
+            agent.name,
+            agent,
+            f"choose another name, or AgentRegistry.unregister({agent.name!r}) first",
+        )
 
     @classmethod
     def discard(cls, name: str, agent: Agent) -> None:
         """Remove ``name`` if (and only if) it is registered to ``agent``."""
-        if cls._agents.get(name) is agent:
-            del cls._agents[name]
-
-    @classmethod
-    def clear(cls) -> None:
-        """Remove every agent."""
-        cls._agents.clear()
+        if cls._items.get(name) is agent:
+            del cls._items[name]
 
 
 class HookRegistry:

@@ -15,6 +15,8 @@ from .errors import SerializationError
 __all__ = ["field", "hooks_from", "mapping", "optional_time", "tags_from", "time_to_iso"]
 
 _MISSING = object()
+#: ``field(..., default=REQUIRED)``: the field must be present.
+REQUIRED: Any = _MISSING
 
 
 def mapping(data: Any, where: str) -> Mapping[str, Any]:

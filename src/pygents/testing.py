@@ -37,8 +37,8 @@ def isolated_registries() -> Iterator[None]:
     Global hooks registered before the block (telemetry, say) are removed for the block and
     come back afterwards; whatever the block registered is dropped.
     """
-    tools = dict(ToolRegistry._tools)
-    agents = dict(AgentRegistry._agents)
+    tools = dict(ToolRegistry._items)
+    agents = dict(AgentRegistry._items)
     hooks = dict(HookRegistry._hooks)
     by_type = {k: list(v) for k, v in GLOBAL_BY_TYPE.items()}
     by_family = {k: list(v) for k, v in GLOBAL_BY_FAMILY.items()}
@@ -47,8 +47,8 @@ def isolated_registries() -> Iterator[None]:
         yield
     finally:
         reset_registries()
-        ToolRegistry._tools.update(tools)
-        AgentRegistry._agents.update(agents)
+        ToolRegistry._items.update(tools)
+        AgentRegistry._items.update(agents)
         HookRegistry._hooks.update(hooks)
         for k, v in by_type.items():
             GLOBAL_BY_TYPE[k].extend(v)

@@ -132,6 +132,8 @@ class Bridge:
             from opentelemetry.trace.status import Status, StatusCode
 
             self._trace = trace
+            self._ProxyTracerProvider = trace.ProxyTracerProvider
+            self._awaiting_sdk = isinstance(tracer, trace.ProxyTracer)
             self._Link = Link
             self._SpanContext = SpanContext
             self._TraceFlags = TraceFlags
@@ -204,6 +206,13 @@ class Bridge:
         return self._Status(self._status_error, description)
 
     def _suppressed(self) -> bool:
+        """True when spans should not be made: suppressed, or no SDK configured yet."""
+        if self._awaiting_sdk:
+            # Instrumented with the global provider before an SDK was installed: spans would
+            # be non-recording, so skip them until one is (OpenTelemetry sets it once).
+            if isinstance(self._trace.get_tracer_provider(), self._ProxyTracerProvider):
+                return True
+            self._awaiting_sdk = False
         return self._suppress_key is not None and bool(self._get_value(self._suppress_key))
 
     def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
@@ -567,12 +576,12 @@ class Bridge:
             return
         state.yields += 1
         if state.yields <= self.yield_events_cap:
-            state.span.add_event(sc.EVENT_YIELD, {"pygents.tool.yield.index": state.yields - 1})
+            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})
 
     # -- context ---------------------------------------------------------------------------
 
     def queue_append(self, queue: Any, appended: list[Any], current: list[Any]) -> None:
-        self._event(sc.EVENT_QUEUE_APPEND, {"pygents.context.items": len(appended)})
+        self._event(sc.EVENT_QUEUE_APPEND, {sc.PYGENTS_CONTEXT_ITEMS: len(appended)})
         if self.store is not None:
             self.store.context_queue_items(self._owner(queue), len(current))
 
@@ -589,17 +598,17 @@ class Bridge:
             self.store.context_queue_items(self._owner(queue), 0)
 
     def pool_add(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_ADD, {"pygents.context.item.id": item.id})
+        self._event(sc.EVENT_POOL_ADD, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
         if self.store is not None:
             self.store.context_pool_items(self._owner(pool), len(pool))
 
     def pool_remove(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_REMOVE, {"pygents.context.item.id": item.id})
+        self._event(sc.EVENT_POOL_REMOVE, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
         if self.store is not None:
             self.store.context_pool_items(self._owner(pool), len(pool))
 
     def pool_evict(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_EVICT, {"pygents.context.item.id": item.id})
+        self._event(sc.EVENT_POOL_EVICT, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
         if self.store is not None:
             owner = self._owner(pool)
             self.store.context_pool_evicted(owner)

@@ -74,6 +74,9 @@ class PrometheusCollector(Collector):
                 for label_values, value in self.store.snapshot(name):
                     if kind == "histogram":
                         self._add_histogram(family, list(label_values), value)
+                    elif kind == "counter":
+                        created = self.store.created_at(name, label_values)
+                        family.add_metric(list(label_values), value, created=created)
                     else:
                         family.add_metric(list(label_values), value)
             yield family

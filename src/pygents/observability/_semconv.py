@@ -50,6 +50,11 @@ EVENT_POOL_EVICT = "pygents.context_pool.evict"
 EVENT_POOL_CLEAR = "pygents.context_pool.clear"
 EVENT_YIELD = "pygents.tool.yield"
 
+# -- event attributes -----------------------------------------------------------------------
+PYGENTS_TOOL_YIELD_INDEX = "pygents.tool.yield.index"
+PYGENTS_CONTEXT_ITEMS = "pygents.context.items"
+PYGENTS_CONTEXT_ITEM_ID = "pygents.context.item.id"
+
 # -- metrics: (prometheus name, type, labels, OpenTelemetry name, unit, source hooks) -------
 METRICS: tuple[tuple[str, str, tuple[str, ...], str, str, str], ...] = (
     (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -26,59 +27,51 @@ _EXPORT_LOGGERS = (
 )
 
 
-class _OncePerMessage(logging.Filter):
-    """Let each distinct message template of a logger through once."""
+class _ExportFailureFilter(logging.Filter):
+    """Drop the export pipeline's own warnings: ``_FailureReporting`` logs one instead.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[str, str]] = set()
+    Without this, a dead collector makes the OTLP exporters and processors log every failed
+    batch and every retry.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        return True
+        return record.levelno < logging.WARNING
 
 
-_once_filter = _OncePerMessage()
+_export_filter = _ExportFailureFilter()
 
 
 def _quiet_export_loggers() -> None:
     for name in _EXPORT_LOGGERS:
         target = logging.getLogger(name)
-        if _once_filter not in target.filters:
-            target.addFilter(_once_filter)
+        if _export_filter not in target.filters:
+            target.addFilter(_export_filter)
 
 
 class _FailureReporting:
-    """Wraps an exporter: a failing export is reported once, never raised."""
+    """Wraps an exporter: the first failing export is logged (once for all signals)."""
 
-    def __init__(self, inner: Any, what: str, success: Any) -> None:
+    def __init__(self, inner: Any, what: str, success: Any, failure: Any) -> None:
         self._inner = inner
         self._what = what
         self._success = success
+        self._failure = failure
 
     def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             result = self._inner.export(batch, *args, **kwargs)
         except Exception as exc:
-            warn_once(
-                f"export:{self._what}",
-                "pygents telemetry: exporting %s failed (%s: %s); further failures are not "
-                "logged, the program goes on",
-                self._what,
-                type(exc).__name__,
-                exc,
-            )
-            return None
+            result = self._failure
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            reason = str(result)
         if result is not self._success:
             warn_once(
-                f"export:{self._what}",
-                "pygents telemetry: exporting %s failed (%s); further failures are not logged, "
-                "the program goes on",
+                "export",
+                "pygents telemetry: exporting %s to the OTLP endpoint failed (%s); the program "
+                "goes on, and further export failures are not logged",
                 self._what,
-                result,
+                reason,
             )
         return result
 
@@ -110,7 +103,9 @@ def _span_exporter() -> Any:
         )
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    return _FailureReporting(OTLPSpanExporter(), "spans", SpanExportResult.SUCCESS)
+    return _FailureReporting(
+        OTLPSpanExporter(), "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
+    )
 
 
 def _metric_exporter() -> Any:
@@ -122,7 +117,11 @@ def _metric_exporter() -> Any:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
             OTLPMetricExporter,
         )
-    return OTLPMetricExporter()
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    return _FailureReporting(
+        OTLPMetricExporter(), "metrics", MetricExportResult.SUCCESS, MetricExportResult.FAILURE
+    )
 
 
 class TelemetryHandle:
@@ -158,6 +157,7 @@ class TelemetryHandle:
         if self._closed:
             return True
         self._closed = True
+        atexit.unregister(self.shutdown)
         uninstrument()
         if self.metrics_server is not None:
             server, thread = self.metrics_server
@@ -212,6 +212,7 @@ def configure(
     set_global: bool = True,
     span_exporter: Any = None,
     metric_export_interval: float = 10.0,
+    prometheus_registry: Any = None,
 ) -> TelemetryHandle:
     """Build OpenTelemetry SDK providers from ``OTEL_*`` variables and instrument pygents.
 
@@ -228,6 +229,8 @@ def configure(
         set_global: also install the providers as the global OpenTelemetry providers.
         span_exporter: an extra span exporter (e.g. in-memory, for tests).
         metric_export_interval: seconds between OTLP metric exports.
+        prometheus_registry: the ``CollectorRegistry`` for the Prometheus metrics (and the
+            ``/metrics`` endpoint); None for ``prometheus_client.REGISTRY``; False for none.
 
     Returns:
         A handle; ``shutdown()`` (or leaving ``with configure(...)``) flushes everything.
@@ -246,7 +249,9 @@ def configure(
     _quiet_export_loggers()
     name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "pygents"
     resource = Resource.create({"service.name": name})
-    tracer_provider = TracerProvider(resource=resource)
+    # The handle flushes at exit (atexit below), so the SDK's own exit hook is not needed:
+    # with both, a shutdown that already ran would be attempted again and warn.
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     if _otlp_endpoint("TRACES"):
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
     if console_spans:
@@ -260,7 +265,11 @@ def configure(
                 _metric_exporter(), export_interval_millis=metric_export_interval * 1000
             )
         )
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers) if readers else None
+    meter_provider = (
+        MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+        if readers
+        else None
+    )
     if set_global:
         trace.set_tracer_provider(tracer_provider)
         if meter_provider is not None:
@@ -269,13 +278,15 @@ def configure(
     if prometheus_port is not None:
         from ._prometheus import start_metrics_server
 
-        server = start_metrics_server(prometheus_port, prometheus_host)
+        server = start_metrics_server(prometheus_port, prometheus_host, prometheus_registry or None)
     instrument(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider
         if meter_provider is not None
         else metrics.NoOpMeterProvider(),
-        prometheus_registry=None,
+        prometheus_registry=prometheus_registry,
         capture_content=capture_content,
     )
-    return TelemetryHandle(tracer_provider, meter_provider, server)
+    handle = TelemetryHandle(tracer_provider, meter_provider, server)
+    atexit.register(handle.shutdown)
+    return handle

@@ -41,6 +41,8 @@ class MetricStore:
         self.kinds = {name: kind for name, kind, *_ in METRICS}
         self.label_names = {name: labels for name, _kind, labels, *_ in METRICS}
         self.values: dict[str, dict[Labels, Any]] = {name: {} for name, *_ in METRICS}
+        #: When each counter series was first incremented (OpenMetrics ``_created``).
+        self.created: dict[str, dict[Labels, float]] = {name: {} for name, *_ in METRICS}
         self._lock = threading.Lock()
         #: Called as ``listener(metric_name, labels, value)`` for each histogram observation.
         self.histogram_listener: Callable[[str, Labels, float], None] | None = None
@@ -51,7 +53,11 @@ class MetricStore:
         """Add ``amount`` to a counter."""
         series = self.values[name]
         with self._lock:
-            series[labels] = series.get(labels, 0.0) + amount
+            current = series.get(labels)
+            if current is None:
+                self.created[name][labels] = time.time()
+                current = 0.0
+            series[labels] = current + amount
 
     def set(self, name: str, labels: Labels, value: float) -> None:
         """Set a gauge."""
@@ -74,6 +80,10 @@ class MetricStore:
             listener(name, labels, value)
 
     # -- reading (scrapes, observable callbacks, tests) ------------------------------------
+
+    def created_at(self, name: str, labels: Labels) -> float | None:
+        """When a counter series was created (epoch seconds), or None."""
+        return self.created[name].get(labels)
 
     def snapshot(self, name: str) -> list[tuple[Labels, Any]]:
         """Return ``(labels, value)`` pairs of one metric, copied under the lock."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pygents import (
     AgentHook,
+    ContextItem,
     ContextPoolHook,
     ContextQueueHook,
     Hook,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["Bridge"]
 
 _COMPLETED = StopReason.COMPLETED
+#: Open direct tool calls tracked at most (a cancelled call never reports its end).
+_MAX_OPEN_TOOL_CALLS = 10_000
 _CANCELLED = StopReason.CANCELLED
 
 
@@ -72,6 +75,10 @@ class _ToolState:
         self.start = start
         self.span = span
         self.yields = 0
+
+
+def _epoch_ns(moment: Any) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1e9)
 
 
 def _traceparent(span_context: Any) -> dict[str, str]:
@@ -119,6 +126,7 @@ class Bridge:
         self._turns: dict[Any, _TurnState] = {}
         self._runs: dict[Any, _RunState] = {}
         self._tools: dict[Any, _ToolState] = {}
+        self._routing: dict[Any, tuple[Any, int | None, Any]] = {}
         self._tool_attrs: dict[tuple[Any, Any], tuple[str, dict[str, Any]]] = {}
         limit = label_limit()
         self._agent_label = LabelLimiter("agent", limit)
@@ -196,6 +204,8 @@ class Bridge:
                     state.span.end()
                 except Exception:
                     pass
+        for pending in list(self._routing):
+            self._end_routed(pending)
         self._turns.clear()
         self._runs.clear()
         self._tools.clear()
@@ -255,6 +265,9 @@ class Bridge:
             state = self._turns.get(turn)
             if state is not None and state.span is not None:
                 return state.span
+            pending = self._routing.get(turn)
+            if pending is not None:
+                return pending[0]
         agent = current_agent()
         if agent is not None:
             run = self._runs.get(agent)
@@ -277,8 +290,18 @@ class Bridge:
     def before_run(self, turn: Any) -> None:
         agent = current_agent()
         run_by_agent = agent is not None and agent.current_turn is turn
-        span = None
-        trace_id = None
+        # State first: if the tracer fails below, metrics are still recorded at completion.
+        state = self._turns[turn] = _TurnState(agent if run_by_agent else None, None, None)
+        try:
+            self._start_turn_span(turn, agent, run_by_agent, state)
+        finally:  # spans and metrics fail independently
+            store = self.store
+            if agent is not None and run_by_agent and store is not None:
+                wait = turn.metadata.queue_wait
+                if wait is not None:
+                    store.queue_wait(self._agent_label(agent.name), wait)
+
+    def _start_turn_span(self, turn: Any, agent: Any, run_by_agent: bool, state: Any) -> None:
         if self.tracer is not None and not self._suppressed():
             context = None
             if run_by_agent:
@@ -298,13 +321,8 @@ class Bridge:
                 attributes=attributes,
                 links=self._links(turn),
             )
-            trace_id = self._trace_id(span)
-        self._turns[turn] = _TurnState(agent if run_by_agent else None, span, trace_id)
-        store = self.store
-        if agent is not None and run_by_agent and store is not None:
-            wait = turn.metadata.queue_wait
-            if wait is not None:
-                store.queue_wait(self._agent_label(agent.name), wait)
+            state.span = span
+            state.trace_id = self._trace_id(span)
 
     def turn_error(self, turn: Any, exc: BaseException) -> None:
         state = self._turns.get(turn)
@@ -347,7 +365,31 @@ class Bridge:
         if state is None:
             return
         agent = state.agent
+        tool = turn.tool
+        if agent is not None:
+            run = self._runs.get(agent)
+            if run is not None:
+                run.turns += 1
+        try:
+            self._end_turn_span(turn, state, reason)
+        finally:  # spans and metrics fail independently
+            store = self.store
+            if store is not None:
+                duration = turn.metadata.duration or 0.0
+                tool_name = self._tool_label(tool.metadata.name)
+                store.turn_completed(
+                    self._agent_label(agent.name) if agent is not None else "",
+                    tool_name,
+                    reason.value if reason is not None else "unknown",
+                    duration,
+                    state.trace_id,
+                )
+                if self.otel is not None:
+                    self.otel.tool_execution(tool_name, state.error_type, duration)
+
+    def _end_turn_span(self, turn: Any, state: Any, reason: StopReason | None) -> None:
         span = state.span
+        agent = state.agent
         tool = turn.tool
         if span is not None:
             output = turn.output
@@ -357,36 +399,39 @@ class Bridge:
                 values = 1 if reason is _COMPLETED else 0
             span.set_attribute(sc.PYGENTS_TURN_STOP_REASON, reason.value if reason else "unknown")
             span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
+            routed = False
             if reason is _COMPLETED and output is not None and not tool.is_generator:
                 if self.capture.enabled:
                     span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
                 if isinstance(output, Turn) and output.metadata.trace_context is None:
                     # Tool-driven flow control: the returned turn links back to this one.
                     output.metadata.trace_context = _traceparent(span.get_span_context())
-            span.end()
-        if agent is not None:
-            run = self._runs.get(agent)
-            if run is not None:
-                run.turns += 1
-        store = self.store
-        if store is not None:
-            duration = turn.metadata.duration or 0.0
-            tool_name = self._tool_label(tool.metadata.name)
-            store.turn_completed(
-                self._agent_label(agent.name) if agent is not None else "",
-                tool_name,
-                reason.value if reason is not None else "unknown",
-                duration,
-                state.trace_id,
-            )
-            if self.otel is not None:
-                self.otel.tool_execution(tool_name, state.error_type, duration)
+                routed = agent is not None and isinstance(output, Turn | ContextItem)
+            if routed:
+                # The agent routes the output next (put / append / add): keep the span open
+                # for those events; ON_TURN_VALUE (or the run's end) closes it.
+                self._routing[turn] = (span, _epoch_ns(turn.metadata.end_time), agent)
+            else:
+                span.end()
 
     # -- agents ----------------------------------------------------------------------------
 
     def run_start(self, agent: Any) -> None:
-        span = None
-        context = None
+        run = self._runs[agent] = _RunState(None, None, perf_counter())
+        try:
+            self._start_run_span(agent, run)
+        finally:  # spans and metrics fail independently
+            store = self.store
+            if store is not None:
+                name = self._agent_label(agent.name)
+                store.running(name, 1)
+                store.paused(name, 1 if agent.is_paused else 0)
+                store.queue_depth(name, len(agent))
+                queue, pool = agent.context_queue, agent.context_pool
+                store.context_queue_items(self._owner(queue), len(queue))
+                store.context_pool_items(self._owner(pool), len(pool))
+
+    def _start_run_span(self, agent: Any, run: Any) -> None:
         if self.tracer is not None and not self._suppressed():
             attributes: dict[str, Any] = {
                 sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
@@ -400,18 +445,19 @@ class Bridge:
                 kind=self._INTERNAL,
                 attributes=attributes,
             )
-            context = self._trace.set_span_in_context(span)
-        self._runs[agent] = _RunState(span, context, perf_counter())
-        store = self.store
-        if store is not None:
-            name = self._agent_label(agent.name)
-            store.running(name, 1)
-            store.paused(name, 1 if agent.is_paused else 0)
-            store.queue_depth(name, len(agent))
-            store.context_queue_items(self._owner(agent.context_queue), len(agent.context_queue))
-            store.context_pool_items(self._owner(agent.context_pool), len(agent.context_pool))
+            run.span = span
+            run.context = self._trace.set_span_in_context(span)
+
+    def _end_routed(self, turn: Any) -> None:
+        pending = self._routing.pop(turn, None)
+        if pending is not None:
+            span, end_time, _agent = pending
+            span.end(end_time=end_time)
 
     def run_end(self, agent: Any, exc: BaseException | None) -> None:
+        if self._routing:
+            for turn in [t for t, pending in self._routing.items() if pending[2] is agent]:
+                self._end_routed(turn)
         run = self._runs.pop(agent, None)
         error_type = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | GeneratorExit):
@@ -461,6 +507,8 @@ class Bridge:
             self.store.queue_depth(self._agent_label(agent.name), max(len(agent) - 1, 0))
 
     def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
+        if self._routing:
+            self._end_routed(turn)
         if self.store is not None:
             self.store.turn_value(
                 self._agent_label(agent.name), self._tool_label(turn.tool.metadata.name)
@@ -513,7 +561,13 @@ class Bridge:
                     sc.GEN_AI_TOOL_CALL_ARGUMENTS,
                     self.capture.render({"args": list(args), "kwargs": kwargs}),
                 )
-        self._tools[(asyncio.current_task(), tool)] = _ToolState(perf_counter(), span)
+        tools = self._tools
+        if len(tools) >= _MAX_OPEN_TOOL_CALLS:
+            # Direct calls that were cancelled never report back: forget the oldest.
+            stale = tools.pop(next(iter(tools)))
+            if stale.span is not None:
+                stale.span.end()
+        tools[(asyncio.current_task(), tool)] = _ToolState(perf_counter(), span)
 
     def _tool_done(self, outcome: str, result: Any, exc: BaseException | None) -> None:
         turn = current_turn()

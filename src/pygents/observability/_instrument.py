@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from ._bridge import Bridge
@@ -18,6 +19,8 @@ _prometheus: Any = None
 _otel_metrics: Any = None
 _key: tuple[Any, ...] | None = None
 _automatic = False
+#: One OtelMetrics per meter provider: its instruments (and callbacks) live as long as it.
+_otel_by_provider: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _version() -> str:
@@ -47,8 +50,17 @@ def _make_otel_metrics(meter_provider: Any, store: MetricStore) -> Any | None:
         return None
     from ._metrics import OtelMetrics
 
+    existing = _otel_by_provider.get(provider)
+    if existing is not None:
+        existing.attach(store)
+        return existing
     meter = provider.get_meter(INSTRUMENTATION_NAME, _version(), schema_url=SCHEMA_URL)
-    return OtelMetrics(meter, store)
+    made = OtelMetrics(meter, store)
+    try:
+        _otel_by_provider[provider] = made
+    except TypeError:  # a provider that cannot be weakly referenced: no reuse
+        pass
+    return made
 
 
 def _make_prometheus(registry: Any, store: MetricStore) -> Any | None:

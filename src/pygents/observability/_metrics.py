@@ -31,7 +31,7 @@ class OtelMetrics:
     """The store's signals as OpenTelemetry instruments."""
 
     def __init__(self, meter: Meter, store: MetricStore) -> None:
-        self.store = store
+        self.store: MetricStore | None = store
         self._keys: dict[str, tuple[str, ...]] = {}
         self._histograms: dict[str, Any] = {}
         self._attributes: dict[tuple[str, Labels], dict[str, str]] = {}
@@ -53,10 +53,25 @@ class OtelMetrics:
         }
         store.histogram_listener = self.record_histogram
 
+    def attach(self, store: MetricStore) -> None:
+        """Read from ``store`` from now on (re-instrumenting with the same meter provider).
+
+        The SDK hands back the instruments registered first (with their callbacks) when the
+        same names are created again, so one ``OtelMetrics`` serves a meter provider for life.
+        """
+        self.detach()
+        self.store = store
+        store.histogram_listener = self.record_histogram
+
     def detach(self) -> None:
-        """Stop receiving histogram observations from the store."""
-        if self.store.histogram_listener == self.record_histogram:
-            self.store.histogram_listener = None
+        """Stop receiving histogram observations.
+
+        Observable instruments keep reporting the store's last values (nothing writes to it
+        any more), so exported series stay still.
+        """
+        store = self.store
+        if store is not None and store.histogram_listener == self.record_histogram:
+            store.histogram_listener = None
 
     def _attrs(self, name: str, labels: Labels) -> dict[str, str]:
         key = (name, labels)
@@ -67,9 +82,12 @@ class OtelMetrics:
 
     def _callback(self, name: str) -> Any:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
+            store = self.store
+            if store is None:
+                return []
             return [
                 Observation(value, self._attrs(name, labels))
-                for labels, value in self.store.snapshot(name)
+                for labels, value in store.snapshot(name)
             ]
 
         return observe

@@ -1,0 +1,1258 @@
+"""Spans produced by the telemetry bridge: tree, names, kinds, attributes, status, links,
+events, suppression, content capture, (un)instrumentation and failure isolation.
+
+Every test uses the ``telemetry`` fixture (fresh SDK providers, in-memory exporter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+from opentelemetry import trace as trace_api
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import MeterProvider as ApiMeterProvider
+from opentelemetry.metrics import NoOpMeter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from pygents import (
+    Agent,
+    AgentHook,
+    AgentRegistry,
+    ContextItem,
+    ContextPool,
+    ContextPoolHook,
+    ContextQueue,
+    ContextQueueHook,
+    HookRegistry,
+    ToolHook,
+    Turn,
+    TurnHook,
+    TurnTimeoutError,
+    current_agent,
+    hook,
+    tool,
+)
+from pygents.observability import ContentCapture, instrument, is_instrumented, uninstrument
+
+INVOKE = "invoke_agent {}"
+EXECUTE = "execute_tool {}"
+ARGS = "gen_ai.tool.call.arguments"
+RESULT = "gen_ai.tool.call.result"
+BRIDGE_PREFIX = "pygents.observability"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def drain(agent: Agent) -> list[tuple[str, Any]]:
+    """Run ``agent`` to the end; return ``(tool name, value)`` pairs."""
+    return [(turn.tool_name, value) async for turn, value in agent.run()]
+
+
+def attrs(span: Any) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def event_names(span: Any) -> list[str]:
+    return [e.name for e in span.events]
+
+
+def exception_events(span: Any) -> list[Any]:
+    return [e for e in span.events if e.name == "exception"]
+
+
+def only(spans: list[Any]) -> Any:
+    assert len(spans) == 1, [s.name for s in spans]
+    return spans[0]
+
+
+def is_child_of(span: Any, parent: Any) -> bool:
+    return (
+        span.parent is not None
+        and span.parent.span_id == parent.context.span_id
+        and span.context.trace_id == parent.context.trace_id
+    )
+
+
+def reinstrument(telemetry: Any, **kwargs: Any) -> None:
+    """Instrument again with the fixture's providers and extra options."""
+    assert instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        prometheus_registry=telemetry.registry,
+        **kwargs,
+    )
+
+
+def _start(span: Any) -> int:
+    return int(span.start_time)
+
+
+def bridge_hook_names() -> list[str]:
+    return [
+        h.metadata.name for h in HookRegistry.all() if h.metadata.name.startswith(BRIDGE_PREFIX)
+    ]
+
+
+# --------------------------------------------------------------------------- plain agent run
+
+
+async def test_plain_agent_run_span_tree_names_kinds_and_attributes(telemetry: Any) -> None:
+    @tool()
+    async def lookup(key: str) -> str:
+        """Look a key up."""
+        await asyncio.sleep(0)
+        return key.upper()
+
+    @tool()
+    async def bare(x: int) -> int:
+        return x + 1
+
+    agent = Agent("planner", "Plans things.", [lookup, bare], tags=["zeta", "alpha"])
+    await agent.put(Turn(lookup, timeout=5, kwargs={"key": "k"}))
+    await agent.put(Turn(bare, timeout=None, args=[1]))
+    await agent.put(Turn("lookup", timeout=2.5, kwargs={"key": "j"}))
+
+    assert await drain(agent) == [("lookup", "K"), ("bare", 2), ("lookup", "J")]
+
+    run = only(telemetry.by_name(INVOKE.format("planner")))
+    assert run.kind is SpanKind.INTERNAL
+    assert run.parent is None
+    assert run.status.status_code is StatusCode.UNSET
+    assert attrs(run) == {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "planner",
+        "gen_ai.agent.description": "Plans things.",
+        "pygents.agent.tags": ("alpha", "zeta"),
+        "pygents.agent.turns": 3,
+    }
+
+    lookups = telemetry.by_name(EXECUTE.format("lookup"))
+    bares = telemetry.by_name(EXECUTE.format("bare"))
+    assert len(lookups) == 2
+    assert len(bares) == 1
+    for span in [*lookups, *bares]:
+        assert span.kind is SpanKind.INTERNAL
+        assert is_child_of(span, run)
+        assert span.status.status_code is StatusCode.UNSET
+        assert exception_events(span) == []
+        assert span.links == ()
+    # Children end inside the run span.
+    assert all(run.start_time <= s.start_time <= s.end_time <= run.end_time for s in lookups)
+
+    first, second = sorted(lookups, key=lambda s: s.start_time)
+    assert attrs(first) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "lookup",
+        "gen_ai.tool.description": "Look a key up.",
+        "gen_ai.tool.type": "function",
+        "pygents.turn.timeout": 5.0,
+        "pygents.turn.stop_reason": "completed",
+        "pygents.turn.values": 1,
+    }
+    assert isinstance(first.attributes["pygents.turn.timeout"], float)
+    assert second.attributes["pygents.turn.timeout"] == 2.5
+    # No docstring -> no description; timeout None -> no timeout attribute.
+    assert attrs(only(bares)) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "bare",
+        "gen_ai.tool.type": "function",
+        "pygents.turn.stop_reason": "completed",
+        "pygents.turn.values": 1,
+    }
+    # Exactly the run span and the three turn spans: nothing else.
+    assert len(telemetry.finished()) == 4
+
+
+async def test_agent_without_tags_has_no_tags_attribute_and_counts_zero_turns(
+    telemetry: Any,
+) -> None:
+    @tool()
+    async def noop() -> None:
+        return None
+
+    agent = Agent("idle", "", [noop])
+    assert await drain(agent) == []
+    run = only(telemetry.by_name(INVOKE.format("idle")))
+    assert "pygents.agent.tags" not in attrs(run)
+    assert run.attributes["pygents.agent.turns"] == 0
+    assert run.attributes["gen_ai.agent.description"] == ""
+
+
+async def test_each_run_gets_its_own_agent_span(telemetry: Any) -> None:
+    @tool()
+    async def noop() -> int:
+        return 0
+
+    agent = Agent("again", "d", [noop])
+    for _ in range(2):
+        await agent.put(Turn(noop))
+        await drain(agent)
+    runs = telemetry.by_name(INVOKE.format("again"))
+    assert len(runs) == 2
+    assert runs[0].context.trace_id != runs[1].context.trace_id
+    for run in runs:
+        assert run.attributes["pygents.agent.turns"] == 1
+        assert (
+            len([s for s in telemetry.by_name(EXECUTE.format("noop")) if is_child_of(s, run)]) == 1
+        )
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+async def test_streaming_tool_counts_values_and_records_yield_events(telemetry: Any) -> None:
+    @tool()
+    async def three():
+        for i in range(3):
+            await asyncio.sleep(0)
+            yield i
+
+    agent = Agent("streamer", "d", [three])
+    await agent.put(Turn(three))
+    assert [v for _, v in await drain(agent)] == [0, 1, 2]
+
+    span = only(telemetry.by_name(EXECUTE.format("three")))
+    assert span.attributes["pygents.turn.values"] == 3
+    assert span.attributes["pygents.turn.stop_reason"] == "completed"
+    yields = [e for e in span.events if e.name == "pygents.tool.yield"]
+    assert len(yields) == 3
+    assert is_child_of(span, only(telemetry.by_name(INVOKE.format("streamer"))))
+
+
+async def test_yield_events_are_capped_at_100_but_values_count_all(telemetry: Any) -> None:
+    @tool()
+    async def many():
+        for i in range(150):
+            yield i
+
+    agent = Agent("flood", "d", [many])
+    await agent.put(Turn(many))
+    assert len(await drain(agent)) == 150
+
+    span = only(telemetry.by_name(EXECUTE.format("many")))
+    assert span.attributes["pygents.turn.values"] == 150
+    assert event_names(span).count("pygents.tool.yield") == 100
+
+
+async def test_streaming_turn_run_on_its_own_counts_values(telemetry: Any) -> None:
+    @tool()
+    async def pair():
+        yield "a"
+        yield "b"
+
+    assert [v async for v in Turn(pair).yielding()] == ["a", "b"]
+    span = only(telemetry.by_name(EXECUTE.format("pair")))
+    assert span.attributes["pygents.turn.values"] == 2
+    assert event_names(span).count("pygents.tool.yield") == 2
+
+
+# --------------------------------------------------------------------------- links
+
+
+async def test_turn_returned_by_a_tool_links_to_the_creating_turn(telemetry: Any) -> None:
+    @tool()
+    async def first() -> Turn:
+        return Turn("second", kwargs={"n": 1})
+
+    @tool()
+    async def second(n: int) -> int:
+        return n * 10
+
+    agent = Agent("flow", "d", [first, second])
+    await agent.put(Turn(first))
+    results = await drain(agent)
+    assert [name for name, _ in results] == ["first", "second"]
+    assert results[1][1] == 10
+
+    first_span = only(telemetry.by_name(EXECUTE.format("first")))
+    second_span = only(telemetry.by_name(EXECUTE.format("second")))
+    assert first_span.links == ()
+    link = only(list(second_span.links))
+    assert link.context.span_id == first_span.context.span_id
+    assert link.context.trace_id == first_span.context.trace_id
+    # Both turns are still children of the one run span.
+    run = only(telemetry.by_name(INVOKE.format("flow")))
+    assert is_child_of(first_span, run)
+    assert is_child_of(second_span, run)
+
+
+async def test_turn_streamed_by_a_tool_links_to_the_streaming_turn(telemetry: Any) -> None:
+    @tool()
+    async def fan_out():
+        yield Turn("leaf", kwargs={"n": 1})
+        yield Turn("leaf", kwargs={"n": 2})
+
+    @tool()
+    async def leaf(n: int) -> int:
+        return n
+
+    agent = Agent("fan", "d", [fan_out, leaf])
+    await agent.put(Turn(fan_out))
+    await drain(agent)
+
+    source = only(telemetry.by_name(EXECUTE.format("fan_out")))
+    leaves = telemetry.by_name(EXECUTE.format("leaf"))
+    assert len(leaves) == 2
+    for span in leaves:
+        link = only(list(span.links))
+        assert link.context.span_id == source.context.span_id
+        assert link.context.trace_id == source.context.trace_id
+
+
+async def test_turn_put_under_a_user_span_links_to_that_span(telemetry: Any) -> None:
+    @tool()
+    async def job() -> int:
+        return 1
+
+    agent = Agent("worker", "d", [job])
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("request") as request:
+        await agent.put(Turn(job))
+    await drain(agent)
+
+    span = only(telemetry.by_name(EXECUTE.format("job")))
+    link = only(list(span.links))
+    assert link.context.span_id == request.get_span_context().span_id
+    assert link.context.trace_id == request.get_span_context().trace_id
+
+
+async def test_link_survives_serialization_of_the_turn_and_the_agent(telemetry: Any) -> None:
+    @tool()
+    async def job() -> int:
+        return 1
+
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    sender = Agent("sender", "d", [job])
+    with tracer.start_as_current_span("origin") as origin:
+        await sender.put(Turn(job))
+        await sender.put(Turn(job))
+    saved_agent = json.loads(json.dumps(sender.to_dict()))
+    saved_turn = json.loads(json.dumps(sender.queue[0].to_dict()))
+
+    AgentRegistry.unregister("sender")
+    restored = Agent.from_dict(saved_agent)
+    await restored.put(Turn.from_dict(saved_turn))
+    assert len(restored) == 3
+    await drain(restored)
+    spans = telemetry.by_name(EXECUTE.format("job"))
+    assert len(spans) == 3
+    for span in spans:
+        link = only(list(span.links))
+        assert link.context.span_id == origin.get_span_context().span_id
+        assert link.context.trace_id == origin.get_span_context().trace_id
+
+
+async def test_send_between_agents_links_across_traces(telemetry: Any) -> None:
+    @tool()
+    async def ask(question: str) -> str:
+        agent = current_agent()
+        assert agent is not None
+        await agent.send("bob", Turn("answer", kwargs={"question": question}))
+        return "sent"
+
+    @tool()
+    async def answer(question: str) -> str:
+        return f"42 ({question})"
+
+    alice = Agent("alice", "asks", [ask])
+    bob = Agent("bob", "answers", [answer])
+    await alice.put(Turn(ask, kwargs={"question": "life"}))
+    assert await drain(alice) == [("ask", "sent")]
+    assert await drain(bob) == [("answer", "42 (life)")]
+
+    alice_run = only(telemetry.by_name(INVOKE.format("alice")))
+    bob_run = only(telemetry.by_name(INVOKE.format("bob")))
+    sending = only(telemetry.by_name(EXECUTE.format("ask")))
+    receiving = only(telemetry.by_name(EXECUTE.format("answer")))
+    assert is_child_of(sending, alice_run)
+    assert is_child_of(receiving, bob_run)
+    # Two traces, joined by a link.
+    assert alice_run.context.trace_id != bob_run.context.trace_id
+    link = only(list(receiving.links))
+    assert link.context.span_id == sending.context.span_id
+    assert link.context.trace_id == sending.context.trace_id
+    # The put is an event on the sending turn's span, naming the target agent.
+    puts = [e for e in sending.events if e.name == "pygents.agent.put"]
+    assert len(puts) == 1
+    assert puts[0].attributes["gen_ai.agent.name"] == "bob"
+    assert puts[0].attributes["gen_ai.tool.name"] == "answer"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ToolBroke(Exception):
+    pass
+
+
+async def test_tool_error_marks_turn_and_run_spans_as_errors(telemetry: Any) -> None:
+    @tool()
+    async def explode() -> None:
+        raise ToolBroke("kaboom")
+
+    agent = Agent("fragile", "d", [explode])
+    await agent.put(Turn(explode))
+    with pytest.raises(ToolBroke, match="kaboom"):
+        await drain(agent)
+
+    expected_type = f"{ToolBroke.__module__}.{ToolBroke.__qualname__}"
+    span = only(telemetry.by_name(EXECUTE.format("explode")))
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ToolBroke"
+    assert span.attributes["pygents.turn.stop_reason"] == "error"
+    assert span.attributes["pygents.turn.values"] == 0
+    event = only(exception_events(span))
+    assert event.attributes["exception.type"] == expected_type
+    assert event.attributes["exception.message"] == "kaboom"
+
+    run = only(telemetry.by_name(INVOKE.format("fragile")))
+    assert run.status.status_code is StatusCode.ERROR
+    assert run.attributes["error.type"] == "ToolBroke"
+    assert only(exception_events(run)).attributes["exception.type"] == expected_type
+    assert run.attributes["pygents.agent.turns"] == 1
+
+
+async def test_builtin_error_on_a_turn_run_on_its_own(telemetry: Any) -> None:
+    @tool()
+    async def parse(text: str) -> int:
+        return int(text)
+
+    with pytest.raises(ValueError):
+        await Turn(parse, args=["nope"]).returning()
+    span = only(telemetry.by_name(EXECUTE.format("parse")))
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ValueError"
+    assert only(exception_events(span)).attributes["exception.type"] == "ValueError"
+
+
+async def test_timeout_marks_the_turn_span_with_turn_timeout_error(telemetry: Any) -> None:
+    @tool()
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    agent = Agent("sluggish", "d", [slow])
+    await agent.put(Turn(slow, timeout=0.01))
+    with pytest.raises(TurnTimeoutError):
+        await drain(agent)
+
+    span = only(telemetry.by_name(EXECUTE.format("slow")))
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "TurnTimeoutError"
+    assert span.attributes["pygents.turn.stop_reason"] == "timeout"
+    assert span.attributes["pygents.turn.timeout"] == 0.01
+    event = only(exception_events(span))
+    assert event.attributes["exception.type"] == "pygents.errors.TurnTimeoutError"
+
+    run = only(telemetry.by_name(INVOKE.format("sluggish")))
+    assert run.status.status_code is StatusCode.ERROR
+    assert run.attributes["error.type"] == "TurnTimeoutError"
+
+
+async def test_timeout_of_a_streaming_turn(telemetry: Any) -> None:
+    @tool()
+    async def trickle():
+        yield 1
+        await asyncio.sleep(5)
+        yield 2
+
+    with pytest.raises(TurnTimeoutError):
+        async for _ in Turn(trickle, timeout=0.01).yielding():
+            pass
+    span = only(telemetry.by_name(EXECUTE.format("trickle")))
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "TurnTimeoutError"
+    assert span.attributes["pygents.turn.values"] == 1
+    assert len(exception_events(span)) == 1
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+async def test_cancelled_turn_has_unset_status_and_no_exception_event(telemetry: Any) -> None:
+    started = asyncio.Event()
+
+    @tool()
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(Turn(forever).returning())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    span = only(telemetry.by_name(EXECUTE.format("forever")))
+    assert span.attributes["pygents.turn.stop_reason"] == "cancelled"
+    assert span.status.status_code is StatusCode.UNSET
+    assert exception_events(span) == []
+    assert "error.type" not in attrs(span)
+
+
+async def test_cancelled_agent_run_is_not_an_error(telemetry: Any) -> None:
+    started = asyncio.Event()
+
+    @tool()
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    agent = Agent("patient", "d", [forever])
+    await agent.put(Turn(forever))
+    task = asyncio.create_task(drain(agent))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    turn_span = only(telemetry.by_name(EXECUTE.format("forever")))
+    assert turn_span.attributes["pygents.turn.stop_reason"] == "cancelled"
+    assert turn_span.status.status_code is StatusCode.UNSET
+    assert exception_events(turn_span) == []
+    run = only(telemetry.by_name(INVOKE.format("patient")))
+    assert run.status.status_code is StatusCode.UNSET
+    assert exception_events(run) == []
+    assert "error.type" not in attrs(run)
+    assert is_child_of(turn_span, run)
+
+
+async def test_consumer_break_ends_the_streaming_span_as_cancelled(
+    telemetry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    @tool()
+    async def endless():
+        i = 0
+        while True:
+            await asyncio.sleep(0)
+            yield i
+            i += 1
+
+    agent = Agent("quitter", "d", [endless])
+    await agent.put(Turn(endless))
+    async with contextlib.aclosing(agent.run()) as stream:
+        async for _turn, value in stream:
+            if value == 2:
+                break
+
+    span = only(telemetry.by_name(EXECUTE.format("endless")))
+    assert span.attributes["pygents.turn.stop_reason"] == "cancelled"
+    assert span.attributes["pygents.turn.values"] == 3
+    assert span.status.status_code is StatusCode.UNSET
+    assert exception_events(span) == []
+    run = only(telemetry.by_name(INVOKE.format("quitter")))
+    assert run.status.status_code is StatusCode.UNSET
+    assert is_child_of(span, run)
+    assert not [r for r in caplog.records if "Failed to detach context" in r.getMessage()]
+
+
+# --------------------------------------------------------------------------- parents
+
+
+async def test_turn_outside_an_agent_is_a_child_of_the_current_user_span(telemetry: Any) -> None:
+    @tool()
+    async def solo(x: int) -> int:
+        return x
+
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("user work"):
+        assert await Turn(solo, args=[3]).returning() == 3
+
+    user = only(telemetry.by_name("user work"))
+    span = only(telemetry.by_name(EXECUTE.format("solo")))
+    assert is_child_of(span, user)
+    assert span.attributes["pygents.turn.stop_reason"] == "completed"
+    assert telemetry.by_name(INVOKE.format("")) == []
+
+
+async def test_turn_outside_any_span_is_a_root(telemetry: Any) -> None:
+    @tool()
+    async def solo() -> int:
+        return 1
+
+    await Turn(solo).returning()
+    assert only(telemetry.by_name(EXECUTE.format("solo"))).parent is None
+
+
+async def test_tool_invoked_directly_gets_exactly_one_span(telemetry: Any) -> None:
+    @tool()
+    async def direct(x: int) -> int:
+        """Directly called."""
+        return x * 2
+
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("caller"):
+        assert await direct(x=4) == 8
+
+    span = only(telemetry.by_name(EXECUTE.format("direct")))
+    assert is_child_of(span, only(telemetry.by_name("caller")))
+    assert span.kind is SpanKind.INTERNAL
+    assert span.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert span.attributes["gen_ai.tool.name"] == "direct"
+    assert span.attributes["gen_ai.tool.type"] == "function"
+    assert span.attributes["gen_ai.tool.description"] == "Directly called."
+    assert span.attributes["pygents.turn.values"] == 1
+    assert span.status.status_code is StatusCode.UNSET
+    assert len(telemetry.finished()) == 2  # the caller's span and ours
+
+
+async def test_generator_tool_invoked_directly_gets_one_span(telemetry: Any) -> None:
+    @tool()
+    async def gen():
+        for i in range(4):
+            yield i
+
+    assert [v async for v in gen()] == [0, 1, 2, 3]
+    span = only(telemetry.finished())
+    assert span.name == EXECUTE.format("gen")
+    assert span.attributes["pygents.turn.values"] == 4
+    assert event_names(span).count("pygents.tool.yield") == 4
+
+
+async def test_tool_invoked_directly_that_fails(telemetry: Any) -> None:
+    @tool()
+    async def bad() -> None:
+        raise ToolBroke("direct failure")
+
+    with pytest.raises(ToolBroke):
+        await bad()
+    span = only(telemetry.finished())
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ToolBroke"
+    assert len(exception_events(span)) == 1
+
+
+async def test_tool_run_by_a_turn_gets_no_second_span(telemetry: Any) -> None:
+    @tool()
+    async def once(x: int) -> int:
+        return x
+
+    @tool()
+    async def stream_once():
+        yield 1
+
+    assert await Turn(once, args=[1]).returning() == 1
+    assert [v async for v in Turn(stream_once).yielding()] == [1]
+    assert [s.name for s in telemetry.finished()] == [
+        EXECUTE.format("once"),
+        EXECUTE.format("stream_once"),
+    ]
+
+    telemetry.spans.clear()
+    agent = Agent("single", "d", [once, stream_once])
+    await agent.put(Turn(once, args=[2]))
+    await agent.put(Turn(stream_once))
+    await drain(agent)
+    assert sorted(s.name for s in telemetry.finished()) == sorted(
+        [INVOKE.format("single"), EXECUTE.format("once"), EXECUTE.format("stream_once")]
+    )
+
+
+async def test_nested_turn_and_direct_tool_inside_a_tool_are_children_of_its_span(
+    telemetry: Any,
+) -> None:
+    @tool()
+    async def inner(x: int) -> int:
+        return x + 1
+
+    @tool()
+    async def helper(x: int) -> int:
+        return x * 3
+
+    @tool()
+    async def outer() -> int:
+        nested = await Turn(inner, args=[1]).returning()
+        return await helper(nested)
+
+    agent = Agent("nest", "d", [outer])
+    await agent.put(Turn(outer))
+    assert await drain(agent) == [("outer", 6)]
+
+    outer_span = only(telemetry.by_name(EXECUTE.format("outer")))
+    assert is_child_of(outer_span, only(telemetry.by_name(INVOKE.format("nest"))))
+    assert is_child_of(only(telemetry.by_name(EXECUTE.format("inner"))), outer_span)
+    assert is_child_of(only(telemetry.by_name(EXECUTE.format("helper"))), outer_span)
+
+
+# --------------------------------------------------------------------------- events
+
+
+async def test_pause_and_resume_are_events_on_the_agent_span(telemetry: Any) -> None:
+    @tool()
+    async def stop_me() -> int:
+        agent = current_agent()
+        assert agent is not None
+        agent.pause()
+        asyncio.get_running_loop().call_soon(agent.resume)
+        return 1
+
+    @tool()
+    async def after() -> int:
+        return 2
+
+    agent = Agent("napper", "d", [stop_me, after])
+    await agent.put(Turn(stop_me))
+    await agent.put(Turn(after))
+    assert await drain(agent) == [("stop_me", 1), ("after", 2)]
+
+    run = only(telemetry.by_name(INVOKE.format("napper")))
+    names = event_names(run)
+    assert names.count("pygents.agent.pause") == 1
+    assert names.count("pygents.agent.resume") == 1
+    assert names.index("pygents.agent.pause") < names.index("pygents.agent.resume")
+    for span in telemetry.by_name(EXECUTE.format("stop_me")) + telemetry.by_name(
+        EXECUTE.format("after")
+    ):
+        assert "pygents.agent.pause" not in event_names(span)
+        assert "pygents.agent.resume" not in event_names(span)
+
+
+async def test_context_events_from_a_streaming_turn_land_on_its_span(telemetry: Any) -> None:
+    @tool()
+    async def produce():
+        for i in range(3):
+            yield ContextItem(content=f"note {i}")
+        yield ContextItem(content="a", id="a", description="doc a")
+        yield ContextItem(content="b", id="b", description="doc b")
+
+    agent = Agent(
+        "producer",
+        "d",
+        [produce],
+        context_queue=ContextQueue(limit=2),
+        context_pool=ContextPool(limit=1),
+    )
+    await agent.put(Turn(produce))
+    await drain(agent)
+    assert len(agent.context_queue) == 2
+    assert [i.id for i in agent.context_pool.items] == ["b"]
+
+    span = only(telemetry.by_name(EXECUTE.format("produce")))
+    names = Counter(event_names(span))
+    assert names["pygents.context_queue.append"] == 3
+    assert names["pygents.context_queue.evict"] == 1
+    assert names["pygents.context_pool.add"] == 2
+    assert names["pygents.context_pool.evict"] == 1
+    run = only(telemetry.by_name(INVOKE.format("producer")))
+    assert not [n for n in event_names(run) if n.startswith("pygents.context_")]
+
+
+async def test_context_events_from_a_returned_item_land_on_the_producing_turn_span(
+    telemetry: Any,
+) -> None:
+    """Routing a coroutine tool's returned item runs in the producing turn's frame, so the
+    append/evict (and add/evict) events belong to that turn's span, not the agent's."""
+
+    @tool()
+    async def note(text: str) -> ContextItem:
+        return ContextItem(content=text)
+
+    @tool()
+    async def doc(key: str) -> ContextItem:
+        return ContextItem(content=key, id=key, description=f"doc {key}")
+
+    @tool()
+    async def delegate() -> Turn:
+        return Turn("note", args=["three"])
+
+    agent = Agent(
+        "returner",
+        "d",
+        [note, doc, delegate],
+        context_queue=ContextQueue(limit=1),
+        context_pool=ContextPool(limit=1),
+    )
+    await agent.put(Turn(note, args=["one"]))
+    await agent.put(Turn(note, args=["two"]))
+    await agent.put(Turn(doc, args=["a"]))
+    await agent.put(Turn(doc, args=["b"]))
+    await agent.put(Turn(delegate))
+    await drain(agent)
+
+    notes = sorted(telemetry.by_name(EXECUTE.format("note")), key=lambda s: s.start_time)
+    docs = sorted(telemetry.by_name(EXECUTE.format("doc")), key=lambda s: s.start_time)
+    assert event_names(notes[0]) == ["pygents.context_queue.append"]
+    assert sorted(event_names(notes[1])) == sorted(
+        ["pygents.context_queue.evict", "pygents.context_queue.append"]
+    )
+    assert event_names(docs[0]) == ["pygents.context_pool.add"]
+    assert sorted(event_names(docs[1])) == sorted(
+        ["pygents.context_pool.evict", "pygents.context_pool.add"]
+    )
+    # Same for the put of a returned turn: it belongs to the turn that returned it.
+    assert event_names(only(telemetry.by_name(EXECUTE.format("delegate")))) == ["pygents.agent.put"]
+    run = only(telemetry.by_name(INVOKE.format("returner")))
+    assert event_names(run) == []
+
+
+async def test_context_clear_and_remove_from_a_tool_are_events_on_its_span(
+    telemetry: Any,
+) -> None:
+    @tool()
+    async def tidy(cq: ContextQueue, pool: ContextPool) -> str:
+        await cq.append(ContextItem(content="x"))
+        await cq.clear()
+        await pool.add(ContextItem(content=1, id="k", description="key"))
+        await pool.remove("k")
+        await pool.add(ContextItem(content=2, id="j", description="jay"))
+        await pool.clear()
+        return "tidy"
+
+    agent = Agent("janitor", "d", [tidy])
+    await agent.put(Turn(tidy))
+    await drain(agent)
+    span = only(telemetry.by_name(EXECUTE.format("tidy")))
+    assert [n for n in event_names(span) if n.startswith("pygents.context_")] == [
+        "pygents.context_queue.append",
+        "pygents.context_queue.clear",
+        "pygents.context_pool.add",
+        "pygents.context_pool.remove",
+        "pygents.context_pool.add",
+        "pygents.context_pool.clear",
+    ]
+
+
+# --------------------------------------------------------------------------- suppression
+
+
+async def test_suppress_instrumentation_means_no_spans(telemetry: Any) -> None:
+    @tool()
+    async def quiet(x: int) -> int:
+        return x
+
+    @tool()
+    async def quiet_stream():
+        yield 1
+
+    agent = Agent("hush", "d", [quiet, quiet_stream])
+    await agent.put(Turn(quiet, args=[1]))
+    await agent.put(Turn(quiet_stream))
+    with suppress_instrumentation():
+        assert await drain(agent) == [("quiet", 1), ("quiet_stream", 1)]
+        assert await Turn(quiet, args=[2]).returning() == 2
+        assert await quiet(3) == 3
+        assert [v async for v in quiet_stream()] == [1]
+    assert telemetry.finished() == []
+
+    # Outside the block, spans come back.
+    assert await quiet(4) == 4
+    assert [s.name for s in telemetry.finished()] == [EXECUTE.format("quiet")]
+
+
+# --------------------------------------------------------------------------- content capture
+
+
+def _capture_tools() -> tuple[Any, Any]:
+    @tool()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    @tool()
+    async def chunks(text: str):
+        yield text
+
+    return add, chunks
+
+
+async def _capture_workload() -> None:
+    add, chunks = _capture_tools()
+    agent = Agent("capturer", "d", [add, chunks])
+    await agent.put(Turn(add, kwargs={"a": 1, "b": 2}))
+    await agent.put(Turn(chunks, args=["hello"]))
+    await drain(agent)
+    assert await add(5, b=6) == 11
+
+
+async def test_content_is_not_captured_by_default(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    await _capture_workload()
+    spans = telemetry.finished()
+    assert len(spans) == 4
+    for span in spans:
+        assert ARGS not in attrs(span)
+        assert RESULT not in attrs(span)
+
+
+async def test_content_captured_with_capture_content_true(telemetry: Any) -> None:
+    reinstrument(telemetry, capture_content=True)
+    await _capture_workload()
+
+    turn_span, direct_span = sorted(telemetry.by_name(EXECUTE.format("add")), key=_start)
+    assert json.loads(turn_span.attributes[ARGS]) == {"args": [], "kwargs": {"a": 1, "b": 2}}
+    assert json.loads(turn_span.attributes[RESULT]) == 3
+    assert json.loads(direct_span.attributes[ARGS]) == {"args": [5], "kwargs": {"b": 6}}
+    assert json.loads(direct_span.attributes[RESULT]) == 11
+    stream_span = only(telemetry.by_name(EXECUTE.format("chunks")))
+    assert json.loads(stream_span.attributes[ARGS]) == {"args": ["hello"], "kwargs": {}}
+    assert ARGS not in attrs(only(telemetry.by_name(INVOKE.format("capturer"))))
+
+
+async def test_content_capture_truncates(telemetry: Any) -> None:
+    reinstrument(telemetry, capture_content=ContentCapture(enabled=True, max_length=10))
+
+    @tool()
+    async def echo(text: str) -> str:
+        return text
+
+    @tool()
+    async def small() -> int:
+        return 7
+
+    await Turn(echo, args=["x" * 50]).returning()
+    await Turn(small).returning()
+
+    span = only(telemetry.by_name(EXECUTE.format("echo")))
+    arguments = span.attributes[ARGS]
+    assert len(arguments) == 11
+    assert arguments.endswith("…")
+    assert span.attributes[RESULT] == '"' + "x" * 9 + "…"
+    short = only(telemetry.by_name(EXECUTE.format("small")))
+    assert short.attributes[RESULT] == "7"
+    assert len(short.attributes[ARGS]) == 11  # '{"args": [], "kwargs": {}}' is longer than 10
+    assert short.attributes[ARGS].endswith("…")
+
+
+async def test_content_capture_applies_redaction(telemetry: Any) -> None:
+    def redact(text: str) -> str:
+        return text.replace("hunter2", "[REDACTED]")
+
+    reinstrument(telemetry, capture_content=ContentCapture(enabled=True, redact=redact))
+
+    @tool()
+    async def login(user: str, password: str) -> str:
+        return f"token for {user}:{password}"
+
+    await Turn(login, kwargs={"user": "ann", "password": "hunter2"}).returning()
+    span = only(telemetry.by_name(EXECUTE.format("login")))
+    assert json.loads(span.attributes[ARGS]) == {
+        "args": [],
+        "kwargs": {"user": "ann", "password": "[REDACTED]"},
+    }
+    assert json.loads(span.attributes[RESULT]) == "token for ann:[REDACTED]"
+    assert all("hunter2" not in str(v) for s in telemetry.finished() for v in attrs(s).values())
+
+
+async def test_content_capture_redacts_before_truncating(telemetry: Any) -> None:
+    reinstrument(
+        telemetry,
+        capture_content=ContentCapture(enabled=True, max_length=6, redact=lambda s: "SAFE" + s),
+    )
+
+    @tool()
+    async def word() -> str:
+        return "abcdef"
+
+    await Turn(word).returning()
+    span = only(telemetry.by_name(EXECUTE.format("word")))
+    assert span.attributes[RESULT] == 'SAFE"a…'
+
+
+@pytest.mark.parametrize(
+    ("value", "captured"),
+    [("true", True), ("span_only", True), ("SPAN_AND_EVENT", True), ("false", False)],
+)
+async def test_content_capture_env_var(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch, value: str, captured: bool
+) -> None:
+    uninstrument()
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+    reinstrument(telemetry)
+
+    @tool()
+    async def shout(text: str) -> str:
+        return text.upper()
+
+    assert await Turn(shout, args=["hi"]).returning() == "HI"
+    span = only(telemetry.by_name(EXECUTE.format("shout")))
+    if captured:
+        assert json.loads(span.attributes[ARGS]) == {"args": ["hi"], "kwargs": {}}
+        assert json.loads(span.attributes[RESULT]) == "HI"
+    else:
+        assert ARGS not in attrs(span)
+        assert RESULT not in attrs(span)
+
+
+# --------------------------------------------------------------------------- (un)instrument
+
+
+def _otel_snapshot(telemetry: Any) -> dict[tuple[str, tuple[Any, ...]], Any]:
+    snapshot: dict[tuple[str, tuple[Any, ...]], Any] = {}
+    data = telemetry.metric_reader.get_metrics_data()
+    if data is None:
+        return snapshot
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    key = (metric.name, tuple(sorted((point.attributes or {}).items())))
+                    value = getattr(point, "value", None)
+                    if value is None:
+                        value = (point.count, point.sum)
+                    snapshot[key] = value
+    return snapshot
+
+
+async def test_uninstrument_stops_spans_and_metrics_but_keeps_user_hooks(
+    telemetry: Any,
+) -> None:
+    seen: list[str] = []
+
+    @hook(TurnHook.ON_COMPLETE)
+    async def user_complete(turn: Turn, reason: Any) -> None:
+        seen.append(turn.tool_name)
+
+    @tool()
+    async def work() -> int:
+        return 1
+
+    async def run_once() -> None:
+        agent = Agent(f"agent{len(seen)}", "d", [work])
+        await agent.put(Turn(work))
+        await drain(agent)
+
+    await run_once()
+    assert len(telemetry.finished()) == 2
+    assert seen == ["work"]
+    assert telemetry.sample("pygents_turns_total", _labels("agent0")) == 1
+    before = _otel_snapshot(telemetry)
+    assert before
+
+    uninstrument()
+    assert not is_instrumented()
+    assert bridge_hook_names() == []
+    assert HookRegistry.get("user_complete") is user_complete
+
+    telemetry.spans.clear()
+    await run_once()
+    await work()
+    assert telemetry.finished() == []
+    assert seen == ["work", "work"]  # the user's global hook still fires
+    assert HookRegistry.get("user_complete") is user_complete
+    # Prometheus metrics are gone from the registry; OTel data points did not move.
+    names = {m.name for m in telemetry.registry.collect()}
+    assert not [n for n in names if n.startswith("pygents_")]
+    assert telemetry.sample("pygents_turns_total", _labels("agent1")) is None
+    assert _otel_snapshot(telemetry) == before
+
+
+def _labels(agent: str) -> dict[str, str]:
+    return {"agent": agent, "tool": "work", "stop_reason": "completed"}
+
+
+_FAMILIES = {
+    "TurnHook": TurnHook,
+    "AgentHook": AgentHook,
+    "ToolHook": ToolHook,
+    "ContextQueueHook": ContextQueueHook,
+    "ContextPoolHook": ContextPoolHook,
+}
+
+
+async def test_instrument_is_idempotent(telemetry: Any) -> None:
+    first = [h for h in HookRegistry.all() if h.metadata.name.startswith(BRIDGE_PREFIX)]
+    names = [h.metadata.name for h in first]
+    assert names
+    assert len(names) == len(set(names))
+    for name in names:
+        match = re.fullmatch(r"pygents\.observability\.([a-z_]+)\.(\w+)", name)
+        assert match, name
+        family = _FAMILIES[match.group(2)]
+        assert family(match.group(1))  # the value names a real hook of that family
+    assert {n.rsplit(".", 1)[1] for n in names} == set(_FAMILIES)
+
+    reinstrument(telemetry)  # same arguments as the fixture
+    reinstrument(telemetry)
+    again = [h for h in HookRegistry.all() if h.metadata.name.startswith(BRIDGE_PREFIX)]
+    assert [id(h) for h in again] == [id(h) for h in first]
+
+    @tool()
+    async def once() -> int:
+        return 1
+
+    agent = Agent("idem", "d", [once])
+    await agent.put(Turn(once))
+    await drain(agent)
+    assert len(telemetry.by_name(EXECUTE.format("once"))) == 1
+    assert len(telemetry.by_name(INVOKE.format("idem"))) == 1
+    labels = {"agent": "idem", "tool": "once", "stop_reason": "completed"}
+    assert telemetry.sample("pygents_turns_total", labels) == 1
+
+    # Different arguments re-instrument: still one set of hooks.
+    reinstrument(telemetry, capture_content=True)
+    assert sorted(bridge_hook_names()) == sorted(names)
+    assert is_instrumented()
+
+
+# --------------------------------------------------------------------------- failure isolation
+
+
+class ExplodingTracer(trace_api.Tracer):
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracer down")
+
+    @contextlib.contextmanager
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracer down")
+        yield  # pragma: no cover
+
+
+class ExplodingTracerProvider(trace_api.TracerProvider):
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        return ExplodingTracer()
+
+
+class _BrokenInstrument:
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("metric sink down")
+
+    record = set = add
+
+
+class ExplodingMeter(NoOpMeter):
+    def create_counter(self, *args: Any, **kwargs: Any) -> Any:
+        return _BrokenInstrument()
+
+    create_histogram = create_gauge = create_up_down_counter = create_counter
+
+
+class ExplodingMeterProvider(ApiMeterProvider):
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        return ExplodingMeter("exploding")
+
+
+def _isolation_tools() -> dict[str, Any]:
+    @tool()
+    async def double(x: int) -> int:
+        await asyncio.sleep(0)
+        return x * 2
+
+    @tool()
+    async def count(n: int):
+        for i in range(n):
+            yield i
+
+    @tool()
+    async def remember(key: str, cq: ContextQueue) -> ContextItem:
+        await cq.append(ContextItem(content="a"), ContextItem(content="b"))
+        return ContextItem(content="c", id=key, description="c")
+
+    @tool()
+    async def fail() -> None:
+        raise ToolBroke("nope")
+
+    return {"double": double, "count": count, "remember": remember, "fail": fail}
+
+
+async def _isolation_workload(tools: dict[str, Any], round_: int) -> list[Any]:
+    """Agents, streaming, errors, context and direct calls; returns everything observed."""
+    double, count = tools["double"], tools["count"]
+    agent = Agent(f"iso{round_}", "d", list(tools.values()), context_queue=ContextQueue(2))
+    for i in range(3):
+        await agent.put(Turn(double, args=[i]))
+    await agent.put(Turn(count, args=[3]))
+    await agent.put(Turn("remember", args=["k"]))
+    await agent.put(Turn("fail"))
+    await agent.put(Turn(double, args=[10]))
+    observed: list[Any] = []
+    with pytest.raises(ToolBroke):
+        async for turn, value in agent.run():
+            observed.append((turn.tool_name, value))
+    agent.pause()
+    agent.resume()
+    observed.append(await drain(agent))
+    observed.append(await double(21))
+    observed.append([v async for v in count(2)])
+    observed.append(await Turn(double, args=[5]).returning())
+    observed.append([i.content for i in agent.context_queue.items])
+    observed.append([i.id for i in agent.context_pool.items])
+    return observed
+
+
+def _normalise(value: Any) -> Any:
+    """Make results comparable across runs (items and turns by content, not identity)."""
+    if isinstance(value, ContextItem):
+        return ("item", value.content, value.id)
+    if isinstance(value, Turn):
+        return ("turn", value.tool_name, list(value.args), value.kwargs)
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _bridge_failures(caplog: pytest.LogCaptureFixture) -> Counter[str]:
+    kinds: Counter[str] = Counter()
+    for record in caplog.records:
+        if record.name != "pygents.observability" or record.levelno < logging.WARNING:
+            continue
+        match = re.search(r"the (\S+) bridge hook failed", record.getMessage())
+        if match:
+            kinds[match.group(1)] += 1
+    return kinds
+
+
+async def test_failing_tracer_never_breaks_the_agent(
+    telemetry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pygents.observability")
+    uninstrument()
+    tools = _isolation_tools()
+    expected = await _isolation_workload(tools, 0)  # reference results, no telemetry at all
+
+    assert instrument(
+        tracer_provider=ExplodingTracerProvider(),
+        meter_provider=telemetry.meter_provider,
+        prometheus_registry=telemetry.registry,
+    )
+    got = [await _isolation_workload(tools, 1), await _isolation_workload(tools, 2)]
+    assert [_normalise(o) for o in got] == [_normalise(expected)] * 2
+
+    failures = _bridge_failures(caplog)
+    assert failures, "a failing tracer must be reported"
+    assert {"TurnHook.BEFORE_RUN", "AgentHook.ON_RUN_START"} <= set(failures)
+    assert all(n == 1 for n in failures.values()), failures
+    # Metrics do not depend on the tracer: they are still recorded.
+    labels = {"agent": "iso1", "tool": "double", "stop_reason": "completed"}
+    # iso1 ran double 3 times in its failing run and once more after it.
+    assert telemetry.sample("pygents_turns_total", labels) == 4
+
+
+async def test_failing_metric_sink_never_breaks_the_agent(
+    telemetry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pygents.observability")
+    uninstrument()
+    tools = _isolation_tools()
+    expected = await _isolation_workload(tools, 0)
+
+    assert instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=ExplodingMeterProvider(),
+        prometheus_registry=False,
+    )
+    got = [await _isolation_workload(tools, 1), await _isolation_workload(tools, 2)]
+    assert [_normalise(o) for o in got] == [_normalise(expected)] * 2
+
+    failures = _bridge_failures(caplog)
+    assert failures, "a failing metric sink must be reported"
+    assert "TurnHook.ON_COMPLETE" in failures
+    assert all(n == 1 for n in failures.values()), failures
+    # Spans do not depend on the metrics: both rounds are fully traced.
+    for round_ in (1, 2):
+        failed, succeeded = sorted(telemetry.by_name(INVOKE.format(f"iso{round_}")), key=_start)
+        assert failed.status.status_code is StatusCode.ERROR
+        assert succeeded.status.status_code is StatusCode.UNSET
+    executed = [s for s in telemetry.finished() if s.name.startswith("execute_tool ")]
+    # Per round: 3 double + count + remember + fail (run 1), double (run 2), and three more
+    # outside the agent (direct double, direct count, a turn of double).
+    assert len(executed) == 2 * (6 + 1 + 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from time import time
 from typing import Any
 
@@ -371,7 +371,7 @@ class Agent:
         finally:
             FRAME.set(outer)
 
-    async def run(self) -> AsyncIterator[tuple[Turn, Any]]:
+    async def run(self) -> AsyncGenerator[tuple[Turn, Any], None]:
         """Run queued turns in order, yielding ``(turn, value)``; return when the queue is empty.
 
         A returned ``Turn`` is enqueued; a returned ``ContextItem`` goes to the context queue

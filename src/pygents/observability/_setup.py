@@ -34,8 +34,21 @@ class _ExportFailureFilter(logging.Filter):
     batch and every retry.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str]] = set()
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
+        if record.levelno < logging.WARNING:
+            return True
+        message = str(record.msg)
+        if "drop" in message.lower():
+            # Data lost inside the SDK (e.g. "Queue full, dropping Span."): say it, once.
+            key = (record.name, message)
+            if key not in self._seen:
+                self._seen.add(key)
+                return True
+        return False
 
 
 _export_filter = _ExportFailureFilter()
@@ -77,6 +90,15 @@ class _FailureReporting:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+#: The batch span queue. The SDK's default (2,048) drops spans when an agent runs thousands
+#: of fast turns between two exports; OTEL_BSP_MAX_QUEUE_SIZE still wins when set.
+_DEFAULT_SPAN_QUEUE = 65_536
+
+
+def _queue_size() -> int | None:
+    return None if os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") else _DEFAULT_SPAN_QUEUE
 
 
 def _otlp_endpoint(signal: str) -> str | None:
@@ -253,11 +275,15 @@ def configure(
     # with both, a shutdown that already ran would be attempted again and warn.
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     if _otlp_endpoint("TRACES"):
-        tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(_span_exporter(), max_queue_size=_queue_size())
+        )
     if console_spans:
         tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     if span_exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(span_exporter, max_queue_size=_queue_size())
+        )
     readers = []
     if _otlp_endpoint("METRICS"):
         readers.append(

@@ -1,0 +1,370 @@
+"""Real OTLP: configure() with the real OTLP/HTTP exporters sending to a receiver on 127.0.0.1.
+
+The happy path decodes the protobuf the exporters sent (spans and metrics); the fault tests point
+the exporters at a closed port, a server answering 500 and a server that hangs, and check that the
+program neither breaks, nor stalls, nor floods the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from otlp_receiver import OTLPReceiver
+
+from pygents import Agent, ToolRegistry, Turn, tool
+from pygents.observability import configure, is_instrumented, uninstrument
+
+AGENT = "otlp-agent"
+OTLP_ENV = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",
+)
+#: Threads of the export pipeline (SDK workers, pygents' bounded shutdown).
+EXPORT_THREADS = ("OtelBatch", "OtelPeriodicExportingMetricReader", "pygents-telemetry")
+SPAN_KIND_INTERNAL = 1
+STATUS_CODE_ERROR = 2
+
+
+@pytest.fixture(autouse=True)
+def _clean_otlp_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in OTLP_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # loopback only, never via a proxy
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    before = set(threading.enumerate())
+    yield
+    uninstrument()
+    # Exporter threads that a timed-out shutdown() abandoned must not log into the next test.
+    join_export_threads(before, timeout=8)
+
+
+def join_export_threads(before: set[threading.Thread], timeout: float) -> None:
+    """Give export threads started since ``before`` (bounded) time to finish."""
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.startswith(EXPORT_THREADS):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def define_tools() -> None:
+    @tool()
+    async def double(n: int) -> int:
+        """Double a number."""
+        return n * 2
+
+    @tool()
+    async def count(upto: int):
+        """Count up to a number."""
+        for i in range(upto):
+            yield i
+
+
+async def run_agent(name: str, turns: list[Turn]) -> list[tuple[str, Any]]:
+    agent = Agent(
+        name,
+        "exports over OTLP",
+        [ToolRegistry.get("double"), ToolRegistry.get("count")],
+        tags=["zeta", "alpha"],
+    )
+    for turn in turns:
+        await agent.put(turn)
+    results = []
+    async for turn, value in agent.run():
+        results.append((turn.tool.metadata.name, value))
+    return results
+
+
+def doubles(n: int) -> list[Turn]:
+    return [Turn("double", kwargs={"n": i}) for i in range(n)]
+
+
+# --------------------------------------------------------------------------- happy path
+
+
+@pytest.mark.timeout(30)
+async def test_spans_and_metrics_arrive_over_otlp_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    define_tools()
+    n_double = 7
+    with OTLPReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        handle = configure(service_name="t", set_global=False, metric_export_interval=0.5)
+        try:
+            assert is_instrumented()
+            turns = [*doubles(n_double), Turn("count", kwargs={"upto": 3}, timeout=5)]
+            results = await run_agent(AGENT, turns)
+        finally:
+            assert handle.shutdown(timeout=10) is True
+        assert not is_instrumented()
+        assert receiver.errors == []
+        spans = receiver.spans()
+        metric = receiver.last_metric("pygents.turns")
+
+    assert results == [("double", 2 * i) for i in range(n_double)] + [
+        ("count", i) for i in range(3)
+    ]
+
+    # ---- spans
+    names = sorted(s.name for s in spans)
+    assert names == sorted(
+        [f"invoke_agent {AGENT}", *["execute_tool double"] * n_double, "execute_tool count"]
+    ), names
+    for s in spans:
+        assert s.resource.get("service.name") == "t"
+        assert s.scope_name == "pygents"
+        assert s.span.kind == SPAN_KIND_INTERNAL
+        assert s.span.status.code != STATUS_CODE_ERROR
+        assert len(s.span.trace_id) == 16 and len(s.span.span_id) == 8
+        assert s.span.end_time_unix_nano >= s.span.start_time_unix_nano > 0
+
+    (agent_span,) = [s for s in spans if s.name == f"invoke_agent {AGENT}"]
+    agent_attrs = agent_span.attributes
+    assert agent_attrs["gen_ai.operation.name"] == "invoke_agent"
+    assert agent_attrs["gen_ai.agent.name"] == AGENT
+    assert agent_attrs["gen_ai.agent.description"] == "exports over OTLP"
+    assert agent_attrs["pygents.agent.tags"] == ["alpha", "zeta"]
+    assert agent_attrs["pygents.agent.turns"] == n_double + 1
+
+    tool_spans = [s for s in spans if s.name.startswith("execute_tool ")]
+    for s in tool_spans:
+        attrs = s.attributes
+        tool_name = s.name.removeprefix("execute_tool ")
+        assert attrs["gen_ai.operation.name"] == "execute_tool"
+        assert attrs["gen_ai.tool.name"] == tool_name
+        assert attrs["gen_ai.tool.type"] == "function"
+        assert attrs["pygents.turn.stop_reason"] == "completed"
+        assert "error.type" not in attrs
+        # content capture is off by default: no argument or result on the wire
+        assert "gen_ai.tool.call.arguments" not in attrs
+        assert "gen_ai.tool.call.result" not in attrs
+        # children of the agent run span
+        assert s.span.trace_id == agent_span.span.trace_id
+        assert s.span.parent_span_id == agent_span.span.span_id
+        if tool_name == "double":
+            assert attrs["gen_ai.tool.description"] == "Double a number."
+            assert attrs["pygents.turn.values"] == 1
+            assert attrs["pygents.turn.timeout"] == 60.0
+            assert isinstance(attrs["pygents.turn.timeout"], float)
+        else:
+            assert attrs["gen_ai.tool.description"] == "Count up to a number."
+            assert attrs["pygents.turn.values"] == 3
+            assert attrs["pygents.turn.timeout"] == 5.0
+            yields = [e for e in s.span.events if e.name == "pygents.tool.yield"]
+            assert len(yields) == 3
+
+    # ---- metrics: pygents.turns, a monotonic cumulative sum
+    assert metric is not None, "no pygents.turns metric arrived over OTLP"
+    resource, turns_metric = metric
+    assert resource.get("service.name") == "t"
+    assert turns_metric.WhichOneof("data") == "sum"
+    assert turns_metric.sum.is_monotonic
+    by_tool: dict[str, int] = {}
+    for point in turns_metric.sum.data_points:
+        attrs = {kv.key: kv.value for kv in point.attributes}
+        labels = {k: v.string_value for k, v in attrs.items()}
+        assert labels["gen_ai.agent.name"] == AGENT
+        assert labels["pygents.turn.stop_reason"] == "completed"
+        tool_name = labels["gen_ai.tool.name"]
+        by_tool[tool_name] = by_tool.get(tool_name, 0) + int(point.as_int or point.as_double)
+    assert by_tool == {"double": n_double, "count": 1}
+
+
+@pytest.mark.timeout(30)
+async def test_otlp_metrics_include_duration_histograms(monkeypatch: pytest.MonkeyPatch) -> None:
+    define_tools()
+    with OTLPReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        handle = configure(service_name="t", set_global=False, metric_export_interval=0.5)
+        try:
+            await run_agent(AGENT, doubles(4))
+        finally:
+            assert handle.shutdown(timeout=10) is True
+        durations = {
+            name: receiver.last_metric(name)
+            for name in ("pygents.turn.duration", "gen_ai.execute_tool.duration")
+        }
+    for name, found in durations.items():
+        assert found is not None, f"{name} did not arrive over OTLP"
+        _resource, metric = found
+        assert metric.unit == "s", name
+        assert metric.WhichOneof("data") == "histogram", name
+        total = sum(p.count for p in metric.histogram.data_points)
+        assert total == 4, (name, total)
+        for point in metric.histogram.data_points:
+            labels = {kv.key: kv.value.string_value for kv in point.attributes}
+            assert labels["gen_ai.tool.name"] == "double", (name, labels)
+
+
+# --------------------------------------------------------------------------- protocol choice
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_configure_picks_exporter_per_protocol(
+    monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as Metrics,
+        )
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as Spans,
+        )
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter as Metrics,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter as Spans,
+        )
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    handle = configure(service_name="t", set_global=False, metric_export_interval=60)
+    try:
+        # Private SDK attributes, used only here to see which exporter class was built.
+        processors = handle.tracer_provider._active_span_processor._span_processors
+        exporters = []
+        for processor in processors:
+            inner = getattr(processor, "_batch_processor", processor)
+            exporter = getattr(inner, "_exporter", None) or getattr(inner, "span_exporter", None)
+            exporters.append(getattr(exporter, "_inner", exporter))  # unwrap pygents' wrapper
+        assert any(isinstance(e, Spans) for e in exporters), exporters
+        assert handle.meter_provider is not None
+        readers = handle.meter_provider._metric_readers
+        metric_exporters = [getattr(r, "_exporter", None) for r in readers]
+        metric_exporters = [getattr(e, "_inner", e) for e in metric_exporters]
+        assert any(isinstance(e, Metrics) for e in metric_exporters), metric_exporters
+    finally:
+        started = time.monotonic()
+        handle.shutdown(timeout=3)
+        assert time.monotonic() - started < 3.5
+
+
+# --------------------------------------------------------------------------- faults
+
+N_FAULT = 10_000
+
+
+def export_log_records(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in records
+        if r.levelno >= logging.WARNING and r.name.startswith(("opentelemetry", "pygents"))
+    ]
+
+
+async def timed_run(name: str, n: int) -> tuple[float, list[tuple[str, Any]]]:
+    started = time.perf_counter()
+    results = await run_agent(name, doubles(n))
+    return time.perf_counter() - started, results
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fault", ["closed-port", "http-500", "hang"])
+async def test_export_faults_neither_break_nor_stall_nor_flood(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    define_tools()
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    expected = [("double", 2 * i) for i in range(N_FAULT)]
+
+    # Reference 1: no telemetry at all.
+    assert not is_instrumented()
+    _, plain = await timed_run("plain", N_FAULT)
+    assert plain == expected
+
+    # Reference 2: the same run exporting to a working receiver.
+    with OTLPReceiver() as good:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", good.endpoint)
+        handle = configure(service_name="t", set_global=False, metric_export_interval=0.5)
+        try:
+            good_seconds, good_results = await timed_run("baseline", N_FAULT)
+        finally:
+            assert handle.shutdown(timeout=10) is True
+        assert good.requests("/v1/traces") > 0
+    assert good_results == expected
+
+    # The faulty collector.
+    caplog.clear()
+    with OTLPReceiver(mode="error" if fault == "http-500" else "hang", hang_seconds=30) as bad:
+        endpoint = f"http://127.0.0.1:{closed_port()}" if fault == "closed-port" else bad.endpoint
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        threads_before = set(threading.enumerate())
+        handle = configure(service_name="t", set_global=False, metric_export_interval=0.5)
+        try:
+            bad_seconds, bad_results = await timed_run("faulty", N_FAULT)
+            # let the exporters hit the fault at least once before shutting down
+            if fault != "closed-port":
+                bad.wait_for(lambda: bad.requests("/v1/traces") > 0, timeout=5)
+        finally:
+            started = time.monotonic()
+            handle.shutdown(timeout=3)
+            shutdown_seconds = time.monotonic() - started
+        # While the fault persists, let the export threads shutdown() may have abandoned run
+        # to their end: every failed batch and retry they log counts.
+        join_export_threads(threads_before, timeout=8)
+        logged = export_log_records(caplog.records)
+        if fault != "closed-port":
+            assert bad.requests("/v1/traces") > 0, "the exporter never reached the faulty server"
+
+    assert bad_results == expected
+    assert bad_seconds < 3 * good_seconds + 1.0, (fault, bad_seconds, good_seconds)
+    assert shutdown_seconds < 3.5, shutdown_seconds
+    # The failure is reported (once), not swallowed and not once per batch or turn.
+    assert len(logged) == 1, (
+        f"{fault}: expected exactly one warning about the export failure, got {len(logged)}:\n"
+        + "\n".join(f"  {r.levelname} {r.name}: {r.getMessage()[:160]}" for r in logged)
+    )
+    assert "export" in logged[0].getMessage(), logged[0].getMessage()
+
+
+@pytest.mark.timeout(30)
+async def test_shutdown_returns_within_its_timeout_when_the_collector_hangs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    define_tools()
+    with OTLPReceiver(mode="hang", hang_seconds=30) as bad:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", bad.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        # the exporter's own timeout is longer than shutdown's: shutdown must not wait for it
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "4")
+        handle = configure(service_name="t", set_global=False, metric_export_interval=0.5)
+        await run_agent(AGENT, doubles(50))
+        started = time.monotonic()
+        ok = handle.shutdown(timeout=1)
+        elapsed = time.monotonic() - started
+        assert elapsed < 1.5, elapsed
+        assert ok is False  # the hung export did not finish in time
+        assert not is_instrumented()
+        assert handle.shutdown(timeout=1) is True  # idempotent

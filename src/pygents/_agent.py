@@ -28,6 +28,7 @@ DEFAULT_CONTEXT_QUEUE_LIMIT = 100
 _BREATHE_EVERY = 64
 
 _AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
+_ROUTED = (Turn, ContextItem)  # output types the run loop routes
 _KEEP: Any = object()
 
 
@@ -392,7 +393,11 @@ class Agent:
         # frame is put back, so code between iterations sees its own.
         outer = FRAME.get()
         mine = (self, None, None)
-        FRAME.set(mine)
+        # With hooks, the frame between turns is this agent's (put back around each yield);
+        # without, nobody looks at it, so it is not touched per turn.
+        juggle = bool(hooks or _AGENT_GLOBALS)
+        if juggle:
+            FRAME.set(mine)
         try:
             if hooks or _AGENT_GLOBALS:
                 await self._fire(AgentHook.ON_RUN_START)
@@ -402,6 +407,9 @@ class Agent:
                     if not queue:
                         break
                 if hooks or _AGENT_GLOBALS:
+                    if not juggle:
+                        juggle = True
+                        FRAME.set(mine)
                     await self._fire(AgentHook.BEFORE_TURN)
                     if not queue:
                         break
@@ -418,13 +426,16 @@ class Agent:
                             except Exception as exc:
                                 _note(exc, self, turn)
                                 raise
-                            if isinstance(value, Turn | ContextItem):
+                            if isinstance(value, _ROUTED):
                                 await self._route(value, turn)
                             if hooks or _AGENT_GLOBALS:
                                 await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
-                            FRAME.set(outer)
-                            yield turn, value
-                            FRAME.set(mine)
+                            if juggle:
+                                FRAME.set(outer)
+                                yield turn, value
+                                FRAME.set(mine)
+                            else:
+                                yield turn, value
                     finally:
                         await stream.aclose()
                     self._current_turn = None
@@ -435,13 +446,16 @@ class Agent:
                         _note(exc, self, turn)
                         raise
                     self._current_turn = None
-                    if isinstance(value, Turn | ContextItem):
+                    if isinstance(value, _ROUTED):
                         await self._route(value, turn)
                     if hooks or _AGENT_GLOBALS:
                         await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
-                    FRAME.set(outer)
-                    yield turn, value
-                    FRAME.set(mine)
+                    if juggle:
+                        FRAME.set(outer)
+                        yield turn, value
+                        FRAME.set(mine)
+                    else:
+                        yield turn, value
                 if hooks or _AGENT_GLOBALS:
                     await self._fire(AgentHook.AFTER_TURN, turn)
                 done += 1

@@ -30,6 +30,8 @@ def _version() -> str:
 
 
 def _make_tracer(tracer_provider: Any) -> Any | None:
+    if tracer_provider is False:
+        return None
     try:
         from opentelemetry import trace
     except ImportError:
@@ -41,6 +43,8 @@ def _make_tracer(tracer_provider: Any) -> Any | None:
 
 
 def _make_otel_metrics(meter_provider: Any, store: MetricStore) -> Any | None:
+    if meter_provider is False:
+        return None
     try:
         from opentelemetry import metrics
     except ImportError:
@@ -94,10 +98,10 @@ def instrument(
     arguments it re-instruments. Either half works without the other package installed.
 
     Args:
-        tracer_provider: where spans go; None for the global provider. A
-            ``NoOpTracerProvider`` switches spans off entirely (no hooks, no cost).
-        meter_provider: where OpenTelemetry metrics go; None for the global provider; a
-            ``NoOpMeterProvider`` switches them off.
+        tracer_provider: where spans go; None for the global provider. False, or a
+            ``NoOpTracerProvider``, switches spans off entirely (no hooks, no cost).
+        meter_provider: where OpenTelemetry metrics go; None for the global provider; False
+            or a ``NoOpMeterProvider`` switches them off.
         prometheus_registry: the ``CollectorRegistry`` for the Prometheus metrics; None for
             ``prometheus_client.REGISTRY``; False for no Prometheus metrics.
         capture_content: record tool arguments and results on spans (off by default; None

@@ -102,6 +102,10 @@ def _queue_size() -> int | None:
 
 
 def _otlp_endpoint(signal: str) -> str | None:
+    """The OTLP endpoint of a signal, unless ``OTEL_<signal>_EXPORTER`` rules OTLP out."""
+    exporters = os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower()
+    if "otlp" not in {part.strip() for part in exporters.split(",")}:
+        return None
     return os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
@@ -186,7 +190,15 @@ class TelemetryHandle:
             server.shutdown()
             server.server_close()
             thread.join(timeout)
-        return self._bounded(lambda: self._each("shutdown"), timeout)
+        finished = self._bounded(lambda: self._each("shutdown"), timeout)
+        if not finished:
+            warn_once(
+                "export",
+                "pygents telemetry: flushing did not finish within %.1f s (is the OTLP endpoint "
+                "reachable?); spans still buffered may be lost",
+                timeout,
+            )
+        return finished
 
     def _each(self, method: str, *args: Any) -> None:
         for provider in (self.tracer_provider, self.meter_provider):

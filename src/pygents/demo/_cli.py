@@ -1,0 +1,297 @@
+"""``pygents demo``: options, telemetry set-up, signals, and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import random
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ._agents import build_crew
+from ._progress import Progress
+from ._summary import Stats
+from ._workload import Workload
+from ._world import World, enter_world
+
+if TYPE_CHECKING:
+    from pygents.observability import TelemetryHandle
+
+__all__ = ["add_arguments", "run"]
+
+EXIT_OK = 0
+EXIT_NO_METRICS_PORT = 1
+EXIT_MISSING_EXTRAS = 2
+#: 128 + the signal number, as a shell reports a process killed by it.
+EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+#: How long the exit waits for spans and metrics to be exported.
+FLUSH_TIMEOUT = 5.0
+
+INSTALL_HINT = 'python -m pip install "pygents[all]"'
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to ``parser``."""
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="feed new questions for this long, then let those in flight finish (at most 2 s "
+        "more); default: run until Ctrl-C",
+    )
+    length.add_argument(
+        "--turns",
+        type=_positive_int,
+        metavar="N",
+        help="feed whole questions until they account for at least N turns, run them all, and "
+        "stop (with --seed, the same turns, timeouts and errors every time)",
+    )
+    parser.add_argument(
+        "--agents",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="number of fetcher agents (default 3); planners (one per 3 fetchers) and writers "
+        "(one per 2) scale with it",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of every latency, failure and question (default: a random one, printed)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=9464,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port (default 9464; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address /metrics binds to (default 127.0.0.1, loopback only)",
+    )
+    parser.add_argument(
+        "--console-spans",
+        action="store_true",
+        help="also print every span to stdout (verbose)",
+    )
+
+
+def missing_extras() -> list[str]:
+    """The telemetry packages the demo needs that are not installed."""
+    missing = []
+    for module, distribution in (
+        ("opentelemetry.sdk", "opentelemetry-sdk"),
+        ("prometheus_client", "prometheus-client"),
+    ):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(distribution)
+    return missing
+
+
+def _say_missing(what: str) -> int:
+    print(
+        f"pygents demo needs the telemetry extras ({what} missing).\n"
+        f"Install them with:  {INSTALL_HINT}",
+        file=sys.stderr,
+    )
+    return EXIT_MISSING_EXTRAS
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/metrics"
+
+
+def start_telemetry(options: argparse.Namespace) -> TelemetryHandle | int:
+    """Configure OpenTelemetry and serve ``/metrics``; an exit code if that is impossible."""
+    missing = missing_extras()
+    if missing:
+        return _say_missing(", ".join(missing))
+    try:
+        from pygents.observability import configure
+
+        return configure(
+            service_name=os.environ.get("OTEL_SERVICE_NAME") or "pygents-demo",
+            prometheus_port=options.metrics_port,
+            prometheus_host=options.metrics_host,
+            console_spans=options.console_spans,
+        )
+    except ImportError as exc:
+        return _say_missing(exc.name or str(exc))
+    except OSError as exc:
+        print(
+            f"pygents demo: cannot serve /metrics on {options.metrics_host}:"
+            f"{options.metrics_port}: {exc.strerror or exc}. Choose another --metrics-port "
+            f"(0 picks a free one).",
+            file=sys.stderr,
+        )
+        return EXIT_NO_METRICS_PORT
+
+
+def _traces_destination(console: bool) -> str:
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    where = []
+    if endpoint:
+        where.append(f"OTLP to {endpoint}")
+    if console:
+        where.append("the console")
+    if not where:
+        return "not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, or use --console-spans)"
+    return " and ".join(where)
+
+
+@dataclass
+class RunInfo:
+    """What the summary needs beyond the per-agent statistics."""
+
+    seed: int
+    stats: Stats = field(default_factory=Stats)
+    signal: int | None = None
+    questions: int = 0
+    planned_turns: int = 0
+
+
+def run(options: argparse.Namespace) -> int:
+    """Run the demo with parsed ``options``; return the process exit code."""
+    started = start_telemetry(options)
+    if isinstance(started, int):
+        return started
+    handle = started
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(10**6)
+    info = RunInfo(seed)
+    try:
+        _banner(options, seed, handle)
+        asyncio.run(_main(options, info))
+    except KeyboardInterrupt:  # no signal handlers on this platform: Ctrl-C lands here
+        info.signal = info.signal or signal.SIGINT
+    finally:
+        info.stats.stop_clock()
+        try:
+            flushed = handle.shutdown(timeout=FLUSH_TIMEOUT)  # export the run's spans
+        except KeyboardInterrupt:  # a second Ctrl-C while flushing: stop waiting
+            info.signal = info.signal or signal.SIGINT
+        else:
+            if not flushed:
+                print(
+                    f"pygents demo: telemetry was still exporting after {FLUSH_TIMEOUT:g} s "
+                    f"(is the OTLP endpoint reachable?); gave up waiting",
+                    file=sys.stderr,
+                )
+    _report(options, info)
+    if info.signal is not None:
+        return EXIT_FOR_SIGNAL.get(signal.Signals(info.signal), 128 + info.signal)
+    return EXIT_OK
+
+
+def _banner(options: argparse.Namespace, seed: int, handle: TelemetryHandle) -> None:
+    if options.turns is not None:
+        length = f"for at least {options.turns} turns"
+    elif options.duration is not None:
+        length = f"for {options.duration:g} s"
+    else:
+        length = "until Ctrl-C"
+    port = handle.metrics_port if handle.metrics_port is not None else options.metrics_port
+    print(f"pygents demo: seed {seed}, {options.agents} fetchers, {length}")
+    print(f"  metrics: {_url(options.metrics_host, port)}")
+    print(f"  traces:  {_traces_destination(options.console_spans)}")
+    print("  Ctrl-C stops it and prints the summary.", flush=True)
+
+
+async def _main(options: argparse.Namespace, info: RunInfo) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def interrupted(signum: int) -> None:
+        if info.signal is None:
+            info.signal = signum
+        stop.set()
+
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, interrupted, signum)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not on this platform
+            pass
+
+    crew = build_crew(options.agents)
+    world = World(info.seed, [a.name for a in crew.fetchers], [a.name for a in crew.writers])
+    enter_world(world)
+    info.stats.watch(crew.agents)
+    workload = Workload(crew, world)
+    progress = Progress(info.stats, sys.stderr, workload.in_flight)
+    workload.start()
+    reporter = asyncio.create_task(progress.run())
+    working = asyncio.create_task(workload.run(options.duration, options.turns))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([working, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if working.done():
+            working.result()  # a bug in the workload: let it show
+    finally:
+        for task in (working, stopping, reporter):
+            task.cancel()
+        await workload.stop()
+        await asyncio.gather(working, stopping, reporter, return_exceptions=True)
+        progress.close()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        info.stats.stop_clock()
+        info.questions = workload.questions
+        info.planned_turns = workload.planned
+        crew.dismiss()
+
+
+def _report(options: argparse.Namespace, info: RunInfo) -> None:
+    stats = info.stats
+    elapsed = stats.elapsed
+    rate = stats.turns / elapsed if elapsed > 0 else 0.0
+    if info.signal is not None:
+        how = f"interrupted by {signal.Signals(info.signal).name} after {elapsed:.1f} s"
+    else:
+        how = f"finished in {elapsed:.1f} s"
+    print()
+    print(
+        f"pygents demo {how}: {stats.turns} turns ({rate:.1f}/s), {stats.timeouts} timeouts, "
+        f"{stats.errors} errors, {info.questions} questions, seed {info.seed}"
+    )
+    if options.turns is not None and info.signal is None:
+        print(f"planned turns: {info.planned_turns} (--turns {options.turns}, whole questions)")
+    print()
+    print(stats.table(), flush=True)

@@ -1,0 +1,286 @@
+"""End to end, without Docker: `pygents demo` serves /metrics on loopback, a real Prometheus
+(exemplar storage on, OpenMetrics, 1 s scrapes) scrapes it, and every expression of every
+dashboard panel, macros substituted, returns data through the HTTP API; the exemplars Prometheus
+kept carry 32-hex trace ids."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_support import (
+    COMPOSE_FILE,
+    ROOT,
+    SCRAPE_PROTOCOLS_SINCE,
+    find_executable,
+    free_port,
+    http_get_json,
+    http_get_text,
+    load_dashboards,
+    load_yaml,
+    missing,
+    panels,
+    prometheus_version,
+    started,
+    stop,
+    substitute,
+    variable_values,
+    wait_until,
+)
+from ruamel.yaml import YAML
+
+DEMO_SECONDS = 25
+#: Scraped data the first round of queries waits for (rates need two samples; pauses,
+#: timeouts and errors need a few jobs to have gone through).
+WARM_UP_SECONDS = 12
+#: The last moment, after the demo starts, at which a round of queries may begin: the demo
+#: stops feeding questions at DEMO_SECONDS and its /metrics goes away soon after.
+LAST_ROUND_AT = DEMO_SECONDS - 3
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def demo_available() -> bool:
+    return (
+        importlib.util.find_spec("pygents.demo") is not None
+        and importlib.util.find_spec("pygents.__main__") is not None
+    )
+
+
+def prometheus_config(metrics_port: int, with_protocols: bool) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "job_name": "pygents-demo",
+        "scrape_interval": "1s",
+        "scrape_timeout": "1s",
+        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
+    }
+    if with_protocols:
+        job["scrape_protocols"] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1"]
+    # Older Prometheus (Debian's 2.42) has no `scrape_protocols`; it asks for OpenMetrics first
+    # by default. The exemplars checked below exist only if the scrape really was OpenMetrics.
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [job],
+    }
+
+
+def all_queries() -> list[tuple[str, str, str, str, bool]]:
+    """``(dashboard, panel, refId, expression with macros substituted, exemplar?)``."""
+    return [
+        (
+            name,
+            panel["title"],
+            target["refId"],
+            substitute(target["expr"], variable_values(dashboard)),
+            bool(target.get("exemplar")),
+        )
+        for name, dashboard in load_dashboards().items()
+        for panel in panels(dashboard)
+        for target in panel["targets"]
+    ]
+
+
+def instant_query(base: str, expr: str, at: float) -> list[Any]:
+    body = http_get_json(f"{base}/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+    assert body["status"] == "success", body
+    result: list[Any] = body["data"]["result"]
+    return result
+
+
+@pytest.mark.timeout(150)
+def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
+    if not demo_available():
+        missing("`python -m pygents demo` is not available")
+    prometheus = find_executable("prometheus")
+    if prometheus is None:
+        missing("prometheus is not installed (apt-get install prometheus)")
+    assert prometheus is not None
+    promtool = find_executable("promtool")
+    queries = all_queries()
+    assert len(queries) >= 20
+
+    metrics_port, web_port = free_port(), free_port()
+    config_path = tmp_path / "prometheus.yml"
+    with config_path.open("w", encoding="utf-8") as out:
+        config = prometheus_config(
+            metrics_port, prometheus_version(prometheus) >= SCRAPE_PROTOCOLS_SINCE
+        )
+        YAML(typ="safe", pure=True).dump(config, out)
+
+    # The demo's own environment: telemetry on (the suite turns auto-instrumentation off) and
+    # no OTLP exporter inherited from the caller.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OTEL_") and k != "PYGENTS_TELEMETRY"
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    demo_args = [
+        sys.executable,
+        "-m",
+        "pygents",
+        "demo",
+        "--duration",
+        str(DEMO_SECONDS),
+        "--metrics-port",
+        str(metrics_port),
+        "--seed",
+        "3",
+    ]
+    prometheus_args = [
+        prometheus,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{web_port}",
+        "--enable-feature=exemplar-storage",
+        "--log.level=warn",
+    ]
+    base = f"http://127.0.0.1:{web_port}"
+    demo_log, prometheus_log = tmp_path / "demo.log", tmp_path / "prometheus.log"
+
+    def logs() -> str:
+        return "\n".join(
+            f"--- {p.name}:\n{p.read_text(errors='replace')[-4000:]}"
+            for p in (demo_log, prometheus_log)
+            if p.exists()
+        )
+
+    with (
+        started(demo_args, demo_log, env=env, cwd=tmp_path) as demo,
+        started(prometheus_args, prometheus_log, cwd=tmp_path) as server,
+    ):
+        demo_started = time.monotonic()
+        wait_until(
+            lambda: server.poll() is None and http_get_text(f"{base}/-/ready"),
+            30,
+            what="Prometheus to be ready",
+            details=logs,
+        )
+
+        def target_up() -> bool:
+            assert demo.poll() is None, "the demo exited early\n" + logs()
+            targets = http_get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
+            return bool(targets) and all(t["health"] == "up" for t in targets)
+
+        wait_until(target_up, 20, what="the demo's /metrics to be scraped", details=logs)
+        scraping_since = time.time()
+
+        # The live exposition, as Prometheus gets it and as promtool lints it.
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        openmetrics = http_get_text(
+            metrics_url, {"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        assert openmetrics.rstrip().endswith("# EOF"), "not an OpenMetrics exposition"
+        if promtool is not None:
+            lint = subprocess.run(
+                [promtool, "check", "metrics"],
+                input=http_get_text(metrics_url),
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), (
+                lint.stdout + lint.stderr
+            )
+
+        # Rounds of queries, each evaluating every expression at one instant, until a round
+        # in which all of them return data (bounded by the demo's run).
+        time.sleep(max(0.0, WARM_UP_SECONDS - (time.time() - scraping_since)))
+        empty: list[str] = []
+        rounds = 0
+        while True:
+            rounds += 1
+            at = time.time()
+            empty = [
+                f"{board} / {title} / {ref}: {expr}"
+                for board, title, ref, expr, _ in queries
+                if not instant_query(base, expr, at)
+            ]
+            if not empty or time.monotonic() - demo_started > LAST_ROUND_AT:
+                break
+            assert demo.poll() is None, "the demo exited early\n" + logs()
+            time.sleep(1.0)
+        assert not empty, (
+            f"{len(empty)} of {len(queries)} panel expressions returned no data after "
+            f"{rounds} rounds:\n  " + "\n  ".join(empty) + "\n" + logs()
+        )
+
+        # Exemplars: every latency query with exemplars on finds some, each a trace id.
+        exemplar_queries = [(title, expr) for _, title, _, expr, ex in queries if ex]
+        assert exemplar_queries
+        for title, expr in exemplar_queries:
+            body = http_get_json(
+                f"{base}/api/v1/query_exemplars",
+                {"query": expr, "start": f"{scraping_since - 5:.3f}", "end": f"{time.time():.3f}"},
+            )
+            assert body["status"] == "success", body
+            exemplars = [e for series in body["data"] for e in series["exemplars"]]
+            assert exemplars, f"{title}: no exemplars for {expr}"
+            for exemplar in exemplars:
+                assert set(exemplar["labels"]) == {"trace_id"}, exemplar
+                assert HEX32.fullmatch(exemplar["labels"]["trace_id"]), exemplar
+
+        # A finished run exits 0.
+        try:
+            code = demo.wait(
+                timeout=max(1.0, DEMO_SECONDS + 20 - (time.monotonic() - demo_started))
+            )
+        except subprocess.TimeoutExpired:
+            stop(demo)
+            pytest.fail("the demo did not finish its --duration run\n" + logs())
+        assert code == 0, logs()
+
+
+def load_otlp_receiver() -> Any:
+    """The OTLP/HTTP receiver helper of tests/observability (a plain module, not a package)."""
+    path = ROOT / "tests" / "observability" / "otlp_receiver.py"
+    spec = importlib.util.spec_from_file_location("pygents_tests_otlp_receiver", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(90)
+def test_the_compose_demo_environment_sends_its_spans_to_jaeger_otlp(tmp_path: Path) -> None:
+    """The demo service's OTEL_* variables of docker-compose.yml, with `jaeger` replaced by a
+    real OTLP/HTTP receiver on loopback: spans arrive on /v1/traces under the compose service
+    name, and no OTLP metrics are pushed (Jaeger takes none; Prometheus scrapes /metrics)."""
+    if not demo_available():
+        missing("`python -m pygents demo` is not available")
+    compose_env = load_yaml(COMPOSE_FILE)["services"]["demo"]["environment"]
+    receiver_module = load_otlp_receiver()
+    with receiver_module.OTLPReceiver() as receiver:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("OTEL_") and k != "PYGENTS_TELEMETRY"
+        }
+        for key, value in compose_env.items():
+            env[key] = re.sub(r"//jaeger:\d+", f"//127.0.0.1:{receiver.port}", str(value))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])
+        )
+        log = tmp_path / "demo.log"
+        args = [sys.executable, "-m", "pygents", "demo", "--duration", "3", "--seed", "3"]
+        with started([*args, "--metrics-port", "0"], log, env=env, cwd=tmp_path) as demo:
+            try:
+                code = demo.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the demo did not finish\n" + log.read_text(errors="replace"))
+        assert code == 0, log.read_text(errors="replace")
+        spans = receiver.spans()  # the demo flushed its spans before exiting
+        assert spans, f"no spans arrived\n{log.read_text(errors='replace')}"
+        assert {s.resource.get("service.name") for s in spans} == {compose_env["OTEL_SERVICE_NAME"]}
+        names = {s.name.split(" ")[0] for s in spans}
+        assert {"invoke_agent", "execute_tool"} <= names, names
+        assert receiver.requests("/v1/metrics") == 0
+        assert receiver.errors == []

@@ -1,0 +1,335 @@
+"""Workloads shared by the pytest-benchmark suite, the CI guard and the plots.
+
+Everything here is plain pygents code, with no telemetry import at module level, so a
+process that blocks the telemetry packages (see ``block_telemetry``) can import it.
+
+Each ``*_round`` coroutine does ``n`` operations of one kind; callers time it (externally
+with pytest-benchmark, or internally with ``time.perf_counter`` in the guard) and divide by
+``n`` to get a per-operation cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from _blocker import TELEMETRY_PACKAGES as TELEMETRY_PACKAGES
+from _blocker import block_telemetry as block_telemetry
+
+from pygents import Agent, AgentRegistry, ContextItem, Turn, current_agent, tool
+
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A name no other tool or agent of this process has."""
+    return f"{prefix}_{next(_names)}"
+
+
+# -- tools ------------------------------------------------------------------------------
+
+
+def trivial_tool(name: str | None = None, tags: Sequence[str] | None = None) -> Any:
+    """A registered coroutine tool that returns its argument: the cheapest possible turn."""
+
+    async def trivial(x: int) -> int:
+        return x
+
+    trivial.__name__ = trivial.__qualname__ = name or unique("trivial")
+    return tool(tags=tags)(trivial)
+
+
+def streaming_tool(values: int, name: str | None = None) -> Any:
+    """A registered async-generator tool yielding ``values`` integers per turn."""
+
+    async def stream(x: int) -> AsyncIterator[int]:
+        for i in range(values):
+            yield x + i
+
+    stream.__name__ = stream.__qualname__ = name or unique("stream")
+    return tool()(stream)
+
+
+def chain_tool(name: str | None = None) -> Any:
+    """A registered tool that returns the next ``Turn`` of itself until ``left`` is 0.
+
+    Tool-driven flow control: every turn but the last enqueues its successor.
+    """
+    fn_name = name or unique("chain")
+
+    async def chain(left: int) -> Any:
+        if left > 1:
+            return Turn(fn_name, kwargs={"left": left - 1})
+        return left
+
+    chain.__name__ = chain.__qualname__ = fn_name
+    return tool()(chain)
+
+
+def agent_with(tools: Sequence[Any], name: str | None = None, **kwargs: Any) -> Agent:
+    """A new registered agent."""
+    return Agent(name or unique("bench"), "benchmark agent", list(tools), **kwargs)
+
+
+def forget(agent: Agent) -> None:
+    """Unregister an agent (so its name can be reused and it can be garbage-collected)."""
+    AgentRegistry.discard(agent.name, agent)
+
+
+# -- the operations ---------------------------------------------------------------------
+
+
+async def calibration_round(fn: Callable[[int], Awaitable[Any]], n: int) -> None:
+    """The guard's yardstick: ``n`` bare awaits of ``fn`` under ``asyncio.timeout(60)``."""
+    for i in range(n):
+        async with asyncio.timeout(60):
+            await fn(i)
+
+
+async def put_round(agent: Agent, tool_: Any, n: int) -> None:
+    """``n`` times ``Turn(tool, kwargs=...)`` + ``agent.put``."""
+    put = agent.put
+    for i in range(n):
+        await put(Turn(tool_, kwargs={"x": i}))
+
+
+async def drain(agent: Agent) -> int:
+    """Run the agent until its queue is empty; return how many values it yielded."""
+    count = 0
+    async for _ in agent.run():
+        count += 1
+    return count
+
+
+async def timed_put_round(agent: Agent, tool_: Any, n: int) -> float:
+    t0 = perf_counter()
+    await put_round(agent, tool_, n)
+    return perf_counter() - t0
+
+
+async def timed_drain(agent: Agent) -> float:
+    t0 = perf_counter()
+    await drain(agent)
+    return perf_counter() - t0
+
+
+async def timed_calibration(fn: Callable[[int], Awaitable[Any]], n: int) -> float:
+    t0 = perf_counter()
+    await calibration_round(fn, n)
+    return perf_counter() - t0
+
+
+async def drain_many(agents: Sequence[Agent]) -> None:
+    """Run every agent concurrently (one task each) until all queues are empty."""
+    await asyncio.gather(*(drain(a) for a in agents))
+
+
+def ping_pong_agents() -> tuple[Agent, Agent]:
+    """Two agents whose tools ``send`` a turn to the other one until ``left`` reaches 0."""
+    a_name, b_name = unique("ping_agent"), unique("pong_agent")
+    ping_name, pong_name = unique("ping"), unique("pong")
+
+    async def ping(left: int) -> int:
+        if left > 0:
+            me = current_agent()
+            assert me is not None
+            await me.send(b_name, Turn(pong_name, kwargs={"left": left - 1}))
+        return left
+
+    async def pong(left: int) -> int:
+        if left > 0:
+            me = current_agent()
+            assert me is not None
+            await me.send(a_name, Turn(ping_name, kwargs={"left": left - 1}))
+        return left
+
+    ping.__name__ = ping.__qualname__ = ping_name
+    pong.__name__ = pong.__qualname__ = pong_name
+    a = agent_with([tool()(ping)], a_name)
+    b = agent_with([tool()(pong)], b_name)
+    return a, b
+
+
+async def ping_pong(a: Agent, b: Agent, messages: int) -> None:
+    """``messages`` turns bounced between two agents with ``send`` (one run() per turn)."""
+    ping = a.tools[0]
+    await a.put(Turn(ping, kwargs={"left": messages - 1}))
+    while len(a) or len(b):
+        async for _ in a.run():
+            pass
+        async for _ in b.run():
+            pass
+
+
+def context_items(n: int, start: int = 0) -> list[ContextItem]:
+    return [
+        ContextItem(content={"n": i}, id=f"item-{i}", description=f"item number {i}")
+        for i in range(start, start + n)
+    ]
+
+
+# -- worker subprocesses ----------------------------------------------------------------
+
+
+class Worker:
+    """A ``_worker.py`` subprocess measuring rounds on request.
+
+    ``worker("runloop", n)`` returns the seconds per turn of one round, timed inside the
+    worker (the pipe is not in the measurement).
+    """
+
+    def __init__(self, mode: str) -> None:
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        env.pop("PYGENTS_TELEMETRY", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve().parent / "_worker.py"), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.hello: dict[str, Any] = json.loads(self._readline())
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker exited with {self.proc.wait()}")
+        return line
+
+    def __call__(self, what: str, n: int) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{what} {n}\n")
+        self.proc.stdin.flush()
+        return float(self._readline()) / n
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+
+
+# -- telemetry modes --------------------------------------------------------------------
+
+
+#: Telemetry modes measured in one process (``not installed`` needs its own process).
+IN_PROCESS_MODES = (
+    "installed_off",
+    "noop",
+    "sdk",
+    "sdk_prometheus",
+    "sdk_prometheus_metrics",
+)
+
+MODE_LABELS = {
+    "not_installed": "not installed",
+    "installed_off": "installed, PYGENTS_TELEMETRY=off",
+    "noop": "no-op providers",
+    "sdk": "SDK tracer (batch, discarding exporter)",
+    "sdk_prometheus": "SDK tracer + Prometheus",
+    "sdk_prometheus_metrics": "SDK tracer + Prometheus + SDK metrics",
+}
+
+
+class TelemetryMode:
+    """Context manager: install one telemetry mode, and uninstrument on exit.
+
+    ``installed_off`` expects the process to have been started with
+    ``PYGENTS_TELEMETRY=off`` (so ``import pygents`` skipped auto-instrumentation) and
+    installs nothing.
+    """
+
+    def __init__(self, mode: str) -> None:
+        if mode not in IN_PROCESS_MODES:
+            raise ValueError(f"unknown telemetry mode {mode!r}")
+        self.mode = mode
+        self.exported = 0
+        self.tracer_provider: Any = None
+        self.meter_provider: Any = None
+
+    def __enter__(self) -> TelemetryMode:
+        from pygents.observability import is_instrumented
+
+        if self.mode == "installed_off":
+            if is_instrumented():
+                raise RuntimeError("telemetry is on: start the process with PYGENTS_TELEMETRY=off")
+            return self
+
+        from opentelemetry import metrics, trace
+
+        from pygents.observability import instrument
+
+        if self.mode == "noop":
+            installed = instrument(
+                tracer_provider=trace.NoOpTracerProvider(),
+                meter_provider=metrics.NoOpMeterProvider(),
+                prometheus_registry=False,
+            )
+            assert not installed  # no-op providers: the bridge is not even registered
+            return self
+
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+        from prometheus_client import CollectorRegistry
+
+        owner = self
+
+        class Discard(SpanExporter):
+            """Counts the spans it is given and drops them."""
+
+            def export(self, spans: Sequence[Any]) -> SpanExportResult:
+                owner.exported += len(spans)
+                return SpanExportResult.SUCCESS
+
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+        registry: Any = CollectorRegistry() if "prometheus" in self.mode else False
+        if self.mode.endswith("metrics"):
+            # A reader that collects only when asked: nothing is collected during the run.
+            self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+            meter_provider = self.meter_provider
+        else:
+            meter_provider = metrics.NoOpMeterProvider()
+        installed = instrument(
+            tracer_provider=self.tracer_provider,
+            meter_provider=meter_provider,
+            prometheus_registry=registry,
+        )
+        assert installed
+        return self
+
+    def flush(self) -> None:
+        """Export every finished span (so ``exported`` is complete)."""
+        if self.tracer_provider is not None:
+            self.tracer_provider.force_flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.mode == "installed_off":
+            return
+        from pygents.observability import uninstrument
+
+        uninstrument()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()

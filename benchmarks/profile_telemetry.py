@@ -1,0 +1,304 @@
+"""Where the telemetry time goes: ablations and a cProfile breakdown of the run loop.
+
+Usage: python benchmarks/profile_telemetry.py [--n 1000] [--rounds 9]
+
+Part 1 (ablations, no profiler, medians of interleaved-free rounds of ``n`` turns): the
+run loop per turn with telemetry off; with the bridge's 22 hook types each holding one
+empty global hook (hook dispatch alone); with the SDK tracer but no span processor (span
+start/end and attributes alone); with the batch processor (the real "SDK tracer" mode);
++ Prometheus; + SDK metrics; and each of the last three again with the cyclic GC disabled
+during the drain (what the GC costs).
+
+Part 2 (cProfile of the full mode's drain): own time grouped by where it is spent. The
+profiler inflates everything, Python calls most; read the shares, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import os
+import pstats
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ["PYGENTS_TELEMETRY"] = "off"
+
+import _workloads as w  # noqa: E402
+
+from pygents import AgentHook, ContextPoolHook, ContextQueueHook, ToolHook, TurnHook, hook  # noqa: E402
+from pygents.testing import isolated_registries  # noqa: E402
+
+
+def drain_cost(runner: asyncio.Runner, n: int, rounds: int, no_gc: bool = False) -> float:
+    trivial = w.trivial_tool()
+    agent = w.agent_with([trivial])
+    values = []
+    for _ in range(rounds + 1):
+        runner.run(w.put_round(agent, trivial, n))
+        gc.collect()
+        if no_gc:
+            gc.disable()
+        try:
+            values.append(runner.run(w.timed_drain(agent)) / n)
+        finally:
+            gc.enable()
+    w.forget(agent)
+    return statistics.median(values[1:]) * 1e6
+
+
+#: The hook types pygents.observability's bridge registers a global hook on.
+BRIDGED = (
+    TurnHook.BEFORE_RUN,
+    TurnHook.ON_ERROR,
+    TurnHook.ON_TIMEOUT,
+    TurnHook.ON_COMPLETE,
+    AgentHook.ON_RUN_START,
+    AgentHook.ON_RUN_END,
+    AgentHook.AFTER_PUT,
+    AgentHook.BEFORE_TURN,
+    AgentHook.ON_TURN_VALUE,
+    AgentHook.ON_PAUSE,
+    AgentHook.ON_RESUME,
+    ToolHook.BEFORE_INVOKE,
+    ToolHook.AFTER_INVOKE,
+    ToolHook.ON_ERROR,
+    ToolHook.ON_YIELD,
+    ContextQueueHook.AFTER_APPEND,
+    ContextQueueHook.ON_EVICT,
+    ContextQueueHook.AFTER_CLEAR,
+    ContextPoolHook.AFTER_ADD,
+    ContextPoolHook.AFTER_REMOVE,
+    ContextPoolHook.ON_EVICT,
+    ContextPoolHook.AFTER_CLEAR,
+)
+
+
+@contextmanager
+def empty_hooks() -> Iterator[None]:
+    """One empty global hook on every hook type the bridge listens to: dispatch alone."""
+    with isolated_registries():
+        for t in BRIDGED:
+
+            async def nothing(*args: Any, **kwargs: Any) -> None:
+                return None
+
+            nothing.__name__ = f"empty_{type(t).__name__}_{t.name}"
+            hook(t)(nothing)
+        yield
+
+
+@contextmanager
+def tracer_without_processor() -> Iterator[None]:
+    from opentelemetry import metrics
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from pygents.observability import instrument, uninstrument
+
+    instrument(
+        tracer_provider=TracerProvider(),
+        meter_provider=metrics.NoOpMeterProvider(),
+        prometheus_registry=False,
+    )
+    try:
+        yield
+    finally:
+        uninstrument()
+
+
+@contextmanager
+def mode(name: str) -> Iterator[None]:
+    with w.TelemetryMode(name) as telemetry:
+        yield
+        telemetry.flush()
+
+
+def ablations(n: int, rounds: int) -> list[tuple[str, float]]:
+    rows: list[tuple[str, float]] = []
+    with asyncio.Runner() as runner:
+        steps: list[tuple[str, Callable[[], Any], bool]] = [
+            ("telemetry off", lambda: mode("installed_off"), False),
+            ("empty global hooks on the bridged hook types", empty_hooks, False),
+            ("SDK tracer, no span processor", tracer_without_processor, False),
+            ("SDK tracer, batch processor (mode 'sdk')", lambda: mode("sdk"), False),
+            ("  same, GC disabled during the drain", lambda: mode("sdk"), True),
+            ("SDK tracer + Prometheus", lambda: mode("sdk_prometheus"), False),
+            ("  same, GC disabled during the drain", lambda: mode("sdk_prometheus"), True),
+            (
+                "SDK tracer + Prometheus + SDK metrics",
+                lambda: mode("sdk_prometheus_metrics"),
+                False,
+            ),
+            ("  same, GC disabled during the drain", lambda: mode("sdk_prometheus_metrics"), True),
+        ]
+        for label, make, no_gc in steps:
+            with make():
+                rows.append((label, drain_cost(runner, n, rounds, no_gc)))
+            print(f"{label:50} {rows[-1][1]:7.2f} us/turn", flush=True)
+    return rows
+
+
+CATEGORIES = [
+    ("opentelemetry/sdk/trace/export", "batch span processor (on_end, queue)"),
+    ("opentelemetry/sdk/trace", "OTel SDK span (start, attributes, end)"),
+    ("opentelemetry/sdk/metrics", "OTel SDK metrics (histogram record)"),
+    ("opentelemetry/sdk/util", "OTel SDK span (start, attributes, end)"),
+    ("opentelemetry/attributes", "OTel SDK span (start, attributes, end)"),
+    ("opentelemetry/trace", "OTel API (span context, ids)"),
+    ("opentelemetry/context", "OTel API (span context, ids)"),
+    ("opentelemetry", "OTel other"),
+    ("pygents/observability/_store", "metric store (Prometheus, OTel observables)"),
+    ("pygents/observability/_metrics", "OTel metrics glue"),
+    ("pygents/observability", "bridge hooks (pygents.observability)"),
+    ("pygents/_hooks", "hook dispatch (pygents._hooks)"),
+    ("pygents/", "pygents core (run loop, turn, tool)"),
+    ("benchmarks/", "benchmark workload"),
+    ("asyncio", "asyncio"),
+    ("threading", "threading (locks, condition notify)"),
+    ("random", "random (trace and span ids)"),
+]
+
+
+def categorise(filename: str, funcname: str) -> str:
+    path = filename.replace("\\", "/")
+    if filename == "~":
+        if "random" in funcname or "getrandbits" in funcname:
+            return "random (trace and span ids)"
+        if "lock" in funcname or "acquire" in funcname or "release" in funcname:
+            return "threading (locks, condition notify)"
+        return "builtins (time, dict, list, ...)"
+    for needle, category in CATEGORIES:
+        if needle in path:
+            return category
+    return "other"
+
+
+def profile(n: int) -> list[tuple[str, float]]:
+    with asyncio.Runner() as runner, w.TelemetryMode("sdk_prometheus_metrics") as telemetry:
+        trivial = w.trivial_tool()
+        agent = w.agent_with([trivial])
+        runner.run(w.put_round(agent, trivial, n))
+        runner.run(w.drain(agent))  # warm-up
+        telemetry.flush()
+        runner.run(w.put_round(agent, trivial, n))
+        gc.collect()
+        profiler = cProfile.Profile()
+        gc_time = [0.0]
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            import time
+
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                gc_time[0] += time.perf_counter() - started[0]
+
+        gc.callbacks.append(on_gc)
+        try:
+            profiler.enable()
+            runner.run(w.drain(agent))
+            profiler.disable()
+        finally:
+            gc.callbacks.remove(on_gc)
+        telemetry.flush()
+    stats = pstats.Stats(profiler)
+    totals: dict[str, float] = defaultdict(float)
+    for (filename, _line, funcname), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        totals[categorise(filename, funcname)] += tottime
+    total = sum(totals.values())
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])
+    print(f"\ncProfile of the drain, mode sdk_prometheus_metrics, {n} turns (own time)")
+    for category, seconds in rows:
+        print(f"  {category:48} {seconds / total:6.1%}")
+    print(f"  (cyclic GC during the profiled drain: {gc_time[0] / n * 1e6:.1f} us/turn)")
+    return rows
+
+
+def primitives(n: int) -> list[tuple[str, float]]:
+    """What the OpenTelemetry SDK itself costs per call, with no pygents involved."""
+    import time
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.trace import SpanKind
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "trivial",
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.description": "Return x.",
+        "pygents.turn.timeout": 60.0,
+    }
+
+    def spans(provider: Any) -> float:
+        tracer = provider.get_tracer("bench")
+        best = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                span = tracer.start_span(
+                    "execute_tool trivial", kind=SpanKind.INTERNAL, attributes=attributes
+                )
+                span.set_attribute("pygents.turn.stop_reason", "completed")
+                span.set_attribute("pygents.turn.values", 1)
+                span.end()
+            best.append((time.perf_counter() - t0) / n)
+            provider.force_flush()
+        provider.shutdown()
+        return statistics.median(best) * 1e6
+
+    bare = TracerProvider()
+    batched = TracerProvider()
+    batched.add_span_processor(BatchSpanProcessor(Discard()))
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    histogram = meter.create_histogram("h", unit="s")
+    attrs2 = {"gen_ai.tool.name": "trivial", "pygents.agent": "bench"}
+
+    def records() -> float:
+        values = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for i in range(n):
+                histogram.record(i * 1e-6, attrs2)
+            values.append((time.perf_counter() - t0) / n)
+        return statistics.median(values) * 1e6
+
+    rows = [
+        ("SDK span: start (5 attrs) + 2 set_attribute + end, no processor", spans(bare)),
+        ("same, batch processor to a discarding exporter", spans(batched)),
+        ("SDK histogram.record, 2 attributes", records()),
+    ]
+    print()
+    for label, us in rows:
+        print(f"{label:66} {us:6.2f} us")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    ablations(args.n, args.rounds)
+    primitives(args.n)
+    profile(args.n)
+
+
+if __name__ == "__main__":
+    main()

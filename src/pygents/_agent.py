@@ -38,9 +38,10 @@ def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
 
 def _copy_turn(turn: Turn) -> Turn:
     copy = Turn(turn.tool, turn.timeout, list(turn.args), dict(turn.kwargs), turn.tags)
-    copy.hooks.extend(turn.hooks)
-    if turn.metadata.trace_context is not None:
-        copy.metadata.trace_context = dict(turn.metadata.trace_context)
+    if turn._hooks:
+        copy.hooks.extend(turn._hooks)
+    if turn._trace_context is not None:
+        copy._trace_context = dict(turn._trace_context)
     return copy
 
 
@@ -297,13 +298,13 @@ class Agent:
             )
         if self._hooks or _AGENT_GLOBALS:
             await self._fire(AgentHook.BEFORE_PUT, turn)
-            turn.metadata._enqueued = time()
+            turn._enqueued = time()
             self._queue.append(turn)
             if self._nonempty is not None:
                 self._nonempty.set()
             await self._fire(AgentHook.AFTER_PUT, turn)
         else:
-            turn.metadata._enqueued = time()
+            turn._enqueued = time()
             self._queue.append(turn)
             if self._nonempty is not None:
                 self._nonempty.set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from . import _callable
@@ -253,7 +253,7 @@ class HookPoint(Generic[Owner]):
 
 def select(
     hook_type: HookType,
-    instance_lists: tuple[list[Any], ...],
+    instance_lists: tuple[Sequence[Any], ...],
     global_hooks: list[Hook],
     tags: frozenset[str],
 ) -> list[Hook]:
@@ -294,7 +294,7 @@ DONE = _Done()
 
 def fire(
     hook_type: HookType,
-    instance_lists: tuple[list[Any], ...],
+    instance_lists: tuple[Sequence[Any], ...],
     global_hooks: list[Hook],
     tags: frozenset[str],
     *args: Any,

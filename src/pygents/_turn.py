@@ -40,67 +40,91 @@ _CANCELLED = StopReason.CANCELLED
 class TurnMetadata:
     """What happened to a turn: start and end time, stop reason. Writable at any time.
 
-    ``trace_context`` is a string-to-string carrier (W3C ``traceparent`` and friends) that
-    telemetry fills so a turn's causal origin survives ``to_dict()`` / ``from_dict()``.
+    A view of its turn (the values live on the turn, so a queued turn carries no extra
+    objects). ``trace_context`` is a string-to-string carrier (W3C ``traceparent`` and
+    friends) that telemetry fills so a turn's causal origin survives serialization.
     """
 
-    __slots__ = ("_end", "_enqueued", "_start", "stop_reason", "trace_context")
+    __slots__ = ("_turn",)
 
-    def __init__(self) -> None:
-        self._enqueued: float | None = None
-        self._start: float | None = None
-        self._end: float | None = None
-        self.stop_reason: StopReason | None = None
-        self.trace_context: dict[str, str] | None = None
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
 
     @property
     def start_time(self) -> datetime | None:
         """When the turn last started (UTC), or None."""
-        return None if self._start is None else datetime.fromtimestamp(self._start, UTC)
+        return _datetime(self._turn._start)
 
     @start_time.setter
     def start_time(self, value: datetime | None) -> None:
-        self._start = None if value is None else value.timestamp()
+        self._turn._start = None if value is None else value.timestamp()
 
     @property
     def end_time(self) -> datetime | None:
         """When the turn last ended (UTC), or None."""
-        return None if self._end is None else datetime.fromtimestamp(self._end, UTC)
+        return _datetime(self._turn._end)
 
     @end_time.setter
     def end_time(self, value: datetime | None) -> None:
-        self._end = None if value is None else value.timestamp()
+        self._turn._end = None if value is None else value.timestamp()
 
     @property
     def enqueued_time(self) -> datetime | None:
         """When the turn was last put on an agent's queue (UTC), or None."""
-        return None if self._enqueued is None else datetime.fromtimestamp(self._enqueued, UTC)
+        return _datetime(self._turn._enqueued)
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the turn last stopped, or None if it has not run (or is running)."""
+        return self._turn._stop_reason
+
+    @stop_reason.setter
+    def stop_reason(self, value: StopReason | None) -> None:
+        self._turn._stop_reason = value
+
+    @property
+    def trace_context(self) -> dict[str, str] | None:
+        """The W3C trace-context carrier of where the turn was created, if recorded."""
+        return self._turn._trace_context
+
+    @trace_context.setter
+    def trace_context(self, value: dict[str, str] | None) -> None:
+        self._turn._trace_context = value
 
     @property
     def queue_wait(self) -> float | None:
         """Seconds the turn waited in an agent's queue before its last run, or None."""
-        if self._enqueued is None or self._start is None or self._start < self._enqueued:
+        turn = self._turn
+        if turn._enqueued is None or turn._start is None or turn._start < turn._enqueued:
             return None
-        return self._start - self._enqueued
+        return turn._start - turn._enqueued
 
     @property
     def duration(self) -> float | None:
         """Seconds between start and end, or None if the turn has not ended."""
-        if self._start is None or self._end is None:
+        turn = self._turn
+        if turn._start is None or turn._end is None:
             return None
-        return self._end - self._start
+        return turn._end - turn._start
 
     def dict(self) -> dict[str, Any]:
         """Return the metadata as a plain, JSON-compatible dict."""
+        turn = self._turn
+        reason = turn._stop_reason
+        carrier = turn._trace_context
         return {
-            "start_time": _serde.time_to_iso(self._start),
-            "end_time": _serde.time_to_iso(self._end),
-            "stop_reason": None if self.stop_reason is None else self.stop_reason.value,
-            "trace_context": None if self.trace_context is None else dict(self.trace_context),
+            "start_time": _serde.time_to_iso(turn._start),
+            "end_time": _serde.time_to_iso(turn._end),
+            "stop_reason": None if reason is None else reason.value,
+            "trace_context": None if carrier is None else dict(carrier),
         }
 
     def __repr__(self) -> str:
         return f"TurnMetadata(stop_reason={self.stop_reason!r}, duration={self.duration!r})"
+
+
+def _datetime(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
 def _resolve_tool(tool: Any) -> Any:
@@ -144,12 +168,17 @@ class Turn:
 
     __slots__ = (
         "_args",
+        "_end",
+        "_enqueued",
+        "_hooks",
         "_kwargs",
+        "_meta",
         "_running",
+        "_start",
+        "_stop_reason",
         "_timeout",
         "_tool",
-        "hooks",
-        "metadata",
+        "_trace_context",
         "output",
         "tags",
     )
@@ -188,10 +217,36 @@ class Turn:
         else:
             self._kwargs = _check_kwargs(kwargs)
         self.tags = _NO_TAGS if tags is None else normalize_tags(tags, "Turn")
-        self.hooks: list[Any] = []
         self.output: Any = None
-        self.metadata = TurnMetadata()
         self._running = False
+        # Allocated on first use: a queued turn is one object (cheap to build, light for GC).
+        self._hooks: list[Any] | None = None
+        self._meta: TurnMetadata | None = None
+        self._start: float | None = None
+        self._end: float | None = None
+        self._enqueued: float | None = None
+        self._stop_reason: StopReason | None = None
+        self._trace_context: dict[str, str] | None = None
+
+    @property
+    def hooks(self) -> list[Any]:
+        """The turn's instance hooks (the list itself; append to add one)."""
+        hooks = self._hooks
+        if hooks is None:
+            hooks = self._hooks = []
+        return hooks
+
+    @hooks.setter
+    def hooks(self, value: Iterable[Any]) -> None:
+        self._hooks = list(value)
+
+    @property
+    def metadata(self) -> TurnMetadata:
+        """Start and end time, stop reason, trace context; writable even while running."""
+        meta = self._meta
+        if meta is None:
+            meta = self._meta = TurnMetadata(self)
+        return meta
 
     # -- guarded attributes ------------------------------------------------------------------
 
@@ -306,7 +361,7 @@ class Turn:
             "kwargs": dict(self._kwargs),
             "timeout": self._timeout,
             "tags": sorted(self.tags),
-            "hooks": [h.metadata.name for h in self.hooks],
+            "hooks": [h.metadata.name for h in self._hooks or ()],
             "metadata": self.metadata.dict(),
         }
 
@@ -342,12 +397,12 @@ class Turn:
         turn.hooks.extend(_serde.hooks_from(data, where))
         raw_meta = _serde.field(data, "metadata", dict, where, default={})
         meta_where = f"{where} metadata"
-        turn.metadata._start = _serde.optional_time(raw_meta, "start_time", meta_where)
-        turn.metadata._end = _serde.optional_time(raw_meta, "end_time", meta_where)
+        turn._start = _serde.optional_time(raw_meta, "start_time", meta_where)
+        turn._end = _serde.optional_time(raw_meta, "end_time", meta_where)
         reason = _serde.field(raw_meta, "stop_reason", (str, type(None)), meta_where, default=None)
         if reason is not None:
             try:
-                turn.metadata.stop_reason = StopReason(reason)
+                turn._stop_reason = StopReason(reason)
             except ValueError:
                 raise SerializationError(f"{meta_where}: unknown stop_reason {reason!r}") from None
         carrier = _serde.field(
@@ -356,7 +411,7 @@ class Turn:
         if carrier is not None:
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()):
                 raise SerializationError(f"{meta_where}: trace_context must map strings to strings")
-            turn.metadata.trace_context = dict(carrier)
+            turn._trace_context = dict(carrier)
         return turn
 
 
@@ -445,7 +500,8 @@ def _own_timeout(exc: TurnTimeoutError, turn: Turn) -> bool:
 
 
 def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
-    lists = (turn.hooks,) if agent is None else (turn.hooks, agent.hooks)
+    hooks = turn._hooks or ()
+    lists = (hooks,) if agent is None else (hooks, agent.hooks)
     return fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
 
 
@@ -457,18 +513,16 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool]:
     frame = (agent if agent is not None else outer[0], turn, tool)
     FRAME.set(frame)
     turn._running = True
-    meta = turn.metadata
-    meta.stop_reason = None
-    meta._end = None
-    meta._start = tool.metadata._start = time()
-    hooked = bool(turn.hooks or _TURN_GLOBALS or (agent is not None and agent.hooks))
+    turn._stop_reason = None
+    turn._end = None
+    turn._start = tool.metadata._start = time()
+    hooked = bool(turn._hooks or _TURN_GLOBALS or (agent is not None and agent.hooks))
     return outer, frame, hooked
 
 
 async def run_returning(turn: Turn, agent: Agent | None) -> Any:
     """Execute a coroutine-tool turn: hooks, dynamic args, timeout, metadata, stop reason."""
     outer, _, hooked = _enter(turn, agent)
-    meta = turn.metadata
     try:
         if hooked:
             await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
@@ -485,32 +539,32 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         turn.output = output
         if hooked:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
-        meta.stop_reason = _COMPLETED
+        turn._stop_reason = _COMPLETED
         return output
     except TurnTimeoutError as exc:
         if not _own_timeout(exc, turn):
-            meta.stop_reason = _ERROR
+            turn._stop_reason = _ERROR
             if hooked:
                 await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
             raise
-        meta.stop_reason = _TIMEOUT
+        turn._stop_reason = _TIMEOUT
         if hooked:
             await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
         raise
     except Exception as exc:
-        meta.stop_reason = _ERROR
+        turn._stop_reason = _ERROR
         if hooked:
             await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
         raise
     except BaseException:
-        meta.stop_reason = _CANCELLED
+        turn._stop_reason = _CANCELLED
         raise
     finally:
-        meta._end = turn._tool.metadata._end = time()
+        turn._end = turn._tool.metadata._end = time()
         turn._running = False
         try:
             if hooked:
-                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, meta.stop_reason)
+                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
         finally:
             FRAME.set(outer)
 
@@ -522,7 +576,6 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
     values. Stopping early (``break``, ``aclose()``) ends the turn as CANCELLED.
     """
     outer, frame, hooked = _enter(turn, agent)
-    meta = turn.metadata
     values: list[Any] = []
     turn.output = values
     stream: Any = None
@@ -561,35 +614,35 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
                 FRAME.set(frame)
         if hooked:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
-        meta.stop_reason = _COMPLETED
+        turn._stop_reason = _COMPLETED
     except TurnTimeoutError as exc:
         await _close(stream)
         if not _own_timeout(exc, turn):
-            meta.stop_reason = _ERROR
+            turn._stop_reason = _ERROR
             if hooked:
                 await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
             raise
-        meta.stop_reason = _TIMEOUT
+        turn._stop_reason = _TIMEOUT
         if hooked:
             await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
         raise
     except Exception as exc:
         await _close(stream)
-        meta.stop_reason = _ERROR
+        turn._stop_reason = _ERROR
         if hooked:
             await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
         raise
     except BaseException:
         # GeneratorExit (the consumer stopped early) or cancellation.
-        meta.stop_reason = _CANCELLED
+        turn._stop_reason = _CANCELLED
         await _close(stream)
         raise
     finally:
-        meta._end = turn._tool.metadata._end = time()
+        turn._end = turn._tool.metadata._end = time()
         turn._running = False
         try:
             if hooked:
-                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, meta.stop_reason)
+                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
         finally:
             FRAME.set(outer)
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -287,18 +288,30 @@ def prometheus_version(binary: str) -> tuple[int, int, int]:
 SCRAPE_PROTOCOLS_SINCE = (2, 49, 0)
 
 
+class HTTPStatusError(OSError):
+    """An HTTP error status, with the response already closed (no leaked socket)."""
+
+
+def _read(request: urllib.request.Request | str, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body: bytes = response.read()
+            return body
+    except urllib.error.HTTPError as exc:
+        # An HTTPError holds the open response; close it here, or polling a server that is
+        # still starting (503) leaks a socket per attempt.
+        with exc:
+            raise HTTPStatusError(f"HTTP {exc.code} from {exc.url}") from None
+
+
 def http_get_json(url: str, params: dict[str, str] | None = None, timeout: float = 5.0) -> Any:
     if params:
         url = f"{url}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read().decode())
+    return json.loads(_read(url, timeout).decode())
 
 
 def http_get_text(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> str:
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        text: str = response.read().decode()
-        return text
+    return _read(urllib.request.Request(url, headers=headers or {}), timeout).decode()
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:

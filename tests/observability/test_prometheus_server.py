@@ -68,7 +68,8 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         with _http.open(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # close the response it holds: no leaked socket while polling
+            return exc.code, exc.read()
     except (urllib.error.URLError, OSError):
         return 0, b""
 

@@ -162,32 +162,36 @@ class Bridge:
 
     def register(self) -> None:
         """Register the bridge's global hooks."""
-        table: list[tuple[Any, Callable[..., None]]] = [
-            (TurnHook.BEFORE_RUN, self.before_run),
-            (TurnHook.ON_ERROR, self.turn_error),
-            (TurnHook.ON_TIMEOUT, self.turn_timeout),
-            (TurnHook.ON_COMPLETE, self.turn_complete),
-            (AgentHook.ON_RUN_START, self.run_start),
-            (AgentHook.ON_RUN_END, self.run_end),
-            (AgentHook.AFTER_PUT, self.after_put),
-            (AgentHook.BEFORE_TURN, self.before_turn),
-            (AgentHook.ON_TURN_VALUE, self.turn_value),
-            (AgentHook.ON_PAUSE, self.pause),
-            (AgentHook.ON_RESUME, self.resume),
-            (ToolHook.BEFORE_INVOKE, self.before_invoke),
-            (ToolHook.AFTER_INVOKE, self.after_invoke),
-            (ToolHook.ON_ERROR, self.tool_error),
-            (ToolHook.ON_YIELD, self.tool_yield),
-            (ContextQueueHook.AFTER_APPEND, self.queue_append),
-            (ContextQueueHook.ON_EVICT, self.queue_evict),
-            (ContextQueueHook.AFTER_CLEAR, self.queue_clear),
-            (ContextPoolHook.AFTER_ADD, self.pool_add),
-            (ContextPoolHook.AFTER_REMOVE, self.pool_remove),
-            (ContextPoolHook.ON_EVICT, self.pool_evict),
-            (ContextPoolHook.AFTER_CLEAR, self.pool_clear),
+        spans, metrics = self.tracer is not None, self.store is not None
+        # (hook type, method, needed for spans, needed for metrics): a hook nobody needs is
+        # not registered, so it costs nothing per turn.
+        table: list[tuple[Any, Callable[..., None], bool, bool]] = [
+            (TurnHook.BEFORE_RUN, self.before_run, True, True),
+            (TurnHook.ON_ERROR, self.turn_error, True, True),
+            (TurnHook.ON_TIMEOUT, self.turn_timeout, True, True),
+            (TurnHook.ON_COMPLETE, self.turn_complete, True, True),
+            (AgentHook.ON_RUN_START, self.run_start, True, True),
+            (AgentHook.ON_RUN_END, self.run_end, True, True),
+            (AgentHook.AFTER_PUT, self.after_put, True, True),
+            (AgentHook.BEFORE_TURN, self.before_turn, False, True),
+            (AgentHook.ON_TURN_VALUE, self.turn_value, True, True),
+            (AgentHook.ON_PAUSE, self.pause, True, True),
+            (AgentHook.ON_RESUME, self.resume, True, True),
+            (ToolHook.BEFORE_INVOKE, self.before_invoke, True, True),
+            (ToolHook.AFTER_INVOKE, self.after_invoke, True, True),
+            (ToolHook.ON_ERROR, self.tool_error, True, True),
+            (ToolHook.ON_YIELD, self.tool_yield, True, False),
+            (ContextQueueHook.AFTER_APPEND, self.queue_append, True, True),
+            (ContextQueueHook.ON_EVICT, self.queue_evict, True, True),
+            (ContextQueueHook.AFTER_CLEAR, self.queue_clear, True, True),
+            (ContextPoolHook.AFTER_ADD, self.pool_add, True, True),
+            (ContextPoolHook.AFTER_REMOVE, self.pool_remove, True, True),
+            (ContextPoolHook.ON_EVICT, self.pool_evict, True, True),
+            (ContextPoolHook.AFTER_CLEAR, self.pool_clear, True, True),
         ]
-        for hook_type, method in table:
-            self.hooks.append(hook(hook_type)(_guarded(method, hook_type)))
+        for hook_type, method, for_spans, for_metrics in table:
+            if (spans and for_spans) or (metrics and for_metrics):
+                self.hooks.append(hook(hook_type)(_guarded(method, hook_type)))
 
     def unregister(self) -> None:
         """Remove the bridge's hooks; end any span still open."""

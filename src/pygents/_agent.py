@@ -358,6 +358,13 @@ class Agent:
 
     # -- the run loop ------------------------------------------------------------------------
 
+    async def _deliver(self, turn: Turn, value: Any) -> None:
+        """Route a value (a Turn or ContextItem), then fire ON_TURN_VALUE."""
+        if isinstance(value, _ROUTED):
+            await self._route(value, turn)
+        if self._hooks or _AGENT_GLOBALS:
+            await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
+
     async def _route(self, value: Any, source: Turn) -> None:
         # Routing runs in the producing turn's frame, so put/append/add hooks see
         # current_turn() == the turn whose output is being routed.
@@ -427,10 +434,8 @@ class Agent:
                             except Exception as exc:
                                 _note(exc, self, turn)
                                 raise
-                            if isinstance(value, _ROUTED):
-                                await self._route(value, turn)
-                            if hooks or _AGENT_GLOBALS:
-                                await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
+                            if hooks or _AGENT_GLOBALS or isinstance(value, _ROUTED):
+                                await self._deliver(turn, value)
                             if juggle:
                                 FRAME.set(outer)
                                 yield turn, value
@@ -447,10 +452,8 @@ class Agent:
                         _note(exc, self, turn)
                         raise
                     self._current_turn = None
-                    if isinstance(value, _ROUTED):
-                        await self._route(value, turn)
-                    if hooks or _AGENT_GLOBALS:
-                        await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
+                    if hooks or _AGENT_GLOBALS or isinstance(value, _ROUTED):
+                        await self._deliver(turn, value)
                     if juggle:
                         FRAME.set(outer)
                         yield turn, value

@@ -26,12 +26,14 @@ from pygents import (
     Turn,
     TurnHook,
     current_agent,
-    current_tool,
     current_turn,
     hook,
 )
 
 from . import _semconv as sc
+from ._bridge_context import ContextEvents
+from ._bridge_tools import ToolEvents, _ToolState
+from ._propagation import epoch_ns, parse_traceparent, traceparent
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
 from ._store import MetricStore
 
@@ -41,9 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Bridge"]
 
 _COMPLETED = StopReason.COMPLETED
-#: Open direct tool calls tracked at most (a cancelled call never reports its end).
-_MAX_OPEN_TOOL_CALLS = 10_000
-_CANCELLED = StopReason.CANCELLED
 
 
 class _TurnState:
@@ -68,45 +67,7 @@ class _RunState:
         self.turns = 0
 
 
-class _ToolState:
-    __slots__ = ("span", "start", "yields")
-
-    def __init__(self, start: float, span: Any) -> None:
-        self.start = start
-        self.span = span
-        self.yields = 0
-
-
-def _epoch_ns(moment: Any) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1e9)
-
-
-def _traceparent(span_context: Any) -> dict[str, str]:
-    return {
-        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-        f"{int(span_context.trace_flags):02x}"
-    }
-
-
-def _parse_traceparent(carrier: dict[str, str] | None) -> tuple[int, int, int] | None:
-    if not carrier:
-        return None
-    value = carrier.get("traceparent")
-    if not isinstance(value, str):
-        return None
-    parts = value.strip().split("-")
-    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
-        return None
-    try:
-        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
-    except ValueError:
-        return None
-    if not trace_id or not span_id:
-        return None
-    return trace_id, span_id, flags
-
-
-class Bridge:
+class Bridge(ToolEvents, ContextEvents):
     """Holds the telemetry state and the global hooks that feed it."""
 
     def __init__(
@@ -134,7 +95,6 @@ class Bridge:
         self._owner_label = LabelLimiter("owner", limit)
         self._error_label = LabelLimiter("error_type", limit)
         if tracer is not None:
-            from opentelemetry import context as otel_context
             from opentelemetry import trace
             from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
             from opentelemetry.trace.status import Status, StatusCode
@@ -148,15 +108,7 @@ class Bridge:
             self._INTERNAL = SpanKind.INTERNAL
             self._status_error = StatusCode.ERROR
             self._Status = Status
-            suppress_key: str | None
-            try:
-                from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-
-                suppress_key = _SUPPRESS_INSTRUMENTATION_KEY
-            except ImportError:  # pragma: no cover - very old API
-                suppress_key = None
-            self._suppress_key = suppress_key
-            self._get_value = otel_context.get_value
+            self._instrumentation_enabled = _instrumentation_switch()
 
     # -- registration ----------------------------------------------------------------------
 
@@ -227,7 +179,7 @@ class Bridge:
             if isinstance(self._trace.get_tracer_provider(), self._ProxyTracerProvider):
                 return True
             self._awaiting_sdk = False
-        return self._suppress_key is not None and bool(self._get_value(self._suppress_key))
+        return not self._instrumentation_enabled()
 
     def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
         """The span name and start attributes of a tool (built once per tool and timeout)."""
@@ -248,7 +200,7 @@ class Bridge:
         return found
 
     def _links(self, turn: Any) -> list[Any] | None:
-        parsed = _parse_traceparent(turn.metadata.trace_context)
+        parsed = parse_traceparent(turn.metadata.trace_context)
         if parsed is None:
             return None
         trace_id, span_id, flags = parsed
@@ -285,9 +237,6 @@ class Bridge:
         span = self._current_span()
         if span is not None:
             span.add_event(name, attributes)
-
-    def _owner(self, obj: Any) -> str:
-        return self._owner_label(obj.owner or obj.name or "unowned")
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -409,12 +358,12 @@ class Bridge:
                     span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
                 if isinstance(output, Turn) and output.metadata.trace_context is None:
                     # Tool-driven flow control: the returned turn links back to this one.
-                    output.metadata.trace_context = _traceparent(span.get_span_context())
+                    output.metadata.trace_context = traceparent(span.get_span_context())
                 routed = agent is not None and isinstance(output, Turn | ContextItem)
             if routed:
                 # The agent routes the output next (put / append / add): keep the span open
                 # for those events; ON_TURN_VALUE (or the run's end) closes it.
-                self._routing[turn] = (span, _epoch_ns(turn.metadata.end_time), agent)
+                self._routing[turn] = (span, epoch_ns(turn.metadata.end_time), agent)
             else:
                 span.end()
 
@@ -494,7 +443,7 @@ class Bridge:
                     if current.get_span_context().is_valid:
                         origin = current
                 if origin is not None:
-                    turn.metadata.trace_context = _traceparent(origin.get_span_context())
+                    turn.metadata.trace_context = traceparent(origin.get_span_context())
             if span is not None:
                 span.add_event(
                     sc.EVENT_PUT,
@@ -532,150 +481,19 @@ class Bridge:
         if self.store is not None:
             self.store.paused(self._agent_label(agent.name), 0)
 
-    # -- tools -----------------------------------------------------------------------------
 
-    def before_invoke(self, *args: Any, **kwargs: Any) -> None:
-        turn = current_turn()
-        tool = current_tool()
-        if tool is None:
-            return
-        if turn is not None and turn.tool is tool:
-            # Run by a turn: the turn's span covers it; only time it.
-            state = self._turns.get(turn)
-            if state is not None:
-                state.tool_start = perf_counter()
-                if state.span is not None and self.capture.enabled:
-                    state.span.set_attribute(
-                        sc.GEN_AI_TOOL_CALL_ARGUMENTS,
-                        self.capture.render({"args": list(args), "kwargs": kwargs}),
-                    )
-            return
-        span = None
-        if self.tracer is not None and not self._suppressed():
-            context = None
-            outer = self._current_span()
-            if outer is not None:
-                context = self._trace.set_span_in_context(outer)
-            name, attributes = self._span_start(tool, None)
-            span = self.tracer.start_span(
-                name, context=context, kind=self._INTERNAL, attributes=attributes
-            )
-            if self.capture.enabled:
-                span.set_attribute(
-                    sc.GEN_AI_TOOL_CALL_ARGUMENTS,
-                    self.capture.render({"args": list(args), "kwargs": kwargs}),
-                )
-        tools = self._tools
-        if len(tools) >= _MAX_OPEN_TOOL_CALLS:
-            # Direct calls that were cancelled never report back: forget the oldest.
-            stale = tools.pop(next(iter(tools)))
-            if stale.span is not None:
-                stale.span.end()
-        tools[(asyncio.current_task(), tool)] = _ToolState(perf_counter(), span)
+def _instrumentation_switch() -> Callable[[], bool]:
+    """``is_instrumentation_enabled`` (honours ``suppress_instrumentation()``), if installed.
 
-    def _tool_done(self, outcome: str, result: Any, exc: BaseException | None) -> None:
-        turn = current_turn()
-        tool = current_tool()
-        if tool is None:
-            return
-        if turn is not None and turn.tool is tool:
-            turn_state = self._turns.get(turn)
-            if turn_state is None:
-                return
-            if self.store is not None:
-                self.store.tool_invoked(
-                    self._tool_label(tool.metadata.name),
-                    outcome,
-                    perf_counter() - turn_state.tool_start,
-                    turn_state.trace_id,
-                )
-            return
-        state = self._tools.pop((asyncio.current_task(), tool), None)
-        if state is None:
-            return
-        duration = perf_counter() - state.start
-        span = state.span
-        trace_id = None
-        if span is not None:
-            values = state.yields if tool.is_generator else (1 if exc is None else 0)
-            span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
-            if exc is not None:
-                error_type = type(exc).__name__
-                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
-                span.set_attribute(sc.ERROR_TYPE, error_type)
-                span.record_exception(exc)
-            elif self.capture.enabled and not tool.is_generator:
-                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
-            trace_id = self._trace_id(span)
-            span.end()
-        if self.store is not None:
-            label = self._tool_label(tool.metadata.name)
-            self.store.tool_invoked(label, outcome, duration, trace_id)
-            if self.otel is not None:
-                self.otel.tool_execution(label, type(exc).__name__ if exc else None, duration)
-
-    def after_invoke(self, result: Any) -> None:
-        self._tool_done("ok", result, None)
-
-    def tool_error(self, exc: BaseException) -> None:
-        self._tool_done("error", None, exc)
-
-    def tool_yield(self, value: Any) -> None:
-        if self.tracer is None:
-            return
-        turn = current_turn()
-        tool = current_tool()
-        state: Any
-        if turn is not None and turn.tool is tool:
-            state = self._turns.get(turn)
-        else:
-            state = self._tools.get((asyncio.current_task(), tool))
-        if state is None or state.span is None:
-            return
-        state.yields += 1
-        if state.yields <= self.yield_events_cap:
-            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})
-
-    # -- context ---------------------------------------------------------------------------
-
-    def queue_append(self, queue: Any, appended: list[Any], current: list[Any]) -> None:
-        self._event(sc.EVENT_QUEUE_APPEND, {sc.PYGENTS_CONTEXT_ITEMS: len(appended)})
-        if self.store is not None:
-            self.store.context_queue_items(self._owner(queue), len(current))
-
-    def queue_evict(self, queue: Any, item: Any) -> None:
-        self._event(sc.EVENT_QUEUE_EVICT)
-        if self.store is not None:
-            owner = self._owner(queue)
-            self.store.context_queue_evicted(owner)
-            self.store.context_queue_items(owner, len(queue))
-
-    def queue_clear(self, queue: Any) -> None:
-        self._event(sc.EVENT_QUEUE_CLEAR)
-        if self.store is not None:
-            self.store.context_queue_items(self._owner(queue), 0)
-
-    def pool_add(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_ADD, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
-        if self.store is not None:
-            self.store.context_pool_items(self._owner(pool), len(pool))
-
-    def pool_remove(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_REMOVE, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
-        if self.store is not None:
-            self.store.context_pool_items(self._owner(pool), len(pool))
-
-    def pool_evict(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_EVICT, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
-        if self.store is not None:
-            owner = self._owner(pool)
-            self.store.context_pool_evicted(owner)
-            self.store.context_pool_items(owner, max(len(pool) - 1, 0))
-
-    def pool_clear(self, pool: Any) -> None:
-        self._event(sc.EVENT_POOL_CLEAR)
-        if self.store is not None:
-            self.store.context_pool_items(self._owner(pool), 0)
+    ``suppress_instrumentation()`` lives in opentelemetry-instrumentation; without that
+    package nothing can suppress, so instrumentation is always on.
+    """
+    try:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    except ImportError:
+        return lambda: True
+    enabled: Callable[[], bool] = is_instrumentation_enabled
+    return enabled
 
 
 def _guarded(method: Callable[..., None], hook_type: Any) -> Callable[..., Any]:

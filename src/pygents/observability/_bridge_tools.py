@@ -1,0 +1,163 @@
+"""The bridge's tool hooks: a tool run by a turn is timed; one run on its own gets a span."""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from pygents import current_tool, current_turn
+
+from . import _semconv as sc
+
+if TYPE_CHECKING:
+    from ._metrics import OtelMetrics
+    from ._settings import ContentCapture, LabelLimiter
+    from ._store import MetricStore
+
+__all__ = ["ToolEvents"]
+
+#: Open direct tool calls tracked at most (a cancelled call never reports its end).
+_MAX_OPEN_TOOL_CALLS = 10_000
+
+
+class _ToolState:
+    __slots__ = ("span", "start", "yields")
+
+    def __init__(self, start: float, span: Any) -> None:
+        self.start = start
+        self.span = span
+        self.yields = 0
+
+
+class ToolEvents:
+    """ToolHook handlers, mixed into ``Bridge`` (which provides the attributes below)."""
+
+    tracer: Any
+    store: MetricStore | None
+    otel: OtelMetrics | None
+    capture: ContentCapture
+    yield_events_cap: int
+    _turns: dict[Any, Any]
+    _tools: dict[Any, _ToolState]
+    _tool_label: LabelLimiter
+    _trace: Any
+    _INTERNAL: Any
+
+    def _suppressed(self) -> bool:
+        raise NotImplementedError
+
+    def _current_span(self) -> Any:
+        raise NotImplementedError
+
+    def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _error_status_of(self, description: str) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _trace_id(span: Any) -> str | None:
+        raise NotImplementedError
+
+    def before_invoke(self, *args: Any, **kwargs: Any) -> None:
+        turn = current_turn()
+        tool = current_tool()
+        if tool is None:
+            return
+        if turn is not None and turn.tool is tool:
+            # Run by a turn: the turn's span covers it; only time it.
+            state = self._turns.get(turn)
+            if state is not None:
+                state.tool_start = perf_counter()
+                if state.span is not None and self.capture.enabled:
+                    state.span.set_attribute(
+                        sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+                        self.capture.render({"args": list(args), "kwargs": kwargs}),
+                    )
+            return
+        span = None
+        if self.tracer is not None and not self._suppressed():
+            context = None
+            outer = self._current_span()
+            if outer is not None:
+                context = self._trace.set_span_in_context(outer)
+            name, attributes = self._span_start(tool, None)
+            span = self.tracer.start_span(
+                name, context=context, kind=self._INTERNAL, attributes=attributes
+            )
+            if self.capture.enabled:
+                span.set_attribute(
+                    sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+                    self.capture.render({"args": list(args), "kwargs": kwargs}),
+                )
+        tools = self._tools
+        if len(tools) >= _MAX_OPEN_TOOL_CALLS:
+            # Direct calls that were cancelled never report back: forget the oldest.
+            stale = tools.pop(next(iter(tools)))
+            if stale.span is not None:
+                stale.span.end()
+        tools[(asyncio.current_task(), tool)] = _ToolState(perf_counter(), span)
+
+    def _tool_done(self, outcome: str, result: Any, exc: BaseException | None) -> None:
+        turn = current_turn()
+        tool = current_tool()
+        if tool is None:
+            return
+        if turn is not None and turn.tool is tool:
+            turn_state = self._turns.get(turn)
+            if turn_state is None:
+                return
+            if self.store is not None:
+                self.store.tool_invoked(
+                    self._tool_label(tool.metadata.name),
+                    outcome,
+                    perf_counter() - turn_state.tool_start,
+                    turn_state.trace_id,
+                )
+            return
+        state = self._tools.pop((asyncio.current_task(), tool), None)
+        if state is None:
+            return
+        duration = perf_counter() - state.start
+        span = state.span
+        trace_id = None
+        if span is not None:
+            values = state.yields if tool.is_generator else (1 if exc is None else 0)
+            span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
+            if exc is not None:
+                error_type = type(exc).__name__
+                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
+                span.set_attribute(sc.ERROR_TYPE, error_type)
+                span.record_exception(exc)
+            elif self.capture.enabled and not tool.is_generator:
+                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
+            trace_id = self._trace_id(span)
+            span.end()
+        if self.store is not None:
+            label = self._tool_label(tool.metadata.name)
+            self.store.tool_invoked(label, outcome, duration, trace_id)
+            if self.otel is not None:
+                self.otel.tool_execution(label, type(exc).__name__ if exc else None, duration)
+
+    def after_invoke(self, result: Any) -> None:
+        self._tool_done("ok", result, None)
+
+    def tool_error(self, exc: BaseException) -> None:
+        self._tool_done("error", None, exc)
+
+    def tool_yield(self, value: Any) -> None:
+        if self.tracer is None:
+            return
+        turn = current_turn()
+        tool = current_tool()
+        state: Any
+        if turn is not None and turn.tool is tool:
+            state = self._turns.get(turn)
+        else:
+            state = self._tools.get((asyncio.current_task(), tool))
+        if state is None or state.span is None:
+            return
+        state.yields += 1
+        if state.yields <= self.yield_events_cap:
+            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})

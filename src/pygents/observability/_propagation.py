@@ -1,0 +1,43 @@
+"""W3C trace context carried by a turn (``turn.metadata.trace_context``).
+
+Written without the propagator API: a carrier is formatted or parsed once per linked turn,
+on the hot path, and never raises on hostile input (a turn may come from ``from_dict()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["epoch_ns", "parse_traceparent", "traceparent"]
+
+
+def epoch_ns(moment: Any) -> int | None:
+    """Nanoseconds since the epoch of a datetime (OpenTelemetry timestamps), or None."""
+    return None if moment is None else int(moment.timestamp() * 1e9)
+
+
+def traceparent(span_context: Any) -> dict[str, str]:
+    """A W3C trace-context carrier for a span context."""
+    return {
+        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{int(span_context.trace_flags):02x}"
+    }
+
+
+def parse_traceparent(carrier: dict[str, str] | None) -> tuple[int, int, int] | None:
+    """Return (trace id, span id, flags) from a carrier, or None if absent or malformed."""
+    if not carrier:
+        return None
+    value = carrier.get("traceparent")
+    if not isinstance(value, str):
+        return None
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, flags

@@ -495,8 +495,27 @@ async def _finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> A
         raise
 
 
-def _own_timeout(exc: TurnTimeoutError, turn: Turn) -> bool:
-    return getattr(exc, "turn", None) is turn
+async def _failed(turn: Turn, agent: Agent | None, exc: Exception, hooked: bool) -> None:
+    """Record a failure: TIMEOUT for this turn's own timeout, else ERROR; fire the hooks.
+
+    A ``TurnTimeoutError`` of another (nested) turn is an error of this one.
+    """
+    if isinstance(exc, TurnTimeoutError) and exc.turn is turn:
+        turn._stop_reason = _TIMEOUT
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
+    else:
+        turn._stop_reason = _ERROR
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+
+
+async def _complete(turn: Turn, agent: Agent | None, outer: Any) -> None:
+    """Fire ON_COMPLETE (whatever happened), then restore the caller's frame."""
+    try:
+        await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
+    finally:
+        FRAME.set(outer)
 
 
 def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
@@ -541,20 +560,8 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
         turn._stop_reason = _COMPLETED
         return output
-    except TurnTimeoutError as exc:
-        if not _own_timeout(exc, turn):
-            turn._stop_reason = _ERROR
-            if hooked:
-                await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
-            raise
-        turn._stop_reason = _TIMEOUT
-        if hooked:
-            await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
-        raise
     except Exception as exc:
-        turn._stop_reason = _ERROR
-        if hooked:
-            await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+        await _failed(turn, agent, exc, hooked)
         raise
     except BaseException:
         turn._stop_reason = _CANCELLED
@@ -562,10 +569,9 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
     finally:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
-        try:
-            if hooked:
-                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
-        finally:
+        if hooked:
+            await _complete(turn, agent, outer)
+        else:
             FRAME.set(outer)
 
 
@@ -615,22 +621,9 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
         if hooked:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
         turn._stop_reason = _COMPLETED
-    except TurnTimeoutError as exc:
-        await _close(stream)
-        if not _own_timeout(exc, turn):
-            turn._stop_reason = _ERROR
-            if hooked:
-                await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
-            raise
-        turn._stop_reason = _TIMEOUT
-        if hooked:
-            await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
-        raise
     except Exception as exc:
         await _close(stream)
-        turn._stop_reason = _ERROR
-        if hooked:
-            await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+        await _failed(turn, agent, exc, hooked)
         raise
     except BaseException:
         # GeneratorExit (the consumer stopped early) or cancellation.
@@ -640,10 +633,9 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
     finally:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
-        try:
-            if hooked:
-                await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
-        finally:
+        if hooked:
+            await _complete(turn, agent, outer)
+        else:
             FRAME.set(outer)
 
 

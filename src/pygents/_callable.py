@@ -7,13 +7,16 @@ injected, whether the function takes ``**kwargs``, and whether fixed kwargs fit 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Injection", "analyse", "merge_fixed"]
+from ._current import FRAME
+
+__all__ = ["CallShape", "Injection", "analyse", "merge_fixed"]
 
 # (parameter name, "queue" | "pool", accepts None)
 Injection = tuple[str, str, bool]
@@ -140,3 +143,40 @@ def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
         for name, p in inspect.signature(fn).parameters.items()
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     )
+
+
+class CallShape:
+    """What each call of a decorated tool or hook adds: fixed kwargs, injection, a lock.
+
+    Built once at decoration time (signature analysis included).
+    """
+
+    __slots__ = ("_locks", "fixed", "lock", "plain", "plan", "positional")
+
+    def __init__(
+        self, fn: Callable[..., Any], fixed: dict[str, Any], lock: bool, what: str
+    ) -> None:
+        self.plan, _ = analyse(fn, fixed, what)
+        self.fixed = fixed
+        self.lock = lock
+        self.positional = positional_names(fn) if self.plan else ()
+        #: True when a call can go straight to the function: nothing to add, no lock.
+        self.plain = not (lock or fixed or self.plan)
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def kwargs(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Return the call's kwargs with fixed kwargs merged and context injected."""
+        if self.fixed:
+            kwargs = merge_fixed(self.fixed, kwargs)
+        if self.plan:
+            kwargs = inject(self.plan, FRAME.get()[0], tuple(args), kwargs, self.positional)
+        return kwargs
+
+    def get_lock(self) -> asyncio.Lock:
+        """The lock for the running event loop (an ``asyncio.Lock`` belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        found = self._locks.get(loop)
+        if found is None:
+            self._locks.clear()  # forget locks of loops that are gone
+            found = self._locks[loop] = asyncio.Lock()
+        return found

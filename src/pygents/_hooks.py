@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from . import _callable
-from ._current import FRAME
 from ._enums import HOOK_FAMILIES, HookType
 from ._registry import HookRegistry
 
@@ -107,20 +105,16 @@ class AsyncHook:
                 f"Hook {getattr(fn, '__name__', fn)!r} must be an 'async def' function "
                 f"(got {type(fn).__name__})"
             )
-        fixed = dict(fixed_kwargs or {})
-        plan, _ = _callable.analyse(fn, fixed, "Hook")
+        shape = _callable.CallShape(fn, dict(fixed_kwargs or {}), lock, "Hook")
         self.fn = fn
         self.types = types
         self.tags = tags
         self.is_global = is_global
-        self.fixed_kwargs = fixed
+        self.fixed_kwargs = shape.fixed
         self.metadata = HookMetadata(fn.__name__, inspect.getdoc(fn), types, tags, lock)
-        self._plan = plan
-        self._positional = _callable.positional_names(fn) if plan else ()
-        self._lock = lock
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._shape = shape
         # The dispatcher calls ``invoke``: the bare function when there is nothing to add.
-        self.invoke: HookFn = self._invoke if (plan or fixed or lock) else fn
+        self.invoke: HookFn = fn if shape.plain else self._invoke
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -130,22 +124,12 @@ class AsyncHook:
         return self.invoke(*args, **kwargs)
 
     async def _invoke(self, *args: Any, **kwargs: Any) -> Any:
-        if self.fixed_kwargs:
-            kwargs = _callable.merge_fixed(self.fixed_kwargs, kwargs)
-        if self._plan:
-            kwargs = _callable.inject(self._plan, FRAME.get()[0], args, kwargs, self._positional)
-        if self._lock:
-            async with self._get_lock():
+        shape = self._shape
+        kwargs = shape.kwargs(args, kwargs)
+        if shape.lock:
+            async with shape.get_lock():
                 return await self.fn(*args, **kwargs)
         return await self.fn(*args, **kwargs)
-
-    def _get_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            self._locks.clear()  # a lock is bound to one loop; forget ones of closed loops
-            lock = self._locks[loop] = asyncio.Lock()
-        return lock
 
     def __repr__(self) -> str:
         scope = "global" if self.is_global else "instance"

@@ -107,7 +107,7 @@ class _BaseTool:
         tags: frozenset[str],
         fixed_kwargs: dict[str, Any],
     ) -> None:
-        plan, _ = _callable.analyse(fn, fixed_kwargs, "Tool")
+        shape = _callable.CallShape(fn, fixed_kwargs, lock, "Tool")
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self.fn = fn
         self.metadata = ToolMetadata(fn.__name__, inspect.getdoc(fn))
@@ -115,28 +115,9 @@ class _BaseTool:
         self.tags = tags
         self.lock = lock
         self.fixed_kwargs = fixed_kwargs
-        self._plan = plan
-        self._positional = _callable.positional_names(fn) if plan else ()
+        self._shape = shape
         # True when a call can go straight to the function: no lock, kwargs or injection.
-        self._plain = not (lock or fixed_kwargs or plan)
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-
-    def _prepare(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.fixed_kwargs:
-            kwargs = _callable.merge_fixed(self.fixed_kwargs, kwargs)
-        if self._plan:
-            kwargs = _callable.inject(
-                self._plan, FRAME.get()[0], tuple(args), kwargs, self._positional
-            )
-        return kwargs
-
-    def _get_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            self._locks.clear()  # an asyncio.Lock belongs to one loop
-            lock = self._locks[loop] = asyncio.Lock()
-        return lock
+        self._plain = shape.plain
 
     def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
@@ -164,9 +145,9 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         try:
             if hooked:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
-            call_kwargs = self._prepare(args, kwargs)
+            call_kwargs = self._shape.kwargs(args, kwargs)
             if self.lock:
-                async with self._get_lock():
+                async with self._shape.get_lock():
                     result: R = await self.fn(*args, **call_kwargs)
             else:
                 result = await self.fn(*args, **call_kwargs)
@@ -215,9 +196,9 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         try:
             if hooked:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
-            call_kwargs = self._prepare(args, kwargs)
+            call_kwargs = self._shape.kwargs(args, kwargs)
             if self.lock:
-                lock = self._get_lock()
+                lock = self._shape.get_lock()
                 await lock.acquire()
             agen = self.fn(*args, **call_kwargs)
             async for value in agen:

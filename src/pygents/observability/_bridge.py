@@ -168,8 +168,12 @@ class Bridge(ToolEvents, ContextEvents):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _error_status_of(self, description: str) -> Any:
-        return self._Status(self._status_error, description)
+    def _mark_error(self, span: Any, error_type: str, exc: BaseException | None) -> None:
+        """Status ERROR, ``error.type``, and the exception recorded (when there is one)."""
+        span.set_status(self._Status(self._status_error, f"{error_type}: {exc}"))
+        span.set_attribute(sc.ERROR_TYPE, error_type)
+        if exc is not None:
+            span.record_exception(exc)
 
     def _suppressed(self) -> bool:
         """True when spans should not be made: suppressed, or no SDK configured yet."""
@@ -287,9 +291,7 @@ class Bridge(ToolEvents, ContextEvents):
                 agent_name = self._agent_label(state.agent.name)
             span = state.span
             if span is not None:
-                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
-                span.set_attribute(sc.ERROR_TYPE, error_type)
-                span.record_exception(exc)
+                self._mark_error(span, error_type, exc)
         if self.store is not None:
             self.store.turn_error(
                 agent_name, self._tool_label(turn.tool.metadata.name), self._error_label(error_type)
@@ -305,11 +307,7 @@ class Bridge(ToolEvents, ContextEvents):
             span = state.span
             if span is not None:
                 # ON_TIMEOUT fires while the TurnTimeoutError is being handled.
-                exc = sys.exc_info()[1]
-                span.set_status(self._error_status_of(f"TurnTimeoutError: {exc}"))
-                span.set_attribute(sc.ERROR_TYPE, "TurnTimeoutError")
-                if exc is not None:
-                    span.record_exception(exc)
+                self._mark_error(span, "TurnTimeoutError", sys.exc_info()[1])
         if self.store is not None:
             self.store.turn_timeout(agent_name, self._tool_label(turn.tool.metadata.name))
 
@@ -418,10 +416,8 @@ class Bridge(ToolEvents, ContextEvents):
         if run is not None and run.span is not None:
             span = run.span
             span.set_attribute(sc.PYGENTS_AGENT_TURNS, run.turns)
-            if error_type is not None and exc is not None:
-                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
-                span.set_attribute(sc.ERROR_TYPE, error_type)
-                span.record_exception(exc)
+            if error_type is not None:
+                self._mark_error(span, error_type, exc)
             span.end()
         store = self.store
         if store is not None:

@@ -53,7 +53,7 @@ class ToolEvents:
     def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
-    def _error_status_of(self, description: str) -> Any:
+    def _mark_error(self, span: Any, error_type: str, exc: BaseException | None) -> None:
         raise NotImplementedError
 
     @staticmethod
@@ -126,10 +126,7 @@ class ToolEvents:
             values = state.yields if tool.is_generator else (1 if exc is None else 0)
             span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
             if exc is not None:
-                error_type = type(exc).__name__
-                span.set_status(self._error_status_of(f"{error_type}: {exc}"))
-                span.set_attribute(sc.ERROR_TYPE, error_type)
-                span.record_exception(exc)
+                self._mark_error(span, type(exc).__name__, exc)
             elif self.capture.enabled and not tool.is_generator:
                 span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
             trace_id = self._trace_id(span)

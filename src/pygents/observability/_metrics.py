@@ -98,14 +98,20 @@ class OtelMetrics:
 
     def tool_execution(self, tool: str, error_type: str | None, seconds: float) -> None:
         """Record ``gen_ai.execute_tool.duration``."""
-        attrs = {GEN_AI_TOOL_NAME: tool}
-        if error_type is not None:
-            attrs[ERROR_TYPE] = error_type
-        self._gen_ai["gen_ai.execute_tool.duration"].record(seconds, attrs)
+        self._gen_ai_duration(
+            "gen_ai.execute_tool.duration", GEN_AI_TOOL_NAME, tool, error_type, seconds
+        )
 
     def agent_run(self, agent: str, error_type: str | None, seconds: float) -> None:
         """Record ``gen_ai.invoke_agent.duration``."""
-        attrs = {GEN_AI_AGENT_NAME: agent}
+        self._gen_ai_duration(
+            "gen_ai.invoke_agent.duration", GEN_AI_AGENT_NAME, agent, error_type, seconds
+        )
+
+    def _gen_ai_duration(
+        self, name: str, key: str, value: str, error_type: str | None, seconds: float
+    ) -> None:
+        attrs = {key: value}
         if error_type is not None:
             attrs[ERROR_TYPE] = error_type
-        self._gen_ai["gen_ai.invoke_agent.duration"].record(seconds, attrs)
+        self._gen_ai[name].record(seconds, attrs)

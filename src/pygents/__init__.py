@@ -85,9 +85,9 @@ def _auto_telemetry() -> None:
     The core itself never needs these packages: without them this is two ``find_spec``
     calls, and ``PYGENTS_TELEMETRY=off`` skips even those.
     """
-    import os
+    from ._env import telemetry_switched_off
 
-    if os.environ.get("PYGENTS_TELEMETRY", "").strip().lower() in {"off", "false", "0", "no"}:
+    if telemetry_switched_off():
         return
     if not any(_installed(name) for name in ("opentelemetry", "prometheus_client")):
         return

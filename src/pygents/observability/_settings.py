@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pygents._env import telemetry_switched_off
+
 __all__ = ["ContentCapture", "LabelLimiter", "disabled_by_env", "warn_once"]
 
 logger = logging.getLogger("pygents.observability")
@@ -68,7 +70,7 @@ def _int_env(name: str, default: int) -> int:
 
 def disabled_by_env() -> str | None:
     """Return why telemetry is switched off by the environment, or None."""
-    if os.environ.get("PYGENTS_TELEMETRY", "").strip().lower() in {"off", "false", "0", "no"}:
+    if telemetry_switched_off():
         return "PYGENTS_TELEMETRY=off"
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return "OTEL_SDK_DISABLED=true"

@@ -28,6 +28,11 @@ DEFAULT_CONTEXT_QUEUE_LIMIT = 100
 _BREATHE_EVERY = 64
 
 _AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
+# Per-type global hook lists (mutated in place by HookRegistry): the run loop tests the
+# one of each event, so an event nobody listens to is not dispatched.
+_G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
+_G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
+_G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
 _ROUTED = (Turn, ContextItem)  # output types the run loop routes
 _KEEP: Any = object()
 
@@ -362,7 +367,7 @@ class Agent:
         """Route a value (a Turn or ContextItem), then fire ON_TURN_VALUE."""
         if isinstance(value, _ROUTED):
             await self._route(value, turn)
-        if self._hooks or _AGENT_GLOBALS:
+        if self._hooks or _G_TURN_VALUE:
             await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
 
     async def _route(self, value: Any, source: Turn) -> None:
@@ -418,9 +423,10 @@ class Agent:
                     if not juggle:
                         juggle = True
                         FRAME.set(mine)
-                    await self._fire(AgentHook.BEFORE_TURN)
-                    if not queue:
-                        break
+                    if hooks or _G_BEFORE_TURN:
+                        await self._fire(AgentHook.BEFORE_TURN)
+                        if not queue:
+                            break
                 turn = queue.popleft()
                 self._current_turn = turn
                 if turn._tool.is_generator:
@@ -434,7 +440,7 @@ class Agent:
                             except Exception as exc:
                                 _note(exc, self, turn)
                                 raise
-                            if hooks or _AGENT_GLOBALS or isinstance(value, _ROUTED):
+                            if hooks or _G_TURN_VALUE or isinstance(value, _ROUTED):
                                 await self._deliver(turn, value)
                             if juggle:
                                 FRAME.set(outer)
@@ -452,7 +458,7 @@ class Agent:
                         _note(exc, self, turn)
                         raise
                     self._current_turn = None
-                    if hooks or _AGENT_GLOBALS or isinstance(value, _ROUTED):
+                    if hooks or _G_TURN_VALUE or isinstance(value, _ROUTED):
                         await self._deliver(turn, value)
                     if juggle:
                         FRAME.set(outer)
@@ -460,7 +466,7 @@ class Agent:
                         FRAME.set(mine)
                     else:
                         yield turn, value
-                if hooks or _AGENT_GLOBALS:
+                if hooks or _G_AFTER_TURN:
                     await self._fire(AgentHook.AFTER_TURN, turn)
                 done += 1
                 if not done % _BREATHE_EVERY:

@@ -138,26 +138,30 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         return self._invoke(args, kwargs)
 
     async def _invoke(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        hooked = bool(self.hooks or _TOOL_GLOBALS)
+        # Each event is gated by its own listeners: a BEFORE_INVOKE hook alone does not
+        # make every call pay for AFTER_INVOKE and ON_ERROR dispatches.
         meta = self.metadata
         meta._start = time()
         meta._end = None
         try:
-            if hooked:
+            if self.hooks or _G_BEFORE:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
-            call_kwargs = self._shape.kwargs(args, kwargs)
-            if self.lock:
-                async with self._shape.get_lock():
-                    result: R = await self.fn(*args, **call_kwargs)
+            if self._plain:
+                result: R = await self.fn(*args, **kwargs)
             else:
-                result = await self.fn(*args, **call_kwargs)
+                call_kwargs = self._shape.kwargs(args, kwargs)
+                if self.lock:
+                    async with self._shape.get_lock():
+                        result = await self.fn(*args, **call_kwargs)
+                else:
+                    result = await self.fn(*args, **call_kwargs)
         except Exception as exc:
             meta._end = time()
-            if hooked:
+            if self.hooks or _G_ERROR:
                 await self._fire(ToolHook.ON_ERROR, exc=exc)
             raise
         meta._end = time()
-        if hooked:
+        if self.hooks or _G_AFTER:
             await self._fire(ToolHook.AFTER_INVOKE, result)
         return result
 
@@ -186,7 +190,6 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
     async def _iterate(
         self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncGenerator[Y, None]:
-        hooked = bool(self.hooks or _TOOL_GLOBALS)
         meta = self.metadata
         meta._start = time()
         meta._end = None
@@ -194,7 +197,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         lock: asyncio.Lock | None = None
         agen: AsyncGenerator[Y, None] | None = None
         try:
-            if hooked:
+            if self.hooks or _G_BEFORE:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
             call_kwargs = self._shape.kwargs(args, kwargs)
             if self.lock:
@@ -203,7 +206,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             agen = self.fn(*args, **call_kwargs)
             async for value in agen:
                 values.append(value)
-                if hooked:
+                if self.hooks or _G_YIELD:
                     await self._fire(ToolHook.ON_YIELD, value)
                 yield value
         except GeneratorExit:
@@ -211,14 +214,14 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             await self._close(agen, lock)
             lock = None
             meta._end = time()
-            if hooked:
+            if self.hooks or _G_AFTER:
                 await self._fire(ToolHook.AFTER_INVOKE, values)
             raise
         except Exception as exc:
             await self._close(agen, lock)
             lock = None
             meta._end = time()
-            if hooked:
+            if self.hooks or _G_ERROR:
                 await self._fire(ToolHook.ON_ERROR, exc=exc)
             raise
         except BaseException:
@@ -228,7 +231,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             raise
         await self._close(agen, lock)
         meta._end = time()
-        if hooked:
+        if self.hooks or _G_AFTER:
             await self._fire(ToolHook.AFTER_INVOKE, values)
 
     @staticmethod

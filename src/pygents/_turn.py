@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["Turn", "TurnMetadata"]
 
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
+# Per-type global hook lists (mutated in place by HookRegistry): an event nobody listens to
+# costs one truthiness test, even when other turn hooks exist (e.g. telemetry's).
+_G_BEFORE_RUN = GLOBAL_BY_TYPE[TurnHook.BEFORE_RUN]
+_G_AFTER_RUN = GLOBAL_BY_TYPE[TurnHook.AFTER_RUN]
+_G_COMPLETE = GLOBAL_BY_TYPE[TurnHook.ON_COMPLETE]
 _NO_TAGS: frozenset[str] = frozenset()
 _COMPLETED = StopReason.COMPLETED
 _ERROR = StopReason.ERROR
@@ -520,11 +525,18 @@ async def _complete(turn: Turn, agent: Agent | None, outer: Any) -> None:
 
 def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
     hooks = turn._hooks or ()
-    lists = (hooks,) if agent is None else (hooks, agent.hooks)
+    lists = (hooks,) if agent is None else (hooks, agent._hooks)
     return fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
 
 
-def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool]:
+def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
+    """Start a turn; return the caller's frame, the turn's frame, and two hook flags.
+
+    ``hooked``: some turn hook may fire (any instance hook, or a global turn hook of any
+    type). ``local``: an instance hook exists (on the turn or the running agent), so every
+    event must go through the dispatcher; without one, an event fires only when its own
+    global list is non-empty.
+    """
     if turn._running:
         raise SafeExecutionError(f"{turn!r} is already running: a turn runs once at a time")
     outer = FRAME.get()
@@ -535,15 +547,15 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool]:
     turn._stop_reason = None
     turn._end = None
     turn._start = tool.metadata._start = time()
-    hooked = bool(turn._hooks or _TURN_GLOBALS or (agent is not None and agent.hooks))
-    return outer, frame, hooked
+    local = bool(turn._hooks or (agent is not None and agent._hooks))
+    return outer, frame, local or bool(_TURN_GLOBALS), local
 
 
 async def run_returning(turn: Turn, agent: Agent | None) -> Any:
     """Execute a coroutine-tool turn: hooks, dynamic args, timeout, metadata, stop reason."""
-    outer, _, hooked = _enter(turn, agent)
+    outer, _, hooked, local = _enter(turn, agent)
     try:
-        if hooked:
+        if local or _G_BEFORE_RUN:
             await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
@@ -556,7 +568,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         else:
             output = await _finish(coro, pending, turn._timeout, turn)
         turn.output = output
-        if hooked:
+        if local or _G_AFTER_RUN:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
         turn._stop_reason = _COMPLETED
         return output
@@ -569,7 +581,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
     finally:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
-        if hooked:
+        if local or _G_COMPLETE:
             await _complete(turn, agent, outer)
         else:
             FRAME.set(outer)
@@ -581,12 +593,12 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
     The timeout bounds the time spent inside the tool, not the consumer's time between
     values. Stopping early (``break``, ``aclose()``) ends the turn as CANCELLED.
     """
-    outer, frame, hooked = _enter(turn, agent)
+    outer, frame, hooked, local = _enter(turn, agent)
     values: list[Any] = []
     turn.output = values
     stream: Any = None
     try:
-        if hooked:
+        if local or _G_BEFORE_RUN:
             await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
@@ -618,7 +630,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
                 yield value
             finally:
                 FRAME.set(frame)
-        if hooked:
+        if local or _G_AFTER_RUN:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
         turn._stop_reason = _COMPLETED
     except Exception as exc:
@@ -633,7 +645,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
     finally:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
-        if hooked:
+        if local or _G_COMPLETE:
             await _complete(turn, agent, outer)
         else:
             FRAME.set(outer)

@@ -41,7 +41,7 @@ CONFIGURE_HEADER = ("keyword", "meaning")
 
 # _semconv names that are strings but not attribute keys.
 _NOT_ATTRIBUTES = {"SEMCONV_VERSION", "SCHEMA_URL", "INSTRUMENTATION_NAME"}
-_NOT_ATTRIBUTE_PREFIXES = ("SPAN_", "EVENT_", "OP_")
+_NOT_ATTRIBUTE_PREFIXES = ("SPAN_", "EVENT_", "OP_", "METRIC_")
 _ATTRIBUTE_KEY = re.compile(r"(gen_ai|pygents|error)(\.[a-z_]+)+")
 _ENV_NAME = re.compile(r"(PYGENTS|OTEL)_[A-Z0-9_]*[A-Z0-9]")
 _SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import TYPE_CHECKING, Any
 
 from pygents import (
@@ -33,7 +33,8 @@ from pygents import (
 from . import _semconv as sc
 from ._bridge_context import ContextEvents
 from ._bridge_tools import ToolEvents, _ToolState
-from ._propagation import epoch_ns, parse_traceparent, traceparent
+from ._cells import Cells
+from ._propagation import parse_traceparent, traceparent
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
 from ._store import MetricStore
 
@@ -46,14 +47,40 @@ _COMPLETED = StopReason.COMPLETED
 
 
 class _TurnState:
-    __slots__ = ("agent", "error_type", "span", "tool_start", "trace_id", "yields")
+    """A turn between BEFORE_RUN and ON_COMPLETE.
 
-    def __init__(self, agent: Any, span: Any, trace_id: str | None) -> None:
+    Its span is started lazily: the start time, parent and links are kept, and the span is
+    created when something needs it (a child span, an event, a link to it) or, usually,
+    when the turn completes, with every attribute at once and the recorded start time.
+    """
+
+    __slots__ = (
+        "agent",
+        "error_type",
+        "exc",
+        "links",
+        "parent",
+        "span",
+        "start",
+        "tool_outcome",
+        "tool_start",
+        "tool_time",
+        "traced",
+        "yields",
+    )
+
+    def __init__(self, agent: Any, start: int) -> None:
         self.agent = agent
-        self.span = span
-        self.trace_id = trace_id
+        self.start = start
+        self.traced = False
+        self.span: Any = None
+        self.parent: Any = None
+        self.links: list[Any] | None = None
         self.error_type: str | None = None
+        self.exc: BaseException | None = None
         self.tool_start = 0.0
+        self.tool_time: float | None = None
+        self.tool_outcome = "ok"
         self.yields = 0
 
 
@@ -94,12 +121,28 @@ class Bridge(ToolEvents, ContextEvents):
         self._tool_label = LabelLimiter("tool", limit)
         self._owner_label = LabelLimiter("owner", limit)
         self._error_label = LabelLimiter("error_type", limit)
+        if store is not None:
+            self.cells = Cells(store, otel_metrics, self._agent_label, self._tool_label)
+            self._depth = store.values["pygents_agent_queue_depth"]
+            self._lock = store.lock
+            self._observe = store.observe
+        if otel_metrics is not None:
+            histograms = otel_metrics.histograms
+            self._otel_turn = histograms["pygents_turn_duration_seconds"]
+            self._otel_tool = histograms["pygents_tool_duration_seconds"]
+            self._otel_wait = histograms["pygents_turn_queue_wait_seconds"]
+            self._otel_gen_ai = histograms[sc.METRIC_EXECUTE_TOOL_DURATION]
+            from ._metrics import NO_CONTEXT
+
+            self._no_context = NO_CONTEXT
         if tracer is not None:
+            from opentelemetry import context as otel_context
             from opentelemetry import trace
             from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
             from opentelemetry.trace.status import Status, StatusCode
 
             self._trace = trace
+            self._current_context = otel_context.get_current
             self._ProxyTracerProvider = trace.ProxyTracerProvider
             self._awaiting_sdk = isinstance(tracer, trace.ProxyTracer)
             self._Link = Link
@@ -153,7 +196,13 @@ class Bridge(ToolEvents, ContextEvents):
             except LookupError:
                 pass  # the registry was cleared under us
         self.hooks.clear()
-        states: list[Any] = [*self._turns.values(), *self._runs.values(), *self._tools.values()]
+        for turn, turn_state in list(self._turns.items()):
+            if turn_state.traced:
+                try:
+                    self._span_of(turn, turn_state).end()
+                except Exception:
+                    pass
+        states: list[Any] = [*self._runs.values(), *self._tools.values()]
         for state in states:
             if state.span is not None:
                 try:
@@ -212,19 +261,44 @@ class Bridge(ToolEvents, ContextEvents):
         return [self._Link(ctx)]
 
     @staticmethod
-    def _trace_id(span: Any) -> str | None:
-        if span is None or not span.is_recording():
+    def _trace_id(span: Any) -> int | None:
+        """The trace id of a sampled span (for exemplars), else None."""
+        if span is None:
             return None
         ctx = span.get_span_context()
-        return f"{ctx.trace_id:032x}" if ctx.trace_id else None
+        return ctx.trace_id if ctx.trace_flags.sampled and ctx.trace_id else None
+
+    def _span_of(self, turn: Any, state: _TurnState, attributes: Any = None) -> Any:
+        """The turn's span, started now (at the turn's start time) if it is not yet."""
+        span = state.span
+        if span is None:
+            name, start_attributes = self._span_start(turn.tool, turn.timeout)
+            span = state.span = self.tracer.start_span(
+                name,
+                context=state.parent,
+                kind=self._INTERNAL,
+                attributes=attributes or start_attributes,
+                links=state.links,
+                start_time=state.start,
+            )
+            if state.error_type is not None:
+                # The failure was reported before the span existed.
+                span.set_status(
+                    self._Status(self._status_error, f"{state.error_type}: {state.exc}")
+                )
+                if attributes is None:
+                    span.set_attribute(sc.ERROR_TYPE, state.error_type)
+                if state.exc is not None:
+                    span.record_exception(state.exc)
+        return span
 
     def _current_span(self) -> Any:
         """The pygents span events belong to: the current turn's, else the agent run's."""
         turn = current_turn()
         if turn is not None:
             state = self._turns.get(turn)
-            if state is not None and state.span is not None:
-                return state.span
+            if state is not None and state.traced:
+                return self._span_of(turn, state)
             pending = self._routing.get(turn)
             if pending is not None:
                 return pending[0]
@@ -248,122 +322,167 @@ class Bridge(ToolEvents, ContextEvents):
         agent = current_agent()
         run_by_agent = agent is not None and agent.current_turn is turn
         # State first: if the tracer fails below, metrics are still recorded at completion.
-        state = self._turns[turn] = _TurnState(agent if run_by_agent else None, None, None)
+        state = self._turns[turn] = _TurnState(agent if run_by_agent else None, time_ns())
         try:
-            self._start_turn_span(turn, agent, run_by_agent, state)
+            if self.tracer is not None and not self._suppressed():
+                self._trace_turn(turn, agent, run_by_agent, state)
         finally:  # spans and metrics fail independently
-            store = self.store
-            if agent is not None and run_by_agent and store is not None:
+            if agent is not None and run_by_agent and self.store is not None:
                 wait = turn.metadata.queue_wait
                 if wait is not None:
-                    store.queue_wait(self._agent_label(agent.name), wait)
+                    cells = self.cells.agent(agent.name)
+                    with self._lock:
+                        self._observe(cells.wait, wait)
+                    if self.otel is not None:
+                        self._otel_wait.record(wait, cells.wait_attrs, self._no_context)
 
-    def _start_turn_span(self, turn: Any, agent: Any, run_by_agent: bool, state: Any) -> None:
-        if self.tracer is not None and not self._suppressed():
-            context = None
-            if run_by_agent:
-                run = self._runs.get(agent)
-                if run is not None:
-                    context = run.context
-            elif agent is not None and agent.current_turn is not None:
-                # A turn run inside a tool of an agent's turn: child of that turn's span.
-                outer = self._turns.get(agent.current_turn)
-                if outer is not None and outer.span is not None:
-                    context = self._trace.set_span_in_context(outer.span)
-            name, attributes = self._span_start(turn.tool, turn.timeout)
-            span = self.tracer.start_span(
-                name,
-                context=context,
-                kind=self._INTERNAL,
-                attributes=attributes,
-                links=self._links(turn),
-            )
-            state.span = span
-            state.trace_id = self._trace_id(span)
+    def _trace_turn(self, turn: Any, agent: Any, run_by_agent: bool, state: _TurnState) -> None:
+        """Keep what the turn's span will start with: its parent context and links."""
+        if run_by_agent:
+            run = self._runs.get(agent)
+            state.parent = run.context if run is not None else self._current_context()
+        elif agent is not None and agent.current_turn is not None:
+            # A turn run inside a tool of an agent's turn: child of that turn's span.
+            outer_turn = agent.current_turn
+            outer = self._turns.get(outer_turn)
+            if outer is not None and outer.traced:
+                state.parent = self._trace.set_span_in_context(self._span_of(outer_turn, outer))
+            else:
+                state.parent = self._current_context()
+        else:
+            state.parent = self._current_context()
+        if turn.metadata.trace_context is not None:
+            state.links = self._links(turn)
+        state.traced = True
 
     def turn_error(self, turn: Any, exc: BaseException) -> None:
-        state = self._turns.get(turn)
-        error_type = type(exc).__name__
-        agent_name = ""
-        if state is not None:
-            state.error_type = error_type
-            if state.agent is not None:
-                agent_name = self._agent_label(state.agent.name)
-            span = state.span
-            if span is not None:
-                self._mark_error(span, error_type, exc)
+        self._turn_failed(turn, type(exc).__name__, exc)
         if self.store is not None:
-            self.store.turn_error(
-                agent_name, self._tool_label(turn.tool.metadata.name), self._error_label(error_type)
+            state = self._turns.get(turn)
+            agent = state.agent if state is not None else None
+            self.store.inc(
+                "pygents_turn_errors_total",
+                (
+                    self._agent_label(agent.name) if agent is not None else "",
+                    self._tool_label(turn.tool.metadata.name),
+                    self._error_label(type(exc).__name__),
+                ),
             )
 
     def turn_timeout(self, turn: Any) -> None:
-        state = self._turns.get(turn)
-        agent_name = ""
-        if state is not None:
-            state.error_type = "TurnTimeoutError"
-            if state.agent is not None:
-                agent_name = self._agent_label(state.agent.name)
-            span = state.span
-            if span is not None:
-                # ON_TIMEOUT fires while the TurnTimeoutError is being handled.
-                self._mark_error(span, "TurnTimeoutError", sys.exc_info()[1])
+        # ON_TIMEOUT fires while the TurnTimeoutError is being handled.
+        self._turn_failed(turn, "TurnTimeoutError", sys.exc_info()[1])
         if self.store is not None:
-            self.store.turn_timeout(agent_name, self._tool_label(turn.tool.metadata.name))
+            state = self._turns.get(turn)
+            agent = state.agent if state is not None else None
+            self.store.inc(
+                "pygents_turn_timeouts_total",
+                (
+                    self._agent_label(agent.name) if agent is not None else "",
+                    self._tool_label(turn.tool.metadata.name),
+                ),
+            )
+
+    def _turn_failed(self, turn: Any, error_type: str, exc: BaseException | None) -> None:
+        state = self._turns.get(turn)
+        if state is None:
+            return
+        state.error_type = error_type
+        state.exc = exc
+        if state.span is not None:
+            self._mark_error(state.span, error_type, exc)
 
     def turn_complete(self, turn: Any, reason: StopReason | None) -> None:
         state = self._turns.pop(turn, None)
         if state is None:
             return
+        end = time_ns()
         agent = state.agent
-        tool = turn.tool
         if agent is not None:
             run = self._runs.get(agent)
             if run is not None:
                 run.turns += 1
+        trace_id = None
         try:
-            self._end_turn_span(turn, state, reason)
+            if state.traced:
+                trace_id = self._end_turn_span(turn, state, reason, end)
         finally:  # spans and metrics fail independently
-            store = self.store
-            if store is not None:
-                duration = turn.metadata.duration or 0.0
-                tool_name = self._tool_label(tool.metadata.name)
-                store.turn_completed(
-                    self._agent_label(agent.name) if agent is not None else "",
-                    tool_name,
-                    reason.value if reason is not None else "unknown",
-                    duration,
-                    state.trace_id,
-                )
-                if self.otel is not None:
-                    self.otel.tool_execution(tool_name, state.error_type, duration)
+            if self.store is not None:
+                self._turn_metrics(turn, state, reason, (end - state.start) / 1e9, trace_id)
 
-    def _end_turn_span(self, turn: Any, state: Any, reason: StopReason | None) -> None:
-        span = state.span
+    def _turn_metrics(
+        self,
+        turn: Any,
+        state: _TurnState,
+        reason: StopReason | None,
+        seconds: float,
+        trace_id: int | None,
+    ) -> None:
+        agent = state.agent
+        tool_name = turn.tool.metadata.name
+        error_type = state.error_type
+        cells = self.cells.turn(
+            agent.name if agent is not None else "",
+            tool_name,
+            reason.value if reason is not None else "unknown",
+            self._error_label(error_type) if error_type is not None else None,
+        )
+        tool_time = state.tool_time
+        tool_cells = None if tool_time is None else self.cells.tool(tool_name, state.tool_outcome)
+        observe = self._observe
+        with self._lock:
+            cells.count.value += 1
+            observe(cells.duration, seconds, trace_id)
+            if tool_cells is not None:
+                tool_cells.count.value += 1
+                observe(tool_cells.duration, tool_time, trace_id)  # type: ignore[arg-type]
+        if self.otel is not None:
+            self._otel_turn.record(seconds, cells.attrs, self._no_context)
+            self._otel_gen_ai.record(seconds, cells.gen_ai_attrs, self._no_context)
+            if tool_cells is not None:
+                self._otel_tool.record(tool_time, tool_cells.attrs, self._no_context)
+
+    def _end_turn_span(
+        self, turn: Any, state: _TurnState, reason: StopReason | None, end: int
+    ) -> int | None:
+        """End (or start and end) the turn's span; return its trace id if sampled."""
         agent = state.agent
         tool = turn.tool
-        if span is not None:
-            output = turn.output
-            if tool.is_generator:
-                values = len(output) if isinstance(output, list) else 0
-            else:
-                values = 1 if reason is _COMPLETED else 0
-            span.set_attribute(sc.PYGENTS_TURN_STOP_REASON, reason.value if reason else "unknown")
-            span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
-            routed = False
-            if reason is _COMPLETED and output is not None and not tool.is_generator:
-                if self.capture.enabled:
-                    span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
-                if isinstance(output, Turn) and output.metadata.trace_context is None:
-                    # Tool-driven flow control: the returned turn links back to this one.
-                    output.metadata.trace_context = traceparent(span.get_span_context())
-                routed = agent is not None and isinstance(output, Turn | ContextItem)
-            if routed:
+        output = turn.output
+        completed = reason is _COMPLETED
+        if tool.is_generator:
+            values = len(output) if isinstance(output, list) else 0
+        else:
+            values = 1 if completed else 0
+        closing: dict[str, Any] = {
+            sc.PYGENTS_TURN_STOP_REASON: reason.value if reason else "unknown",
+            sc.PYGENTS_TURN_VALUES: values,
+        }
+        returned = completed and output is not None and not tool.is_generator
+        if returned and self.capture.enabled:
+            closing[sc.GEN_AI_TOOL_CALL_RESULT] = self.capture.render(output)
+        span = state.span
+        if span is None:
+            # The usual case: nothing needed the span earlier; start it with everything.
+            attributes = dict(self._span_start(tool, turn.timeout)[1])
+            attributes.update(closing)
+            if state.error_type is not None:
+                attributes[sc.ERROR_TYPE] = state.error_type
+            span = self._span_of(turn, state, attributes)
+        else:
+            span.set_attributes(closing)
+        trace_id = self._trace_id(span)
+        if returned:
+            if isinstance(output, Turn) and output.metadata.trace_context is None:
+                # Tool-driven flow control: the returned turn links back to this one.
+                output.metadata.trace_context = traceparent(span.get_span_context())
+            if agent is not None and isinstance(output, Turn | ContextItem):
                 # The agent routes the output next (put / append / add): keep the span open
                 # for those events; ON_TURN_VALUE (or the run's end) closes it.
-                self._routing[turn] = (span, epoch_ns(turn.metadata.end_time), agent)
-            else:
-                span.end()
+                self._routing[turn] = (span, end, agent)
+                return trace_id
+        span.end(end_time=end)
+        return trace_id
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -374,13 +493,13 @@ class Bridge(ToolEvents, ContextEvents):
         finally:  # spans and metrics fail independently
             store = self.store
             if store is not None:
-                name = self._agent_label(agent.name)
-                store.running(name, 1)
-                store.paused(name, 1 if agent.is_paused else 0)
-                store.queue_depth(name, len(agent))
+                labels = self.cells.agent(agent.name).labels
+                store.set("pygents_agent_running", labels, 1)
+                store.set("pygents_agent_paused", labels, 1 if agent.is_paused else 0)
+                store.set("pygents_agent_queue_depth", labels, len(agent))
                 queue, pool = agent.context_queue, agent.context_pool
-                store.context_queue_items(self._owner(queue), len(queue))
-                store.context_pool_items(self._owner(pool), len(pool))
+                store.set("pygents_context_queue_items", (self._owner(queue),), len(queue))
+                store.set("pygents_context_pool_items", (self._owner(pool),), len(pool))
 
     def _start_run_span(self, agent: Any, run: Any) -> None:
         if self.tracer is not None and not self._suppressed():
@@ -421,11 +540,11 @@ class Bridge(ToolEvents, ContextEvents):
             span.end()
         store = self.store
         if store is not None:
-            name = self._agent_label(agent.name)
-            store.running(name, 0)
-            store.queue_depth(name, len(agent))
+            cells = self.cells.agent(agent.name)
+            store.set("pygents_agent_running", cells.labels, 0)
+            store.set("pygents_agent_queue_depth", cells.labels, len(agent))
             if self.otel is not None and run is not None:
-                self.otel.agent_run(name, error_type, perf_counter() - run.start)
+                self.otel.agent_run(cells.label, error_type, perf_counter() - run.start)
 
     def after_put(self, agent: Any, turn: Any) -> None:
         if self.tracer is not None:
@@ -449,33 +568,35 @@ class Bridge(ToolEvents, ContextEvents):
                     },
                 )
         if self.store is not None:
-            self.store.enqueued(self._agent_label(agent.name), len(agent))
+            cells = self.cells.agent(agent.name)
+            self.store.count(cells.enqueued)
+            self._depth[cells.labels] = float(len(agent))
 
     def before_turn(self, agent: Any) -> None:
-        if self.store is not None:
-            self.store.queue_depth(self._agent_label(agent.name), max(len(agent) - 1, 0))
+        depth = len(agent) - 1
+        self._depth[self.cells.agent(agent.name).labels] = float(depth if depth > 0 else 0)
 
     def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
         if self._routing:
             self._end_routed(turn)
         if self.store is not None:
-            self.store.turn_value(
-                self._agent_label(agent.name), self._tool_label(turn.tool.metadata.name)
-            )
+            counter = self.cells.values(agent.name, turn.tool.metadata.name)
+            with self._lock:
+                counter.value += 1
 
     def pause(self, agent: Any) -> None:
         run = self._runs.get(agent)
         if run is not None and run.span is not None:
             run.span.add_event(sc.EVENT_PAUSE)
         if self.store is not None:
-            self.store.paused(self._agent_label(agent.name), 1)
+            self.store.set("pygents_agent_paused", self.cells.agent(agent.name).labels, 1)
 
     def resume(self, agent: Any) -> None:
         run = self._runs.get(agent)
         if run is not None and run.span is not None:
             run.span.add_event(sc.EVENT_RESUME)
         if self.store is not None:
-            self.store.paused(self._agent_label(agent.name), 0)
+            self.store.set("pygents_agent_paused", self.cells.agent(agent.name).labels, 0)
 
 
 def _instrumentation_switch() -> Callable[[], bool]:

@@ -11,6 +11,7 @@ from pygents import current_tool, current_turn
 from . import _semconv as sc
 
 if TYPE_CHECKING:
+    from ._cells import Cells
     from ._metrics import OtelMetrics
     from ._settings import ContentCapture, LabelLimiter
     from ._store import MetricStore
@@ -41,6 +42,9 @@ class ToolEvents:
     _turns: dict[Any, Any]
     _tools: dict[Any, _ToolState]
     _tool_label: LabelLimiter
+    cells: Cells
+    _otel_tool: Any
+    _no_context: Any
     _trace: Any
     _INTERNAL: Any
 
@@ -53,11 +57,14 @@ class ToolEvents:
     def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
+    def _span_of(self, turn: Any, state: Any, attributes: Any = None) -> Any:
+        raise NotImplementedError
+
     def _mark_error(self, span: Any, error_type: str, exc: BaseException | None) -> None:
         raise NotImplementedError
 
     @staticmethod
-    def _trace_id(span: Any) -> str | None:
+    def _trace_id(span: Any) -> int | None:
         raise NotImplementedError
 
     def before_invoke(self, *args: Any, **kwargs: Any) -> None:
@@ -70,8 +77,8 @@ class ToolEvents:
             state = self._turns.get(turn)
             if state is not None:
                 state.tool_start = perf_counter()
-                if state.span is not None and self.capture.enabled:
-                    state.span.set_attribute(
+                if state.traced and self.capture.enabled:
+                    self._span_of(turn, state).set_attribute(
                         sc.GEN_AI_TOOL_CALL_ARGUMENTS,
                         self.capture.render({"args": list(args), "kwargs": kwargs}),
                     )
@@ -105,16 +112,11 @@ class ToolEvents:
         if tool is None:
             return
         if turn is not None and turn.tool is tool:
+            # Run by a turn: recorded when the turn completes (with its trace id).
             turn_state = self._turns.get(turn)
-            if turn_state is None:
-                return
-            if self.store is not None:
-                self.store.tool_invoked(
-                    self._tool_label(tool.metadata.name),
-                    outcome,
-                    perf_counter() - turn_state.tool_start,
-                    turn_state.trace_id,
-                )
+            if turn_state is not None:
+                turn_state.tool_time = perf_counter() - turn_state.tool_start
+                turn_state.tool_outcome = outcome
             return
         state = self._tools.pop((asyncio.current_task(), tool), None)
         if state is None:
@@ -131,11 +133,15 @@ class ToolEvents:
                 span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
             trace_id = self._trace_id(span)
             span.end()
-        if self.store is not None:
-            label = self._tool_label(tool.metadata.name)
-            self.store.tool_invoked(label, outcome, duration, trace_id)
+        store = self.store
+        if store is not None:
+            cells = self.cells.tool(tool.metadata.name, outcome)
+            with store.lock:
+                cells.count.value += 1
+                store.observe(cells.duration, duration, trace_id)
             if self.otel is not None:
-                self.otel.tool_execution(label, type(exc).__name__ if exc else None, duration)
+                self.otel.tool_run(cells.label, type(exc).__name__ if exc else None, duration)
+                self._otel_tool.record(duration, cells.attrs, self._no_context)
 
     def after_invoke(self, result: Any) -> None:
         self._tool_done("ok", result, None)
@@ -151,10 +157,14 @@ class ToolEvents:
         state: Any
         if turn is not None and turn.tool is tool:
             state = self._turns.get(turn)
+            if state is None or not state.traced:
+                return
+            span = self._span_of(turn, state)
         else:
             state = self._tools.get((asyncio.current_task(), tool))
-        if state is None or state.span is None:
-            return
+            if state is None or state.span is None:
+                return
+            span = state.span
         state.yields += 1
         if state.yields <= self.yield_events_cap:
-            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})
+            span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})

@@ -75,8 +75,8 @@ class PrometheusCollector(Collector):
                     if kind == "histogram":
                         self._add_histogram(family, list(label_values), value)
                     elif kind == "counter":
-                        created = self.store.created_at(name, label_values)
-                        family.add_metric(list(label_values), value, created=created)
+                        total, created = value
+                        family.add_metric(list(label_values), total, created=created)
                     else:
                         family.add_metric(list(label_values), value)
             yield family
@@ -92,7 +92,7 @@ class PrometheusCollector(Collector):
             else:
                 trace_id, observed, stamp = exemplar
                 buckets.append(
-                    (bound, cumulative, Exemplar({"trace_id": trace_id}, observed, stamp))
+                    (bound, cumulative, Exemplar({"trace_id": f"{trace_id:032x}"}, observed, stamp))
                 )
         family.add_metric(labels, buckets, total)
 

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["epoch_ns", "parse_traceparent", "traceparent"]
-
-
-def epoch_ns(moment: Any) -> int | None:
-    """Nanoseconds since the epoch of a datetime (OpenTelemetry timestamps), or None."""
-    return None if moment is None else int(moment.timestamp() * 1e9)
+__all__ = ["parse_traceparent", "traceparent"]
 
 
 def traceparent(span_context: Any) -> dict[str, str]:

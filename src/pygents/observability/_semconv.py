@@ -188,9 +188,11 @@ METRICS: tuple[tuple[str, str, tuple[str, ...], str, str, str], ...] = (
 )
 
 #: OpenTelemetry-only GenAI histograms: (name, unit, attributes).
+METRIC_EXECUTE_TOOL_DURATION = "gen_ai.execute_tool.duration"
+METRIC_INVOKE_AGENT_DURATION = "gen_ai.invoke_agent.duration"
 GEN_AI_METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("gen_ai.execute_tool.duration", "s", (GEN_AI_TOOL_NAME, ERROR_TYPE)),
-    ("gen_ai.invoke_agent.duration", "s", (GEN_AI_AGENT_NAME, ERROR_TYPE)),
+    (METRIC_EXECUTE_TOOL_DURATION, "s", (GEN_AI_TOOL_NAME, ERROR_TYPE)),
+    (METRIC_INVOKE_AGENT_DURATION, "s", (GEN_AI_AGENT_NAME, ERROR_TYPE)),
 )
 
 #: Prometheus histogram buckets: 1 ms to 10 min.

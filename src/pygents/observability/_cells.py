@@ -1,0 +1,124 @@
+"""The metric series the bridge updates per turn, looked up once per label set.
+
+A turn touches up to five series (queue depth and wait, turn and tool duration, values);
+looking each up by name and label tuple, capping its labels and building its OpenTelemetry
+attributes on every turn would cost more than recording. ``Cells`` keeps, per agent, tool
+and outcome, the store cells and attribute dicts, so the per-turn work is the recording.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _semconv as sc
+
+if TYPE_CHECKING:
+    from ._metrics import OtelMetrics
+    from ._settings import LabelLimiter
+    from ._store import Counter, Histogram, MetricStore
+
+__all__ = ["AgentCells", "Cells", "ToolCells", "TurnCells"]
+
+
+class AgentCells:
+    """Series of one agent: its label, queue-wait histogram, enqueued counter."""
+
+    __slots__ = ("enqueued", "label", "labels", "wait", "wait_attrs")
+
+    def __init__(self, store: MetricStore, otel: OtelMetrics | None, label: str) -> None:
+        self.label = label
+        self.labels = (label,)
+        self.wait = store.histogram("pygents_turn_queue_wait_seconds", self.labels)
+        self.enqueued = store.counter("pygents_agent_turns_enqueued_total", self.labels)
+        self.wait_attrs = (
+            otel.attributes("pygents_turn_queue_wait_seconds", self.labels) if otel else None
+        )
+
+
+class TurnCells:
+    """Series of finished turns of one agent, tool and stop reason."""
+
+    __slots__ = ("attrs", "count", "duration", "gen_ai_attrs")
+
+    def __init__(
+        self,
+        store: MetricStore,
+        otel: OtelMetrics | None,
+        labels: tuple[str, str, str],
+        error_type: str | None,
+    ) -> None:
+        self.count: Counter = store.counter("pygents_turns_total", labels)
+        self.duration: Histogram = store.histogram("pygents_turn_duration_seconds", labels)
+        self.attrs: Any = None
+        self.gen_ai_attrs: Any = None
+        if otel is not None:
+            self.attrs = otel.attributes("pygents_turn_duration_seconds", labels)
+            self.gen_ai_attrs = otel.gen_ai_attributes(sc.GEN_AI_TOOL_NAME, labels[1], error_type)
+
+
+class ToolCells:
+    """Series of invocations of one tool with one outcome (``ok`` / ``error``)."""
+
+    __slots__ = ("attrs", "count", "duration", "label")
+
+    def __init__(self, store: MetricStore, otel: OtelMetrics | None, tool: str, outcome: str):
+        self.label = tool
+        self.count = store.counter("pygents_tool_invocations_total", (tool, outcome))
+        self.duration = store.histogram("pygents_tool_duration_seconds", (tool,))
+        self.attrs = otel.attributes("pygents_tool_duration_seconds", (tool,)) if otel else None
+
+
+class Cells:
+    """Caches of the cells above, keyed by names (labels are capped once, on first use)."""
+
+    def __init__(
+        self,
+        store: MetricStore,
+        otel: OtelMetrics | None,
+        agent_label: LabelLimiter,
+        tool_label: LabelLimiter,
+    ) -> None:
+        self.store = store
+        self.otel = otel
+        self._agent_label = agent_label
+        self._tool_label = tool_label
+        self._agents: dict[str, AgentCells] = {}
+        self._turns: dict[tuple[str, str, str, str | None], TurnCells] = {}
+        self._tools: dict[tuple[str, str], ToolCells] = {}
+        self._values: dict[tuple[str, str], Counter] = {}
+
+    def agent(self, name: str) -> AgentCells:
+        """The cells of the agent called ``name``."""
+        found = self._agents.get(name)
+        if found is None:
+            found = self._agents[name] = AgentCells(self.store, self.otel, self._agent_label(name))
+        return found
+
+    def turn(self, agent: str, tool: str, reason: str, error_type: str | None) -> TurnCells:
+        """The cells of a turn of ``tool`` run by ``agent`` ("" for none) ending ``reason``."""
+        key = (agent, tool, reason, error_type)
+        found = self._turns.get(key)
+        if found is None:
+            labels = (self._agent_label(agent) if agent else "", self._tool_label(tool), reason)
+            found = self._turns[key] = TurnCells(self.store, self.otel, labels, error_type)
+        return found
+
+    def tool(self, tool: str, outcome: str) -> ToolCells:
+        """The cells of invocations of ``tool`` with ``outcome``."""
+        key = (tool, outcome)
+        found = self._tools.get(key)
+        if found is None:
+            found = self._tools[key] = ToolCells(
+                self.store, self.otel, self._tool_label(tool), outcome
+            )
+        return found
+
+    def values(self, agent: str, tool: str) -> Counter:
+        """The counter of values yielded by ``agent`` from turns of ``tool``."""
+        key = (agent, tool)
+        found = self._values.get(key)
+        if found is None:
+            found = self._values[key] = self.store.counter(
+                "pygents_turn_values_total", (self._agent_label(agent), self._tool_label(tool))
+            )
+        return found

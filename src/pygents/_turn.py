@@ -177,7 +177,6 @@ class Turn:
         "_enqueued",
         "_hooks",
         "_kwargs",
-        "_meta",
         "_running",
         "_start",
         "_stop_reason",
@@ -226,7 +225,6 @@ class Turn:
         self._running = False
         # Allocated on first use: a queued turn is one object (cheap to build, light for GC).
         self._hooks: list[Any] | None = None
-        self._meta: TurnMetadata | None = None
         self._start: float | None = None
         self._end: float | None = None
         self._enqueued: float | None = None
@@ -247,11 +245,12 @@ class Turn:
 
     @property
     def metadata(self) -> TurnMetadata:
-        """Start and end time, stop reason, trace context; writable even while running."""
-        meta = self._meta
-        if meta is None:
-            meta = self._meta = TurnMetadata(self)
-        return meta
+        """Start and end time, stop reason, trace context; writable even while running.
+
+        A fresh view each time (the values live on the turn): caching it on the turn would
+        make every turn a reference cycle, left for the cyclic GC to find.
+        """
+        return TurnMetadata(self)
 
     # -- guarded attributes ------------------------------------------------------------------
 

@@ -1130,3 +1130,32 @@ async def test_current_turn_not_leaked_to_consumer_of_yielding(count: Any) -> No
         async for _ in stream:
             assert current_turn() is None
     assert current_turn() is None
+
+
+def test_a_finished_turn_is_freed_without_the_cyclic_gc():
+    """Reading metadata must not tie a turn into a reference cycle (memory of long runs)."""
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    @tool()
+    async def keeps_payload(payload: Payload) -> int:
+        return 1
+
+    gc.collect()
+    gc.disable()
+    try:
+        payload = Payload()
+        freed = weakref.finalize(payload, lambda: None)
+        turn = Turn(keeps_payload, kwargs={"payload": payload})
+        del payload
+        asyncio.run(turn.returning())
+        turn.metadata.trace_context = {"traceparent": "x"}
+        assert turn.metadata.duration is not None
+        assert turn.metadata.trace_context == {"traceparent": "x"}
+        del turn
+        assert not freed.alive, "the turn survived its last reference: a reference cycle"
+    finally:
+        gc.enable()

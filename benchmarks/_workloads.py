@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from time import perf_counter
@@ -333,3 +334,86 @@ class TelemetryMode:
             self.tracer_provider.shutdown()
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
+
+
+class SdkFloor:
+    """The least the telemetry contract can cost per turn, with no pygents hook at all.
+
+    The run loop drives a tool that itself starts and ends one OpenTelemetry SDK span per
+    call, as the bridge's ``execute_tool`` span: the contract's 7 attributes, a parent
+    context, the batch processor and a discarding exporter. With ``metrics``, the tool also
+    records the 4 SDK histograms the contract makes per turn (turn, tool and queue-wait
+    duration, ``gen_ai.execute_tool.duration``). Whatever a bridge does on top (hook
+    dispatch, bookkeeping, Prometheus) comes on top of this.
+    """
+
+    def __init__(self, metrics: bool) -> None:
+        from opentelemetry import trace
+        from opentelemetry.context import Context
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        owner = self
+        self.exported = 0
+
+        class Discard(SpanExporter):
+            def export(self, spans: Sequence[Any]) -> SpanExportResult:
+                owner.exported += len(spans)
+                return SpanExportResult.SUCCESS
+
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+        self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        tracer = self.tracer_provider.get_tracer("pygents-floor")
+        parent = tracer.start_span("invoke_agent floor")
+        context = trace.set_span_in_context(parent)
+        kind = trace.SpanKind.INTERNAL
+        name = unique("floor")
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.type": "function",
+            "gen_ai.tool.description": "A registered coroutine tool that returns its argument",
+            "pygents.turn.timeout": 60.0,
+            "pygents.turn.stop_reason": "completed",
+            "pygents.turn.values": 1,
+        }
+        meter = self.meter_provider.get_meter("pygents-floor")
+        turn_attrs = {"gen_ai.agent.name": "a", "gen_ai.tool.name": name, "s": "completed"}
+        one_attr = {"gen_ai.tool.name": name}
+        histograms = [
+            (meter.create_histogram(n, unit="s"), a)
+            for n, a in (
+                ("floor.turn.duration", turn_attrs),
+                ("floor.tool.duration", one_attr),
+                ("floor.queue_wait", {"gen_ai.agent.name": "a"}),
+                ("floor.execute_tool.duration", one_attr),
+            )
+        ]
+        empty = Context()
+
+        async def floor(x: int) -> int:
+            start = time.time_ns()
+            tracer.start_span(
+                name, context=context, kind=kind, attributes=attributes, start_time=start
+            ).end()
+            if metrics:
+                for histogram, attrs in histograms:
+                    histogram.record(0.001, attrs, empty)
+            return x
+
+        floor.__name__ = floor.__qualname__ = name
+        self.tool = tool()(floor)
+
+    def flush(self) -> None:
+        self.tracer_provider.force_flush()
+
+    def close(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()

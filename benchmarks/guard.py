@@ -57,6 +57,8 @@ GUARDED = (
     "telemetry_sdk",
     "telemetry_sdk_prometheus",
     "telemetry_sdk_prometheus_metrics",
+    "floor_sdk_span",
+    "floor_sdk_span_4_histograms",
 )
 TELEMETRY = {
     "telemetry_sdk": "sdk",
@@ -193,6 +195,34 @@ def measure_telemetry(runner: asyncio.Runner, mode: str, rounds: int, n: int) ->
     }
 
 
+def measure_floor(runner: asyncio.Runner, metrics: bool, rounds: int, n: int) -> dict[str, Any]:
+    """The contract's SDK work per turn done by the tool itself, no hooks (``SdkFloor``)."""
+    floor = w.SdkFloor(metrics)
+    agent = w.agent_with([floor.tool])
+    yardstick = w.trivial_tool().fn  # the calibration awaits the usual trivial coroutine
+    calib: list[float] = []
+    drains: list[float] = []
+    warmup = 2
+    try:
+        for r in range(warmup + rounds):
+            gc.collect()
+            c = runner.run(w.timed_calibration(yardstick, n)) / n
+            runner.run(w.put_round(agent, floor.tool, n))
+            d = runner.run(w.timed_drain(agent)) / n
+            floor.flush()
+            if r >= warmup:
+                calib.append(c)
+                drains.append(d)
+    finally:
+        floor.close()
+        w.forget(agent)
+    return {
+        "calibration_us": median_us(calib),
+        "median_us": median_us(drains),
+        "ratio": statistics.median(drains) / statistics.median(calib),
+    }
+
+
 def measure_installed_off(passes: int, n: int, processes: int = 3) -> dict[str, Any]:
     """Run loop in "installed but off" vs "not installed" worker processes.
 
@@ -323,6 +353,12 @@ def report(
                 f"{name}: own calibration {r['calibration_us']:.2f} us; Turn+put "
                 f"{r['put_us']:.2f} us/turn; {r['spans']}"
             )
+    if "floor_sdk_span" in results and "skipped" not in results["floor_sdk_span"]:
+        notes.append(
+            "floor_sdk_span[_4_histograms]: no hooks; the tool itself makes the SDK span of "
+            "the contract (and records its 4 per-turn SDK histograms): the least any bridge "
+            "can cost"
+        )
     return "\n".join(lines + (["", *notes] if notes else [])), failed
 
 
@@ -371,6 +407,14 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     results[name] = measure_telemetry(
                         runner, mode, args.telemetry_rounds, args.telemetry_n
+                    )
+                except ImportError as exc:
+                    results[name] = {"skipped": f"telemetry packages missing ({exc.name})"}
+        for name, metrics in (("floor_sdk_span", False), ("floor_sdk_span_4_histograms", True)):
+            if name in selected:
+                try:
+                    results[name] = measure_floor(
+                        runner, metrics, args.telemetry_rounds, args.telemetry_n
                     )
                 except ImportError as exc:
                     results[name] = {"skipped": f"telemetry packages missing ({exc.name})"}

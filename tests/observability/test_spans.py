@@ -101,6 +101,115 @@ def bridge_hook_names() -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- span timing
+#
+# A turn's span is handed to the SDK when the turn completes, unless something needs it
+# earlier (an event, a child, a link): these tests pin that the span still covers the turn
+# exactly, whichever way it was started.
+
+
+def _ns(moment: Any) -> int:
+    return int(moment.timestamp() * 1e9)
+
+
+async def test_turn_span_covers_the_turn_from_start_to_end(telemetry: Any) -> None:
+    @tool()
+    async def slow_step() -> int:
+        await asyncio.sleep(0.03)
+        return 1
+
+    agent = Agent("timed", "d", [slow_step])
+    turn = Turn(slow_step)
+    await agent.put(turn)
+    await drain(agent)
+
+    span = only(telemetry.by_name(EXECUTE.format("slow_step")))
+    run = only(telemetry.by_name(INVOKE.format("timed")))
+    assert span.end_time - span.start_time >= 30_000_000
+    # Within 5 ms of the turn's own metadata (the hooks run right after / before it).
+    assert abs(span.start_time - _ns(turn.metadata.start_time)) < 5_000_000
+    assert abs(span.end_time - _ns(turn.metadata.end_time)) < 5_000_000
+    assert run.start_time <= span.start_time <= span.end_time <= run.end_time
+    assert attrs(span)["pygents.turn.stop_reason"] == "completed"
+    assert attrs(span)["gen_ai.tool.name"] == "slow_step"
+
+
+async def test_event_in_the_middle_of_a_turn_lands_on_a_span_started_at_the_turn_start(
+    telemetry: Any,
+) -> None:
+    @tool()
+    async def noting(memory: ContextQueue) -> str:
+        await asyncio.sleep(0.02)
+        await memory.append(ContextItem(content="x", description="a note"))
+        await asyncio.sleep(0.02)
+        return "noted"
+
+    agent = Agent("noter", "d", [noting], context_queue=ContextQueue(limit=5))
+    turn = Turn(noting)
+    await agent.put(turn)
+    assert await drain(agent) == [("noting", "noted")]
+
+    span = only(telemetry.by_name(EXECUTE.format("noting")))
+    appended = [e for e in span.events if e.name == "pygents.context_queue.append"]
+    assert len(appended) == 1
+    assert span.start_time + 20_000_000 <= appended[0].timestamp <= span.end_time - 20_000_000
+    assert abs(span.start_time - _ns(turn.metadata.start_time)) < 5_000_000
+    assert attrs(span)["pygents.turn.stop_reason"] == "completed"
+    assert attrs(span)["pygents.turn.values"] == 1
+
+
+async def test_uninstrument_while_a_turn_runs_ends_its_span_with_the_right_start(
+    telemetry: Any,
+) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    @tool()
+    async def blocking() -> int:
+        started.set()
+        await release.wait()
+        return 1
+
+    turn = Turn(blocking)
+    task = asyncio.create_task(turn.returning())
+    await started.wait()
+    await asyncio.sleep(0.01)
+    uninstrument()  # the turn is still running
+    span = only(telemetry.by_name(EXECUTE.format("blocking")))
+    assert span.end_time - span.start_time >= 10_000_000
+    assert abs(span.start_time - _ns(turn.metadata.start_time)) < 5_000_000
+    release.set()
+    assert await task == 1
+    assert len(telemetry.by_name(EXECUTE.format("blocking"))) == 1  # no second span
+
+
+async def test_every_processor_sees_the_turn_span_start_before_its_end(telemetry: Any) -> None:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    seen: list[tuple[str, str]] = []
+
+    class Recorder(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            seen.append(("start", span.name))
+
+        def on_end(self, span: Any) -> None:
+            seen.append(("end", span.name))
+
+    telemetry.tracer_provider.add_span_processor(Recorder())
+
+    @tool()
+    async def observed() -> int:
+        return 1
+
+    agent = Agent("observer", "d", [observed])
+    await agent.put(Turn(observed))
+    await drain(agent)
+    step = EXECUTE.format("observed")
+    assert seen.index(("start", step)) < seen.index(("end", step))
+    assert seen[0] == ("start", INVOKE.format("observer"))
+    assert seen[-1] == ("end", INVOKE.format("observer"))
+
+
 # --------------------------------------------------------------------------- plain agent run
 
 

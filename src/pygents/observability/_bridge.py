@@ -33,7 +33,7 @@ from pygents import (
 from . import _semconv as sc
 from ._bridge_context import ContextEvents
 from ._bridge_tools import ToolEvents, _ToolState
-from ._cells import Cells
+from ._cells import Cells, Lane
 from ._propagation import parse_traceparent, traceparent
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
 from ._store import MetricStore
@@ -58,6 +58,7 @@ class _TurnState:
         "agent",
         "error_type",
         "exc",
+        "lane",
         "links",
         "parent",
         "span",
@@ -69,8 +70,9 @@ class _TurnState:
         "yields",
     )
 
-    def __init__(self, agent: Any, start: int) -> None:
+    def __init__(self, agent: Any, lane: Lane, start: int) -> None:
         self.agent = agent
+        self.lane = lane
         self.start = start
         self.traced = False
         self.span: Any = None
@@ -116,6 +118,7 @@ class Bridge(ToolEvents, ContextEvents):
         self._tools: dict[Any, _ToolState] = {}
         self._routing: dict[Any, tuple[Any, int | None, Any]] = {}
         self._tool_attrs: dict[tuple[Any, Any], tuple[str, dict[str, Any]]] = {}
+        self._lanes: dict[tuple[str, Any, Any], Lane] = {}
         limit = label_limit()
         self._agent_label = LabelLimiter("agent", limit)
         self._tool_label = LabelLimiter("tool", limit)
@@ -272,12 +275,12 @@ class Bridge(ToolEvents, ContextEvents):
         """The turn's span, started now (at the turn's start time) if it is not yet."""
         span = state.span
         if span is None:
-            name, start_attributes = self._span_start(turn.tool, turn.timeout)
+            lane = state.lane
             span = state.span = self.tracer.start_span(
-                name,
+                lane.span_name,
                 context=state.parent,
                 kind=self._INTERNAL,
-                attributes=attributes or start_attributes,
+                attributes=attributes or lane.start_attributes,
                 links=state.links,
                 start_time=state.start,
             )
@@ -318,19 +321,36 @@ class Bridge(ToolEvents, ContextEvents):
 
     # -- turns -----------------------------------------------------------------------------
 
+    def _lane(self, key: tuple[str, Any, Any]) -> Lane:
+        """The lane of (agent name, tool, timeout), made on first use."""
+        lane = self._lanes[key] = Lane(key[0], key[1])
+        if self.tracer is not None:
+            lane.span_name, lane.start_attributes = self._span_start(key[1], key[2])
+            lane.done_attributes = {
+                **lane.start_attributes,
+                sc.PYGENTS_TURN_STOP_REASON: _COMPLETED.value,
+                sc.PYGENTS_TURN_VALUES: 1,
+            }
+        if self.store is not None and key[0]:
+            lane.agent = self.cells.agent(key[0])
+        return lane
+
     def before_run(self, turn: Any) -> None:
         agent = current_agent()
-        run_by_agent = agent is not None and agent.current_turn is turn
+        owner = agent if agent is not None and agent.current_turn is turn else None
+        run_by_agent = owner is not None
+        key = (owner.name if owner is not None else "", turn.tool, turn.timeout)
+        lane = self._lanes.get(key) or self._lane(key)
         # State first: if the tracer fails below, metrics are still recorded at completion.
-        state = self._turns[turn] = _TurnState(agent if run_by_agent else None, time_ns())
+        state = self._turns[turn] = _TurnState(owner, lane, time_ns())
         try:
             if self.tracer is not None and not self._suppressed():
                 self._trace_turn(turn, agent, run_by_agent, state)
         finally:  # spans and metrics fail independently
-            if agent is not None and run_by_agent and self.store is not None:
+            cells = lane.agent
+            if cells is not None and run_by_agent:
                 wait = turn.metadata.queue_wait
                 if wait is not None:
-                    cells = self.cells.agent(agent.name)
                     with self._lock:
                         self._observe(cells.wait, wait)
                     if self.otel is not None:
@@ -408,74 +428,90 @@ class Bridge(ToolEvents, ContextEvents):
                 trace_id = self._end_turn_span(turn, state, reason, end)
         finally:  # spans and metrics fail independently
             if self.store is not None:
-                self._turn_metrics(turn, state, reason, (end - state.start) / 1e9, trace_id)
+                self._turn_metrics(state, reason, end, trace_id)
 
     def _turn_metrics(
-        self,
-        turn: Any,
-        state: _TurnState,
-        reason: StopReason | None,
-        seconds: float,
-        trace_id: int | None,
+        self, state: _TurnState, reason: StopReason | None, end: int, trace_id: int | None
     ) -> None:
-        agent = state.agent
-        tool_name = turn.tool.metadata.name
-        error_type = state.error_type
-        cells = self.cells.turn(
-            agent.name if agent is not None else "",
-            tool_name,
-            reason.value if reason is not None else "unknown",
-            self._error_label(error_type) if error_type is not None else None,
-        )
+        lane = state.lane
+        cells = lane.turn_ok
+        if cells is None or reason is not _COMPLETED or state.error_type is not None:
+            cells = self.cells.turn(
+                lane.agent_name,
+                lane.tool.metadata.name,
+                reason.value if reason is not None else "unknown",
+                None if state.error_type is None else self._error_label(state.error_type),
+            )
+            if reason is _COMPLETED and state.error_type is None:
+                lane.turn_ok = cells
         tool_time = state.tool_time
-        tool_cells = None if tool_time is None else self.cells.tool(tool_name, state.tool_outcome)
+        tool_cells = None
+        if tool_time is not None:
+            tool_cells = lane.tool_ok if state.tool_outcome == "ok" else None
+            if tool_cells is None:
+                tool_cells = self.cells.tool(lane.tool.metadata.name, state.tool_outcome)
+                if state.tool_outcome == "ok":
+                    lane.tool_ok = tool_cells
+        seconds = (end - state.start) / 1e9
+        stamp = end / 1e9
         observe = self._observe
         with self._lock:
             cells.count.value += 1
-            observe(cells.duration, seconds, trace_id)
+            observe(cells.duration, seconds, trace_id, stamp)
             if tool_cells is not None:
                 tool_cells.count.value += 1
-                observe(tool_cells.duration, tool_time, trace_id)  # type: ignore[arg-type]
+                observe(tool_cells.duration, tool_time, trace_id, stamp)  # type: ignore[arg-type]
         if self.otel is not None:
-            self._otel_turn.record(seconds, cells.attrs, self._no_context)
-            self._otel_gen_ai.record(seconds, cells.gen_ai_attrs, self._no_context)
+            no_context = self._no_context
+            self._otel_turn.record(seconds, cells.attrs, no_context)
+            self._otel_gen_ai.record(seconds, cells.gen_ai_attrs, no_context)
             if tool_cells is not None:
-                self._otel_tool.record(tool_time, tool_cells.attrs, self._no_context)
+                self._otel_tool.record(tool_time, tool_cells.attrs, no_context)
 
     def _end_turn_span(
         self, turn: Any, state: _TurnState, reason: StopReason | None, end: int
     ) -> int | None:
         """End (or start and end) the turn's span; return its trace id if sampled."""
-        agent = state.agent
-        tool = turn.tool
+        lane = state.lane
+        tool = lane.tool
         output = turn.output
-        completed = reason is _COMPLETED
-        if tool.is_generator:
-            values = len(output) if isinstance(output, list) else 0
-        else:
-            values = 1 if completed else 0
-        closing: dict[str, Any] = {
-            sc.PYGENTS_TURN_STOP_REASON: reason.value if reason else "unknown",
-            sc.PYGENTS_TURN_VALUES: values,
-        }
-        returned = completed and output is not None and not tool.is_generator
-        if returned and self.capture.enabled:
-            closing[sc.GEN_AI_TOOL_CALL_RESULT] = self.capture.render(output)
         span = state.span
-        if span is None:
-            # The usual case: nothing needed the span earlier; start it with everything.
-            attributes = dict(self._span_start(tool, turn.timeout)[1])
-            attributes.update(closing)
-            if state.error_type is not None:
-                attributes[sc.ERROR_TYPE] = state.error_type
-            span = self._span_of(turn, state, attributes)
+        returned = reason is _COMPLETED and output is not None and not tool.is_generator
+        if (
+            span is None
+            and reason is _COMPLETED
+            and state.error_type is None
+            and not tool.is_generator
+            and not (returned and self.capture.enabled)
+        ):
+            # The usual case: nothing needed the span earlier, and the attributes of a
+            # completed turn of this lane are always the same (built once).
+            span = self._span_of(turn, state, lane.done_attributes)
         else:
-            span.set_attributes(closing)
-        trace_id = self._trace_id(span)
+            if tool.is_generator:
+                values = len(output) if isinstance(output, list) else 0
+            else:
+                values = 1 if reason is _COMPLETED else 0
+            closing: dict[str, Any] = {
+                sc.PYGENTS_TURN_STOP_REASON: reason.value if reason else "unknown",
+                sc.PYGENTS_TURN_VALUES: values,
+            }
+            if returned and self.capture.enabled:
+                closing[sc.GEN_AI_TOOL_CALL_RESULT] = self.capture.render(output)
+            if span is None:
+                attributes = {**lane.start_attributes, **closing}
+                if state.error_type is not None:
+                    attributes[sc.ERROR_TYPE] = state.error_type
+                span = self._span_of(turn, state, attributes)
+            else:
+                span.set_attributes(closing)
+        context = span.get_span_context()
+        trace_id = context.trace_id if context.trace_flags.sampled else None
         if returned:
             if isinstance(output, Turn) and output.metadata.trace_context is None:
                 # Tool-driven flow control: the returned turn links back to this one.
-                output.metadata.trace_context = traceparent(span.get_span_context())
+                output.metadata.trace_context = traceparent(context)
+            agent = state.agent
             if agent is not None and isinstance(output, Turn | ContextItem):
                 # The agent routes the output next (put / append / add): keep the span open
                 # for those events; ON_TURN_VALUE (or the run's end) closes it.
@@ -580,7 +616,12 @@ class Bridge(ToolEvents, ContextEvents):
         if self._routing:
             self._end_routed(turn)
         if self.store is not None:
-            counter = self.cells.values(agent.name, turn.tool.metadata.name)
+            lane = self._lanes.get((agent.name, turn.tool, turn.timeout))
+            counter = None if lane is None else lane.values
+            if counter is None:
+                counter = self.cells.values(agent.name, turn.tool.metadata.name)
+                if lane is not None:
+                    lane.values = counter
             with self._lock:
                 counter.value += 1
 

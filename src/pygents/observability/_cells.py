@@ -122,3 +122,35 @@ class Cells:
                 "pygents_turn_values_total", (self._agent_label(agent), self._tool_label(tool))
             )
         return found
+
+
+class Lane:
+    """What turns of one tool, run by one agent (or none) with one timeout, record.
+
+    Looked up once per turn (when it starts); the common outcome's cells (completed, tool
+    ``ok``) and the span's names and attribute dicts are filled on first use and then reused,
+    so a turn that completes normally builds no dict and no label tuple.
+    """
+
+    __slots__ = (
+        "agent",
+        "agent_name",
+        "done_attributes",
+        "span_name",
+        "start_attributes",
+        "tool",
+        "tool_ok",
+        "turn_ok",
+        "values",
+    )
+
+    def __init__(self, agent_name: str, tool: Any) -> None:
+        self.agent_name = agent_name
+        self.tool = tool
+        self.agent: AgentCells | None = None
+        self.turn_ok: TurnCells | None = None
+        self.tool_ok: ToolCells | None = None
+        self.values: Counter | None = None
+        self.span_name = ""
+        self.start_attributes: dict[str, Any] = {}
+        self.done_attributes: dict[str, Any] = {}

@@ -95,16 +95,23 @@ class MetricStore:
         """Set a gauge."""
         self.values[name][labels] = float(value)
 
-    def observe(self, cell: Histogram, value: float, trace_id: int | None = None) -> None:
-        """Record an observation (with an exemplar when a trace id is given).
+    def observe(
+        self,
+        cell: Histogram,
+        value: float,
+        trace_id: int | None = None,
+        stamp: float | None = None,
+    ) -> None:
+        """Record an observation, with an exemplar when a trace id is given.
 
-        The caller holds ``lock``.
+        ``stamp`` is the exemplar's time (epoch seconds; now if None). The caller holds
+        ``lock``.
         """
         index = bisect_left(self.buckets, value)
         cell.counts[index] += 1
         cell.sum += value
         if trace_id is not None:
-            cell.exemplars[index] = (trace_id, value, time.time())
+            cell.exemplars[index] = (trace_id, value, time.time() if stamp is None else stamp)
 
     # -- reading (scrapes, observable callbacks, tests) ------------------------------------
 

@@ -255,8 +255,8 @@ class Bridge(ToolEvents, ContextEvents):
             self._tool_attrs[key] = found
         return found
 
-    def _links(self, turn: Any) -> list[Any] | None:
-        parsed = parse_traceparent(turn.metadata.trace_context)
+    def _links(self, carrier: dict[str, str] | None) -> list[Any] | None:
+        parsed = parse_traceparent(carrier)
         if parsed is None:
             return None
         trace_id, span_id, flags = parsed
@@ -343,20 +343,21 @@ class Bridge(ToolEvents, ContextEvents):
         lane = self._lanes.get(key) or self._lane(key)
         # State first: if the tracer fails below, metrics are still recorded at completion.
         state = self._turns[turn] = _TurnState(owner, lane, time_ns())
+        meta = turn.metadata
         try:
             if self.tracer is not None and not self._suppressed():
-                self._trace_turn(turn, agent, run_by_agent, state)
+                self._trace_turn(meta, agent, run_by_agent, state)
         finally:  # spans and metrics fail independently
             cells = lane.agent
             if cells is not None and run_by_agent:
-                wait = turn.metadata.queue_wait
+                wait = meta.queue_wait
                 if wait is not None:
                     with self._lock:
                         self._observe(cells.wait, wait)
                     if self.otel is not None:
                         self._otel_wait.record(wait, cells.wait_attrs, self._no_context)
 
-    def _trace_turn(self, turn: Any, agent: Any, run_by_agent: bool, state: _TurnState) -> None:
+    def _trace_turn(self, meta: Any, agent: Any, run_by_agent: bool, state: _TurnState) -> None:
         """Keep what the turn's span will start with: its parent context and links."""
         if run_by_agent:
             run = self._runs.get(agent)
@@ -371,8 +372,8 @@ class Bridge(ToolEvents, ContextEvents):
                 state.parent = self._current_context()
         else:
             state.parent = self._current_context()
-        if turn.metadata.trace_context is not None:
-            state.links = self._links(turn)
+        if meta.trace_context is not None:
+            state.links = self._links(meta.trace_context)
         state.traced = True
 
     def turn_error(self, turn: Any, exc: BaseException) -> None:

@@ -13,7 +13,7 @@ from . import _serde
 from ._context import ContextItem, ContextPool, ContextQueue
 from ._current import FRAME
 from ._enums import AgentHook, TurnHook
-from ._hooks import DONE, HookPoint, fire, normalize_tags
+from ._hooks import DONE, HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
 from ._tool import Tool
 from ._turn import Turn, run_returning, run_yielding
@@ -367,8 +367,11 @@ class Agent:
         """Route a value (a Turn or ContextItem), then fire ON_TURN_VALUE."""
         if isinstance(value, _ROUTED):
             await self._route(value, turn)
-        if self._hooks or _G_TURN_VALUE:
+        if self._hooks:
             await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
+        elif _G_TURN_VALUE:
+            # The run loop's frame is this agent's whenever a global agent hook exists.
+            await fire_global(_G_TURN_VALUE, self._tags, self, turn, value)
 
     async def _route(self, value: Any, source: Turn) -> None:
         # Routing runs in the producing turn's frame, so put/append/add hooks see
@@ -424,7 +427,10 @@ class Agent:
                         juggle = True
                         FRAME.set(mine)
                     if hooks or _G_BEFORE_TURN:
-                        await self._fire(AgentHook.BEFORE_TURN)
+                        if hooks:
+                            await self._fire(AgentHook.BEFORE_TURN)
+                        else:  # the frame is this agent's (juggle)
+                            await fire_global(_G_BEFORE_TURN, self._tags, self)
                         if not queue:
                             break
                 turn = queue.popleft()
@@ -466,8 +472,10 @@ class Agent:
                         FRAME.set(mine)
                     else:
                         yield turn, value
-                if hooks or _G_AFTER_TURN:
+                if hooks:
                     await self._fire(AgentHook.AFTER_TURN, turn)
+                elif _G_AFTER_TURN:
+                    await fire_global(_G_AFTER_TURN, self._tags, self, turn)
                 done += 1
                 if not done % _BREATHE_EVERY:
                     await asyncio.sleep(0)

@@ -10,7 +10,16 @@ from . import _callable
 from ._enums import HOOK_FAMILIES, HookType
 from ._registry import HookRegistry
 
-__all__ = ["AsyncHook", "Hook", "HookMetadata", "HookPoint", "fire", "hook", "normalize_tags"]
+__all__ = [
+    "AsyncHook",
+    "Hook",
+    "HookMetadata",
+    "HookPoint",
+    "fire",
+    "fire_global",
+    "hook",
+    "normalize_tags",
+]
 
 HookFn = Callable[..., Awaitable[Any]]
 F = TypeVar("F", bound=HookFn)
@@ -305,6 +314,25 @@ def fire(
         return DONE
     if len(chosen) == 1:
         return chosen[0](*args, **kwargs)
+    return _fire_all(chosen, args, kwargs)
+
+
+def fire_global(
+    global_hooks: list[Hook], tags: frozenset[str], *args: Any, **kwargs: Any
+) -> Awaitable[Any]:
+    """``fire`` for an object without instance hooks: only one type's global hooks.
+
+    The hot paths call this directly when they know no instance hook is attached (the usual
+    case for process-wide hooks such as telemetry): no instance lists to scan.
+    """
+    if len(global_hooks) == 1:
+        only = global_hooks[0]
+        if not only.tags or not only.tags.isdisjoint(tags):
+            return getattr(only, "invoke", only)(*args, **kwargs)
+        return DONE
+    chosen = [h for h in global_hooks if not h.tags or not h.tags.isdisjoint(tags)]
+    if not chosen:
+        return DONE
     return _fire_all(chosen, args, kwargs)
 
 

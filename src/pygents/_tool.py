@@ -20,7 +20,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload, runtime
 from . import _callable
 from ._current import FRAME
 from ._enums import ToolHook
-from ._hooks import HookPoint, fire, normalize_tags
+from ._hooks import HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 
 __all__ = ["AsyncGenTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
@@ -120,7 +120,10 @@ class _BaseTool:
         self._plain = shape.plain
 
     def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
+        hooks = self.hooks
+        if hooks:
+            return fire(hook_type, (hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
+        return fire_global(GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<tool {self.metadata.name!r}>"
@@ -144,8 +147,10 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         meta._start = time()
         meta._end = None
         try:
-            if self.hooks or _G_BEFORE:
+            if self.hooks:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
+            elif _G_BEFORE:
+                await fire_global(_G_BEFORE, self.tags, *args, **kwargs)
             if self._plain:
                 result: R = await self.fn(*args, **kwargs)
             else:
@@ -161,8 +166,10 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
                 await self._fire(ToolHook.ON_ERROR, exc=exc)
             raise
         meta._end = time()
-        if self.hooks or _G_AFTER:
+        if self.hooks:
             await self._fire(ToolHook.AFTER_INVOKE, result)
+        elif _G_AFTER:
+            await fire_global(_G_AFTER, self.tags, result)
         return result
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

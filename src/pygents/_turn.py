@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import _serde
 from ._current import FRAME
 from ._enums import StopReason, TurnHook
-from ._hooks import HookPoint, fire, normalize_tags
+from ._hooks import HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._tool import _BaseTool
 from .errors import SafeExecutionError, SerializationError, TurnTimeoutError, WrongRunMethodError
@@ -514,12 +514,11 @@ async def _failed(turn: Turn, agent: Agent | None, exc: Exception, hooked: bool)
             await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
 
 
-async def _complete(turn: Turn, agent: Agent | None, outer: Any) -> None:
-    """Fire ON_COMPLETE (whatever happened), then restore the caller's frame."""
-    try:
-        await _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
-    finally:
-        FRAME.set(outer)
+def _completion(turn: Turn, agent: Agent | None, local: bool) -> Awaitable[Any]:
+    """ON_COMPLETE's awaitable (whatever happened; the caller restores the frame after)."""
+    if local:
+        return _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
+    return fire_global(_G_COMPLETE, turn.tags, turn, turn._stop_reason)
 
 
 def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
@@ -554,8 +553,10 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
     """Execute a coroutine-tool turn: hooks, dynamic args, timeout, metadata, stop reason."""
     outer, _, hooked, local = _enter(turn, agent)
     try:
-        if local or _G_BEFORE_RUN:
+        if local:
             await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
+        elif _G_BEFORE_RUN:
+            await fire_global(_G_BEFORE_RUN, turn.tags, turn)
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
             args, kwargs = _resolve_dynamic(args, kwargs)
@@ -567,8 +568,10 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         else:
             output = await _finish(coro, pending, turn._timeout, turn)
         turn.output = output
-        if local or _G_AFTER_RUN:
+        if local:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
+        elif _G_AFTER_RUN:
+            await fire_global(_G_AFTER_RUN, turn.tags, turn, output)
         turn._stop_reason = _COMPLETED
         return output
     except Exception as exc:
@@ -581,7 +584,10 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
         if local or _G_COMPLETE:
-            await _complete(turn, agent, outer)
+            try:
+                await _completion(turn, agent, local)
+            finally:
+                FRAME.set(outer)
         else:
             FRAME.set(outer)
 
@@ -597,8 +603,10 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
     turn.output = values
     stream: Any = None
     try:
-        if local or _G_BEFORE_RUN:
+        if local:
             await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
+        elif _G_BEFORE_RUN:
+            await fire_global(_G_BEFORE_RUN, turn.tags, turn)
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
             args, kwargs = _resolve_dynamic(args, kwargs)
@@ -629,8 +637,10 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
                 yield value
             finally:
                 FRAME.set(frame)
-        if local or _G_AFTER_RUN:
+        if local:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
+        elif _G_AFTER_RUN:
+            await fire_global(_G_AFTER_RUN, turn.tags, turn, values)
         turn._stop_reason = _COMPLETED
     except Exception as exc:
         await _close(stream)
@@ -645,7 +655,10 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
         if local or _G_COMPLETE:
-            await _complete(turn, agent, outer)
+            try:
+                await _completion(turn, agent, local)
+            finally:
+                FRAME.set(outer)
         else:
             FRAME.set(outer)
 

@@ -35,7 +35,15 @@ os.environ["PYGENTS_TELEMETRY"] = "off"
 
 import _workloads as w  # noqa: E402
 
-from pygents import AgentHook, ContextPoolHook, ContextQueueHook, ToolHook, TurnHook, hook  # noqa: E402
+from pygents import (  # noqa: E402
+    AgentHook,
+    ContextPoolHook,
+    ContextQueueHook,
+    ToolHook,
+    TurnHook,
+    current_turn,
+    hook,
+)
 from pygents.testing import isolated_registries  # noqa: E402
 
 
@@ -116,6 +124,104 @@ def tracer_without_processor() -> Iterator[None]:
 
 
 @contextmanager
+def minimal_bridge() -> Iterator[None]:
+    """The least Python a bridge of the same hooks can run, for comparison (not a bridge).
+
+    The per-turn hooks the real bridge uses (``BEFORE_TURN``, ``BEFORE_RUN``,
+    ``BEFORE_INVOKE``, ``AFTER_INVOKE``, ``ON_COMPLETE``, ``ON_TURN_VALUE``), each doing only
+    the essential work: one SDK span per turn made at completion (same 7 attributes, batch
+    processor, discarding exporter) and the Prometheus-side counts as bare list and dict
+    updates. No failure guard, label cap, exemplar, suppression check or run bookkeeping.
+    """
+    import threading
+    import time
+    from bisect import bisect_left
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    tracer = provider.get_tracer("minimal")
+    kind = trace.SpanKind.INTERNAL
+    bounds = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    lock = threading.Lock()
+    counts = {"turn": [0] * 7, "tool": [0] * 7, "wait": [0] * 7, "values": 0}
+    depth: dict[str, int] = {}
+    states: dict[Any, list[Any]] = {}
+    run_context: list[Any] = [None]
+    start_attrs = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "trivial",
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.description": "A registered coroutine tool that returns its argument",
+        "pygents.turn.timeout": 60.0,
+    }
+    with isolated_registries():
+
+        @hook(AgentHook.ON_RUN_START)
+        async def minimal_run_start(agent: Any) -> None:
+            run_context[0] = trace.set_span_in_context(tracer.start_span("invoke_agent"))
+
+        @hook(AgentHook.BEFORE_TURN)
+        async def minimal_before_turn(agent: Any) -> None:
+            depth[agent.name] = len(agent) - 1
+
+        @hook(TurnHook.BEFORE_RUN)
+        async def minimal_before_run(turn: Any) -> None:
+            states[turn] = [time.time_ns(), 0.0, 0.0]
+            wait = turn.metadata.queue_wait
+            with lock:
+                counts["wait"][bisect_left(bounds, wait)] += 1
+
+        @hook(ToolHook.BEFORE_INVOKE)
+        async def minimal_before_invoke(*args: Any, **kwargs: Any) -> None:
+            state = states.get(current_turn())
+            if state is not None:
+                state[1] = time.perf_counter()
+
+        @hook(ToolHook.AFTER_INVOKE)
+        async def minimal_after_invoke(result: Any) -> None:
+            state = states.get(current_turn())
+            if state is not None:
+                state[2] = time.perf_counter() - state[1]
+
+        @hook(TurnHook.ON_COMPLETE)
+        async def minimal_complete(turn: Any, reason: Any) -> None:
+            start, _, tool_time = states.pop(turn)
+            end = time.time_ns()
+            attributes = dict(start_attrs)
+            attributes["pygents.turn.stop_reason"] = reason.value
+            attributes["pygents.turn.values"] = 1
+            span = tracer.start_span(
+                "execute_tool trivial",
+                context=run_context[0],
+                kind=kind,
+                attributes=attributes,
+                start_time=start,
+            )
+            span.end(end_time=end)
+            with lock:
+                counts["turn"][bisect_left(bounds, (end - start) / 1e9)] += 1
+                counts["tool"][bisect_left(bounds, tool_time)] += 1
+
+        @hook(AgentHook.ON_TURN_VALUE)
+        async def minimal_value(agent: Any, turn: Any, value: Any) -> None:
+            with lock:
+                counts["values"] += 1
+
+        try:
+            yield
+        finally:
+            provider.shutdown()
+
+
+@contextmanager
 def mode(name: str) -> Iterator[None]:
     with w.TelemetryMode(name) as telemetry:
         yield
@@ -133,6 +239,7 @@ def ablations(n: int, rounds: int) -> list[tuple[str, float]]:
             ("  same, GC disabled during the drain", lambda: mode("sdk"), True),
             ("SDK tracer + Prometheus", lambda: mode("sdk_prometheus"), False),
             ("  same, GC disabled during the drain", lambda: mode("sdk_prometheus"), True),
+            ("  a minimal bridge of the same hooks (comparison)", minimal_bridge, False),
             (
                 "SDK tracer + Prometheus + SDK metrics",
                 lambda: mode("sdk_prometheus_metrics"),

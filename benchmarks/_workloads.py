@@ -246,6 +246,24 @@ MODE_LABELS = {
 }
 
 
+def discarding_tracer_provider(owner: Any) -> Any:
+    """An SDK ``TracerProvider`` with the batch processor and an exporter that drops the
+    spans, counting them in ``owner.exported``."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        """Counts the spans it is given and drops them."""
+
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            owner.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return provider
+
+
 class TelemetryMode:
     """Context manager: install one telemetry mode, and uninstrument on exit.
 
@@ -285,25 +303,9 @@ class TelemetryMode:
 
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            SpanExporter,
-            SpanExportResult,
-        )
         from prometheus_client import CollectorRegistry
 
-        owner = self
-
-        class Discard(SpanExporter):
-            """Counts the spans it is given and drops them."""
-
-            def export(self, spans: Sequence[Any]) -> SpanExportResult:
-                owner.exported += len(spans)
-                return SpanExportResult.SUCCESS
-
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+        self.tracer_provider = discarding_tracer_provider(self)
         registry: Any = CollectorRegistry() if "prometheus" in self.mode else False
         if self.mode.endswith("metrics"):
             # A reader that collects only when asked: nothing is collected during the run.
@@ -352,23 +354,9 @@ class SdkFloor:
         from opentelemetry.context import Context
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            SpanExporter,
-            SpanExportResult,
-        )
 
-        owner = self
         self.exported = 0
-
-        class Discard(SpanExporter):
-            def export(self, spans: Sequence[Any]) -> SpanExportResult:
-                owner.exported += len(spans)
-                return SpanExportResult.SUCCESS
-
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+        self.tracer_provider = discarding_tracer_provider(self)
         self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         tracer = self.tracer_provider.get_tracer("pygents-floor")
         parent = tracer.start_span("invoke_agent floor")

@@ -37,6 +37,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -402,20 +403,15 @@ def main(argv: list[str] | None = None) -> int:
             results["installed_off_vs_not_installed"] = measure_installed_off(
                 passes=max(11, args.rounds // 3), n=args.n
             )
-        for name, mode in TELEMETRY.items():
+        telemetry_runs: list[tuple[str, Callable[[int, int], dict[str, Any]]]] = [
+            *((name, partial(measure_telemetry, runner, mode)) for name, mode in TELEMETRY.items()),
+            ("floor_sdk_span", partial(measure_floor, runner, False)),
+            ("floor_sdk_span_4_histograms", partial(measure_floor, runner, True)),
+        ]
+        for name, measure in telemetry_runs:
             if name in selected:
                 try:
-                    results[name] = measure_telemetry(
-                        runner, mode, args.telemetry_rounds, args.telemetry_n
-                    )
-                except ImportError as exc:
-                    results[name] = {"skipped": f"telemetry packages missing ({exc.name})"}
-        for name, metrics in (("floor_sdk_span", False), ("floor_sdk_span_4_histograms", True)):
-            if name in selected:
-                try:
-                    results[name] = measure_floor(
-                        runner, metrics, args.telemetry_rounds, args.telemetry_n
-                    )
+                    results[name] = measure(args.telemetry_rounds, args.telemetry_n)
                 except ImportError as exc:
                     results[name] = {"skipped": f"telemetry packages missing ({exc.name})"}
     finally:

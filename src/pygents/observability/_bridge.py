@@ -377,32 +377,27 @@ class Bridge(ToolEvents, ContextEvents):
         state.traced = True
 
     def turn_error(self, turn: Any, exc: BaseException) -> None:
-        self._turn_failed(turn, type(exc).__name__, exc)
-        if self.store is not None:
-            state = self._turns.get(turn)
-            agent = state.agent if state is not None else None
-            self.store.inc(
-                "pygents_turn_errors_total",
-                (
-                    self._agent_label(agent.name) if agent is not None else "",
-                    self._tool_label(turn.tool.metadata.name),
-                    self._error_label(type(exc).__name__),
-                ),
-            )
+        error_type = type(exc).__name__
+        self._turn_failed(turn, error_type, exc)
+        self._count_failure(turn, "pygents_turn_errors_total", error_type)
 
     def turn_timeout(self, turn: Any) -> None:
         # ON_TIMEOUT fires while the TurnTimeoutError is being handled.
         self._turn_failed(turn, "TurnTimeoutError", sys.exc_info()[1])
+        self._count_failure(turn, "pygents_turn_timeouts_total")
+
+    def _count_failure(self, turn: Any, metric: str, error_type: str | None = None) -> None:
+        """Count a failed turn in ``metric`` by agent and tool (and error type, if given)."""
         if self.store is not None:
             state = self._turns.get(turn)
             agent = state.agent if state is not None else None
-            self.store.inc(
-                "pygents_turn_timeouts_total",
-                (
-                    self._agent_label(agent.name) if agent is not None else "",
-                    self._tool_label(turn.tool.metadata.name),
-                ),
+            labels: tuple[str, ...] = (
+                self._agent_label(agent.name) if agent is not None else "",
+                self._tool_label(turn.tool.metadata.name),
             )
+            if error_type is not None:
+                labels += (self._error_label(error_type),)
+            self.store.inc(metric, labels)
 
     def _turn_failed(self, turn: Any, error_type: str, exc: BaseException | None) -> None:
         state = self._turns.get(turn)

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pygents import (
     Agent,
+    AgentRegistry,
     ContextItem,
     ContextPool,
     ContextQueue,
@@ -754,6 +755,38 @@ async def test_label_cardinality_is_capped(
     assert len(about_agent) == 1, [r.getMessage() for r in warnings]
     # The tool label stayed under the cap: no warning about it.
     assert not [r for r in warnings if "'tool'" in r.getMessage()]
+
+
+async def test_a_new_agent_name_per_request_does_not_grow_the_bridge_forever(
+    telemetry: Any,
+) -> None:
+    """A service naming one agent per request (ids in names) must not leak memory."""
+    from pygents.observability import _instrument
+
+    @tool()
+    async def per_request() -> int:
+        return 1
+
+    for i in range(6000):
+        agent = Agent(f"request-{i}", "d", [per_request])
+        await agent.put(Turn(per_request, timeout=1 + i % 7))
+        await drain(agent)
+        AgentRegistry.discard(agent.name, agent)
+
+    bridge = _instrument._bridge
+    assert bridge is not None
+    caches = {
+        "lanes": bridge._lanes,
+        "span attributes": bridge._tool_attrs,
+        "agent cells": bridge.cells._agents,
+        "turn cells": bridge.cells._turns,
+        "value counters": bridge.cells._values,
+    }
+    for name, cache in caches.items():
+        assert len(cache) <= 4096, f"{name}: {len(cache)} entries"
+    assert not bridge._turns and not bridge._runs and not bridge._routing
+    # Nothing lost: every turn counted, under capped labels.
+    assert sum(series(telemetry, "pygents_turns_total").values()) == 6000
 
 
 # --------------------------------------------------------------------------- concurrency

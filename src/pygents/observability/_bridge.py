@@ -33,7 +33,7 @@ from pygents import (
 from . import _semconv as sc
 from ._bridge_context import ContextEvents
 from ._bridge_tools import ToolEvents, _ToolState
-from ._cells import Cells, Lane
+from ._cells import BoundedCache, Cells, Lane
 from ._propagation import parse_traceparent, traceparent
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
 from ._store import MetricStore
@@ -117,8 +117,10 @@ class Bridge(ToolEvents, ContextEvents):
         self._runs: dict[Any, _RunState] = {}
         self._tools: dict[Any, _ToolState] = {}
         self._routing: dict[Any, tuple[Any, int | None, Any]] = {}
-        self._tool_attrs: dict[tuple[Any, Any], tuple[str, dict[str, Any]]] = {}
-        self._lanes: dict[tuple[str, Any, Any], Lane] = {}
+        # Caches keyed by names and timeouts a program may invent without end: bounded.
+        self._tool_attrs: BoundedCache[tuple[Any, Any], tuple[str, dict[str, Any]]]
+        self._tool_attrs = BoundedCache()
+        self._lanes: BoundedCache[tuple[str, Any, Any], Lane] = BoundedCache()
         limit = label_limit()
         self._agent_label = LabelLimiter("agent", limit)
         self._tool_label = LabelLimiter("tool", limit)

@@ -8,7 +8,7 @@ and outcome, the store cells and attribute dicts, so the per-turn work is the re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _semconv as sc
 
@@ -17,7 +17,28 @@ if TYPE_CHECKING:
     from ._settings import LabelLimiter
     from ._store import Counter, Histogram, MetricStore
 
-__all__ = ["AgentCells", "Cells", "ToolCells", "TurnCells"]
+__all__ = ["AgentCells", "BoundedCache", "Cells", "Lane", "ToolCells", "TurnCells"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedCache(dict[K, V]):
+    """A lookup cache keyed by names a program may invent without end (agent names, say).
+
+    Emptied when it reaches ``limit`` entries, so a process that names a new agent per
+    request does not grow forever; what it holds can always be looked up again (the metric
+    series themselves stay in the store, their labels capped).
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if len(self) >= self.limit:
+            self.clear()
+        super().__setitem__(key, value)
 
 
 class AgentCells:
@@ -82,10 +103,10 @@ class Cells:
         self.otel = otel
         self._agent_label = agent_label
         self._tool_label = tool_label
-        self._agents: dict[str, AgentCells] = {}
-        self._turns: dict[tuple[str, str, str, str | None], TurnCells] = {}
-        self._tools: dict[tuple[str, str], ToolCells] = {}
-        self._values: dict[tuple[str, str], Counter] = {}
+        self._agents: BoundedCache[str, AgentCells] = BoundedCache()
+        self._turns: BoundedCache[tuple[str, str, str, str | None], TurnCells] = BoundedCache()
+        self._tools: BoundedCache[tuple[str, str], ToolCells] = BoundedCache()
+        self._values: BoundedCache[tuple[str, str], Counter] = BoundedCache()
 
     def agent(self, name: str) -> AgentCells:
         """The cells of the agent called ``name``."""

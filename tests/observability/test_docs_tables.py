@@ -227,7 +227,7 @@ def test_metrics_table_matches_semconv_exactly(tables: list[Table]) -> None:
         )
     expected = [
         (prom, kind, labels, otel, unit, _squash(hooks))
-        for prom, kind, labels, otel, unit, hooks in sc.METRICS
+        for prom, kind, labels, otel, unit, hooks, _doc in sc.METRICS
     ]
     by_name = {row[0]: row for row in documented}
     assert len(by_name) == len(documented), "a Prometheus metric is documented twice"

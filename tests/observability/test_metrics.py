@@ -490,10 +490,11 @@ async def test_otel_instruments_mirror_the_prometheus_metrics(telemetry: Any) ->
 
     assert "pygents.turns" in metrics
     assert metrics["pygents.turn.duration"].unit == "s"
-    for prom_name, kind, labels, otel_name, unit, _src in _semconv.METRICS:
+    for prom_name, kind, labels, otel_name, unit, _src, doc in _semconv.METRICS:
         assert otel_name in metrics, otel_name
         metric = metrics[otel_name]
         assert metric.unit == unit, otel_name
+        assert metric.description == doc, otel_name  # the same text as the Prometheus HELP
         points = list(metric.data.data_points)
         assert points, otel_name
         keys = {_semconv.OTEL_ATTRIBUTE_FOR_LABEL[label] for label in labels}

@@ -44,15 +44,22 @@ class OtelMetrics:
         self._keys: dict[str, tuple[str, ...]] = {}
         #: Histogram instruments by Prometheus metric name, and the GenAI ones by name.
         self.histograms: dict[str, Any] = {}
-        for prom_name, kind, labels, name, unit, _src in METRICS:
+        for prom_name, kind, labels, name, unit, _src, doc in METRICS:
             self._keys[prom_name] = tuple(OTEL_ATTRIBUTE_FOR_LABEL[label] for label in labels)
             if kind == "counter":
-                meter.create_observable_counter(name, [self._callback(prom_name)], unit=unit)
+                meter.create_observable_counter(
+                    name, [self._callback(prom_name)], unit=unit, description=doc
+                )
             elif kind == "gauge":
-                meter.create_observable_gauge(name, [self._callback(prom_name)], unit=unit)
+                meter.create_observable_gauge(
+                    name, [self._callback(prom_name)], unit=unit, description=doc
+                )
             else:
                 self.histograms[prom_name] = meter.create_histogram(
-                    name, unit=unit, explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+                    name,
+                    unit=unit,
+                    description=doc,
+                    explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
                 )
         for name, unit, _attrs in GEN_AI_METRICS:
             self.histograms[name] = meter.create_histogram(

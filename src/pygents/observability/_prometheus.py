@@ -21,25 +21,6 @@ from ._store import MetricStore
 
 __all__ = ["PrometheusCollector", "start_metrics_server"]
 
-_DOC = {
-    "pygents_turns_total": "Turns finished, by agent, tool and stop reason.",
-    "pygents_turn_duration_seconds": "Turn duration from BEFORE_RUN to ON_COMPLETE.",
-    "pygents_turn_timeouts_total": "Turns that timed out.",
-    "pygents_turn_errors_total": "Turns that failed, by exception type.",
-    "pygents_turn_values_total": "Values yielded by turns run by agents.",
-    "pygents_tool_invocations_total": "Tool invocations, by outcome (ok/error).",
-    "pygents_tool_duration_seconds": "Tool invocation duration.",
-    "pygents_agent_turns_enqueued_total": "Turns put on an agent's queue.",
-    "pygents_agent_queue_depth": "Turns waiting in an agent's queue.",
-    "pygents_agent_running": "1 while the agent's run loop is active.",
-    "pygents_agent_paused": "1 while the agent is paused.",
-    "pygents_context_queue_items": "Items in a context queue, by owner.",
-    "pygents_context_queue_evictions_total": "Items evicted from context queues.",
-    "pygents_context_pool_items": "Items in a context pool, by owner.",
-    "pygents_context_pool_evictions_total": "Items evicted from context pools.",
-    "pygents_turn_queue_wait_seconds": "Time a turn waited in the queue before running.",
-}
-
 
 def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
@@ -61,8 +42,7 @@ class PrometheusCollector(Collector):
         return self._families(empty=False)
 
     def _families(self, empty: bool) -> Iterator[Metric]:
-        for name, kind, labels, *_ in METRICS:
-            doc = _DOC[name]
+        for name, kind, labels, *_, doc in METRICS:
             family: Any
             if kind == "counter":
                 family = CounterMetricFamily(name, doc, labels=labels)

@@ -7,6 +7,8 @@ the version pinned below.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 #: The semantic-conventions version (schema URL) the attribute names follow.
 SEMCONV_VERSION = "1.37.0"
 SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
@@ -55,135 +57,165 @@ PYGENTS_TOOL_YIELD_INDEX = "pygents.tool.yield.index"
 PYGENTS_CONTEXT_ITEMS = "pygents.context.items"
 PYGENTS_CONTEXT_ITEM_ID = "pygents.context.item.id"
 
-# -- metrics: (prometheus name, type, labels, OpenTelemetry name, unit, source hooks) -------
-METRICS: tuple[tuple[str, str, tuple[str, ...], str, str, str], ...] = (
-    (
+# -- metrics -----------------------------------------------------------------------------------
+
+
+class MetricSpec(NamedTuple):
+    """One metric of the contract: its Prometheus and OpenTelemetry forms."""
+
+    name: str  #: the Prometheus name
+    kind: str  #: counter, gauge or histogram
+    labels: tuple[str, ...]  #: Prometheus label names
+    otel_name: str  #: the OpenTelemetry instrument name
+    unit: str  #: the OpenTelemetry unit
+    source: str  #: the hooks it comes from (the docs table's last column)
+    description: str  #: Prometheus HELP and OpenTelemetry description
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(
         "pygents_turns_total",
         "counter",
         ("agent", "tool", "stop_reason"),
         "pygents.turns",
         "{turn}",
         "TurnHook ON_COMPLETE",
+        "Turns finished, by agent, tool and stop reason.",
     ),
-    (
+    MetricSpec(
         "pygents_turn_duration_seconds",
         "histogram",
         ("agent", "tool", "stop_reason"),
         "pygents.turn.duration",
         "s",
         "TurnHook BEFORE_RUN → ON_COMPLETE",
+        "Turn duration from BEFORE_RUN to ON_COMPLETE.",
     ),
-    (
+    MetricSpec(
         "pygents_turn_timeouts_total",
         "counter",
         ("agent", "tool"),
         "pygents.turn.timeouts",
         "{turn}",
         "TurnHook ON_TIMEOUT",
+        "Turns that timed out.",
     ),
-    (
+    MetricSpec(
         "pygents_turn_errors_total",
         "counter",
         ("agent", "tool", "error_type"),
         "pygents.turn.errors",
         "{turn}",
         "TurnHook ON_ERROR",
+        "Turns that failed, by exception type.",
     ),
-    (
+    MetricSpec(
         "pygents_turn_values_total",
         "counter",
         ("agent", "tool"),
         "pygents.turn.values",
         "{value}",
         "AgentHook ON_TURN_VALUE",
+        "Values yielded by turns run by agents.",
     ),
-    (
+    MetricSpec(
         "pygents_tool_invocations_total",
         "counter",
         ("tool", "outcome"),
         "pygents.tool.invocations",
         "{invocation}",
         "ToolHook BEFORE_INVOKE, AFTER_INVOKE, ON_ERROR",
+        "Tool invocations, by outcome (ok/error).",
     ),
-    (
+    MetricSpec(
         "pygents_tool_duration_seconds",
         "histogram",
         ("tool",),
         "pygents.tool.duration",
         "s",
         "ToolHook BEFORE_INVOKE → AFTER_INVOKE / ON_ERROR",
+        "Tool invocation duration.",
     ),
-    (
+    MetricSpec(
         "pygents_agent_turns_enqueued_total",
         "counter",
         ("agent",),
         "pygents.agent.turns_enqueued",
         "{turn}",
         "AgentHook AFTER_PUT",
+        "Turns put on an agent's queue.",
     ),
-    (
+    MetricSpec(
         "pygents_agent_queue_depth",
         "gauge",
         ("agent",),
         "pygents.agent.queue_depth",
         "{turn}",
         "AgentHook AFTER_PUT, BEFORE_TURN",
+        "Turns waiting in an agent's queue.",
     ),
-    (
+    MetricSpec(
         "pygents_agent_running",
         "gauge",
         ("agent",),
         "pygents.agent.running",
         "1",
         "AgentHook ON_RUN_START, ON_RUN_END",
+        "1 while the agent's run loop is active.",
     ),
-    (
+    MetricSpec(
         "pygents_agent_paused",
         "gauge",
         ("agent",),
         "pygents.agent.paused",
         "1",
         "AgentHook ON_PAUSE, ON_RESUME",
+        "1 while the agent is paused.",
     ),
-    (
+    MetricSpec(
         "pygents_context_queue_items",
         "gauge",
         ("owner",),
         "pygents.context_queue.items",
         "{item}",
         "ContextQueueHook AFTER_APPEND, AFTER_CLEAR, ON_EVICT",
+        "Items in a context queue, by owner.",
     ),
-    (
+    MetricSpec(
         "pygents_context_queue_evictions_total",
         "counter",
         ("owner",),
         "pygents.context_queue.evictions",
         "{item}",
         "ContextQueueHook ON_EVICT",
+        "Items evicted from context queues.",
     ),
-    (
+    MetricSpec(
         "pygents_context_pool_items",
         "gauge",
         ("owner",),
         "pygents.context_pool.items",
         "{item}",
         "ContextPoolHook AFTER_ADD, AFTER_REMOVE, AFTER_CLEAR, ON_EVICT",
+        "Items in a context pool, by owner.",
     ),
-    (
+    MetricSpec(
         "pygents_context_pool_evictions_total",
         "counter",
         ("owner",),
         "pygents.context_pool.evictions",
         "{item}",
         "ContextPoolHook ON_EVICT",
+        "Items evicted from context pools.",
     ),
-    (
+    MetricSpec(
         "pygents_turn_queue_wait_seconds",
         "histogram",
         ("agent",),
         "pygents.turn.queue_wait",
         "s",
         "AgentHook AFTER_PUT → TurnHook BEFORE_RUN",
+        "Time a turn waited in the queue before running.",
     ),
 )
 

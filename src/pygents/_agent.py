@@ -33,6 +33,8 @@ _AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
 _G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
 _G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
 _G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
+_G_BEFORE_PUT = GLOBAL_BY_TYPE[AgentHook.BEFORE_PUT]
+_G_AFTER_PUT = GLOBAL_BY_TYPE[AgentHook.AFTER_PUT]
 _ROUTED = (Turn, ContextItem)  # output types the run loop routes
 _KEEP: Any = object()
 
@@ -301,18 +303,15 @@ class Agent:
                 f"Agent {self._name!r} has no tool {tool.metadata.name!r}; its tools are "
                 f"{sorted(self._tools)}"
             )
-        if self._hooks or _AGENT_GLOBALS:
+        hooks = self._hooks
+        if hooks or _G_BEFORE_PUT:
             await self._fire(AgentHook.BEFORE_PUT, turn)
-            turn._enqueued = time()
-            self._queue.append(turn)
-            if self._nonempty is not None:
-                self._nonempty.set()
+        turn._enqueued = time()
+        self._queue.append(turn)
+        if self._nonempty is not None:
+            self._nonempty.set()
+        if hooks or _G_AFTER_PUT:
             await self._fire(AgentHook.AFTER_PUT, turn)
-        else:
-            turn._enqueued = time()
-            self._queue.append(turn)
-            if self._nonempty is not None:
-                self._nonempty.set()
 
     async def pop(self) -> Turn:
         """Take the next turn off the queue, waiting until there is one."""

@@ -201,19 +201,19 @@ class Bridge(ToolEvents, ContextEvents):
             except LookupError:
                 pass  # the registry was cleared under us
         self.hooks.clear()
-        for turn, turn_state in list(self._turns.items()):
+        others: list[Any] = [*self._runs.values(), *self._tools.values()]
+        open_spans = [state.span for state in others if state.span is not None]
+        for turn_state in self._turns.values():
             if turn_state.traced:
-                try:
-                    self._span_of(turn, turn_state).end()
+                try:  # started now, at the turn's start, if nothing needed it before
+                    open_spans.append(self._span_of(turn_state))
                 except Exception:
                     pass
-        states: list[Any] = [*self._runs.values(), *self._tools.values()]
-        for state in states:
-            if state.span is not None:
-                try:
-                    state.span.end()
-                except Exception:
-                    pass
+        for span in open_spans:
+            try:
+                span.end()
+            except Exception:
+                pass
         for pending in list(self._routing):
             self._end_routed(pending)
         self._turns.clear()
@@ -266,14 +266,11 @@ class Bridge(ToolEvents, ContextEvents):
         return [self._Link(ctx)]
 
     @staticmethod
-    def _trace_id(span: Any) -> int | None:
-        """The trace id of a sampled span (for exemplars), else None."""
-        if span is None:
-            return None
-        ctx = span.get_span_context()
-        return ctx.trace_id if ctx.trace_flags.sampled and ctx.trace_id else None
+    def _trace_id(context: Any) -> int | None:
+        """The trace id of a sampled span's context (for exemplars), else None."""
+        return context.trace_id if context.trace_flags.sampled and context.trace_id else None
 
-    def _span_of(self, turn: Any, state: _TurnState, attributes: Any = None) -> Any:
+    def _span_of(self, state: _TurnState, attributes: Any = None) -> Any:
         """The turn's span, started now (at the turn's start time) if it is not yet."""
         span = state.span
         if span is None:
@@ -303,7 +300,7 @@ class Bridge(ToolEvents, ContextEvents):
         if turn is not None:
             state = self._turns.get(turn)
             if state is not None and state.traced:
-                return self._span_of(turn, state)
+                return self._span_of(state)
             pending = self._routing.get(turn)
             if pending is not None:
                 return pending[0]
@@ -366,10 +363,9 @@ class Bridge(ToolEvents, ContextEvents):
             state.parent = run.context if run is not None else self._current_context()
         elif agent is not None and agent.current_turn is not None:
             # A turn run inside a tool of an agent's turn: child of that turn's span.
-            outer_turn = agent.current_turn
-            outer = self._turns.get(outer_turn)
+            outer = self._turns.get(agent.current_turn)
             if outer is not None and outer.traced:
-                state.parent = self._trace.set_span_in_context(self._span_of(outer_turn, outer))
+                state.parent = self._trace.set_span_in_context(self._span_of(outer))
             else:
                 state.parent = self._current_context()
         else:
@@ -484,7 +480,7 @@ class Bridge(ToolEvents, ContextEvents):
         ):
             # The usual case: nothing needed the span earlier, and the attributes of a
             # completed turn of this lane are always the same (built once).
-            span = self._span_of(turn, state, lane.done_attributes)
+            span = self._span_of(state, lane.done_attributes)
         else:
             if tool.is_generator:
                 values = len(output) if isinstance(output, list) else 0
@@ -500,11 +496,11 @@ class Bridge(ToolEvents, ContextEvents):
                 attributes = {**lane.start_attributes, **closing}
                 if state.error_type is not None:
                     attributes[sc.ERROR_TYPE] = state.error_type
-                span = self._span_of(turn, state, attributes)
+                span = self._span_of(state, attributes)
             else:
                 span.set_attributes(closing)
         context = span.get_span_context()
-        trace_id = context.trace_id if context.trace_flags.sampled else None
+        trace_id = self._trace_id(context)
         if returned:
             if isinstance(output, Turn) and output.metadata.trace_context is None:
                 # Tool-driven flow control: the returned turn links back to this one.

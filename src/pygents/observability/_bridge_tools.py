@@ -57,14 +57,14 @@ class ToolEvents:
     def _span_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
-    def _span_of(self, turn: Any, state: Any, attributes: Any = None) -> Any:
+    def _span_of(self, state: Any, attributes: Any = None) -> Any:
         raise NotImplementedError
 
     def _mark_error(self, span: Any, error_type: str, exc: BaseException | None) -> None:
         raise NotImplementedError
 
     @staticmethod
-    def _trace_id(span: Any) -> int | None:
+    def _trace_id(context: Any) -> int | None:
         raise NotImplementedError
 
     def before_invoke(self, *args: Any, **kwargs: Any) -> None:
@@ -78,7 +78,7 @@ class ToolEvents:
             if state is not None:
                 state.tool_start = perf_counter()
                 if state.traced and self.capture.enabled:
-                    self._span_of(turn, state).set_attribute(
+                    self._span_of(state).set_attribute(
                         sc.GEN_AI_TOOL_CALL_ARGUMENTS,
                         self.capture.render({"args": list(args), "kwargs": kwargs}),
                     )
@@ -131,7 +131,7 @@ class ToolEvents:
                 self._mark_error(span, type(exc).__name__, exc)
             elif self.capture.enabled and not tool.is_generator:
                 span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
-            trace_id = self._trace_id(span)
+            trace_id = self._trace_id(span.get_span_context())
             span.end()
         store = self.store
         if store is not None:
@@ -159,7 +159,7 @@ class ToolEvents:
             state = self._turns.get(turn)
             if state is None or not state.traced:
                 return
-            span = self._span_of(turn, state)
+            span = self._span_of(state)
         else:
             state = self._tools.get((asyncio.current_task(), tool))
             if state is None or state.span is None:

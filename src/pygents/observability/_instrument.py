@@ -16,7 +16,6 @@ __all__ = ["instrument", "is_instrumented", "uninstrument"]
 _lock = threading.Lock()
 _bridge: Bridge | None = None
 _prometheus: Any = None
-_otel_metrics: Any = None
 _key: tuple[Any, ...] | None = None
 _automatic = False
 #: One OtelMetrics per meter provider: its instruments (and callbacks) live as long as it.
@@ -121,7 +120,7 @@ def _install(
     capture_content: Any,
     automatic: bool,
 ) -> bool:
-    global _bridge, _prometheus, _otel_metrics, _key, _automatic
+    global _bridge, _prometheus, _key, _automatic
     key = (tracer_provider, meter_provider, prometheus_registry, capture_content)
     with _lock:
         if _key is not None:
@@ -135,7 +134,6 @@ def _install(
         _key = key
         _automatic = automatic
         _prometheus = prometheus
-        _otel_metrics = otel_metrics
         metrics_on = prometheus is not None or otel_metrics is not None
         if tracer is None and not metrics_on:
             _bridge = None
@@ -152,7 +150,7 @@ def _install(
 
 
 def _uninstall() -> None:
-    global _bridge, _prometheus, _otel_metrics, _key, _automatic
+    global _bridge, _prometheus, _key, _automatic
     if _bridge is not None:
         _bridge.unregister()
     if _prometheus is not None:
@@ -161,11 +159,8 @@ def _uninstall() -> None:
             registry.unregister(collector)
         except KeyError:  # already gone
             pass
-    if _otel_metrics is not None:
-        _otel_metrics.detach()
     _bridge = None
     _prometheus = None
-    _otel_metrics = None
     _key = None
     _automatic = False
 

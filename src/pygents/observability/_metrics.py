@@ -74,13 +74,6 @@ class OtelMetrics:
         """
         self.store = store
 
-    def detach(self) -> None:
-        """Stop reading: nothing to undo.
-
-        Observable instruments keep reporting the store's last values (nothing writes to it
-        any more), so exported series stay still.
-        """
-
     def attributes(self, name: str, labels: Labels) -> dict[str, str]:
         """The attribute dict of one series of a store metric (build it once, keep it)."""
         return dict(zip(self._keys[name], labels, strict=True))
@@ -109,12 +102,14 @@ class OtelMetrics:
 
     def agent_run(self, agent: str, error_type: str | None, seconds: float) -> None:
         """Record ``gen_ai.invoke_agent.duration`` (once per run: not worth caching)."""
-        self.histograms[METRIC_INVOKE_AGENT_DURATION].record(
-            seconds, self.gen_ai_attributes(GEN_AI_AGENT_NAME, agent, error_type), NO_CONTEXT
-        )
+        self._gen_ai(METRIC_INVOKE_AGENT_DURATION, GEN_AI_AGENT_NAME, agent, error_type, seconds)
 
     def tool_run(self, tool: str, error_type: str | None, seconds: float) -> None:
         """Record ``gen_ai.execute_tool.duration`` for a tool called directly (no turn)."""
-        self.histograms[METRIC_EXECUTE_TOOL_DURATION].record(
-            seconds, self.gen_ai_attributes(GEN_AI_TOOL_NAME, tool, error_type), NO_CONTEXT
-        )
+        self._gen_ai(METRIC_EXECUTE_TOOL_DURATION, GEN_AI_TOOL_NAME, tool, error_type, seconds)
+
+    def _gen_ai(
+        self, metric: str, key: str, value: str, error_type: str | None, seconds: float
+    ) -> None:
+        attributes = self.gen_ai_attributes(key, value, error_type)
+        self.histograms[metric].record(seconds, attributes, NO_CONTEXT)

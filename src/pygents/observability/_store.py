@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from ._semconv import DURATION_BUCKETS, METRICS
@@ -56,7 +57,6 @@ class MetricStore:
     def __init__(self, buckets: tuple[float, ...] = DURATION_BUCKETS) -> None:
         self.buckets = buckets
         self.kinds = {name: kind for name, kind, *_ in METRICS}
-        self.label_names = {name: labels for name, _kind, labels, *_ in METRICS}
         self.values: dict[str, dict[Labels, Any]] = {name: {} for name, *_ in METRICS}
         self.lock = threading.Lock()
 
@@ -64,21 +64,21 @@ class MetricStore:
 
     def counter(self, name: str, labels: Labels) -> Counter:
         """The counter cell of one series (created, at 0, on first use)."""
-        series = self.values[name]
-        found = series.get(labels)
-        if found is None:
-            with self.lock:
-                found = series.setdefault(labels, Counter())
-        return found  # type: ignore[no-any-return]
+        found: Counter = self._cell(name, labels, Counter)
+        return found
 
     def histogram(self, name: str, labels: Labels) -> Histogram:
         """The histogram cell of one series (created empty on first use)."""
+        found: Histogram = self._cell(name, labels, lambda: Histogram(len(self.buckets)))
+        return found
+
+    def _cell(self, name: str, labels: Labels, make: Callable[[], Any]) -> Any:
         series = self.values[name]
         found = series.get(labels)
         if found is None:
             with self.lock:
-                found = series.setdefault(labels, Histogram(len(self.buckets)))
-        return found  # type: ignore[no-any-return]
+                found = series.setdefault(labels, make())
+        return found
 
     # -- recording -------------------------------------------------------------------------
 

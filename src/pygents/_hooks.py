@@ -323,7 +323,9 @@ def fire_global(
     """``fire`` for an object without instance hooks: only one type's global hooks.
 
     The hot paths call this directly when they know no instance hook is attached (the usual
-    case for process-wide hooks such as telemetry): no instance lists to scan.
+    case for process-wide hooks such as telemetry): no instance lists to scan. Routing those
+    calls through the per-object ``_fire`` helpers instead (which make the same choice) cost
+    about 1 us per turn per hook family, measured: keep them direct.
     """
     if len(global_hooks) == 1:
         only = global_hooks[0]

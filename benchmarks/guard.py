@@ -165,35 +165,51 @@ class Core:
         return out
 
 
-def measure_telemetry(runner: asyncio.Runner, mode: str, rounds: int, n: int) -> dict[str, Any]:
-    """Run-loop cost per turn with one telemetry mode on, with its own calibration rounds."""
-    trivial = w.trivial_tool()
-    agent = w.agent_with([trivial])
+_WARMUP = 2  # rounds of each telemetry measurement that are not counted
+
+
+def _timed_rounds(
+    runner: asyncio.Runner,
+    agent: Any,
+    tool_: Any,
+    yardstick: Callable[[int], Any],
+    flush: Callable[[], None],
+    rounds: int,
+    n: int,
+) -> dict[str, Any]:
+    """Calibration, Turn+put and drain per turn, interleaved round by round; medians."""
     calib: list[float] = []
-    drains: list[float] = []
     puts: list[float] = []
-    warmup = 2
-    with w.TelemetryMode(mode) as telemetry:
-        for r in range(warmup + rounds):
-            gc.collect()
-            c = runner.run(w.timed_calibration(trivial.fn, n)) / n
-            p = runner.run(w.timed_put_round(agent, trivial, n)) / n
-            d = runner.run(w.timed_drain(agent)) / n
-            telemetry.flush()  # export outside the timed part; the next calibration is clean
-            if r >= warmup:
-                calib.append(c)
-                puts.append(p)
-                drains.append(d)
-        exported = telemetry.exported
-    produced = (warmup + rounds) * (n + 1)  # one span per turn, one per run()
-    w.forget(agent)
+    drains: list[float] = []
+    for r in range(_WARMUP + rounds):
+        gc.collect()
+        c = runner.run(w.timed_calibration(yardstick, n)) / n
+        p = runner.run(w.timed_put_round(agent, tool_, n)) / n
+        d = runner.run(w.timed_drain(agent)) / n
+        flush()  # export outside the timed part; the next calibration is clean
+        if r >= _WARMUP:
+            calib.append(c)
+            puts.append(p)
+            drains.append(d)
     return {
         "calibration_us": median_us(calib),
         "median_us": median_us(drains),
         "put_us": median_us(puts),
         "ratio": statistics.median(drains) / statistics.median(calib),
-        "spans": f"{exported}/{produced} spans exported",
     }
+
+
+def measure_telemetry(runner: asyncio.Runner, mode: str, rounds: int, n: int) -> dict[str, Any]:
+    """Run-loop cost per turn with one telemetry mode on, with its own calibration rounds."""
+    trivial = w.trivial_tool()
+    agent = w.agent_with([trivial])
+    with w.TelemetryMode(mode) as telemetry:
+        result = _timed_rounds(runner, agent, trivial, trivial.fn, telemetry.flush, rounds, n)
+        exported = telemetry.exported
+    produced = (_WARMUP + rounds) * (n + 1)  # one span per turn, one per run()
+    w.forget(agent)
+    result["spans"] = f"{exported}/{produced} spans exported"
+    return result
 
 
 def measure_floor(runner: asyncio.Runner, metrics: bool, rounds: int, n: int) -> dict[str, Any]:
@@ -201,27 +217,11 @@ def measure_floor(runner: asyncio.Runner, metrics: bool, rounds: int, n: int) ->
     floor = w.SdkFloor(metrics)
     agent = w.agent_with([floor.tool])
     yardstick = w.trivial_tool().fn  # the calibration awaits the usual trivial coroutine
-    calib: list[float] = []
-    drains: list[float] = []
-    warmup = 2
     try:
-        for r in range(warmup + rounds):
-            gc.collect()
-            c = runner.run(w.timed_calibration(yardstick, n)) / n
-            runner.run(w.put_round(agent, floor.tool, n))
-            d = runner.run(w.timed_drain(agent)) / n
-            floor.flush()
-            if r >= warmup:
-                calib.append(c)
-                drains.append(d)
+        return _timed_rounds(runner, agent, floor.tool, yardstick, floor.flush, rounds, n)
     finally:
         floor.close()
         w.forget(agent)
-    return {
-        "calibration_us": median_us(calib),
-        "median_us": median_us(drains),
-        "ratio": statistics.median(drains) / statistics.median(calib),
-    }
 
 
 def measure_installed_off(passes: int, n: int, processes: int = 3) -> dict[str, Any]:

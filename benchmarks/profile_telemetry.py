@@ -137,16 +137,11 @@ def minimal_bridge() -> Iterator[None]:
     import time
     from bisect import bisect_left
 
+    from types import SimpleNamespace
+
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-    class Discard(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    provider = w.discarding_tracer_provider(SimpleNamespace(exported=0))
     tracer = provider.get_tracer("minimal")
     kind = trace.SpanKind.INTERNAL
     bounds = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)

@@ -136,7 +136,6 @@ def minimal_bridge() -> Iterator[None]:
     import threading
     import time
     from bisect import bisect_left
-
     from types import SimpleNamespace
 
     from opentelemetry import trace

@@ -136,7 +136,6 @@ class Bridge(ToolEvents, ContextEvents):
             self._otel_turn = histograms["pygents_turn_duration_seconds"]
             self._otel_tool = histograms["pygents_tool_duration_seconds"]
             self._otel_wait = histograms["pygents_turn_queue_wait_seconds"]
-            self._otel_gen_ai = histograms[sc.METRIC_EXECUTE_TOOL_DURATION]
             from ._metrics import NO_CONTEXT
 
             self._no_context = NO_CONTEXT
@@ -458,7 +457,6 @@ class Bridge(ToolEvents, ContextEvents):
         if self.otel is not None:
             no_context = self._no_context
             self._otel_turn.record(seconds, cells.attrs, no_context)
-            self._otel_gen_ai.record(seconds, cells.gen_ai_attrs, no_context)
             if tool_cells is not None:
                 self._otel_tool.record(tool_time, tool_cells.attrs, no_context)
 
@@ -573,8 +571,6 @@ class Bridge(ToolEvents, ContextEvents):
             cells = self.cells.agent(agent.name)
             store.set("pygents_agent_running", cells.labels, 0)
             store.set("pygents_agent_queue_depth", cells.labels, len(agent))
-            if self.otel is not None and run is not None:
-                self.otel.agent_run(cells.label, error_type, perf_counter() - run.start)
 
     def after_put(self, agent: Any, turn: Any) -> None:
         if self.tracer is not None:

@@ -140,7 +140,6 @@ class ToolEvents:
                 cells.count.value += 1
                 store.observe(cells.duration, duration, trace_id)
             if self.otel is not None:
-                self.otel.tool_run(cells.label, type(exc).__name__ if exc else None, duration)
                 self._otel_tool.record(duration, cells.attrs, self._no_context)
 
     def after_invoke(self, result: Any) -> None:

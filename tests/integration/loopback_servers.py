@@ -1,0 +1,183 @@
+"""Servers on 127.0.0.1 for the instrumented-client tests (a helper, not a test module).
+
+``LoopbackService`` is one small HTTP server that plays two downstream services a tool may call:
+
+- ``GET /weather?city=NAME``: a JSON document (``{"city": NAME, "temp_c": ...}``);
+- ``POST /v1/chat/completions``: an OpenAI-compatible chat completion whose answer echoes the
+  last user message (``"echo: <message>"``), with token usage, so the ``openai`` client and its
+  instrumentation see a real, well-formed response.
+
+Every request is recorded with its headers, so a test can read the ``traceparent`` the client
+propagated.
+
+    with LoopbackService() as service:
+        httpx.get(f"{service.url}/weather?city=Oslo")
+        service.requests[-1].headers["traceparent"]
+
+``load_otlp_receiver()`` loads the OTLP/HTTP receiver of ``tests/observability`` (a plain module
+there, not a package).
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import json
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["LoopbackService", "RecordedRequest", "chat_completion", "load_otlp_receiver"]
+
+#: The name tests/dashboards also loads the receiver under: one module object per process.
+_RECEIVER_MODULE = "pygents_tests_otlp_receiver"
+_RECEIVER_PATH = Path(__file__).resolve().parent.parent / "observability" / "otlp_receiver.py"
+
+
+def load_otlp_receiver() -> ModuleType:
+    """Return the ``tests/observability/otlp_receiver.py`` module (loaded once)."""
+    loaded = sys.modules.get(_RECEIVER_MODULE)
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(_RECEIVER_MODULE, _RECEIVER_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_RECEIVER_MODULE] = module  # dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the service answered."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # keys lower-cased
+    body: Any  # the decoded JSON body, or None
+
+
+def chat_completion(model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAI chat completion answering the last user message with ``echo: <message>``."""
+    question = next(
+        (str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    return {
+        "id": f"chatcmpl-{len(question)}",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": f"echo: {question}"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": len(question.split()),
+            "completion_tokens": len(question.split()) + 1,
+            "total_tokens": 2 * len(question.split()) + 1,
+        },
+    }
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        self._record(None)
+        if url.path != "/weather":
+            self._reply(404, {"error": f"no such path: {url.path}"})
+            return
+        city = parse_qs(url.query).get("city", [""])[0]
+        self._reply(200, {"city": city, "temp_c": len(city)})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"null")
+        self._record(body)
+        if urlsplit(self.path).path != "/v1/chat/completions":
+            self._reply(404, {"error": {"message": f"no such path: {self.path}"}})
+            return
+        self._reply(200, chat_completion(body["model"], body["messages"]))
+
+    def _record(self, body: Any) -> None:
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        self.server.service._add(RecordedRequest(self.command, self.path, headers, body))
+
+    def _reply(self, status: int, document: Any) -> None:
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    service: LoopbackService
+
+
+class LoopbackService:
+    """The weather and chat-completions service on 127.0.0.1 (ephemeral port)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LoopbackService:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.service = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="loopback-service",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> LoopbackService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:41234``."""
+        assert self._server is not None, "service not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request answered so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def _add(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)

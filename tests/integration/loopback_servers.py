@@ -5,7 +5,8 @@
 - ``GET /weather?city=NAME``: a JSON document (``{"city": NAME, "temp_c": ...}``);
 - ``POST /v1/chat/completions``: an OpenAI-compatible chat completion whose answer echoes the
   last user message (``"echo: <message>"``), with token usage, so the ``openai`` client and its
-  instrumentation see a real, well-formed response.
+  instrumentation see a real, well-formed response; with ``"stream": true``, the same answer as
+  server-sent events, one ``chat.completion.chunk`` per word.
 
 Every request is recorded with its headers, so a test can read the ``traceparent`` the client
 propagated.
@@ -31,7 +32,13 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LoopbackService", "RecordedRequest", "chat_completion", "load_otlp_receiver"]
+__all__ = [
+    "LoopbackService",
+    "RecordedRequest",
+    "chat_completion",
+    "chat_completion_chunks",
+    "load_otlp_receiver",
+]
 
 #: The name tests/dashboards also loads the receiver under: one module object per process.
 _RECEIVER_MODULE = "pygents_tests_otlp_receiver"
@@ -86,6 +93,32 @@ def chat_completion(model: str, messages: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
+def chat_completion_chunks(model: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The answer of ``chat_completion`` as stream chunks: one per word, then the usage."""
+    whole = chat_completion(model, messages)
+    words = whole["choices"][0]["message"]["content"].split(" ")
+    base = {"id": whole["id"], "object": "chat.completion.chunk", "created": whole["created"]}
+    chunks: list[dict[str, Any]] = [
+        {
+            **base,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": word if i == 0 else f" {word}"},
+                    "finish_reason": None,
+                }
+            ],
+        }
+        for i, word in enumerate(words)
+    ]
+    chunks.append(
+        {**base, "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    )
+    chunks.append({**base, "model": model, "choices": [], "usage": whole["usage"]})
+    return chunks
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect
@@ -109,6 +142,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/v1/chat/completions":
             self._reply(404, {"error": {"message": f"no such path: {self.path}"}})
             return
+        if body.get("stream"):
+            events = [
+                f"data: {json.dumps(chunk)}\n\n"
+                for chunk in chat_completion_chunks(body["model"], body["messages"])
+            ]
+            self._send(200, "".join([*events, "data: [DONE]\n\n"]).encode(), "text/event-stream")
+            return
         self._reply(200, chat_completion(body["model"], body["messages"]))
 
     def _record(self, body: Any) -> None:
@@ -116,9 +156,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.service._add(RecordedRequest(self.command, self.path, headers, body))
 
     def _reply(self, status: int, document: Any) -> None:
-        payload = json.dumps(document).encode()
+        self._send(status, json.dumps(document).encode(), "application/json")
+
+    def _send(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

@@ -132,6 +132,18 @@ def pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
             provider.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _no_context_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No test here may make OpenTelemetry fail to detach a context (a leaked or lost parent)."""
+    yield
+    failures = [
+        r.getMessage()
+        for r in caplog.get_records("call")
+        if r.name.startswith("opentelemetry") and r.levelno >= logging.ERROR
+    ]
+    assert failures == []
+
+
 # --------------------------------------------------------------------------- tools and agents
 
 
@@ -175,7 +187,21 @@ def define_tools(base_url: str) -> list[Tool]:
         async with llm_client() as llm:
             yield await ask(llm, f"summarise {report['city']}")
 
-    return [weather, ask_llm, brief]
+    @tool()
+    async def relay(question: str):
+        """Relay the model's answer as it streams in, one chunk per value."""
+        async with llm_client() as llm:
+            stream = await llm.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": question}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+
+    return [weather, ask_llm, brief, relay]
 
 
 async def run_agent(name: str, tools: Sequence[Tool], turns: list[Turn]) -> list[tuple[str, Any]]:
@@ -407,6 +433,37 @@ async def test_log_records_and_injected_context_in_a_tool_carry_its_turn_span(
     # propagate.inject() in a tool gives a traceparent naming the turn's span as the parent.
     assert [traceparent(c["traceparent"]) for c in carriers["note"]] == [turn_ids["note"]]
     assert [traceparent(c["traceparent"]) for c in carriers["steps"]] == [turn_ids["steps"]] * 2
+
+
+@pytest.mark.timeout(30)
+async def test_a_tool_relaying_an_openai_stream_keeps_the_chat_span_under_its_turn(
+    pipeline: Pipeline,
+) -> None:
+    tools = define_tools(pipeline.service.url)
+    consumer = pipeline.tracer_provider.get_tracer("consumer")
+    agent = Agent("relayer", "streams a model's answer", tools)
+    await agent.put(Turn("relay", kwargs={"question": "stream this answer"}))
+
+    chunks = []
+    async for _turn, value in agent.run():
+        # The consumer's own work between two chunks, while the chat span is still open.
+        with consumer.start_as_current_span("consumer handles a chunk"):
+            chunks.append(value)
+
+    assert chunks == ["echo:", " stream", " this", " answer"]
+    spans = pipeline.exported()
+    (turn_span,) = named(spans, "execute_tool relay")
+    (chat,) = named(spans, f"chat {MODEL}")
+    handled = named(spans, "consumer handles a chunk")
+    # The chat span, opened in the tool's first step and ended when the stream ran out (the
+    # usage chunk comes last), is under the turn.
+    assert chat.span.parent_span_id == turn_span.span.span_id
+    assert chat.span.trace_id == turn_span.span.trace_id
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 4
+    # Between two chunks neither the turn's span nor the open chat span is current.
+    assert len(handled) == len(chunks)
+    inside = {turn_span.span.span_id, chat.span.span_id}
+    assert not [s for s in handled if s.span.parent_span_id in inside]
 
 
 CITIES = ("Lima", "Quito", "Nairobi", "Helsinki", "Wellington", "Ulaanbaatar")

@@ -35,13 +35,13 @@ METRICS_HEADER = (
 SPANS_HEADER = ("span", "name", "kind", "when", "attributes")
 ATTRIBUTES_HEADER = ("attribute", "where", "meaning")
 EVENTS_HEADER = ("event", "recorded on", "when", "attributes")
-LABELS_HEADER = ("Prometheus label", "OpenTelemetry attribute")
+LABELS_HEADER = ("label", "OpenTelemetry attribute", "values")
 INSTRUMENT_HEADER = ("keyword", "`None` (default) means", "other values")
 CONFIGURE_HEADER = ("keyword", "meaning")
 
 # _semconv names that are strings but not attribute keys.
 _NOT_ATTRIBUTES = {"SEMCONV_VERSION", "SCHEMA_URL", "INSTRUMENTATION_NAME"}
-_NOT_ATTRIBUTE_PREFIXES = ("SPAN_", "EVENT_", "OP_", "METRIC_")
+_NOT_ATTRIBUTE_PREFIXES = ("SPAN_", "EVENT_", "OP_")
 _ATTRIBUTE_KEY = re.compile(r"(gen_ai|pygents|error)(\.[a-z_]+)+")
 _ENV_NAME = re.compile(r"(PYGENTS|OTEL)_[A-Z0-9_]*[A-Z0-9]")
 _SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
@@ -213,8 +213,6 @@ def test_metrics_table_matches_semconv_exactly(tables: list[Table]) -> None:
     table = _table(tables, METRICS_HEADER)
     documented = []
     for prom, kind, labels, otel, unit, hooks in table.rows:
-        if not _code(prom):
-            continue  # an OpenTelemetry-only row, checked below
         documented.append(
             (
                 _one_code(prom),
@@ -239,25 +237,45 @@ def test_metrics_table_matches_semconv_exactly(tables: list[Table]) -> None:
     assert documented == expected, "the metrics table must list _semconv.METRICS in order"
 
 
-def test_genai_histograms_are_documented(tables: list[Table]) -> None:
+def test_no_metric_is_documented_in_the_gen_ai_namespace(tables: list[Table], doc: str) -> None:
+    """The pinned conventions define no agent or tool metric: none is documented, none exists."""
     table = _table(tables, METRICS_HEADER)
-    otel_only = [row for row in table.rows if not _code(row[0])]
-    documented = {
-        _one_code(otel): (kind.strip(), tuple(_code(labels)), _one_code(unit))
-        for _prom, kind, labels, otel, unit, _hooks in otel_only
-    }
-    expected = {name: ("histogram", attrs, unit) for name, unit, attrs in sc.GEN_AI_METRICS}
-    assert documented == expected
-    assert len(otel_only) == len(sc.GEN_AI_METRICS)
+    assert all(not _one_code(row[3]).startswith("gen_ai.") for row in table.rows)
+    assert all(not spec.otel_name.startswith("gen_ai.") for spec in sc.METRICS)
+    for gone in ("gen_ai.execute_tool.duration", "gen_ai.invoke_agent.duration"):
+        assert gone not in doc
 
 
-def test_label_mapping_matches_code(tables: list[Table]) -> None:
+def test_label_table_matches_code(tables: list[Table]) -> None:
     table = _table(tables, LABELS_HEADER)
-    documented = {_one_code(label): _one_code(attr) for label, attr in table.rows}
+    documented = {_one_code(label): _one_code(attr) for label, attr, _values in table.rows}
     assert documented == sc.OTEL_ATTRIBUTE_FOR_LABEL
     assert len(table.rows) == len(documented)
     used = {label for _p, _k, labels, *_ in sc.METRICS for label in labels}
-    assert used == set(sc.OTEL_ATTRIBUTE_FOR_LABEL), "every metric label needs a mapping row"
+    assert used == set(sc.OTEL_ATTRIBUTE_FOR_LABEL), "every metric label needs a row"
+
+
+def test_attributes_and_instruments_translate_to_the_documented_labels_and_names(
+    tables: list[Table],
+) -> None:
+    """The official exporter's own translation functions turn each OpenTelemetry attribute
+    key into its label, and each instrument name and unit into the Prometheus name."""
+    from opentelemetry.exporter.prometheus._mapping import (
+        map_unit,
+        sanitize_attribute,
+        sanitize_full_name,
+    )
+
+    for label, attribute in sc.OTEL_ATTRIBUTE_FOR_LABEL.items():
+        assert sanitize_attribute(attribute) == label
+    for row in _table(tables, METRICS_HEADER).rows:
+        prom, kind, otel, unit = _one_code(row[0]), row[1].strip(), _one_code(row[3]), row[4]
+        name, suffix = sanitize_full_name(otel), map_unit(_one_code(unit))
+        if suffix and not name.endswith(f"_{suffix}"):
+            name += f"_{suffix}"
+        if kind == "counter":
+            name += "_total"
+        assert name == prom, (otel, name, prom)
 
 
 def _bucket_line(buckets: tuple[float, ...]) -> str:
@@ -267,7 +285,6 @@ def _bucket_line(buckets: tuple[float, ...]) -> str:
 def test_bucket_boundaries_are_documented(doc: str) -> None:
     lines = {line.strip() for line in doc.splitlines()}
     assert _bucket_line(sc.DURATION_BUCKETS) in lines
-    assert _bucket_line(sc.GEN_AI_DURATION_BUCKETS) in lines
 
 
 # -- spans, attributes, events ----------------------------------------------------------------
@@ -305,10 +322,9 @@ def test_every_attribute_constant_is_documented(tables: list[Table]) -> None:
     assert not missing, f"attribute constants missing from docs/telemetry.md: {missing}"
     extra = set(documented) - set(constants.values())
     assert not extra, f"attributes documented but not in _semconv: {sorted(extra)}"
-    # Attribute keys used elsewhere in _semconv are constants too.
-    for _name, _unit, attrs in sc.GEN_AI_METRICS:
-        assert set(attrs) <= set(documented)
-    assert set(sc.OTEL_ATTRIBUTE_FOR_LABEL.values()) <= set(documented)
+    # The semantic-conventions keys among the metric attributes are documented there too.
+    namespaced = {key for key in sc.OTEL_ATTRIBUTE_FOR_LABEL.values() if "." in key}
+    assert namespaced and namespaced <= set(documented)
 
 
 def test_every_event_is_documented(tables: list[Table]) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _semconv as sc
-
 if TYPE_CHECKING:
     from ._metrics import OtelMetrics
     from ._settings import LabelLimiter
@@ -59,22 +57,16 @@ class AgentCells:
 class TurnCells:
     """Series of finished turns of one agent, tool and stop reason."""
 
-    __slots__ = ("attrs", "count", "duration", "gen_ai_attrs")
+    __slots__ = ("attrs", "count", "duration")
 
     def __init__(
-        self,
-        store: MetricStore,
-        otel: OtelMetrics | None,
-        labels: tuple[str, str, str],
-        error_type: str | None,
+        self, store: MetricStore, otel: OtelMetrics | None, labels: tuple[str, str, str]
     ) -> None:
         self.count: Counter = store.counter("pygents_turns_total", labels)
         self.duration: Histogram = store.histogram("pygents_turn_duration_seconds", labels)
         self.attrs: Any = None
-        self.gen_ai_attrs: Any = None
         if otel is not None:
             self.attrs = otel.attributes("pygents_turn_duration_seconds", labels)
-            self.gen_ai_attrs = otel.gen_ai_attributes(sc.GEN_AI_TOOL_NAME, labels[1], error_type)
 
 
 class ToolCells:
@@ -104,7 +96,7 @@ class Cells:
         self._agent_label = agent_label
         self._tool_label = tool_label
         self._agents: BoundedCache[str, AgentCells] = BoundedCache()
-        self._turns: BoundedCache[tuple[str, str, str, str | None], TurnCells] = BoundedCache()
+        self._turns: BoundedCache[tuple[str, str, str], TurnCells] = BoundedCache()
         self._tools: BoundedCache[tuple[str, str], ToolCells] = BoundedCache()
         self._values: BoundedCache[tuple[str, str], Counter] = BoundedCache()
 
@@ -115,13 +107,17 @@ class Cells:
             found = self._agents[name] = AgentCells(self.store, self.otel, self._agent_label(name))
         return found
 
-    def turn(self, agent: str, tool: str, reason: str, error_type: str | None) -> TurnCells:
-        """The cells of a turn of ``tool`` run by ``agent`` ("" for none) ending ``reason``."""
-        key = (agent, tool, reason, error_type)
+    def turn(self, agent: str, tool: str, reason: str, error_type: str | None = None) -> TurnCells:
+        """The cells of a turn of ``tool`` run by ``agent`` ("" for none) ending ``reason``.
+
+        ``error_type`` does not label these series (only ``pygents_turn_errors_total``) and is
+        ignored; the parameter stays for callers that still pass it.
+        """
+        key = (agent, tool, reason)
         found = self._turns.get(key)
         if found is None:
             labels = (self._agent_label(agent) if agent else "", self._tool_label(tool), reason)
-            found = self._turns[key] = TurnCells(self.store, self.otel, labels, error_type)
+            found = self._turns[key] = TurnCells(self.store, self.otel, labels)
         return found
 
     def tool(self, tool: str, outcome: str) -> ToolCells:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,10 +27,17 @@ def _le(bound: float) -> str:
 
 
 class PrometheusCollector(Collector):
-    """Renders every pygents metric from a ``MetricStore`` at scrape time."""
+    """Renders every pygents metric from a ``MetricStore`` at scrape time.
 
-    def __init__(self, store: MetricStore) -> None:
+    ``defer`` (if given) is asked at each scrape whether another pipeline carries the metrics
+    now (the OpenTelemetry instruments, once an SDK meter provider is in place); while it says
+    so the collector yields nothing at all (no family, not even its HELP line), so the registry
+    never exposes a family twice.
+    """
+
+    def __init__(self, store: MetricStore, defer: Callable[[], bool] | None = None) -> None:
         self.store = store
+        self.defer = defer
         self._bounds = [_le(b) for b in store.buckets] + ["+Inf"]
 
     def describe(self) -> list[Metric]:
@@ -38,7 +45,9 @@ class PrometheusCollector(Collector):
         return list(self._families(empty=True))
 
     def collect(self) -> Iterator[Metric]:
-        """Yield every metric family with its current samples."""
+        """Yield every metric family with its current samples (none while deferring)."""
+        if self.defer is not None and self.defer():
+            return iter(())
         return self._families(empty=False)
 
     def _families(self, empty: bool) -> Iterator[Metric]:
@@ -77,9 +86,11 @@ class PrometheusCollector(Collector):
         family.add_metric(labels, buckets, total)
 
 
-def register_collector(store: MetricStore, registry: CollectorRegistry) -> PrometheusCollector:
+def register_collector(
+    store: MetricStore, registry: CollectorRegistry, defer: Callable[[], bool] | None = None
+) -> PrometheusCollector:
     """Create the collector and register it (``ValueError`` if the names are taken)."""
-    collector = PrometheusCollector(store)
+    collector = PrometheusCollector(store, defer)
     registry.register(collector)
     return collector
 

@@ -33,8 +33,6 @@ PYGENTS_AGENT_TURNS = "pygents.agent.turns"
 PYGENTS_TURN_TIMEOUT = "pygents.turn.timeout"
 PYGENTS_TURN_STOP_REASON = "pygents.turn.stop_reason"
 PYGENTS_TURN_VALUES = "pygents.turn.values"
-PYGENTS_TOOL_OUTCOME = "pygents.tool.outcome"
-PYGENTS_CONTEXT_OWNER = "pygents.context.owner"
 
 OP_INVOKE_AGENT = "invoke_agent"
 OP_EXECUTE_TOOL = "execute_tool"
@@ -164,6 +162,15 @@ METRICS: tuple[MetricSpec, ...] = (
         "1 while the agent's run loop is active.",
     ),
     MetricSpec(
+        "pygents_agent_busy_seconds_total",
+        "counter",
+        ("agent",),
+        "pygents.agent.busy",
+        "s",
+        "AgentHook ON_RUN_START → ON_RUN_END",
+        "Seconds agents' run loops have been active, up to the moment of collection.",
+    ),
+    MetricSpec(
         "pygents_agent_paused",
         "gauge",
         ("agent",),
@@ -219,14 +226,6 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
 )
 
-#: OpenTelemetry-only GenAI histograms: (name, unit, attributes).
-METRIC_EXECUTE_TOOL_DURATION = "gen_ai.execute_tool.duration"
-METRIC_INVOKE_AGENT_DURATION = "gen_ai.invoke_agent.duration"
-GEN_AI_METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (METRIC_EXECUTE_TOOL_DURATION, "s", (GEN_AI_TOOL_NAME, ERROR_TYPE)),
-    (METRIC_INVOKE_AGENT_DURATION, "s", (GEN_AI_AGENT_NAME, ERROR_TYPE)),
-)
-
 #: Prometheus histogram buckets: 1 ms to 10 min.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.001,
@@ -248,30 +247,18 @@ DURATION_BUCKETS: tuple[float, ...] = (
     300.0,
     600.0,
 )
-#: GenAI semantic-convention recommended boundaries for operation durations.
-GEN_AI_DURATION_BUCKETS: tuple[float, ...] = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
 
-#: Labels mapped to OpenTelemetry attribute keys for the OTel instruments.
+#: The OpenTelemetry attribute key of each Prometheus label. The standard OpenTelemetry ->
+#: Prometheus translation (the official exporter, OTLP into Prometheus) replaces every character
+#: that is not a letter or digit with ``_``, so these keys come out as exactly the labels above:
+#: ``error.type`` (the semantic-conventions key) becomes ``error_type``; the others are already
+#: label names. Keys under a namespace (``gen_ai.agent.name``) would become ``gen_ai_agent_name``
+#: and miss every dashboard query.
 OTEL_ATTRIBUTE_FOR_LABEL = {
-    "agent": GEN_AI_AGENT_NAME,
-    "tool": GEN_AI_TOOL_NAME,
-    "stop_reason": PYGENTS_TURN_STOP_REASON,
+    "agent": "agent",
+    "tool": "tool",
+    "stop_reason": "stop_reason",
     "error_type": ERROR_TYPE,
-    "outcome": PYGENTS_TOOL_OUTCOME,
-    "owner": PYGENTS_CONTEXT_OWNER,
+    "outcome": "outcome",
+    "owner": "owner",
 }

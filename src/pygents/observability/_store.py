@@ -17,9 +17,12 @@ from typing import Any
 
 from ._semconv import DURATION_BUCKETS, METRICS
 
-__all__ = ["Counter", "Histogram", "MetricStore"]
+__all__ = ["BusyTime", "Counter", "Histogram", "MetricStore"]
 
 Labels = tuple[str, ...]
+
+#: The counter of run-loop seconds, computed when read (see ``BusyTime``).
+BUSY = "pygents_agent_busy_seconds_total"
 
 
 class Counter:
@@ -30,6 +33,44 @@ class Counter:
     def __init__(self) -> None:
         self.value = 0.0
         self.created = time.time()
+
+
+class BusyTime:
+    """Seconds the run loops of one label set have been active, read as a counter.
+
+    Runs that ended are summed; runs still going count up to the moment the value is read,
+    so a scrape in the middle of a long run already shows its busy time. Several runs at once
+    (agents sharing a name, or capped to ``other``) add up: agent-seconds. Updated and read
+    under the store's lock.
+    """
+
+    __slots__ = ("_running", "_since", "_total", "created")
+
+    def __init__(self) -> None:
+        self.created = time.time()
+        self._total = 0.0
+        self._running = 0
+        self._since = 0.0
+
+    def _advance(self, now: float) -> None:
+        self._total += self._running * (now - self._since)
+        self._since = now
+
+    def start(self, now: float) -> None:
+        """A run began at ``now`` (``time.monotonic()``)."""
+        self._advance(now)
+        self._running += 1
+
+    def end(self, now: float) -> None:
+        """A run ended at ``now``; an end without a start (instrumented mid-run) is ignored."""
+        if self._running:
+            self._advance(now)
+            self._running -= 1
+
+    @property
+    def value(self) -> float:
+        """Busy seconds up to now."""
+        return self._total + self._running * (time.monotonic() - self._since)
 
 
 class Histogram:
@@ -95,6 +136,18 @@ class MetricStore:
         """Set a gauge."""
         self.values[name][labels] = float(value)
 
+    def run_started(self, labels: Labels) -> None:
+        """An agent's run loop started: its busy time counts from now (thread-safe)."""
+        cell: BusyTime = self._cell(BUSY, labels, BusyTime)
+        with self.lock:
+            cell.start(time.monotonic())
+
+    def run_ended(self, labels: Labels) -> None:
+        """An agent's run loop ended: its busy time stops counting (thread-safe)."""
+        cell: BusyTime = self._cell(BUSY, labels, BusyTime)
+        with self.lock:
+            cell.end(time.monotonic())
+
     def observe(
         self,
         cell: Histogram,
@@ -118,8 +171,8 @@ class MetricStore:
     def snapshot(self, name: str) -> list[tuple[Labels, Any]]:
         """Return ``(labels, value)`` pairs of one metric, copied under the lock.
 
-        Counters give ``(value, created)``, gauges their value, histograms
-        ``(counts, sum, exemplars)``.
+        Counters give ``(value, created)`` (busy time computed now), gauges their value,
+        histograms ``(counts, sum, exemplars)``.
         """
         with self.lock:
             items = list(self.values[name].items())

@@ -26,6 +26,10 @@ from ._hooks import hook as hook
 from ._registry import AgentRegistry as AgentRegistry
 from ._registry import HookRegistry as HookRegistry
 from ._registry import ToolRegistry as ToolRegistry
+from ._scope import ExecutionScope as ExecutionScope
+from ._scope import add_scope as add_scope
+from ._scope import remove_scope as remove_scope
+from ._scope import scopes as scopes
 from ._tool import Tool as Tool
 from ._tool import ToolMetadata as ToolMetadata
 from ._tool import tool as tool
@@ -50,6 +54,7 @@ __all__ = [
     "ContextPoolHook",
     "ContextQueue",
     "ContextQueueHook",
+    "ExecutionScope",
     "Hook",
     "HookMetadata",
     "HookRegistry",
@@ -69,10 +74,13 @@ __all__ = [
     "UnregisteredHookError",
     "UnregisteredToolError",
     "WrongRunMethodError",
+    "add_scope",
     "current_agent",
     "current_tool",
     "current_turn",
     "hook",
+    "remove_scope",
+    "scopes",
     "tool",
 ]
 

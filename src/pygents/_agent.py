@@ -9,12 +9,13 @@ from collections.abc import AsyncGenerator, Awaitable, Iterable
 from time import time
 from typing import Any
 
-from . import _serde
+from . import _scope, _serde
 from ._context import ContextItem, ContextPool, ContextQueue
 from ._current import FRAME
 from ._enums import AgentHook, TurnHook
 from ._hooks import DONE, HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
+from ._scope import SCOPES
 from ._tool import Tool
 from ._turn import Turn, run_returning, run_yielding
 from .errors import SafeExecutionError, SerializationError
@@ -408,9 +409,13 @@ class Agent:
         # frame is put back, so code between iterations sees its own.
         outer = FRAME.get()
         mine = (self, None, None)
-        # With hooks, the frame between turns is this agent's (put back around each yield);
-        # without, nobody looks at it, so it is not touched per turn.
-        juggle = bool(hooks or _AGENT_GLOBALS)
+        # Execution scopes (a tracer's run span) are current during each step of the run,
+        # hooks included, and detached around each yield like the frame.
+        opened = _scope.open_run(self) if SCOPES else None
+        tokens = _scope.attach(opened) if opened else None
+        # With hooks or scopes, the frame between turns is this agent's (put back around
+        # each yield); without, nobody looks at it, so it is not touched per turn.
+        juggle = bool(hooks or _AGENT_GLOBALS or opened)
         if juggle:
             FRAME.set(mine)
         try:
@@ -447,7 +452,16 @@ class Agent:
                                 raise
                             if hooks or _G_TURN_VALUE or isinstance(value, _ROUTED):
                                 await self._deliver(turn, value)
-                            if juggle:
+                            if opened:
+                                FRAME.set(outer)
+                                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                                tokens = None
+                                try:
+                                    yield turn, value
+                                finally:
+                                    FRAME.set(mine)
+                                    tokens = _scope.attach(opened)
+                            elif juggle:
                                 FRAME.set(outer)
                                 yield turn, value
                                 FRAME.set(mine)
@@ -465,7 +479,16 @@ class Agent:
                     self._current_turn = None
                     if hooks or _G_TURN_VALUE or isinstance(value, _ROUTED):
                         await self._deliver(turn, value)
-                    if juggle:
+                    if opened:
+                        FRAME.set(outer)
+                        _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                        tokens = None
+                        try:
+                            yield turn, value
+                        finally:
+                            FRAME.set(mine)
+                            tokens = _scope.attach(opened)
+                    elif juggle:
                         FRAME.set(outer)
                         yield turn, value
                         FRAME.set(mine)
@@ -492,6 +515,10 @@ class Agent:
                     )
             finally:
                 FRAME.set(outer)
+                if opened:
+                    if tokens is not None:
+                        _scope.detach(opened, tokens)
+                    _scope.close_run(opened, self, error)
 
     # -- branching and serialization ---------------------------------------------------------
 

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from time import time
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
-from . import _callable
+from . import _callable, _scope
 from ._current import FRAME
 from ._enums import ToolHook
 from ._hooks import HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._scope import SCOPES
 
 __all__ = ["AsyncGenTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
 
@@ -133,12 +134,34 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
     """A tool made from an ``async def`` function returning one value."""
 
     def _start(
-        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> Coroutine[Any, Any, R]:
-        """Return the coroutine to drive: the bare function call when nothing wraps it."""
-        if self._plain and not self.hooks and not _TOOL_GLOBALS:
+        """Return the coroutine a turn drives: the bare function call when nothing wraps it."""
+        if self._plain and not self.hooks and not _TOOL_GLOBALS and not SCOPES:
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        if SCOPES:
+            return self._scoped(args, kwargs, turn)
         return self._invoke(args, kwargs)
+
+    async def _scoped(
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any
+    ) -> R:
+        """``_invoke`` inside the execution scopes' call states (one step: one attach)."""
+        opened = _scope.open_call(self, turn, args, kwargs)
+        if not opened:
+            return await self._invoke(args, kwargs)
+        tokens = _scope.attach(opened)
+        result: R | None = None
+        error: BaseException | None = None
+        try:
+            result = await self._invoke(args, kwargs)
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _scope.detach(opened, tokens)
+            _scope.close_call(opened, self, result, error)
 
     async def _invoke(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         # Each event is gated by its own listeners: a BEFORE_INVOKE hook alone does not
@@ -177,6 +200,8 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         outer = FRAME.get()
         FRAME.set((outer[0], outer[1], self))
         try:
+            if SCOPES:
+                return await self._scoped(args, kwargs, None)
             return await self._invoke(args, kwargs)
         finally:
             FRAME.set(outer)
@@ -188,21 +213,28 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
     is_generator = True
     on_yield = HookPoint["_BaseTool"](ToolHook.ON_YIELD)
 
-    def _start(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncIterator[Y]:
-        """Return the async iterator to drive: the bare generator when nothing wraps it."""
-        if self._plain and not self.hooks and not _TOOL_GLOBALS:
+    def _start(
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
+    ) -> AsyncIterator[Y]:
+        """Return the async iterator a turn drives: the bare generator when nothing wraps it."""
+        if self._plain and not self.hooks and not _TOOL_GLOBALS and not SCOPES:
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
-        return self._iterate(args, kwargs)
+        return self._iterate(args, kwargs, turn)
 
     async def _iterate(
-        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> AsyncGenerator[Y, None]:
+        # Execution scopes are current during each step of the stream (from a resumption to
+        # the next value), never while the consumer handles a value.
+        opened = _scope.open_call(self, turn, args, kwargs) if SCOPES else None
+        tokens = _scope.attach(opened) if opened else None
         meta = self.metadata
         meta._start = time()
         meta._end = None
         values: list[Y] = []
         lock: asyncio.Lock | None = None
         agen: AsyncGenerator[Y, None] | None = None
+        error: BaseException | None = None
         try:
             if self.hooks or _G_BEFORE:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
@@ -215,9 +247,18 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                 values.append(value)
                 if self.hooks or _G_YIELD:
                     await self._fire(ToolHook.ON_YIELD, value)
-                yield value
-        except GeneratorExit:
+                if opened:
+                    _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                    tokens = None
+                    try:
+                        yield value
+                    finally:
+                        tokens = _scope.attach(opened)
+                else:
+                    yield value
+        except GeneratorExit as exc:
             # The consumer stopped early: close the tool, report the partial values.
+            error = exc
             await self._close(agen, lock)
             lock = None
             meta._end = time()
@@ -225,21 +266,29 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                 await self._fire(ToolHook.AFTER_INVOKE, values)
             raise
         except Exception as exc:
+            error = exc
             await self._close(agen, lock)
             lock = None
             meta._end = time()
             if self.hooks or _G_ERROR:
                 await self._fire(ToolHook.ON_ERROR, exc=exc)
             raise
-        except BaseException:
+        except BaseException as exc:
+            error = exc
             await self._close(agen, lock)
             lock = None
             meta._end = time()
             raise
-        await self._close(agen, lock)
-        meta._end = time()
-        if self.hooks or _G_AFTER:
-            await self._fire(ToolHook.AFTER_INVOKE, values)
+        else:
+            await self._close(agen, lock)
+            meta._end = time()
+            if self.hooks or _G_AFTER:
+                await self._fire(ToolHook.AFTER_INVOKE, values)
+        finally:
+            if opened:
+                if tokens is not None:
+                    _scope.detach(opened, tokens)
+                _scope.close_call(opened, self, values, error)
 
     @staticmethod
     async def _close(agen: AsyncGenerator[Any, None] | None, lock: asyncio.Lock | None) -> None:

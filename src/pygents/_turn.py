@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from time import time
 from typing import TYPE_CHECKING, Any
 
-from . import _serde
+from . import _scope, _serde
 from ._current import FRAME
 from ._enums import StopReason, TurnHook
 from ._hooks import HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._scope import SCOPES
 from ._tool import _BaseTool
 from .errors import SafeExecutionError, SerializationError, TurnTimeoutError, WrongRunMethodError
 
@@ -552,6 +553,11 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
 async def run_returning(turn: Turn, agent: Agent | None) -> Any:
     """Execute a coroutine-tool turn: hooks, dynamic args, timeout, metadata, stop reason."""
     outer, _, hooked, local = _enter(turn, agent)
+    # Execution scopes (e.g. a tracer's span) are current for the whole turn, hooks
+    # included: a coroutine tool runs as one step, in this frame.
+    opened = _scope.open_turn(turn, agent) if SCOPES else None
+    tokens = _scope.attach(opened) if opened else None
+    error: BaseException | None = None
     try:
         if local:
             await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
@@ -560,7 +566,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
             args, kwargs = _resolve_dynamic(args, kwargs)
-        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs)  # type: ignore[assignment]
+        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs, turn)  # type: ignore[assignment]
         try:
             pending = coro.send(None)
         except StopIteration as stop:
@@ -575,30 +581,38 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         turn._stop_reason = _COMPLETED
         return output
     except Exception as exc:
+        error = exc
         await _failed(turn, agent, exc, hooked)
         raise
-    except BaseException:
+    except BaseException as exc:
+        error = exc
         turn._stop_reason = _CANCELLED
         raise
     finally:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
-        if local or _G_COMPLETE:
-            try:
+        try:
+            if local or _G_COMPLETE:
                 await _completion(turn, agent, local)
-            finally:
-                FRAME.set(outer)
-        else:
+        finally:
             FRAME.set(outer)
+            if opened:
+                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                _scope.close_turn(opened, turn, error)
 
 
 async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, None]:
     """Execute an async-generator-tool turn, yielding each value.
 
     The timeout bounds the time spent inside the tool, not the consumer's time between
-    values. Stopping early (``break``, ``aclose()``) ends the turn as CANCELLED.
+    values. Stopping early (``break``, ``aclose()``) ends the turn as CANCELLED. Execution
+    scopes are current during each step (from a resumption to the next value), never while
+    the consumer handles a value.
     """
     outer, frame, hooked, local = _enter(turn, agent)
+    opened = _scope.open_turn(turn, agent) if SCOPES else None
+    tokens = _scope.attach(opened) if opened else None
+    error: BaseException | None = None
     values: list[Any] = []
     turn.output = values
     stream: Any = None
@@ -610,7 +624,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
             args, kwargs = _resolve_dynamic(args, kwargs)
-        stream = turn._tool._start(args, kwargs)
+        stream = turn._tool._start(args, kwargs, turn)
         remaining = turn._timeout
         loop = None
         while True:
@@ -633,34 +647,43 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
                     remaining = max(remaining - (loop.time() - started), 1e-9)
             values.append(value)
             FRAME.set(outer)
+            if opened:
+                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                tokens = None
             try:
                 yield value
             finally:
                 FRAME.set(frame)
+                if opened:
+                    tokens = _scope.attach(opened)
         if local:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
         elif _G_AFTER_RUN:
             await fire_global(_G_AFTER_RUN, turn.tags, turn, values)
         turn._stop_reason = _COMPLETED
     except Exception as exc:
+        error = exc
         await _close(stream)
         await _failed(turn, agent, exc, hooked)
         raise
-    except BaseException:
+    except BaseException as exc:
         # GeneratorExit (the consumer stopped early) or cancellation.
+        error = exc
         turn._stop_reason = _CANCELLED
         await _close(stream)
         raise
     finally:
         turn._end = turn._tool.metadata._end = time()
         turn._running = False
-        if local or _G_COMPLETE:
-            try:
+        try:
+            if local or _G_COMPLETE:
                 await _completion(turn, agent, local)
-            finally:
-                FRAME.set(outer)
-        else:
+        finally:
             FRAME.set(outer)
+            if opened:
+                if tokens is not None:
+                    _scope.detach(opened, tokens)
+                _scope.close_turn(opened, turn, error)
 
 
 async def _close(stream: Any) -> None:

@@ -11,11 +11,19 @@ from typing import Any
 
 from pygents._env import telemetry_switched_off
 
-__all__ = ["ContentCapture", "LabelLimiter", "disabled_by_env", "warn_once"]
+__all__ = [
+    "REDACTION_FAILED",
+    "ContentCapture",
+    "LabelLimiter",
+    "disabled_by_env",
+    "warn_once",
+]
 
 logger = logging.getLogger("pygents.observability")
 
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: What a span records in place of text whose redaction callback failed.
+REDACTION_FAILED = "[redaction failed]"
 _CAPTURE_ON = {"true", "1", "yes", "span_only", "span_and_event", "event_only"}
 
 
@@ -26,7 +34,10 @@ class ContentCapture:
     Args:
         enabled: record ``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``.
         max_length: truncate each recorded string to this many characters.
-        redact: called with each serialized string before truncation; returns what to record.
+        redact: called with each string before it is recorded (serialized arguments and
+            results, before truncation; exception messages, tracebacks and span status
+            descriptions); returns what to record. If it raises or returns a non-string,
+            ``REDACTION_FAILED`` is recorded instead.
     """
 
     enabled: bool = False
@@ -39,11 +50,39 @@ class ContentCapture:
             text = json.dumps(value, default=repr, ensure_ascii=False)
         except (TypeError, ValueError):
             text = repr(value)
-        if self.redact is not None:
-            text = self.redact(text)
+        text = self.scrub(text)
         if len(text) > self.max_length:
             text = text[: self.max_length] + "…"
         return text
+
+    def scrub(self, text: str) -> str:
+        """Apply the redaction callback to ``text`` (unchanged without one).
+
+        A callback that raises or returns something other than a string yields
+        ``REDACTION_FAILED`` instead: the span keeps a placeholder, never the raw text.
+        """
+        if self.redact is None:
+            return text
+        try:
+            out: Any = self.redact(text)
+        except Exception as exc:
+            warn_once(
+                f"redact:{type(exc).__name__}",
+                "pygents telemetry: the redaction callback raised %s; %r is recorded instead",
+                type(exc).__name__,
+                REDACTION_FAILED,
+            )
+            return REDACTION_FAILED
+        if not isinstance(out, str):
+            warn_once(
+                "redact:type",
+                "pygents telemetry: the redaction callback returned %s, not a string; %r is "
+                "recorded instead",
+                type(out).__name__,
+                REDACTION_FAILED,
+            )
+            return REDACTION_FAILED
+        return out
 
     @classmethod
     def resolve(cls, value: bool | ContentCapture | None) -> ContentCapture:

@@ -1,0 +1,190 @@
+"""The bridge's metrics: what each finished run, turn and tool call adds to the store.
+
+Recorded when an execution ends (the bridge's execution scope is told, whatever hooks
+did), with the trace id of its span for exemplars. Series are looked up through ``Cells``
+and the per-lane caches, so a turn that completes normally builds no label tuple.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pygents import StopReason
+
+from ._cells import Cells
+
+if TYPE_CHECKING:
+    from ._cells import Lane
+    from ._metrics import OtelMetrics
+    from ._settings import LabelLimiter
+    from ._store import MetricStore
+
+__all__ = ["MetricRecorder", "tool_outcome"]
+
+_COMPLETED = StopReason.COMPLETED
+_TIMEOUT = StopReason.TIMEOUT
+
+
+def tool_outcome(error: BaseException | None, reason: StopReason | None = None) -> str:
+    """The ``outcome`` label of a tool invocation that ended with ``error``.
+
+    ``ok``; ``timeout`` when the turn running it timed out (the tool itself sees a
+    cancellation); ``cancelled`` for a cancellation or a stream closed early; else ``error``.
+    """
+    if error is None:
+        return "ok"
+    if isinstance(error, Exception):
+        return "error"
+    if reason is _TIMEOUT:
+        return "timeout"
+    return "cancelled"
+
+
+class MetricRecorder:
+    """Feeds the metric store (and the OpenTelemetry histograms) from the bridge."""
+
+    def __init__(
+        self,
+        store: MetricStore,
+        otel: OtelMetrics | None,
+        agent_label: LabelLimiter,
+        tool_label: LabelLimiter,
+        error_label: LabelLimiter,
+    ) -> None:
+        self.store = store
+        self.otel = otel
+        self.cells = Cells(store, otel, agent_label, tool_label)
+        self._agent_label = agent_label
+        self._tool_label = tool_label
+        self._error_label = error_label
+        self._depth = store.values["pygents_agent_queue_depth"]
+        self._lock = store.lock
+        self._observe = store.observe
+        if otel is not None:
+            from ._metrics import NO_CONTEXT
+
+            histograms = otel.histograms
+            self._otel_turn = histograms["pygents_turn_duration_seconds"]
+            self._otel_tool = histograms["pygents_tool_duration_seconds"]
+            self._otel_wait = histograms["pygents_turn_queue_wait_seconds"]
+            self._no_context = NO_CONTEXT
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def run_started(self, agent: Any, owner: Any) -> None:
+        """Gauges of an agent whose run starts (``owner`` labels its context containers)."""
+        store = self.store
+        labels = self.cells.agent(agent.name).labels
+        store.set("pygents_agent_running", labels, 1)
+        store.set("pygents_agent_paused", labels, 1 if agent.is_paused else 0)
+        store.set("pygents_agent_queue_depth", labels, len(agent))
+        queue, pool = agent.context_queue, agent.context_pool
+        store.set("pygents_context_queue_items", (owner(queue),), len(queue))
+        store.set("pygents_context_pool_items", (owner(pool),), len(pool))
+
+    def run_ended(self, agent: Any) -> None:
+        """Gauges of an agent whose run ended."""
+        labels = self.cells.agent(agent.name).labels
+        self.store.set("pygents_agent_running", labels, 0)
+        self.store.set("pygents_agent_queue_depth", labels, len(agent))
+
+    def enqueued(self, agent: Any) -> None:
+        """A turn was put on ``agent``'s queue."""
+        cells = self.cells.agent(agent.name)
+        self.store.count(cells.enqueued)
+        self._depth[cells.labels] = float(len(agent))
+
+    def before_turn(self, agent: Any) -> None:
+        """``agent`` is about to take its next turn off the queue."""
+        depth = len(agent) - 1
+        self._depth[self.cells.agent(agent.name).labels] = float(depth if depth > 0 else 0)
+
+    def paused(self, agent: Any, flag: int) -> None:
+        """``agent`` was paused (1) or resumed (0)."""
+        self.store.set("pygents_agent_paused", self.cells.agent(agent.name).labels, flag)
+
+    def value(self, lane: Lane | None, agent: Any, turn: Any) -> None:
+        """A turn run by ``agent`` produced a value."""
+        counter = None if lane is None else lane.values
+        if counter is None:
+            counter = self.cells.values(agent.name, turn.tool.metadata.name)
+            if lane is not None:
+                lane.values = counter
+        with self._lock:
+            counter.value += 1
+
+    # -- turns -------------------------------------------------------------------------------
+
+    def queue_wait(self, lane: Lane, wait: float) -> None:
+        """A turn run by an agent waited ``wait`` seconds in its queue."""
+        cells = lane.agent
+        if cells is None:
+            return
+        with self._lock:
+            self._observe(cells.wait, wait)
+        if self.otel is not None:
+            self._otel_wait.record(wait, cells.wait_attrs, self._no_context)
+
+    def turn_done(
+        self,
+        lane: Lane,
+        reason: StopReason | None,
+        error_type: str | None,
+        seconds: float,
+        tool_time: float | None,
+        outcome: str,
+        stamp: float,
+        trace_id: int | None,
+    ) -> None:
+        """A turn ended: its count and duration, its tool invocation, its failure counter."""
+        cells = lane.turn_ok
+        if cells is None or reason is not _COMPLETED or error_type is not None:
+            cells = self.cells.turn(
+                lane.agent_name,
+                lane.tool.metadata.name,
+                reason.value if reason is not None else "unknown",
+            )
+            if reason is _COMPLETED and error_type is None:
+                lane.turn_ok = cells
+        tool_cells = None
+        if tool_time is not None:
+            tool_cells = lane.tool_ok if outcome == "ok" else None
+            if tool_cells is None:
+                tool_cells = self.cells.tool(lane.tool.metadata.name, outcome)
+                if outcome == "ok":
+                    lane.tool_ok = tool_cells
+        observe = self._observe
+        with self._lock:
+            cells.count.value += 1
+            observe(cells.duration, seconds, trace_id, stamp)
+            if tool_cells is not None:
+                tool_cells.count.value += 1
+                observe(tool_cells.duration, tool_time, trace_id, stamp)  # type: ignore[arg-type]
+        if reason is _TIMEOUT:
+            self._failure(lane, "pygents_turn_timeouts_total", None)
+        elif error_type is not None:
+            self._failure(lane, "pygents_turn_errors_total", error_type)
+        if self.otel is not None:
+            self._otel_turn.record(seconds, cells.attrs, self._no_context)
+            if tool_cells is not None:
+                self._otel_tool.record(tool_time, tool_cells.attrs, self._no_context)
+
+    def _failure(self, lane: Lane, metric: str, error_type: str | None) -> None:
+        labels: tuple[str, ...] = (
+            self._agent_label(lane.agent_name) if lane.agent_name else "",
+            self._tool_label(lane.tool.metadata.name),
+        )
+        if error_type is not None:
+            labels += (self._error_label(error_type),)
+        self.store.inc(metric, labels)
+
+    # -- tools called directly ---------------------------------------------------------------
+
+    def call_done(self, tool: Any, outcome: str, seconds: float, trace_id: int | None) -> None:
+        """A tool called directly (not by a turn) ended."""
+        cells = self.cells.tool(tool.metadata.name, outcome)
+        with self._lock:
+            cells.count.value += 1
+            self._observe(cells.duration, seconds, trace_id)
+        if self.otel is not None:
+            self._otel_tool.record(seconds, cells.attrs, self._no_context)

@@ -1,0 +1,211 @@
+"""The bridge's spans: start, end and mark the spans of agent runs, turns and tool calls.
+
+Every span is started when its execution starts and made current (through the bridge's
+execution scope) during each step of it, so spans created inside a tool by the user or by
+any instrumented library are its children. This module only talks to the tracer; which
+execution is current, and when, is the bridge's business.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from pygents import StopReason
+
+from . import _semconv as sc
+from ._cells import BoundedCache
+from ._propagation import parse_traceparent
+from ._settings import ContentCapture
+
+__all__ = ["Spans"]
+
+_COMPLETED = StopReason.COMPLETED
+
+
+class Spans:
+    """Creates and finishes the bridge's spans with one tracer."""
+
+    def __init__(self, tracer: Any, capture: ContentCapture) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+        from opentelemetry.trace.status import Status, StatusCode
+
+        self.tracer = tracer
+        self.capture = capture
+        self._trace = trace
+        self.context_with = trace.set_span_in_context
+        self._Link = Link
+        self._SpanContext = SpanContext
+        self._TraceFlags = TraceFlags
+        self._INTERNAL = SpanKind.INTERNAL
+        self._Status = Status
+        self._ERROR = StatusCode.ERROR
+        self._awaiting_sdk = isinstance(tracer, trace.ProxyTracer)
+        self._instrumentation_enabled = _instrumentation_switch()
+        #: (tool, timeout) -> (span name, start attributes); bounded like every name cache.
+        self._tool_attrs: BoundedCache[tuple[Any, Any], tuple[str, dict[str, Any]]]
+        self._tool_attrs = BoundedCache()
+
+    # -- when not to trace -------------------------------------------------------------------
+
+    def suppressed(self) -> bool:
+        """True when no span should be made: suppressed, or no SDK configured yet."""
+        if self._awaiting_sdk:
+            # Instrumented with the global provider before an SDK was installed: spans would
+            # be non-recording, so skip them until one is (OpenTelemetry sets it once).
+            if isinstance(self._trace.get_tracer_provider(), self._trace.ProxyTracerProvider):
+                return True
+            self._awaiting_sdk = False
+        return not self._instrumentation_enabled()
+
+    # -- names and attributes ----------------------------------------------------------------
+
+    def tool_start(self, tool: Any, timeout: Any) -> tuple[str, dict[str, Any]]:
+        """The span name and start attributes of a tool (built once per tool and timeout)."""
+        key = (tool, timeout)
+        found = self._tool_attrs.get(key)
+        if found is None:
+            meta = tool.metadata
+            attrs: dict[str, Any] = {
+                sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+                sc.GEN_AI_TOOL_NAME: meta.name,
+                sc.GEN_AI_TOOL_TYPE: "function",
+            }
+            if meta.description:
+                attrs[sc.GEN_AI_TOOL_DESCRIPTION] = meta.description
+            if timeout is not None:
+                attrs[sc.PYGENTS_TURN_TIMEOUT] = float(timeout)
+            found = (sc.SPAN_EXECUTE_TOOL.format(tool=meta.name), attrs)
+            self._tool_attrs[key] = found
+        return found
+
+    def links(self, carrier: dict[str, str] | None) -> list[Any] | None:
+        """A link to the span a W3C carrier names (a turn's causal origin), if valid."""
+        parsed = parse_traceparent(carrier)
+        if parsed is None:
+            return None
+        trace_id, span_id, flags = parsed
+        return [self._Link(self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags)))]
+
+    def current_span(self) -> Any:
+        """The span current in this context (the user's, a tool's, or the invalid span)."""
+        return self._trace.get_current_span()
+
+    @staticmethod
+    def trace_id(span: Any) -> int | None:
+        """The trace id of a sampled span (for exemplars), else None."""
+        context = span.get_span_context()
+        return context.trace_id if context.trace_flags.sampled and context.trace_id else None
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def start(
+        self, name: str, attributes: dict[str, Any], links: list[Any] | None = None
+    ) -> tuple[Any, Any]:
+        """Start a span, a child of the current context; return it and a context holding it."""
+        span = self.tracer.start_span(name, kind=self._INTERNAL, attributes=attributes, links=links)
+        return span, self.context_with(span)
+
+    def start_run(self, agent: Any) -> tuple[Any, Any]:
+        """The ``invoke_agent`` span of an agent run."""
+        attributes: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
+            sc.GEN_AI_AGENT_NAME: agent.name,
+            sc.GEN_AI_AGENT_DESCRIPTION: agent.description,
+        }
+        if agent.tags:
+            attributes[sc.PYGENTS_AGENT_TAGS] = sorted(agent.tags)
+        return self.start(sc.SPAN_INVOKE_AGENT.format(agent=agent.name), attributes)
+
+    def capture_arguments(self, span: Any, args: Any, kwargs: Any) -> None:
+        """Record a tool call's arguments (content capture only)."""
+        if self.capture.enabled and span is not None:
+            span.set_attribute(
+                sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+                self.capture.render({"args": list(args), "kwargs": kwargs}),
+            )
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def mark_error(self, span: Any, error_type: str, exc: BaseException | None) -> None:
+        """Status ERROR, ``error.type``, and the exception recorded (redacted if configured)."""
+        message = "" if exc is None else self.capture.scrub(str(exc))
+        span.set_status(self._Status(self._ERROR, f"{error_type}: {message}"))
+        span.set_attribute(sc.ERROR_TYPE, error_type)
+        if exc is None:
+            return
+        if self.capture.redact is None:
+            span.record_exception(exc)
+            return
+        # record_exception() would write the raw message and traceback: write them redacted.
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        span.add_event(
+            "exception",
+            {
+                "exception.type": type(exc).__qualname__,
+                "exception.message": message,
+                "exception.stacktrace": self.capture.scrub(stack),
+                "exception.escaped": "False",
+            },
+        )
+
+    def finish_turn(
+        self,
+        span: Any,
+        lane: Any,
+        tool: Any,
+        output: Any,
+        reason: StopReason | None,
+        error_type: str | None,
+        exc: BaseException | None,
+    ) -> None:
+        """Set a turn span's closing attributes (stop reason, values, result, error)."""
+        if reason is _COMPLETED and error_type is None and not tool.is_generator:
+            if self.capture.enabled and output is not None:
+                span.set_attributes(lane.done_attributes)
+                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
+            else:
+                span.set_attributes(lane.done_attributes)  # built once per lane
+            return
+        if tool.is_generator:
+            values = len(output) if isinstance(output, list) else 0
+        else:
+            values = 1 if reason is _COMPLETED else 0
+        span.set_attributes(
+            {
+                sc.PYGENTS_TURN_STOP_REASON: reason.value if reason else "unknown",
+                sc.PYGENTS_TURN_VALUES: values,
+            }
+        )
+        if error_type is not None:
+            self.mark_error(span, error_type, exc)
+
+    def finish_call(
+        self, span: Any, tool: Any, result: Any, error_type: str | None, exc: BaseException | None
+    ) -> None:
+        """Set a direct tool call's closing attributes."""
+        if tool.is_generator:
+            values = len(result) if isinstance(result, list) else 0
+        else:
+            values = 1 if error_type is None and exc is None else 0
+        span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
+        if error_type is not None:
+            self.mark_error(span, error_type, exc)
+        elif self.capture.enabled and not tool.is_generator and exc is None:
+            span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
+
+
+def _instrumentation_switch() -> Callable[[], bool]:
+    """``is_instrumentation_enabled`` (honours ``suppress_instrumentation()``), if installed.
+
+    ``suppress_instrumentation()`` lives in opentelemetry-instrumentation; without that
+    package nothing can suppress, so instrumentation is always on.
+    """
+    try:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    except ImportError:
+        return lambda: True
+    enabled: Callable[[], bool] = is_instrumentation_enabled
+    return enabled

@@ -162,18 +162,11 @@ def start_telemetry(options: argparse.Namespace) -> TelemetryHandle | int:
         return EXIT_NO_METRICS_PORT
 
 
-def _traces_destination(console: bool) -> str:
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    where = []
-    if endpoint:
-        where.append(f"OTLP to {endpoint}")
-    if console:
-        where.append("the console")
-    if not where:
+def _traces_destination(handle: TelemetryHandle) -> str:
+    # The handle's words, with any credentials in the endpoint already redacted.
+    if not handle.span_destinations:
         return "not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, or use --console-spans)"
-    return " and ".join(where)
+    return " and ".join(handle.span_destinations)
 
 
 @dataclass
@@ -229,7 +222,7 @@ def _banner(options: argparse.Namespace, seed: int, handle: TelemetryHandle) -> 
     port = handle.metrics_port if handle.metrics_port is not None else options.metrics_port
     print(f"pygents demo: seed {seed}, {options.agents} fetchers, {length}")
     print(f"  metrics: {_url(options.metrics_host, port)}")
-    print(f"  traces:  {_traces_destination(options.console_spans)}")
+    print(f"  traces:  {_traces_destination(handle)}")
     print("  Ctrl-C stops it and prints the summary.", flush=True)
 
 

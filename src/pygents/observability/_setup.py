@@ -1,239 +1,141 @@
-"""``configure()``: a whole telemetry set-up from the standard ``OTEL_*`` variables."""
+"""``configure()``: a whole telemetry set-up from the standard ``OTEL_*`` variables.
+
+``configure()`` works in three phases, so that a failure leaves nothing behind:
+
+1. check: arguments (``TypeError`` / ``ValueError``), the environment (warnings, defaults),
+   the packages it needs (``ImportError``). Nothing is built.
+2. build: exporters, then the ``/metrics`` server, then processors, readers and providers
+   (these start threads), then the bridge. A failure undoes what was built, in reverse.
+3. commit, which cannot fail: the providers become global, processors join a global provider
+   that was already there, the handle is registered to run at exit.
+"""
 
 from __future__ import annotations
 
 import atexit
-import logging
+import math
 import os
-import threading
-from types import TracebackType
+import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ._instrument import instrument, uninstrument
-from ._settings import ContentCapture, logger, warn_once
+from ._settings import ContentCapture, logger
+from ._setup_env import ExportPlan, read_plan
+from ._setup_handle import TelemetryHandle, bounded, closed_providers, quietly
 
 __all__ = ["TelemetryHandle", "configure"]
 
-#: Loggers of the OpenTelemetry export pipeline whose repeated failures we log only once.
-_EXPORT_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.exporter.otlp.proto.http",
-    "opentelemetry.sdk.trace.export",
-    "opentelemetry.sdk.metrics._internal.export",
-    "opentelemetry.sdk._shared_internal",
+_GLOBAL_TRACES = (
+    "the global tracer provider set up before configure() (e.g. by opentelemetry-instrument)"
+)
+_GLOBAL_METRICS = (
+    "the global meter provider set up before configure() (e.g. by opentelemetry-instrument)"
 )
 
 
-class _ExportFailureFilter(logging.Filter):
-    """Drop the export pipeline's own warnings: ``_FailureReporting`` logs one instead.
+# --------------------------------------------------------------------------- checks
 
-    Without this, a dead collector makes the OTLP exporters and processors log every failed
-    batch and every retry.
+
+def _check_arguments(
+    service_name: Any,
+    prometheus_port: Any,
+    prometheus_host: Any,
+    console_spans: Any,
+    capture_content: Any,
+    set_global: Any,
+    span_exporter: Any,
+    metric_export_interval: Any,
+    prometheus_registry: Any,
+) -> None:
+    """Raise ``TypeError`` / ``ValueError`` on a bad argument, before anything is built."""
+    if service_name is not None and not isinstance(service_name, str):
+        raise TypeError(f"configure(service_name=...) takes a str or None, not {service_name!r}")
+    if prometheus_port is not None:
+        if isinstance(prometheus_port, bool) or not isinstance(prometheus_port, int):
+            raise TypeError(
+                f"configure(prometheus_port=...) takes an int or None, not {prometheus_port!r}"
+            )
+        if not 0 <= prometheus_port <= 65535:
+            raise ValueError(
+                f"configure(prometheus_port={prometheus_port!r}) is not a TCP port: give "
+                f"1..65535, or 0 to pick a free one"
+            )
+    if not isinstance(prometheus_host, str) or not prometheus_host.strip():
+        raise TypeError(
+            f"configure(prometheus_host=...) takes an address such as '127.0.0.1', "
+            f"not {prometheus_host!r}"
+        )
+    for name, value in (("console_spans", console_spans), ("set_global", set_global)):
+        if not isinstance(value, bool):
+            raise TypeError(f"configure({name}=...) takes True or False, not {value!r}")
+    if capture_content is not None and not isinstance(capture_content, bool | ContentCapture):
+        raise TypeError(
+            f"configure(capture_content=...) takes a bool, a ContentCapture or None, "
+            f"not {capture_content!r}"
+        )
+    if span_exporter is not None and not callable(getattr(span_exporter, "export", None)):
+        raise TypeError(
+            f"configure(span_exporter=...) takes a SpanExporter (with export() and "
+            f"shutdown()), not {span_exporter!r}"
+        )
+    interval = metric_export_interval
+    if isinstance(interval, bool) or not isinstance(interval, int | float):
+        raise TypeError(f"configure(metric_export_interval=...) takes seconds, not {interval!r}")
+    if not (math.isfinite(interval) and interval > 0):
+        raise ValueError(
+            f"configure(metric_export_interval={interval!r}): give a number of seconds above 0"
+        )
+    registry = prometheus_registry
+    if registry is not None and registry is not False:
+        if registry is True or not callable(getattr(registry, "register", None)):
+            raise TypeError(
+                f"configure(prometheus_registry=...) takes a prometheus_client "
+                f"CollectorRegistry, None (the global one) or False (none), not {registry!r}"
+            )
+
+
+def _import_what_is_needed(plan: ExportPlan, prometheus_port: int | None) -> None:
+    """Raise ``ImportError`` now, not halfway through building."""
+    import opentelemetry.sdk.metrics
+    import opentelemetry.sdk.trace  # noqa: F401
+
+    if prometheus_port is not None:
+        import prometheus_client  # noqa: F401
+    for signal, plan_of in (("trace", plan.traces), ("metric", plan.metrics)):
+        if plan_of.otlp and plan_of.protocol == "grpc":
+            __import__(f"opentelemetry.exporter.otlp.proto.grpc.{signal}_exporter")
+        elif plan_of.otlp:
+            __import__(f"opentelemetry.exporter.otlp.proto.http.{signal}_exporter")
+
+
+def _global(kind: str) -> tuple[Any, bool]:
+    """``(provider, free)``: the global provider to reuse (or None), and whether it can be set.
+
+    A provider set before ``configure()`` (an SDK one, e.g. by ``opentelemetry-instrument``'s
+    distro, or any other the program installed) is reused: OpenTelemetry lets a global be
+    set only once, and pygents' spans must go where the program's other spans go. One that
+    an earlier ``configure()`` built and has shut down is never reused (it drops everything).
     """
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[str, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        message = str(record.msg)
-        if "drop" in message.lower():
-            # Data lost inside the SDK (e.g. "Queue full, dropping Span."): say it, once.
-            key = (record.name, message)
-            if key not in self._seen:
-                self._seen.add(key)
-                return True
-        return False
-
-
-_export_filter = _ExportFailureFilter()
-
-
-def _quiet_export_loggers() -> None:
-    for name in _EXPORT_LOGGERS:
-        target = logging.getLogger(name)
-        if _export_filter not in target.filters:
-            target.addFilter(_export_filter)
-
-
-class _FailureReporting:
-    """Wraps an exporter: the first failing export is logged (once for all signals)."""
-
-    def __init__(self, inner: Any, what: str, success: Any, failure: Any) -> None:
-        self._inner = inner
-        self._what = what
-        self._success = success
-        self._failure = failure
-
-    def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = self._inner.export(batch, *args, **kwargs)
-        except Exception as exc:
-            result = self._failure
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            reason = str(result)
-        if result is not self._success:
-            warn_once(
-                "export",
-                "pygents telemetry: exporting %s to the OTLP endpoint failed (%s); the program "
-                "goes on, and further export failures are not logged",
-                self._what,
-                reason,
-            )
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-#: The batch span queue. The SDK's default (2,048) drops spans when an agent runs thousands
-#: of fast turns between two exports; OTEL_BSP_MAX_QUEUE_SIZE still wins when set.
-_DEFAULT_SPAN_QUEUE = 65_536
-
-
-def _queue_size() -> int | None:
-    return None if os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") else _DEFAULT_SPAN_QUEUE
-
-
-def _otlp_endpoint(signal: str) -> str | None:
-    """The OTLP endpoint of a signal, unless ``OTEL_<signal>_EXPORTER`` rules OTLP out."""
-    exporters = os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower()
-    if "otlp" not in {part.strip() for part in exporters.split(",")}:
-        return None
-    return os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-
-
-def _protocol(signal: str) -> str:
-    value = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    return value.strip().lower()
-
-
-def _span_exporter() -> Any:
-    if _protocol("TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter,
-        )
+    if kind == "tracer":
+        provider: Any = trace.get_tracer_provider()
+        unset = isinstance(provider, trace.ProxyTracerProvider)
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-            OTLPSpanExporter,
-        )
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    return _FailureReporting(
-        OTLPSpanExporter(), "spans", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
-    )
-
-
-def _metric_exporter() -> Any:
-    if _protocol("METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter,
-        )
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-            OTLPMetricExporter,
-        )
-    from opentelemetry.sdk.metrics.export import MetricExportResult
-
-    return _FailureReporting(
-        OTLPMetricExporter(), "metrics", MetricExportResult.SUCCESS, MetricExportResult.FAILURE
-    )
+        provider = metrics.get_meter_provider()
+        # The API's proxy has no public class: anything else is set.
+        unset = not isinstance(provider, MeterProvider | metrics.NoOpMeterProvider)
+    if unset:
+        return None, True
+    if provider in closed_providers:
+        return None, False
+    return provider, False
 
 
-class TelemetryHandle:
-    """What ``configure()`` built; ``shutdown()`` flushes and stops it all."""
-
-    def __init__(
-        self, tracer_provider: Any, meter_provider: Any, metrics_server: Any = None
-    ) -> None:
-        self.tracer_provider = tracer_provider
-        self.meter_provider = meter_provider
-        self.metrics_server = metrics_server
-        self._closed = False
-
-    @property
-    def metrics_port(self) -> int | None:
-        """The port ``/metrics`` is served on, if any."""
-        if self.metrics_server is None:
-            return None
-        port: int = self.metrics_server[0].server_address[1]
-        return port
-
-    def force_flush(self, timeout: float = 5.0) -> bool:
-        """Export what is buffered; return False if it did not finish within ``timeout`` s."""
-        return self._bounded(lambda: self._each("force_flush", int(timeout * 1000)), timeout)
-
-    def shutdown(self, timeout: float = 5.0) -> bool:
-        """Flush and stop exporters and the metrics server; return within ``timeout`` s.
-
-        Returns:
-            True if everything shut down in time, False if an exporter was still stuck
-            (its daemon thread is abandoned; the process can still exit).
-        """
-        if self._closed:
-            return True
-        self._closed = True
-        atexit.unregister(self.shutdown)
-        uninstrument()
-        if self.metrics_server is not None:
-            server, thread = self.metrics_server
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout)
-        finished = self._bounded(lambda: self._each("shutdown"), timeout)
-        if not finished:
-            warn_once(
-                "export",
-                "pygents telemetry: flushing did not finish within %.1f s (is the OTLP endpoint "
-                "reachable?); spans still buffered may be lost",
-                timeout,
-            )
-        return finished
-
-    def _each(self, method: str, *args: Any) -> None:
-        for provider in (self.tracer_provider, self.meter_provider):
-            if provider is not None:
-                try:
-                    if method == "shutdown" and provider is self.meter_provider:
-                        provider.shutdown(timeout_millis=int(args[0]) if args else 30_000)
-                    else:
-                        getattr(provider, method)(*args)
-                except Exception as exc:
-                    logger.warning("pygents telemetry: %s failed: %s", method, exc)
-
-    @staticmethod
-    def _bounded(work: Any, timeout: float) -> bool:
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                work()
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="pygents-telemetry-shutdown", daemon=True).start()
-        return done.wait(timeout)
-
-    def __enter__(self) -> TelemetryHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.shutdown()
+# --------------------------------------------------------------------------- configure()
 
 
 def configure(
@@ -250,9 +152,18 @@ def configure(
 ) -> TelemetryHandle:
     """Build OpenTelemetry SDK providers from ``OTEL_*`` variables and instrument pygents.
 
-    Spans go to OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-specific variable)
-    is set, over HTTP/protobuf or gRPC per ``OTEL_EXPORTER_OTLP_PROTOCOL``; metrics likewise.
-    Export failures are logged once and never stop the program.
+    Spans go where ``OTEL_TRACES_EXPORTER`` says (``otlp``, ``console``, ``none``, a comma
+    list; unset: OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or the traces-specific variable is
+    set), over HTTP/protobuf or gRPC per ``OTEL_EXPORTER_OTLP_PROTOCOL``; metrics likewise
+    with ``OTEL_METRICS_EXPORTER``. A value it does not know is ignored with a warning naming
+    the variable. Export failures are logged once and never stop the program.
+
+    With ``set_global`` (the default), a tracer or meter provider that is already global (as
+    under ``opentelemetry-instrument``) is used instead of a new one, and logged at INFO:
+    its own exporters carry pygents' telemetry, and the handle says so.
+
+    Everything is checked before anything is built, and a failure undoes what was built: no
+    provider, thread, server or hook is left behind.
 
     Args:
         service_name: ``service.name`` (default: ``OTEL_SERVICE_NAME``, else "pygents").
@@ -260,7 +171,8 @@ def configure(
         prometheus_host: the address to bind; loopback unless told otherwise.
         console_spans: also print spans to stdout.
         capture_content: see ``instrument()``.
-        set_global: also install the providers as the global OpenTelemetry providers.
+        set_global: install the providers as the global OpenTelemetry providers, or use
+            those already installed.
         span_exporter: an extra span exporter (e.g. in-memory, for tests).
         metric_export_interval: seconds between OTLP metric exports.
         prometheus_registry: the ``CollectorRegistry`` for the Prometheus metrics (and the
@@ -268,63 +180,286 @@ def configure(
 
     Returns:
         A handle; ``shutdown()`` (or leaving ``with configure(...)``) flushes everything.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: an argument out of range (a port outside 0..65535, an interval <= 0).
+        ImportError: the OpenTelemetry SDK (or ``prometheus_client`` for a port) is missing.
+        OSError: ``/metrics`` cannot be served on that port.
     """
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SimpleSpanProcessor,
+    _check_arguments(
+        service_name,
+        prometheus_port,
+        prometheus_host,
+        console_spans,
+        capture_content,
+        set_global,
+        span_exporter,
+        metric_export_interval,
+        prometheus_registry,
+    )
+    tracer, tracer_free = _global("tracer") if set_global else (None, False)
+    meter, meter_free = _global("meter") if set_global else (None, False)
+    plan = read_plan(traces=tracer is None, metrics=meter is None)
+    _import_what_is_needed(plan, prometheus_port)
+    build = _Build(plan, service_name, set_global)
+    build.global_tracer, build.tracer_free = tracer, tracer_free
+    build.global_meter, build.meter_free = meter, meter_free
+    return build.run(
+        prometheus_port=prometheus_port,
+        prometheus_host=prometheus_host,
+        console_spans=console_spans,
+        capture_content=capture_content,
+        span_exporter=span_exporter,
+        metric_export_interval=metric_export_interval,
+        prometheus_registry=prometheus_registry,
     )
 
-    _quiet_export_loggers()
-    name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "pygents"
-    resource = Resource.create({"service.name": name})
-    # The handle flushes at exit (atexit below), so the SDK's own exit hook is not needed:
-    # with both, a shutdown that already ran would be attempted again and warn.
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    if _otlp_endpoint("TRACES"):
-        tracer_provider.add_span_processor(
-            BatchSpanProcessor(_span_exporter(), max_queue_size=_queue_size())
-        )
-    if console_spans:
-        tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
-    if span_exporter is not None:
-        tracer_provider.add_span_processor(
-            BatchSpanProcessor(span_exporter, max_queue_size=_queue_size())
-        )
-    readers = []
-    if _otlp_endpoint("METRICS"):
-        readers.append(
-            PeriodicExportingMetricReader(
-                _metric_exporter(), export_interval_millis=metric_export_interval * 1000
+
+class _Build:
+    """One ``configure()`` call's build phase: what it made, and how to undo it."""
+
+    def __init__(self, plan: ExportPlan, service_name: str | None, set_global: bool) -> None:
+        self.plan = plan
+        self.name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "pygents"
+        self.set_global = set_global
+        self.global_tracer: Any = None
+        self.tracer_free = False
+        self.global_meter: Any = None
+        self.meter_free = False
+        #: Undo steps by the id of what they undo, in build order; an exporter's step goes
+        #: when a processor or reader takes the exporter over (and shuts it down itself).
+        self.undo: dict[int, Callable[[], Any]] = {}
+
+    def on_failure(self, made: Any, step: Callable[[], Any]) -> None:
+        """Register ``step`` to undo ``made`` if configure() fails."""
+        self.undo[id(made)] = step
+
+    def run(
+        self,
+        *,
+        prometheus_port: int | None,
+        prometheus_host: str,
+        console_spans: bool,
+        capture_content: bool | ContentCapture | None,
+        span_exporter: Any,
+        metric_export_interval: float,
+        prometheus_registry: Any,
+    ) -> TelemetryHandle:
+        from opentelemetry import metrics
+
+        try:
+            span_exporters, destinations = self._span_exporters(console_spans, span_exporter)
+            metric_exporters = self._metric_exporters()
+            server = self._server(prometheus_port, prometheus_host, prometheus_registry)
+            tracer_provider, processors = self._tracer_provider(span_exporters)
+            meter_provider = self._meter_provider(metric_exporters, metric_export_interval)
+            self.on_failure(uninstrument, uninstrument)
+            instrument(
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider
+                if meter_provider is not None
+                else metrics.NoOpMeterProvider(),
+                prometheus_registry=prometheus_registry,
+                capture_content=capture_content,
             )
+        except BaseException:
+            self._undo()
+            raise
+        return self._commit(
+            tracer_provider,
+            meter_provider,
+            server,
+            processors,
+            destinations,
+            _registry_in_use(prometheus_registry),
         )
-    meter_provider = (
-        MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
-        if readers
-        else None
-    )
-    if set_global:
-        trace.set_tracer_provider(tracer_provider)
-        if meter_provider is not None:
-            metrics.set_meter_provider(meter_provider)
-    server = None
-    if prometheus_port is not None:
+
+    # -- build steps: each registers its undo ---------------------------------------------
+
+    def _span_exporters(
+        self, console_spans: bool, extra: Any
+    ) -> tuple[list[tuple[Any, bool]], tuple[str, ...]]:
+        """``[(exporter, synchronous)]`` and where they send spans, in words."""
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        from ._setup_export import span_exporter
+
+        traces = self.plan.traces
+        found: list[tuple[Any, bool]] = []
+        where: list[str] = []
+        if self.global_tracer is not None:
+            # Its owner read OTEL_TRACES_EXPORTER already: only what the caller passed is added.
+            where.append(_GLOBAL_TRACES)
+        else:
+            if traces.otlp:
+                exporter = span_exporter(traces)
+                self.on_failure(exporter, exporter.shutdown)
+                found.append((exporter, False))
+            where.extend(traces.destinations())
+        if console_spans and not (self.global_tracer is None and traces.console):
+            where.append("the console")
+        if console_spans or (self.global_tracer is None and traces.console):
+            # sys.stdout as it is now (the SDK binds the one of its import time).
+            found.append((ConsoleSpanExporter(out=sys.stdout), True))
+        if extra is not None:
+            found.append((extra, False))
+            where.append(type(extra).__name__)
+        return found, tuple(where)
+
+    def _metric_exporters(self) -> list[Any]:
+        if self.global_meter is not None:
+            return []
+        from ._setup_export import metric_exporters
+
+        found = metric_exporters(self.plan.metrics)
+        for exporter in found:
+            self.on_failure(exporter, exporter.shutdown)
+        return found
+
+    def _server(self, port: int | None, host: str, registry: Any) -> Any:
+        if port is None:
+            return None
         from ._prometheus import start_metrics_server
 
-        server = start_metrics_server(prometheus_port, prometheus_host, prometheus_registry or None)
-    instrument(
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider
-        if meter_provider is not None
-        else metrics.NoOpMeterProvider(),
-        prometheus_registry=prometheus_registry,
-        capture_content=capture_content,
-    )
-    handle = TelemetryHandle(tracer_provider, meter_provider, server)
-    atexit.register(handle.shutdown)
-    return handle
+        server = start_metrics_server(port, host, registry or None)
+
+        def close() -> None:
+            server[0].shutdown()
+            server[0].server_close()
+            server[1].join(5)
+
+        self.on_failure(server, close)
+        return server
+
+    def _tracer_provider(self, exporters: list[tuple[Any, bool]]) -> tuple[Any, list[Any]]:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        from ._setup_export import batch_processor
+
+        processors = []
+        for exporter, synchronous in exporters:
+            processor = (
+                SimpleSpanProcessor(exporter)
+                if synchronous
+                else batch_processor(exporter, self.plan.batch)
+            )
+            self.undo.pop(id(exporter), None)  # the processor shuts it down
+            self.on_failure(processor, processor.shutdown)
+            processors.append(processor)
+        if self.global_tracer is not None:
+            return self.global_tracer, processors  # the processors join it at commit
+        # The handle flushes at exit (atexit), so the SDK's own exit hook is not needed:
+        # with both, a shutdown that already ran would be attempted again and warn.
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": self.name}), shutdown_on_exit=False
+        )
+        for processor in processors:
+            provider.add_span_processor(processor)
+        return provider, []
+
+    def _meter_provider(self, exporters: list[Any], interval: float) -> Any:
+        if self.global_meter is not None:
+            return self.global_meter
+        if not exporters:
+            return None
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+
+        readers = []
+        for exporter in exporters:
+            reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval * 1000)
+            self.undo.pop(id(exporter), None)  # the reader shuts it down
+            self.on_failure(reader, partial(reader.shutdown, timeout_millis=1_000))
+            readers.append(reader)
+        return MeterProvider(
+            resource=Resource.create({"service.name": self.name}),
+            metric_readers=readers,
+            shutdown_on_exit=False,
+        )
+
+    def _undo(self) -> None:
+        """Undo the build steps in reverse, within a few seconds whatever the exporters do."""
+
+        def undo_all() -> None:
+            for step in reversed(list(self.undo.values())):
+                quietly(step, "undoing configure()")
+
+        bounded(undo_all, 5.0)
+
+    # -- commit: nothing here can fail ----------------------------------------------------
+
+    def _commit(
+        self,
+        tracer_provider: Any,
+        meter_provider: Any,
+        server: Any,
+        processors: list[Any],
+        span_destinations: tuple[str, ...],
+        registry: Any,
+    ) -> TelemetryHandle:
+        from opentelemetry import metrics, trace
+
+        from ._setup_export import DetachableProcessor, quiet_export_loggers
+
+        quiet_export_loggers()
+        added = tuple(DetachableProcessor(p) for p in processors)
+        for processor in added:
+            tracer_provider.add_span_processor(processor)
+        if self.global_tracer is not None:
+            logger.info(
+                "pygents configure(): using the tracer provider that was already global "
+                "(%s): pygents spans go to its exporters; configure() adds no OTLP exporter "
+                "and its service name %r does not apply",
+                type(tracer_provider).__name__,
+                self.name,
+            )
+        elif self.set_global and self.tracer_free:
+            trace.set_tracer_provider(tracer_provider)
+        elif self.set_global:
+            logger.warning(
+                "pygents configure(): the global tracer provider was built by an earlier "
+                "configure() and is shut down; OpenTelemetry lets it be set only once, so "
+                "pygents spans go to a new provider that is not global"
+            )
+        metric_destinations: tuple[str, ...] = ()
+        if self.global_meter is not None:
+            metric_destinations = (_GLOBAL_METRICS,)
+            logger.info(
+                "pygents configure(): using the meter provider that was already global (%s): "
+                "pygents' OpenTelemetry metrics go to its readers; OTEL_METRICS_EXPORTER and "
+                "metric_export_interval are left to whoever set it up",
+                type(meter_provider).__name__,
+            )
+        elif meter_provider is not None:
+            metric_destinations = self.plan.metrics.destinations()
+            if self.set_global and self.meter_free:
+                metrics.set_meter_provider(meter_provider)
+        handle = TelemetryHandle(
+            tracer_provider,
+            meter_provider,
+            server,
+            reused_tracer_provider=self.global_tracer is not None,
+            reused_meter_provider=self.global_meter is not None,
+            span_destinations=span_destinations,
+            metric_destinations=metric_destinations,
+            prometheus_registry=registry,
+            added_processors=added,
+        )
+        atexit.register(handle.shutdown)
+        return handle
+
+
+def _registry_in_use(prometheus_registry: Any) -> Any:
+    if prometheus_registry is False:
+        return None
+    if prometheus_registry is not None:
+        return prometheus_registry
+    try:
+        from prometheus_client import REGISTRY
+    except ImportError:
+        return None
+    return REGISTRY

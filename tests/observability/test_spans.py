@@ -1154,7 +1154,8 @@ async def test_uninstrument_stops_spans_and_metrics_but_keeps_user_hooks(
     names = {m.name for m in telemetry.registry.collect()}
     assert not [n for n in names if n.startswith("pygents_")]
     assert telemetry.sample("pygents_turns_total", _labels("agent1")) is None
-    assert _otel_snapshot(telemetry) == before
+    # No OpenTelemetry data point moved (the observable instruments stop reporting).
+    assert _otel_snapshot(telemetry).items() <= before.items()
 
 
 def _labels(agent: str) -> dict[str, str]:

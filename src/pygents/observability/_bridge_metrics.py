@@ -76,6 +76,7 @@ class MetricRecorder:
         store = self.store
         labels = self.cells.agent(agent.name).labels
         store.set("pygents_agent_running", labels, 1)
+        store.run_started(labels)
         store.set("pygents_agent_paused", labels, 1 if agent.is_paused else 0)
         store.set("pygents_agent_queue_depth", labels, len(agent))
         queue, pool = agent.context_queue, agent.context_pool
@@ -86,6 +87,7 @@ class MetricRecorder:
         """Gauges of an agent whose run ended."""
         labels = self.cells.agent(agent.name).labels
         self.store.set("pygents_agent_running", labels, 0)
+        self.store.run_ended(labels)
         self.store.set("pygents_agent_queue_depth", labels, len(agent))
 
     def enqueued(self, agent: Any) -> None:

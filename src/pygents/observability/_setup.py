@@ -412,19 +412,12 @@ class _Build:
         if self.global_tracer is not None:
             logger.info(
                 "pygents configure(): using the tracer provider that was already global "
-                "(%s): pygents spans go to its exporters; configure() adds no OTLP exporter "
-                "and its service name %r does not apply",
+                "(%s): pygents spans go to its exporters, under its resource (service.name); "
+                "configure() builds no exporter from the OTEL_* variables",
                 type(tracer_provider).__name__,
-                self.name,
             )
-        elif self.set_global and self.tracer_free:
-            trace.set_tracer_provider(tracer_provider)
-        elif self.set_global:
-            logger.warning(
-                "pygents configure(): the global tracer provider was built by an earlier "
-                "configure() and is shut down; OpenTelemetry lets it be set only once, so "
-                "pygents spans go to a new provider that is not global"
-            )
+        else:
+            self._make_global("tracer", tracer_provider, trace.set_tracer_provider)
         metric_destinations: tuple[str, ...] = ()
         if self.global_meter is not None:
             metric_destinations = (_GLOBAL_METRICS,)
@@ -436,8 +429,7 @@ class _Build:
             )
         elif meter_provider is not None:
             metric_destinations = self.plan.metrics.destinations()
-            if self.set_global and self.meter_free:
-                metrics.set_meter_provider(meter_provider)
+            self._make_global("meter", meter_provider, metrics.set_meter_provider)
         handle = TelemetryHandle(
             tracer_provider,
             meter_provider,
@@ -451,6 +443,19 @@ class _Build:
         )
         atexit.register(handle.shutdown)
         return handle
+
+    def _make_global(self, kind: str, provider: Any, setter: Callable[[Any], None]) -> None:
+        if not self.set_global:
+            return
+        if self.tracer_free if kind == "tracer" else self.meter_free:
+            setter(provider)
+            return
+        logger.warning(
+            "pygents configure(): the global %s provider was built by an earlier configure() "
+            "and is shut down; OpenTelemetry lets it be set only once, so this one is not "
+            "global (pygents' telemetry goes to it; other libraries' still to the old one)",
+            kind,
+        )
 
 
 def _registry_in_use(prometheus_registry: Any) -> Any:

@@ -14,7 +14,9 @@ Conventions every panel follows (the tests check them):
 
 - every panel and every query uses the ``${datasource}`` variable, never a data-source uid;
 - rates use ``$__rate_interval``; summary tables use ``$__range``;
-- agent and tool filters come from the ``agent`` / ``tool`` variables (``label_values``);
+- every selector is filtered by the ``job`` and ``instance`` variables, so the processes shown
+  are a choice, never silently summed; agent and tool filters come from the ``agent`` / ``tool``
+  variables (``label_values``); a variable no query uses is left out of the dashboard;
 - latency panels query with exemplars on, so a slow point links to its trace in Jaeger.
 """
 
@@ -32,7 +34,6 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.builders import heatmap as heatmap_b
 from grafana_foundation_sdk.builders import prometheus as prom_b
 from grafana_foundation_sdk.builders import stat as stat_b
-from grafana_foundation_sdk.builders import statetimeline as statetimeline_b
 from grafana_foundation_sdk.builders import table as table_b
 from grafana_foundation_sdk.builders import timeseries as timeseries_b
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -47,10 +48,12 @@ OUT_DIR = HERE / "json"
 #: Every panel and query points at the dashboard's data-source variable.
 DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
-#: Label filters shared by the queries.
-AGENT = 'agent=~"$agent"'
-TOOL = 'tool=~"$tool"'
-AGENT_TOOL = f"{AGENT}, {TOOL}"
+#: Label filters shared by the queries: the scrape target first (Prometheus' ``job`` and
+#: ``instance``; over OTLP, ``service.name`` and ``service.instance.id``), then agent and tool.
+TARGET = 'job=~"$job", instance=~"$instance"'
+AGENT = f'{TARGET}, agent=~"$agent"'
+TOOL = f'{TARGET}, tool=~"$tool"'
+AGENT_TOOL = f'{AGENT}, tool=~"$tool"'
 RATE = "[$__rate_interval]"
 RANGE = "[$__range]"
 
@@ -79,7 +82,7 @@ class PanelSpec:
     """One panel: what it shows, which hooks feed it, how it is drawn."""
 
     title: str
-    kind: str  # timeseries | heatmap | statetimeline | table | stat
+    kind: str  # timeseries | heatmap | table | stat
     queries: tuple[Query, ...]
     description: str
     unit: str = "short"
@@ -140,6 +143,22 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 stacked=True,
             ),
             PanelSpec(
+                "Turn errors/s by error type",
+                "timeseries",
+                (
+                    Query(
+                        "sum by (error_type) "
+                        f"(rate(pygents_turn_errors_total{{{AGENT_TOOL}}}{RATE}))",
+                        "{{error_type}}",
+                    ),
+                ),
+                "Failed turns per second, stacked by the exception's class name (the "
+                "error_type label; timeouts are not errors). Source: pygents_turn_errors_total, "
+                "TurnHook ON_ERROR.",
+                unit="ops",
+                stacked=True,
+            ),
+            PanelSpec(
                 "Turns enqueued and values yielded /s",
                 "timeseries",
                 (
@@ -157,7 +176,6 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 "pygents_agent_turns_enqueued_total) and values its turns yielded "
                 "(AgentHook ON_TURN_VALUE, pygents_turn_values_total), per second.",
                 unit="ops",
-                width=24,
             ),
         ),
     ),
@@ -169,7 +187,7 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 "timeseries",
                 (
                     Query(
-                        f"max by (agent) (pygents_agent_queue_depth{{{AGENT}}})",
+                        f"sum by (agent) (pygents_agent_queue_depth{{{AGENT}}})",
                         "{{agent}}",
                     ),
                 ),
@@ -198,29 +216,33 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 unit="s",
             ),
             PanelSpec(
-                "Agent state",
-                "statetimeline",
+                "Agent busy share",
+                "timeseries",
                 (
                     Query(
-                        f"max by (agent) (pygents_agent_running{{{AGENT}}}) + 2 * "
-                        f"max by (agent) (pygents_agent_paused{{{AGENT}}})",
+                        f"sum by (agent) (rate(pygents_agent_busy_seconds_total{{{AGENT}}}{RATE}))",
                         "{{agent}}",
                     ),
                 ),
-                "Whether each agent's run loop is idle, running or paused. Source: "
-                "pygents_agent_running (AgentHook ON_RUN_START / ON_RUN_END) and "
-                "pygents_agent_paused (AgentHook ON_PAUSE / ON_RESUME); the query encodes "
-                "running + 2 x paused.",
-                width=24,
-                height=6,
-                options={
-                    "mappings": {
-                        "0": ("idle", "text"),
-                        "1": ("running", "green"),
-                        "2": ("paused", "orange"),
-                        "3": ("paused", "orange"),
-                    }
-                },
+                "Share of the time each agent's run loop was active: the rate of "
+                "pygents_agent_busy_seconds_total (AgentHook ON_RUN_START → ON_RUN_END, counted "
+                "up to each scrape), so runs shorter than the scrape interval and runs still "
+                "going both show. 1 = always running; more than 1 when several agents share a "
+                "name or several processes are selected.",
+                unit="percentunit",
+            ),
+            PanelSpec(
+                "Agents running and paused",
+                "timeseries",
+                (
+                    Query(f"sum(pygents_agent_running{{{AGENT}}})", "running"),
+                    Query(f"sum(pygents_agent_paused{{{AGENT}}})", "paused"),
+                ),
+                "How many agents' run loops were active (pygents_agent_running, AgentHook "
+                "ON_RUN_START / ON_RUN_END) and how many of them paused (pygents_agent_paused, "
+                "ON_PAUSE / ON_RESUME) at each scrape. A gauge is read at the scrape only: a "
+                "run or pause between two scrapes does not show here; Agent busy share counts it.",
+                decimals=0,
             ),
         ),
     ),
@@ -232,11 +254,12 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 "timeseries",
                 (
                     Query(
-                        f"sum by (owner) (rate(pygents_context_queue_evictions_total{RATE}))",
+                        "sum by (owner) "
+                        f"(rate(pygents_context_queue_evictions_total{{{TARGET}}}{RATE}))",
                         "{{owner}} evictions/s",
                     ),
                     Query(
-                        "max by (owner) (pygents_context_queue_items)",
+                        f"sum by (owner) (pygents_context_queue_items{{{TARGET}}})",
                         "{{owner}} items",
                     ),
                 ),
@@ -251,11 +274,12 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 "timeseries",
                 (
                     Query(
-                        "max by (owner) (pygents_context_pool_items)",
+                        f"sum by (owner) (pygents_context_pool_items{{{TARGET}}})",
                         "{{owner}} items",
                     ),
                     Query(
-                        f"sum by (owner) (rate(pygents_context_pool_evictions_total{RATE}))",
+                        "sum by (owner) "
+                        f"(rate(pygents_context_pool_evictions_total{{{TARGET}}}{RATE}))",
                         "{{owner}} evictions/s",
                     ),
                 ),
@@ -412,6 +436,24 @@ LATENCY: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 stacked=True,
             ),
             PanelSpec(
+                "Timeout ratio by tool",
+                "timeseries",
+                (
+                    Query(
+                        "(sum by (tool) "
+                        f"(rate(pygents_turn_timeouts_total{{{AGENT_TOOL}}}{RATE})) or "
+                        f"sum by (tool) (rate(pygents_turns_total{{{AGENT_TOOL}}}{RATE})) * 0) / "
+                        f"sum by (tool) (rate(pygents_turns_total{{{AGENT_TOOL}}}{RATE}))",
+                        "{{tool}}",
+                    ),
+                ),
+                "Share of each tool's turns that timed out (TurnHook ON_TIMEOUT, "
+                "pygents_turn_timeouts_total, over pygents_turns_total from ON_COMPLETE); 0 for "
+                "a tool that ran without timeouts.",
+                unit="percentunit",
+                width=24,
+            ),
+            PanelSpec(
                 "Per-tool summary",
                 "table",
                 (
@@ -551,18 +593,6 @@ def _panel(spec: PanelSpec) -> Any:
             .exemplars_color("rgba(0,211,255,0.7)")
             .show_legend()
         )
-    elif spec.kind == "statetimeline":
-        mappings = {
-            value: dash_m.ValueMappingResult(text=text, color=color, index=i)
-            for i, (value, (text, color)) in enumerate(spec.options["mappings"].items())
-        }
-        panel = (
-            statetimeline_b.Panel()
-            .show_value(common_m.VisibilityMode.NEVER)
-            .merge_values(True)
-            .legend(_legend())
-            .mappings([dash_m.ValueMap(options=mappings)])
-        )
     elif spec.kind == "table":
         panel = table_b.Panel().show_header(True)
         if "transformations" in spec.options:
@@ -630,9 +660,14 @@ def _panel(spec: PanelSpec) -> Any:
     )
 
 
-def _variables() -> list[Any]:
-    def label_values(name: str, label: str, metric: str, what: str) -> dash_b.QueryVariable:
-        query = f"label_values({metric}, {name})"
+def _variables(rows: Any) -> list[Any]:
+    """The dashboard's variables: the data source, then every variable its queries use."""
+
+    def label_values(
+        name: str, label: str, metric: str, what: str, selector: str = TARGET
+    ) -> dash_b.QueryVariable:
+        series = f"{metric}{{{selector}}}" if selector else metric
+        query = f"label_values({series}, {name})"
         return (
             dash_b.QueryVariable(name)
             .label(label)
@@ -647,13 +682,7 @@ def _variables() -> list[Any]:
             .current(dash_m.VariableOption(text="All", value="$__all"))
         )
 
-    return [
-        dash_b.DatasourceVariable("datasource")
-        .label("Data source")
-        .type("prometheus")
-        .description("The Prometheus data source every panel queries."),
-        label_values("agent", "Agent", "pygents_agent_running", "Agents (run loops)"),
-        label_values("tool", "Tool", "pygents_tool_invocations_total", "Tools"),
+    slo = (
         dash_b.CustomVariable("slo")
         .label("SLO threshold (s)")
         .description(
@@ -667,7 +696,34 @@ def _variables() -> list[Any]:
                 dash_m.VariableOption(selected=value == SLO_DEFAULT, text=value, value=value)
                 for value in SLO_CHOICES
             ]
+        )
+    )
+    candidates = [
+        ("job", label_values("job", "Job", "pygents_turns_total", "Scrape jobs", "")),
+        (
+            "instance",
+            label_values(
+                "instance",
+                "Instance",
+                "pygents_turns_total",
+                "Processes (scrape targets) of the chosen jobs",
+                'job=~"$job"',
+            ),
         ),
+        ("agent", label_values("agent", "Agent", "pygents_agent_running", "Agents (run loops)")),
+        ("tool", label_values("tool", "Tool", "pygents_tool_invocations_total", "Tools")),
+        ("slo", slo),
+    ]
+    exprs = " ".join(
+        query.expr for _title, specs in rows for spec in specs for query in spec.queries
+    )
+    used = {name for name, _var in candidates if f"${name}" in exprs}
+    return [
+        dash_b.DatasourceVariable("datasource")
+        .label("Data source")
+        .type("prometheus")
+        .description("The Prometheus data source every panel queries."),
+        *(var for name, var in candidates if name in used),
     ]
 
 
@@ -683,7 +739,7 @@ def build(uid: str, title: str, description: str, rows: Any) -> dict[str, Any]:
         .time("now-15m", "now")
         .refresh("10s")
         .timezone("browser")
-        .variables(_variables())
+        .variables(_variables(rows))
         .link(
             dash_b.DashboardLink("pygents dashboards")
             .type(dash_m.DashboardLinkType.DASHBOARDS)

@@ -13,6 +13,7 @@ from dashboard_support import (
     BUCKET_LABELS,
     DASHBOARD_JSON,
     ROOT,
+    TARGET_LABELS,
     contract,
     dashboard_files,
     lint_expression,
@@ -34,7 +35,8 @@ REQUIRED_PANELS = {
         ("timeout", "error", "ratio"),
         ("queue depth",),
         ("time in queue",),
-        ("state",),
+        ("errors", "error type"),
+        ("busy",),
         ("context queue", "evictions", "items"),
         ("context pool", "items", "evictions"),
         ("agent", "stop reason"),
@@ -45,6 +47,7 @@ REQUIRED_PANELS = {
         ("p95 by agent",),
         ("tool p95",),
         ("tool calls/s",),
+        ("timeout", "tool"),
         ("per-tool summary",),
         ("slo",),
     ],
@@ -176,19 +179,59 @@ def test_the_hard_coded_datasource_check_can_fail() -> None:
     ]
 
 
-def test_agent_and_tool_variables_come_from_label_values(
+_LABEL_VALUES = re.compile(r"label_values\((\w+)(\{[^}]*\})?, (\w+)\)")
+
+
+def test_target_agent_and_tool_variables_come_from_label_values(
     dashboards: dict[str, dict[str, Any]],
 ) -> None:
     for name, dashboard in dashboards.items():
         found = variables(dashboard)
-        for var_name in ("agent", "tool"):
+        assert [v for v in found if v != "datasource"][:2] == ["job", "instance"], name
+        for var_name in ("job", "instance", "agent", "tool"):
             var = found.get(var_name)
             assert var is not None, f"{name}: no {var_name} variable"
             query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
-            match = re.fullmatch(r"label_values\((\w+), (\w+)\)", query)
-            assert match and match.group(2) == var_name, query
-            assert var_name in contract()[match.group(1)][1], query
+            match = _LABEL_VALUES.fullmatch(query)
+            assert match and match.group(3) == var_name, query
+            labels = set(contract()[match.group(1)][1]) | TARGET_LABELS
+            assert var_name in labels, query
             assert var["includeAll"] and var["allValue"] == ".*", var
+        # The instance list follows the chosen jobs; agents and tools follow both.
+        for var_name, wanted in (
+            ("instance", ('job=~"$job"',)),
+            ("agent", ('job=~"$job"', 'instance=~"$instance"')),
+            ("tool", ('job=~"$job"', 'instance=~"$instance"')),
+        ):
+            query = found[var_name]["query"]["query"]
+            assert all(w in query for w in wanted), (name, var_name, query)
+
+
+def test_every_variable_is_used(dashboards: dict[str, dict[str, Any]]) -> None:
+    """A variable no query reads is a control that does nothing (e.g. an slo picker on a
+    dashboard without the SLO panel)."""
+    for name, dashboard in dashboards.items():
+        texts = [t["expr"] for _, t in queries(dashboard)] + [
+            v["query"]["query"] if isinstance(v["query"], dict) else str(v["query"])
+            for v in variables(dashboard).values()
+        ]
+        for var_name, var in variables(dashboard).items():
+            if var["type"] == "datasource":
+                continue
+            pattern = re.compile(rf"\$(\{{)?{var_name}\b")
+            assert any(pattern.search(t) for t in texts), f"{name}: ${var_name} is unused"
+
+
+def test_every_selector_is_filtered_by_job_and_instance(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    """Several processes are never silently summed: every series a panel selects is narrowed
+    to the chosen jobs and instances."""
+    for name, dashboard in dashboards.items():
+        for panel, target in queries(dashboard):
+            for selector in re.findall(r"pygents_\w+(\{[^}]*\}|\b)", target["expr"]):
+                assert 'job=~"$job"' in selector, (name, panel["title"], target["expr"])
+                assert 'instance=~"$instance"' in selector, (name, panel["title"])
 
 
 def test_slo_choices_are_bucket_bounds(dashboards: dict[str, dict[str, Any]]) -> None:

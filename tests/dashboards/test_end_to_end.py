@@ -1,7 +1,11 @@
-"""End to end, without Docker: `pygents demo` serves /metrics on loopback, a real Prometheus
-(exemplar storage on, OpenMetrics, 1 s scrapes) scrapes it, and every expression of every
-dashboard panel, macros substituted, returns data through the HTTP API; the exemplars Prometheus
-kept carry 32-hex trace ids."""
+"""End to end, without Docker, on both metric pipelines: the same demo workload runs twice at
+once, as `pygents demo` serving pygents' own /metrics (the Prometheus collector), and as a
+program whose OpenTelemetry SDK exposes the metrics through the official
+`PrometheusMetricReader` (otel_workload.py). A real Prometheus (exemplar storage on,
+OpenMetrics, 1 s scrapes) scrapes both, as two jobs; every expression of every dashboard panel,
+macros substituted and the `job` variable set to each job in turn, returns data through the
+HTTP API; the exemplars Prometheus kept from the native job carry 32-hex trace ids; each
+/metrics exposition passes `promtool check metrics` and has every pygents family once."""
 
 from __future__ import annotations
 
@@ -53,37 +57,66 @@ def demo_available() -> bool:
     )
 
 
-def prometheus_config(metrics_port: int, with_protocols: bool) -> dict[str, Any]:
-    job: dict[str, Any] = {
-        "job_name": "pygents-demo",
-        "scrape_interval": "1s",
-        "scrape_timeout": "1s",
-        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
-    }
-    if with_protocols:
-        job["scrape_protocols"] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1"]
+#: The two scrape jobs: pygents' own collector, and the OpenTelemetry SDK's exporter.
+NATIVE_JOB = "pygents-demo"
+OTEL_JOB = "pygents-otel"
+
+
+def prometheus_config(targets: dict[str, int], with_protocols: bool) -> dict[str, Any]:
+    jobs = []
+    for job_name, port in targets.items():
+        job: dict[str, Any] = {
+            "job_name": job_name,
+            "scrape_interval": "1s",
+            "scrape_timeout": "1s",
+            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+        }
+        if with_protocols:
+            job["scrape_protocols"] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1"]
+        jobs.append(job)
     # Older Prometheus (Debian's 2.42) has no `scrape_protocols`; it asks for OpenMetrics first
     # by default. The exemplars checked below exist only if the scrape really was OpenMetrics.
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [job],
+        "scrape_configs": jobs,
     }
 
 
-def all_queries() -> list[tuple[str, str, str, str, bool]]:
-    """``(dashboard, panel, refId, expression with macros substituted, exemplar?)``."""
+def all_queries(job: str = ".*") -> list[tuple[str, str, str, str, bool]]:
+    """``(dashboard, panel, refId, expression with macros substituted, exemplar?)``, with the
+    ``job`` variable set to ``job`` (the other variables at *All*)."""
     return [
         (
             name,
             panel["title"],
             target["refId"],
-            substitute(target["expr"], variable_values(dashboard)),
+            substitute(target["expr"], {**variable_values(dashboard), "job": job}),
             bool(target.get("exemplar")),
         )
         for name, dashboard in load_dashboards().items()
         for panel in panels(dashboard)
         for target in panel["targets"]
     ]
+
+
+def check_exposition(promtool: str | None, url: str) -> None:
+    """``promtool check metrics`` finds nothing, and no pygents family appears twice."""
+    text = http_get_text(url)
+    helps = re.findall(r"^# HELP (pygents_\w+) ", text, re.M)
+    assert helps, f"no pygents metric at {url}"
+    assert len(helps) == len(set(helps)), f"{url}: a family twice: {sorted(helps)}"
+    if promtool is not None:
+        lint = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), (
+            f"{url}: {lint.stdout}{lint.stderr}"
+        )
 
 
 def instant_query(base: str, expr: str, at: float) -> list[Any]:
@@ -94,7 +127,9 @@ def instant_query(base: str, expr: str, at: float) -> list[Any]:
 
 
 @pytest.mark.timeout(150)
-def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
+def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prometheus(
+    tmp_path: Path,
+) -> None:
     if not demo_available():
         missing("`python -m pygents demo` is not available")
     prometheus = find_executable("prometheus")
@@ -102,19 +137,18 @@ def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Pa
         missing("prometheus is not installed (apt-get install prometheus)")
     assert prometheus is not None
     promtool = find_executable("promtool")
-    queries = all_queries()
-    assert len(queries) >= 20
+    queries = {job: all_queries(job) for job in (NATIVE_JOB, OTEL_JOB)}
+    assert len(queries[NATIVE_JOB]) >= 20
 
-    metrics_port, web_port = free_port(), free_port()
+    ports = {NATIVE_JOB: free_port(), OTEL_JOB: free_port()}
+    web_port = free_port()
     config_path = tmp_path / "prometheus.yml"
     with config_path.open("w", encoding="utf-8") as out:
-        config = prometheus_config(
-            metrics_port, prometheus_version(prometheus) >= SCRAPE_PROTOCOLS_SINCE
-        )
+        config = prometheus_config(ports, prometheus_version(prometheus) >= SCRAPE_PROTOCOLS_SINCE)
         YAML(typ="safe", pure=True).dump(config, out)
 
-    # The demo's own environment: telemetry on (the suite turns auto-instrumentation off) and
-    # no OTLP exporter inherited from the caller.
+    # The workloads' own environment: telemetry on (the suite turns auto-instrumentation off)
+    # and no OTLP exporter inherited from the caller.
     env = {
         k: v
         for k, v in os.environ.items()
@@ -129,9 +163,15 @@ def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Pa
         "--duration",
         str(DEMO_SECONDS),
         "--metrics-port",
-        str(metrics_port),
+        str(ports[NATIVE_JOB]),
         "--seed",
         "3",
+    ]
+    otel_args = [
+        sys.executable,
+        str(Path(__file__).with_name("otel_workload.py")),
+        str(ports[OTEL_JOB]),
+        str(DEMO_SECONDS),
     ]
     prometheus_args = [
         prometheus,
@@ -142,17 +182,19 @@ def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Pa
         "--log.level=warn",
     ]
     base = f"http://127.0.0.1:{web_port}"
-    demo_log, prometheus_log = tmp_path / "demo.log", tmp_path / "prometheus.log"
+    demo_log, otel_log = tmp_path / "demo.log", tmp_path / "otel.log"
+    prometheus_log = tmp_path / "prometheus.log"
 
     def logs() -> str:
         return "\n".join(
             f"--- {p.name}:\n{p.read_text(errors='replace')[-4000:]}"
-            for p in (demo_log, prometheus_log)
+            for p in (demo_log, otel_log, prometheus_log)
             if p.exists()
         )
 
     with (
         started(demo_args, demo_log, env=env, cwd=tmp_path) as demo,
+        started(otel_args, otel_log, env=env, cwd=tmp_path) as otel,
         started(prometheus_args, prometheus_log, cwd=tmp_path) as server,
     ):
         demo_started = time.monotonic()
@@ -163,35 +205,30 @@ def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Pa
             details=logs,
         )
 
-        def target_up() -> bool:
+        def workloads_alive() -> None:
             assert demo.poll() is None, "the demo exited early\n" + logs()
-            targets = http_get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
-            return bool(targets) and all(t["health"] == "up" for t in targets)
+            assert otel.poll() is None, "the OpenTelemetry workload exited early\n" + logs()
 
-        wait_until(target_up, 20, what="the demo's /metrics to be scraped", details=logs)
+        def targets_up() -> bool:
+            workloads_alive()
+            targets = http_get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
+            return len(targets) == 2 and all(t["health"] == "up" for t in targets)
+
+        wait_until(targets_up, 20, what="both /metrics to be scraped", details=logs)
         scraping_since = time.time()
 
-        # The live exposition, as Prometheus gets it and as promtool lints it.
-        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        # The live expositions, as Prometheus gets them: OpenMetrics from pygents' collector,
+        # each family once and lint-free on both pipelines.
+        native_url = f"http://127.0.0.1:{ports[NATIVE_JOB]}/metrics"
         openmetrics = http_get_text(
-            metrics_url, {"Accept": "application/openmetrics-text; version=1.0.0"}
+            native_url, {"Accept": "application/openmetrics-text; version=1.0.0"}
         )
         assert openmetrics.rstrip().endswith("# EOF"), "not an OpenMetrics exposition"
-        if promtool is not None:
-            lint = subprocess.run(
-                [promtool, "check", "metrics"],
-                input=http_get_text(metrics_url),
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), (
-                lint.stdout + lint.stderr
-            )
+        for job in (NATIVE_JOB, OTEL_JOB):
+            check_exposition(promtool, f"http://127.0.0.1:{ports[job]}/metrics")
 
-        # Rounds of queries, each evaluating every expression at one instant, until a round
-        # in which all of them return data (bounded by the demo's run).
+        # Rounds of queries, each evaluating every expression for both jobs at one instant,
+        # until a round in which all of them return data (bounded by the workloads' run).
         time.sleep(max(0.0, WARM_UP_SECONDS - (time.time() - scraping_since)))
         empty: list[str] = []
         rounds = 0
@@ -199,21 +236,30 @@ def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Pa
             rounds += 1
             at = time.time()
             empty = [
-                f"{board} / {title} / {ref}: {expr}"
-                for board, title, ref, expr, _ in queries
+                f"{job}: {board} / {title} / {ref}: {expr}"
+                for job, job_queries in queries.items()
+                for board, title, ref, expr, _ in job_queries
                 if not instant_query(base, expr, at)
             ]
             if not empty or time.monotonic() - demo_started > LAST_ROUND_AT:
                 break
-            assert demo.poll() is None, "the demo exited early\n" + logs()
+            workloads_alive()
             time.sleep(1.0)
+        total = sum(len(q) for q in queries.values())
         assert not empty, (
-            f"{len(empty)} of {len(queries)} panel expressions returned no data after "
+            f"{len(empty)} of {total} panel expressions returned no data after "
             f"{rounds} rounds:\n  " + "\n  ".join(empty) + "\n" + logs()
         )
+        # Nothing was counted twice: each job's turns come from one pipeline only.
+        for job in (NATIVE_JOB, OTEL_JOB):
+            families = instant_query(
+                base, f'count by (__name__) ({{job="{job}", __name__=~"pygents_turns_total"}})', at
+            )
+            assert len(families) == 1, families
 
-        # Exemplars: every latency query with exemplars on finds some, each a trace id.
-        exemplar_queries = [(title, expr) for _, title, _, expr, ex in queries if ex]
+        # Exemplars (pygents' collector only: the OpenTelemetry exporter writes none): every
+        # latency query with exemplars on finds some, each a trace id.
+        exemplar_queries = [(title, expr) for _, title, _, expr, ex in queries[NATIVE_JOB] if ex]
         assert exemplar_queries
         for title, expr in exemplar_queries:
             body = http_get_json(
@@ -227,15 +273,16 @@ def test_every_panel_expression_returns_data_from_a_real_prometheus(tmp_path: Pa
                 assert set(exemplar["labels"]) == {"trace_id"}, exemplar
                 assert HEX32.fullmatch(exemplar["labels"]["trace_id"]), exemplar
 
-        # A finished run exits 0.
-        try:
-            code = demo.wait(
-                timeout=max(1.0, DEMO_SECONDS + 20 - (time.monotonic() - demo_started))
-            )
-        except subprocess.TimeoutExpired:
-            stop(demo)
-            pytest.fail("the demo did not finish its --duration run\n" + logs())
-        assert code == 0, logs()
+        # A finished run exits 0, on both sides.
+        for process, what in ((demo, "the demo"), (otel, "the OpenTelemetry workload")):
+            try:
+                code = process.wait(
+                    timeout=max(1.0, DEMO_SECONDS + 20 - (time.monotonic() - demo_started))
+                )
+            except subprocess.TimeoutExpired:
+                stop(process)
+                pytest.fail(f"{what} did not finish its --duration run\n" + logs())
+            assert code == 0, logs()
 
 
 def load_otlp_receiver() -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from dashboard_support import (
     PROMETHEUS_CONFIG,
+    ROOT,
     SCRAPE_PROTOCOLS_SINCE,
     contract,
     find_executable,
@@ -225,3 +226,25 @@ def test_openmetrics_exposition_parses_with_trace_id_exemplars(
         # Grafana's exemplarTraceIdDestinations names this label (see test_compose.py).
         assert set(exemplar.labels) == {"trace_id"}
         assert HEX32.fullmatch(exemplar.labels["trace_id"]), exemplar
+
+
+def test_the_without_docker_steps_give_a_config_this_promtool_accepts(
+    promtool: str, tmp_path: Path
+) -> None:
+    """docs/dashboards.md's "Without Docker" steps write a Prometheus config for local binaries
+    (Debian's 2.42 among them): it must pass `promtool check config` as written."""
+    docs = (ROOT / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    section = docs[docs.index("### Without Docker") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "no bash block under Without Docker"
+    heredoc = re.search(r"cat > (\S+) <<'(\w+)'\n(.*?)\n\2\n", block.group(1), re.S)
+    assert heredoc, "the steps no longer write the config with a heredoc"
+    name, _marker, text = heredoc.groups()
+    assert f"--config.file={name}" in block.group(1)
+    assert "--enable-feature=exemplar-storage" in block.group(1)
+    config = tmp_path / name
+    config.write_text(text + "\n", encoding="utf-8")
+    result = run_promtool(promtool, "check", "config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    targets = load_yaml(config)["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == ["127.0.0.1:9464"]  # where `pygents demo --metrics-port 9464` serves

@@ -558,6 +558,117 @@ async def test_otel_metrics_follow_a_reinstrument_on_the_same_meter_provider(
     assert points.get("after") == 1, points
 
 
+def _om_samples(registry: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every pygents sample of a registry's exposition, scope labels dropped, by name+labels."""
+    out = {}
+    text = generate_openmetrics(registry).decode()
+    for family in parse_openmetrics(text):
+        for sample in family.samples:
+            if not sample.name.startswith("pygents_") or sample.name.endswith("_created"):
+                continue
+            labels = {k: v for k, v in sample.labels.items() if not k.startswith("otel_scope_")}
+            out[sample.name, tuple(sorted(labels.items()))] = sample.value
+    return out
+
+
+async def test_both_pipelines_give_the_same_series_after_the_standard_translation() -> None:
+    """The OpenTelemetry instruments, through the official PrometheusMetricReader, give exactly
+    the Prometheus collector's families, labels and values: the dashboards work on either."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
+
+    native, translated = CollectorRegistry(), CollectorRegistry()
+    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=translated)])
+    assert instrument(
+        tracer_provider=False, meter_provider=meter_provider, prometheus_registry=native
+    )
+    try:
+        await full_workload()
+        ours, theirs = _om_samples(native), _om_samples(translated)
+    finally:
+        uninstrument()
+        meter_provider.shutdown()
+    busy = "pygents_agent_busy_seconds_total"
+    assert {k for k in ours if k[0] != busy} == {k for k in theirs if k[0] != busy}
+    for key, value in ours.items():
+        if key[0] == busy:  # read at each collection: the second read is later, never lower
+            assert theirs[key] >= value > 0
+        elif key[0].endswith("_sum"):
+            assert theirs[key] == pytest.approx(value), key
+        else:
+            assert theirs[key] == value, key
+    families = {name for name, _labels in ours}
+    for name, (kind, _labels) in CONTRACT.items():
+        wanted = f"{name}_count" if kind == "histogram" else name
+        assert wanted in families, name
+
+
+async def test_busy_time_counts_a_run_while_it_goes_and_stops_with_it(telemetry: Any) -> None:
+    labels = {"agent": "busy"}
+    during: list[float | None] = []
+    release, sampled = asyncio.Event(), asyncio.Event()
+
+    @tool()
+    async def wait_for_release() -> None:
+        during.append(telemetry.sample("pygents_agent_busy_seconds_total", labels))
+        await asyncio.sleep(0.01)
+        during.append(telemetry.sample("pygents_agent_busy_seconds_total", labels))
+        sampled.set()
+        await release.wait()
+
+    agent = Agent("busy", "d", [wait_for_release])
+    await agent.put(Turn(wait_for_release))
+    running = asyncio.create_task(drain(agent))
+    await sampled.wait()
+    first, second = during
+    assert first is not None and second is not None
+    assert second > first >= 0  # growing mid-run, before the run ends
+    release.set()
+    await running
+    ended = telemetry.sample("pygents_agent_busy_seconds_total", labels)
+    assert ended is not None and ended >= second
+    await asyncio.sleep(0.01)
+    assert telemetry.sample("pygents_agent_busy_seconds_total", labels) == ended  # stopped
+    # The OpenTelemetry counter reads the same value.
+    points = otel_metrics(telemetry)["pygents.agent.busy"].data.data_points
+    assert [p.value for p in points if p.attributes == {"agent": "busy"}] == [ended]
+
+
+def test_busy_time_adds_concurrent_runs_and_ignores_an_end_without_a_start() -> None:
+    from pygents.observability._store import BusyTime, MetricStore
+
+    cell = BusyTime()
+    cell.start(10.0)
+    cell.start(11.0)  # two runs under one label (same name, or capped to "other")
+    cell.end(13.0)
+    cell.end(14.0)
+    assert cell._total == pytest.approx(1 + 2 * 2 + 1)  # agent-seconds
+    cell.end(20.0)  # instrumented mid-run: its start was never seen
+    assert cell._total == pytest.approx(6) and cell.value == pytest.approx(6)
+
+    store = MetricStore()
+    store.run_ended(("never-started",))
+    store.run_started(("a",))
+    [(labels, (value, created))] = [
+        item for item in store.snapshot("pygents_agent_busy_seconds_total") if item[0] == ("a",)
+    ]
+    assert labels == ("a",) and value >= 0 and created > 0
+    assert dict(store.snapshot("pygents_agent_busy_seconds_total"))[("never-started",)][0] == 0
+
+
+async def test_uninstrument_stops_the_observable_instruments(telemetry: Any) -> None:
+    @tool()
+    async def once() -> int:
+        return 1
+
+    await Turn(once).returning()
+    assert otel_metrics(telemetry)["pygents.turns"].data.data_points
+    uninstrument()
+    # Otherwise the counters would go on reporting next to whatever is installed next.
+    assert "pygents.turns" not in otel_metrics(telemetry)
+
+
 # --------------------------------------------------------------------------- gauges
 
 
@@ -732,6 +843,44 @@ async def test_label_cardinality_is_capped(
     assert len(about_agent) == 1, [r.getMessage() for r in warnings]
     # The tool label stayed under the cap: no warning about it.
     assert not [r for r in warnings if "'tool'" in r.getMessage()]
+
+
+async def test_every_opentelemetry_attribute_is_capped_error_type_included(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap holds on the OpenTelemetry side too, for every attribute: a program raising a new
+    exception class per call cannot grow the error series without end."""
+    uninstrument()
+    monkeypatch.setenv("PYGENTS_METRICS_MAX_LABEL_VALUES", "5")
+    assert instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        prometheus_registry=telemetry.registry,
+    )
+    kinds = [type(f"Failure{i}", (Exception,), {}) for i in range(12)]
+
+    for i, kind in enumerate(kinds):
+
+        async def fails(kind: type[Exception] = kind) -> None:
+            raise kind("x")
+
+        fails.__name__ = fails.__qualname__ = f"fails_{i}"  # a new tool name each time too
+        with pytest.raises(kind):
+            await Turn(tool()(fails)).returning()
+
+    metrics = otel_metrics(telemetry)
+    values: dict[str, set[str]] = defaultdict(set)
+    for name in ("pygents.turn.errors", "pygents.turns", "pygents.turn.duration"):
+        for point in metrics[name].data.data_points:
+            for key, value in point.attributes.items():
+                values[key].add(value)
+    for key in ("error.type", "tool"):
+        assert "other" in values[key], key
+        assert len(values[key] - {"other"}) <= 5, (key, values[key])
+    errors = {
+        p.attributes["error.type"]: p.value for p in metrics["pygents.turn.errors"].data.data_points
+    }
+    assert sum(errors.values()) == 12  # nothing lost, only folded into "other"
 
 
 async def test_a_new_agent_name_per_request_does_not_grow_the_bridge_forever(

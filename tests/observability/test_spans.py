@@ -239,6 +239,7 @@ async def test_plain_agent_run_span_tree_names_kinds_and_attributes(telemetry: A
     assert run.status.status_code is StatusCode.UNSET
     assert attrs(run) == {
         "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.provider.name": "pygents",
         "gen_ai.agent.name": "planner",
         "gen_ai.agent.description": "Plans things.",
         "pygents.agent.tags": ("alpha", "zeta"),

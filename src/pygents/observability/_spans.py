@@ -112,6 +112,9 @@ class Spans:
         """The ``invoke_agent`` span of an agent run."""
         attributes: dict[str, Any] = {
             sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
+            # Required on invoke_agent spans since 1.37; pygents runs the agent itself. A
+            # run backed by one model provider may override it from an ON_RUN_START hook.
+            sc.GEN_AI_PROVIDER_NAME: sc.INSTRUMENTATION_NAME,
             sc.GEN_AI_AGENT_NAME: agent.name,
             sc.GEN_AI_AGENT_DESCRIPTION: agent.description,
         }

@@ -1,0 +1,72 @@
+"""Span names and attributes against the pinned semantic-conventions version.
+
+The installed ``opentelemetry-semantic-conventions`` package defines the ``gen_ai.*`` names of
+each version; the requirement levels of the GenAI agent and tool spans are written out here
+from the conventions' ``gen-ai-agent-spans.md`` / ``gen-ai-spans.md`` at the pinned version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes import error_attributes, gen_ai_attributes
+from opentelemetry.semconv.schemas import Schemas
+
+from pygents import Agent, Turn, tool
+from pygents.observability import _semconv as sc
+
+#: Required attributes per operation, semantic conventions 1.37.0 (GenAI spans).
+REQUIRED = {
+    "invoke_agent": {"gen_ai.operation.name", "gen_ai.provider.name"},
+    "execute_tool": {"gen_ai.operation.name"},
+}
+#: Conditionally required when the application provides them (pygents always can).
+PROVIDED = {
+    "invoke_agent": {"gen_ai.agent.name", "gen_ai.agent.description"},
+    "execute_tool": {"gen_ai.tool.name", "gen_ai.tool.type"},
+}
+
+
+def _defined_names() -> set[str]:
+    names = set()
+    for module in (gen_ai_attributes, error_attributes):
+        names |= {v for k, v in vars(module).items() if k.isupper() and isinstance(v, str)}
+    return names
+
+
+def test_the_pinned_version_is_a_published_schema() -> None:
+    assert sc.SCHEMA_URL == f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}"
+    assert sc.SCHEMA_URL in {schema.value for schema in Schemas}
+
+
+def test_every_gen_ai_attribute_we_write_is_defined_by_the_conventions() -> None:
+    ours = {
+        value
+        for name, value in vars(sc).items()
+        if name.isupper() and isinstance(value, str) and value.startswith(("gen_ai.", "error."))
+    }
+    assert ours, "no gen_ai.* constants found"
+    assert ours <= _defined_names(), sorted(ours - _defined_names())
+
+
+async def test_spans_carry_the_required_attributes(telemetry: Any) -> None:
+    @tool()
+    async def lookup(key: str) -> str:
+        """Look a key up."""
+        return key
+
+    agent = Agent("librarian", "Looks things up", [lookup])
+    await agent.put(Turn(lookup, kwargs={"key": "k"}))
+    async for _ in agent.run():
+        pass
+    spans = {s.name.split(" ", 1)[0]: s for s in telemetry.finished()}
+    assert set(spans) == {"invoke_agent", "execute_tool"}
+    for operation, span in spans.items():
+        attributes = dict(span.attributes)
+        assert attributes["gen_ai.operation.name"] == operation
+        missing = (REQUIRED[operation] | PROVIDED[operation]) - set(attributes)
+        assert not missing, (operation, missing)
+        gen_ai = {k for k in attributes if k.startswith("gen_ai.")}
+        assert gen_ai <= _defined_names(), sorted(gen_ai - _defined_names())
+    assert spans["invoke_agent"].name == "invoke_agent librarian"
+    assert spans["execute_tool"].name == "execute_tool lookup"

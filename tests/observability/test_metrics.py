@@ -657,16 +657,25 @@ def test_busy_time_adds_concurrent_runs_and_ignores_an_end_without_a_start() -> 
     assert dict(store.snapshot("pygents_agent_busy_seconds_total"))[("never-started",)][0] == 0
 
 
-async def test_uninstrument_stops_the_observable_instruments(telemetry: Any) -> None:
+async def test_observable_instruments_keep_final_values_until_replaced(telemetry: Any) -> None:
     @tool()
     async def once() -> int:
         return 1
 
+    def turns() -> list[float]:
+        metric = otel_metrics(telemetry).get("pygents.turns")
+        return [p.value for p in metric.data.data_points] if metric is not None else []
+
     await Turn(once).returning()
-    assert otel_metrics(telemetry)["pygents.turns"].data.data_points
+    assert turns() == [1]
     uninstrument()
-    # Otherwise the counters would go on reporting next to whatever is installed next.
-    assert "pygents.turns" not in otel_metrics(telemetry)
+    assert turns() == [1]  # a last export after uninstrument() still has the final values
+    # Another installation without these instruments silences them; otherwise they would go
+    # on reporting next to its metrics (the SDK cannot forget an instrument).
+    assert instrument(
+        tracer_provider=False, meter_provider=False, prometheus_registry=telemetry.registry
+    )
+    assert turns() == []
 
 
 # --------------------------------------------------------------------------- gauges

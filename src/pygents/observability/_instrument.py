@@ -18,6 +18,8 @@ _bridge: Bridge | None = None
 _prometheus: Any = None
 _key: tuple[Any, ...] | None = None
 _automatic = False
+#: The OtelMetrics of the last installation; it keeps reporting its final values after
+#: ``uninstrument()`` (so a last export still has them) until another installation replaces it.
 _otel: Any = None
 #: One OtelMetrics per meter provider: its instruments (and callbacks) live as long as it.
 _otel_by_provider: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -227,6 +229,10 @@ def _install(
         tracer = _make_tracer(tracer_provider)
         store = MetricStore()
         prometheus, otel_metrics = _make_metrics(meter_provider, prometheus_registry, store)
+        if _otel is not None and _otel is not otel_metrics:
+            # The instruments of the previous installation stay in their SDK (it cannot forget
+            # them): silence them now that other ones report, or a registry would get both.
+            _otel.detach()
         _key = key
         _automatic = automatic
         _prometheus = prometheus
@@ -247,11 +253,9 @@ def _install(
 
 
 def _uninstall() -> None:
-    global _bridge, _prometheus, _key, _automatic, _otel
+    global _bridge, _prometheus, _key, _automatic
     if _bridge is not None:
         _bridge.unregister()
-    if _otel is not None:
-        _otel.detach()
     if _prometheus is not None:
         registry, collector = _prometheus
         try:
@@ -260,7 +264,6 @@ def _uninstall() -> None:
             pass
     _bridge = None
     _prometheus = None
-    _otel = None
     _key = None
     _automatic = False
 

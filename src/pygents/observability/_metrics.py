@@ -64,10 +64,11 @@ class OtelMetrics:
         self.store = store
 
     def detach(self) -> None:
-        """Stop reporting (uninstrumented): the observable instruments observe nothing.
+        """Stop reporting: the observable instruments observe nothing from now on.
 
-        The SDK cannot forget instruments, so without this the counters and gauges would go on
-        reporting the last store's values next to whatever pipeline is installed next.
+        Called when another installation replaces this one: the SDK cannot forget instruments,
+        so without this the counters and gauges would go on reporting the last store's values
+        next to whatever pipeline is installed next.
         """
         self.store = None
 

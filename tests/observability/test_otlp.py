@@ -189,9 +189,10 @@ async def test_spans_and_metrics_arrive_over_otlp_http(monkeypatch: pytest.Monke
     for point in turns_metric.sum.data_points:
         attrs = {kv.key: kv.value for kv in point.attributes}
         labels = {k: v.string_value for k, v in attrs.items()}
-        assert labels["gen_ai.agent.name"] == AGENT
-        assert labels["pygents.turn.stop_reason"] == "completed"
-        tool_name = labels["gen_ai.tool.name"]
+        # The contract's label names (they pass the OTel -> Prometheus translation unchanged).
+        assert labels["agent"] == AGENT
+        assert labels["stop_reason"] == "completed"
+        tool_name = labels["tool"]
         by_tool[tool_name] = by_tool.get(tool_name, 0) + int(point.as_int or point.as_double)
     assert by_tool == {"double": n_double, "count": 1}
 
@@ -209,7 +210,7 @@ async def test_otlp_metrics_include_duration_histograms(monkeypatch: pytest.Monk
             assert handle.shutdown(timeout=10) is True
         durations = {
             name: receiver.last_metric(name)
-            for name in ("pygents.turn.duration", "gen_ai.execute_tool.duration")
+            for name in ("pygents.turn.duration", "pygents.tool.duration")
         }
     for name, found in durations.items():
         assert found is not None, f"{name} did not arrive over OTLP"
@@ -220,7 +221,7 @@ async def test_otlp_metrics_include_duration_histograms(monkeypatch: pytest.Monk
         assert total == 4, (name, total)
         for point in metric.histogram.data_points:
             labels = {kv.key: kv.value.string_value for kv in point.attributes}
-            assert labels["gen_ai.tool.name"] == "double", (name, labels)
+            assert labels["tool"] == "double", (name, labels)
 
 
 # --------------------------------------------------------------------------- protocol choice

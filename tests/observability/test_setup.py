@@ -420,6 +420,32 @@ async def test_final_metrics_stay_readable_after_the_block(which: str) -> None:
     assert "process_" not in exposition  # only pygents' families
 
 
+async def test_configure_runs_both_metric_pipelines_and_exports_the_final_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # configure()'s own meter provider exports over OTLP, never to a Prometheus registry, so
+    # /metrics keeps pygents' families too; and the last OTLP export (at shutdown) still
+    # carries the counters, which are read at collection.
+    define_double()
+    labels = {"agent": AGENT, "tool": "double", "stop_reason": "completed"}
+    with OTLPReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+        # An interval far longer than the test: only the shutdown exports.
+        with configure("t", set_global=False, metric_export_interval=600) as handle:
+            assert handle.prometheus_registry is REGISTRY
+            await run_doubles(3)
+            assert REGISTRY.get_sample_value("pygents_turns_total", labels) == 3
+        assert receiver.requests("/v1/metrics") == 1
+        found = receiver.last_metric("pygents.turns")
+    assert found is not None, "the counters were missing from the export at shutdown"
+    points = found[1].sum.data_points
+    assert [getattr(p, p.WhichOneof("value")) for p in points] == [3]
+    assert {kv.key: kv.value.string_value for kv in points[0].attributes} == labels
+    assert handle.final_metrics is not None
+    assert handle.final_metrics.get_sample_value("pygents_turns_total", labels) == 3
+
+
 def test_no_registry_no_final_metrics() -> None:
     with configure("t", set_global=False, prometheus_registry=False) as handle:
         pass

@@ -248,6 +248,7 @@ class _Build:
     ) -> TelemetryHandle:
         from opentelemetry import metrics
 
+        registry = _prometheus_registry(prometheus_registry, self.global_meter)
         try:
             span_exporters, destinations = self._span_exporters(console_spans, span_exporter)
             metric_exporters = self._metric_exporters()
@@ -260,7 +261,7 @@ class _Build:
                 meter_provider=meter_provider
                 if meter_provider is not None
                 else metrics.NoOpMeterProvider(),
-                prometheus_registry=prometheus_registry,
+                prometheus_registry=registry if registry is not None else False,
                 capture_content=capture_content,
             )
         except BaseException:
@@ -272,7 +273,7 @@ class _Build:
             server,
             processors,
             destinations,
-            _registry_in_use(prometheus_registry),
+            registry,
         )
 
     # -- build steps: each registers its undo ---------------------------------------------
@@ -458,11 +459,24 @@ class _Build:
         )
 
 
-def _registry_in_use(prometheus_registry: Any) -> Any:
+def _prometheus_registry(prometheus_registry: Any, global_meter: Any) -> Any:
+    """The registry for the Prometheus pipeline, or None when it does not run.
+
+    ``instrument()`` runs one metric pipeline per signal unless both are named. The meter
+    provider configure() builds exports over OTLP or to the console, never to a Prometheus
+    registry, so both pipelines run side by side: ``/metrics`` keeps pygents' families
+    whatever ``OTEL_METRICS_EXPORTER`` says. A provider that was already global may carry a
+    ``PrometheusMetricReader`` on the same registry: then the registry is used only when
+    the caller names one, else the OpenTelemetry instruments alone carry the metrics.
+    """
     if prometheus_registry is False:
         return None
     if prometheus_registry is not None:
         return prometheus_registry
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    if global_meter is not None and not isinstance(global_meter, NoOpMeterProvider):
+        return None
     try:
         from prometheus_client import REGISTRY
     except ImportError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -93,14 +94,22 @@ class TelemetryHandle:
             return True
         self._closed = True
         atexit.unregister(self.shutdown)
+        deadline = time.monotonic() + timeout
         self.final_metrics = _snapshot(self.prometheus_registry)
+        # Metrics before the bridge goes: its observable instruments (read at collection)
+        # leave with it, and the last export must still see them. Spans after: removing the
+        # bridge ends the spans still open, and the last export must carry them.
+        finished = bounded(lambda: self._stop_metrics(_millis_until(deadline)), timeout)
         uninstrument()
         if self.metrics_server is not None:
             server, thread = self.metrics_server
             server.shutdown()
             server.server_close()
-            thread.join(timeout)
-        finished = bounded(lambda: self._stop(int(timeout * 1000)), timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        remaining = max(0.0, deadline - time.monotonic())
+        finished = finished and bounded(
+            lambda: self._stop_traces(_millis_until(deadline)), remaining
+        )
         if not finished:
             warn_once(
                 "export",
@@ -110,21 +119,25 @@ class TelemetryHandle:
             )
         return finished
 
-    def _stop(self, millis: int) -> None:
+    def _stop_metrics(self, millis: int) -> None:
+        if self.meter_provider is None:
+            return
+        if self.reused_meter_provider:
+            quietly(lambda: self.meter_provider.force_flush(millis), "force_flush")
+        else:
+            closed_providers.add(self.meter_provider)
+            quietly(lambda: self.meter_provider.shutdown(timeout_millis=millis), "shutdown")
+
+    def _stop_traces(self, millis: int) -> None:
         for processor in self._added_processors:
             quietly(processor.shutdown, "shutdown")
-        if self.tracer_provider is not None:
-            if self.reused_tracer_provider:
-                quietly(lambda: self.tracer_provider.force_flush(millis), "force_flush")
-            else:
-                closed_providers.add(self.tracer_provider)
-                quietly(self.tracer_provider.shutdown, "shutdown")
-        if self.meter_provider is not None:
-            if self.reused_meter_provider:
-                quietly(lambda: self.meter_provider.force_flush(millis), "force_flush")
-            else:
-                closed_providers.add(self.meter_provider)
-                quietly(lambda: self.meter_provider.shutdown(timeout_millis=millis), "shutdown")
+        if self.tracer_provider is None:
+            return
+        if self.reused_tracer_provider:
+            quietly(lambda: self.tracer_provider.force_flush(millis), "force_flush")
+        else:
+            closed_providers.add(self.tracer_provider)
+            quietly(self.tracer_provider.shutdown, "shutdown")
 
     def _each(self, call: Callable[[Any], Any], what: str) -> None:
         for provider in (self.tracer_provider, self.meter_provider):
@@ -141,6 +154,10 @@ class TelemetryHandle:
         tb: TracebackType | None,
     ) -> None:
         self.shutdown()
+
+
+def _millis_until(deadline: float) -> int:
+    return max(1, int((deadline - time.monotonic()) * 1000))
 
 
 def quietly(call: Callable[[], Any], what: str) -> None:

@@ -135,7 +135,7 @@ def _broken(scope: ExecutionScope, where: str, exc: BaseException) -> None:
 def open_run(agent: Agent) -> Opened | None:
     """Open every scope for an agent run; None when none has a state for it."""
     opened: Opened | None = None
-    for scope in tuple(SCOPES):
+    for scope in SCOPES:
         try:
             state = scope.open_run(agent)
         except Exception as exc:
@@ -143,15 +143,16 @@ def open_run(agent: Agent) -> Opened | None:
             continue
         if state is not None:
             if opened is None:
-                opened = []
-            opened.append((scope, state))
+                opened = [(scope, state)]
+            else:
+                opened.append((scope, state))
     return opened
 
 
 def open_turn(turn: Turn, agent: Agent | None) -> Opened | None:
     """Open every scope for a turn; None when none has a state for it."""
     opened: Opened | None = None
-    for scope in tuple(SCOPES):
+    for scope in SCOPES:
         try:
             state = scope.open_turn(turn, agent)
         except Exception as exc:
@@ -159,8 +160,9 @@ def open_turn(turn: Turn, agent: Agent | None) -> Opened | None:
             continue
         if state is not None:
             if opened is None:
-                opened = []
-            opened.append((scope, state))
+                opened = [(scope, state)]
+            else:
+                opened.append((scope, state))
     return opened
 
 
@@ -169,7 +171,7 @@ def open_call(
 ) -> Opened | None:
     """Open every scope for a tool invocation; None when none has a state for it."""
     opened: Opened | None = None
-    for scope in tuple(SCOPES):
+    for scope in SCOPES:
         try:
             state = scope.open_call(tool, turn, args, kwargs)
         except Exception as exc:
@@ -177,8 +179,9 @@ def open_call(
             continue
         if state is not None:
             if opened is None:
-                opened = []
-            opened.append((scope, state))
+                opened = [(scope, state)]
+            else:
+                opened.append((scope, state))
     return opened
 
 

@@ -139,69 +139,60 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         """Return the coroutine a turn drives: the bare function call when nothing wraps it."""
         if self._plain and not self.hooks and not _TOOL_GLOBALS and not SCOPES:
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
-        if SCOPES:
-            return self._scoped(args, kwargs, turn)
-        return self._invoke(args, kwargs)
+        return self._invoke(args, kwargs, turn)
 
-    async def _scoped(
-        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any
+    async def _invoke(
+        self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> R:
-        """``_invoke`` inside the execution scopes' call states (one step: one attach)."""
-        opened = _scope.open_call(self, turn, args, kwargs)
-        if not opened:
-            return await self._invoke(args, kwargs)
-        tokens = _scope.attach(opened)
-        result: R | None = None
+        # Execution scopes' call states are current for the whole call (one step).
+        opened = _scope.open_call(self, turn, args, kwargs) if SCOPES else None
+        tokens = _scope.attach(opened) if opened else None
+        result: Any = None
         error: BaseException | None = None
         try:
-            result = await self._invoke(args, kwargs)
-            return result
+            # Each event is gated by its own listeners: a BEFORE_INVOKE hook alone does not
+            # make every call pay for AFTER_INVOKE and ON_ERROR dispatches.
+            meta = self.metadata
+            meta._start = time()
+            meta._end = None
+            try:
+                if self.hooks:
+                    await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
+                elif _G_BEFORE:
+                    await fire_global(_G_BEFORE, self.tags, *args, **kwargs)
+                if self._plain:
+                    result = await self.fn(*args, **kwargs)
+                else:
+                    call_kwargs = self._shape.kwargs(args, kwargs)
+                    if self.lock:
+                        async with self._shape.get_lock():
+                            result = await self.fn(*args, **call_kwargs)
+                    else:
+                        result = await self.fn(*args, **call_kwargs)
+            except Exception as exc:
+                meta._end = time()
+                if self.hooks or _G_ERROR:
+                    await self._fire(ToolHook.ON_ERROR, exc=exc)
+                raise
+            meta._end = time()
+            if self.hooks:
+                await self._fire(ToolHook.AFTER_INVOKE, result)
+            elif _G_AFTER:
+                await fire_global(_G_AFTER, self.tags, result)
+            return result  # type: ignore[no-any-return]
         except BaseException as exc:
             error = exc
             raise
         finally:
-            _scope.detach(opened, tokens)
-            _scope.close_call(opened, self, result, error)
-
-    async def _invoke(self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        # Each event is gated by its own listeners: a BEFORE_INVOKE hook alone does not
-        # make every call pay for AFTER_INVOKE and ON_ERROR dispatches.
-        meta = self.metadata
-        meta._start = time()
-        meta._end = None
-        try:
-            if self.hooks:
-                await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
-            elif _G_BEFORE:
-                await fire_global(_G_BEFORE, self.tags, *args, **kwargs)
-            if self._plain:
-                result: R = await self.fn(*args, **kwargs)
-            else:
-                call_kwargs = self._shape.kwargs(args, kwargs)
-                if self.lock:
-                    async with self._shape.get_lock():
-                        result = await self.fn(*args, **call_kwargs)
-                else:
-                    result = await self.fn(*args, **call_kwargs)
-        except Exception as exc:
-            meta._end = time()
-            if self.hooks or _G_ERROR:
-                await self._fire(ToolHook.ON_ERROR, exc=exc)
-            raise
-        meta._end = time()
-        if self.hooks:
-            await self._fire(ToolHook.AFTER_INVOKE, result)
-        elif _G_AFTER:
-            await fire_global(_G_AFTER, self.tags, result)
-        return result
+            if opened:
+                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                _scope.close_call(opened, self, result, error)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Invoke the tool directly (outside a turn), with its hooks, lock and kwargs."""
         outer = FRAME.get()
         FRAME.set((outer[0], outer[1], self))
         try:
-            if SCOPES:
-                return await self._scoped(args, kwargs, None)
             return await self._invoke(args, kwargs)
         finally:
             FRAME.set(outer)

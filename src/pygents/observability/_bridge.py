@@ -364,15 +364,12 @@ class Bridge(ExecutionScope, ContextEvents):
                 self._failed("close_turn", exc)
         if self.metrics is not None:
             try:
-                tool_time = state.tool_time
-                if tool_time is None and state.tool_start:
-                    tool_time = perf_counter() - state.tool_start  # the call never closed
                 self.metrics.turn_done(
                     state.lane,
                     reason,
                     error_type,
                     (end - state.start) / 1e9,
-                    tool_time,
+                    state.tool_time,  # None when the tool was never invoked
                     tool_outcome(state.tool_error, reason),
                     end / 1e9,
                     trace_id,

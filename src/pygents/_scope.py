@@ -132,6 +132,12 @@ def _broken(scope: ExecutionScope, where: str, exc: BaseException) -> None:
     remove_scope(scope)
 
 
+# open_run / open_turn / open_call and the three close_* are written out rather than one
+# generic helper taking the method name: per turn the core calls four of them, and the generic
+# version (getattr, argument packing) measured 7,700 more instructions per turn (callgrind,
+# 3.11, a no-op scope: 55,000 -> 62,700).
+
+
 def open_run(agent: Agent) -> Opened | None:
     """Open every scope for an agent run; None when none has a state for it."""
     opened: Opened | None = None

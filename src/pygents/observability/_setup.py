@@ -198,14 +198,11 @@ def configure(
         metric_export_interval,
         prometheus_registry,
     )
-    tracer, tracer_free = _global("tracer") if set_global else (None, False)
-    meter, meter_free = _global("meter") if set_global else (None, False)
-    plan = read_plan(traces=tracer is None, metrics=meter is None)
+    tracer = _global("tracer") if set_global else (None, False)
+    meter = _global("meter") if set_global else (None, False)
+    plan = read_plan(traces=tracer[0] is None, metrics=meter[0] is None)
     _import_what_is_needed(plan, prometheus_port)
-    build = _Build(plan, service_name, set_global)
-    build.global_tracer, build.tracer_free = tracer, tracer_free
-    build.global_meter, build.meter_free = meter, meter_free
-    return build.run(
+    return _Build(plan, service_name, set_global, tracer, meter).run(
         prometheus_port=prometheus_port,
         prometheus_host=prometheus_host,
         console_spans=console_spans,
@@ -219,14 +216,20 @@ def configure(
 class _Build:
     """One ``configure()`` call's build phase: what it made, and how to undo it."""
 
-    def __init__(self, plan: ExportPlan, service_name: str | None, set_global: bool) -> None:
+    def __init__(
+        self,
+        plan: ExportPlan,
+        service_name: str | None,
+        set_global: bool,
+        tracer: tuple[Any, bool],
+        meter: tuple[Any, bool],
+    ) -> None:
         self.plan = plan
         self.name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "pygents"
         self.set_global = set_global
-        self.global_tracer: Any = None
-        self.tracer_free = False
-        self.global_meter: Any = None
-        self.meter_free = False
+        #: A provider already global to reuse (or None), and whether ours may become global.
+        self.global_tracer, self.tracer_free = tracer
+        self.global_meter, self.meter_free = meter
         #: Undo steps by the id of what they undo, in build order; an exporter's step goes
         #: when a processor or reader takes the exporter over (and shuts it down itself).
         self.undo: dict[int, Callable[[], Any]] = {}

@@ -30,15 +30,15 @@ from pygents import (
     ToolHook,
     Turn,
     add_scope,
-    current_agent,
-    current_turn,
     hook,
     remove_scope,
 )
 
 from . import _semconv as sc
 from ._bridge_context import ContextEvents
+from ._bridge_events import AgentEvents
 from ._bridge_metrics import MetricRecorder, tool_outcome
+from ._bridge_state import CallState, RunState, State, TurnState
 from ._cells import BoundedCache, Lane
 from ._propagation import traceparent
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
@@ -55,52 +55,7 @@ _ERROR = StopReason.ERROR
 _SAME = object()  # attach() of the state already current: nothing to do
 
 
-class _State:
-    """An execution between open and close: its span, its OpenTelemetry context."""
-
-    __slots__ = ("closed", "context", "span", "start", "yields")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.span: Any = None
-        self.context: Any = None
-        self.closed = False
-        self.yields = 0
-
-
-class _RunState(_State):
-    __slots__ = ("agent", "turns")
-
-    def __init__(self, agent: Any, start: int) -> None:
-        super().__init__(start)
-        self.agent = agent
-        self.turns = 0
-
-
-class _TurnState(_State):
-    __slots__ = ("agent", "lane", "tool_error", "tool_start", "tool_time", "turn")
-
-    def __init__(self, turn: Any, agent: Any, lane: Lane, start: int) -> None:
-        super().__init__(start)
-        self.turn = turn
-        self.agent = agent
-        self.lane = lane
-        self.tool_start = 0.0
-        self.tool_time: float | None = None
-        self.tool_error: BaseException | None = None
-
-
-class _CallState(_State):
-    """A tool called directly (not by a turn): its own span and timing."""
-
-    __slots__ = ("clock",)
-
-    def __init__(self, start: int) -> None:
-        super().__init__(start)
-        self.clock = perf_counter()
-
-
-class Bridge(ExecutionScope, ContextEvents):
+class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     """Holds the telemetry state; registered as an execution scope and as global hooks."""
 
     def __init__(
@@ -116,13 +71,13 @@ class Bridge(ExecutionScope, ContextEvents):
         self.yield_events_cap = yield_events_cap
         self.hooks: list[Hook] = []
         #: The execution whose step is running in this task (the innermost one).
-        self._current: ContextVar[_State | None] = ContextVar("pygents_bridge", default=None)
+        self._current: ContextVar[State | None] = ContextVar("pygents_bridge", default=None)
         #: Open executions with a span, so uninstrument() can end them.
-        self._open: dict[int, _State] = {}
-        self._runs: dict[Any, _RunState] = {}
+        self._open: dict[int, State] = {}
+        self._runs: dict[Any, RunState] = {}
         #: Open turns: events fired for a turn outside its steps (the agent routing what a
         #: stream yielded) still find its span.
-        self._turns: dict[Any, _TurnState] = {}
+        self._turns: dict[Any, TurnState] = {}
         #: Turns whose output the agent routes next: their span stays open for those events.
         self._routing: dict[Any, tuple[Any, int, Any]] = {}
         self._lanes: BoundedCache[tuple[str, Any, Any], Lane] = BoundedCache()
@@ -220,7 +175,7 @@ class Bridge(ExecutionScope, ContextEvents):
 
     # -- the execution scope: what is current during each step ---------------------------------
 
-    def attach(self, state: _State) -> Any:
+    def attach(self, state: State) -> Any:
         """Make ``state`` (and its span, if any) current for one step."""
         var = self._current
         if var.get() is state:
@@ -250,11 +205,11 @@ class Bridge(ExecutionScope, ContextEvents):
 
     # -- agent runs ----------------------------------------------------------------------------
 
-    def open_run(self, agent: Any) -> _RunState | None:
+    def open_run(self, agent: Any) -> RunState | None:
         """An agent run starts: its span (child of the current context) and gauges."""
         if not self.intact():
             return None
-        run = _RunState(agent, time_ns())
+        run = RunState(agent, time_ns())
         try:
             if self._trace():
                 run.span, run.context = self.spans.start_run(agent)
@@ -269,7 +224,7 @@ class Bridge(ExecutionScope, ContextEvents):
         self._runs[agent] = run
         return run
 
-    def close_run(self, agent: Any, state: _RunState, error: BaseException | None) -> None:
+    def close_run(self, agent: Any, state: RunState, error: BaseException | None) -> None:
         """An agent run ended: routed spans and the run span end, gauges drop."""
         if self._runs.get(agent) is state:
             del self._runs[agent]
@@ -310,13 +265,13 @@ class Bridge(ExecutionScope, ContextEvents):
             lane.agent = self.metrics.cells.agent(key[0])
         return lane
 
-    def open_turn(self, turn: Any, agent: Any) -> _TurnState | None:
+    def open_turn(self, turn: Any, agent: Any) -> TurnState | None:
         """A turn starts: its span (linked to its origin) and its queue wait."""
         if not self.intact():
             return None
         key = (agent.name if agent is not None else "", turn.tool, turn.timeout)
         lane = self._lanes.get(key) or self._lane(key)
-        state = self._turns[turn] = _TurnState(turn, agent, lane, time_ns())
+        state = self._turns[turn] = TurnState(turn, agent, lane, time_ns())
         meta = turn.metadata
         try:
             if self._trace():
@@ -335,7 +290,7 @@ class Bridge(ExecutionScope, ContextEvents):
                 self._failed("open_turn", exc)
         return state
 
-    def close_turn(self, turn: Any, state: _TurnState, error: BaseException | None) -> None:
+    def close_turn(self, turn: Any, state: TurnState, error: BaseException | None) -> None:
         """A turn ended: its span ends, its counts and durations are recorded."""
         if self._turns.get(turn) is state:
             del self._turns[turn]
@@ -380,7 +335,7 @@ class Bridge(ExecutionScope, ContextEvents):
     def _end_turn_span(
         self,
         turn: Any,
-        state: _TurnState,
+        state: TurnState,
         reason: StopReason | None,
         error_type: str | None,
         error: BaseException | None,
@@ -413,13 +368,13 @@ class Bridge(ExecutionScope, ContextEvents):
 
     # -- tool calls ----------------------------------------------------------------------------
 
-    def open_call(self, tool: Any, turn: Any, args: Any, kwargs: Any) -> _State | None:
+    def open_call(self, tool: Any, turn: Any, args: Any, kwargs: Any) -> State | None:
         """A tool invocation starts: timed for its turn, or its own span if called directly."""
         current = self._current.get()
         if turn is not None:
             if current is None or getattr(current, "turn", None) is not turn:
                 return None  # the turn was not opened by this bridge
-            state: _State = current
+            state: State = current
             current.tool_start = perf_counter()  # type: ignore[attr-defined]
             if current.span is not None:
                 try:
@@ -429,7 +384,7 @@ class Bridge(ExecutionScope, ContextEvents):
             return state
         if not self.intact():
             return None
-        call = _CallState(time_ns())
+        call = CallState(time_ns())
         try:
             if self._trace():
                 name, attributes = self.spans.tool_start(tool, None)
@@ -440,11 +395,9 @@ class Bridge(ExecutionScope, ContextEvents):
             self._failed("open_call", exc)
         return call
 
-    def close_call(
-        self, tool: Any, state: _State, result: Any, error: BaseException | None
-    ) -> None:
+    def close_call(self, tool: Any, state: State, result: Any, error: BaseException | None) -> None:
         """A tool invocation ended: timing for its turn, or span and metrics of its own."""
-        if isinstance(state, _TurnState):
+        if isinstance(state, TurnState):
             state.tool_time = perf_counter() - state.tool_start
             state.tool_error = error
             return
@@ -469,110 +422,6 @@ class Bridge(ExecutionScope, ContextEvents):
                 self.metrics.call_done(tool, outcome, seconds, trace_id)
             except Exception as exc:
                 self._failed("close_call", exc)
-
-    # -- events (global hooks) -----------------------------------------------------------------
-
-    def _turn_span(self) -> Any:
-        """The span of the turn the core says is current (``current_turn()``), if open.
-
-        Events of a turn fired outside its own steps (the agent routing what the turn
-        produced) belong to it too.
-        """
-        turn = current_turn()
-        if turn is None:
-            return None
-        if self._routing:
-            pending = self._routing.get(turn)
-            if pending is not None:
-                return pending[0]
-        state = self._turns.get(turn)
-        return None if state is None else state.span
-
-    def _current_span(self) -> Any:
-        """The span events belong to: the tool step's, the turn's, else the agent run's."""
-        state = self._current.get()
-        if state is not None and state.closed:
-            state = None
-        if state is not None and not isinstance(state, _RunState):
-            return state.span
-        span = self._turn_span()
-        if span is not None:
-            return span
-        if state is not None:
-            return state.span
-        agent = current_agent()
-        if agent is not None:
-            run = self._runs.get(agent)
-            if run is not None:
-                return run.span
-        return None
-
-    def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
-        if self.spans is None:
-            return
-        span = self._current_span()
-        if span is not None:
-            span.add_event(name, attributes)
-
-    def after_put(self, agent: Any, turn: Any) -> None:
-        if self.spans is not None:
-            span = self._current_span()
-            if turn.metadata.trace_context is None:
-                # Causality: remember where the turn was enqueued from. Inside a tool's step,
-                # the current span (the tool's, or a user's span within it); while the agent
-                # routes a turn's output, that turn's span; else whatever span is current.
-                state = self._current.get()
-                origin = None
-                if state is None or isinstance(state, _RunState):
-                    origin = self._turn_span()
-                if origin is None:
-                    current = self.spans.current_span()
-                    if current.get_span_context().is_valid:
-                        origin = current
-                if origin is not None:
-                    turn.metadata.trace_context = traceparent(origin.get_span_context())
-            if span is not None:
-                span.add_event(
-                    sc.EVENT_PUT,
-                    {
-                        sc.GEN_AI_AGENT_NAME: agent.name,
-                        sc.GEN_AI_TOOL_NAME: turn.tool.metadata.name,
-                    },
-                )
-        if self.metrics is not None:
-            self.metrics.enqueued(agent)
-
-    def before_turn(self, agent: Any) -> None:
-        if self.metrics is not None:
-            self.metrics.before_turn(agent)
-
-    def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
-        if self._routing:
-            self._end_routed(turn)
-        if self.metrics is not None:
-            self.metrics.value(self._lanes.get((agent.name, turn.tool, turn.timeout)), agent, turn)
-
-    def pause(self, agent: Any) -> None:
-        run = self._runs.get(agent)
-        if run is not None and run.span is not None:
-            run.span.add_event(sc.EVENT_PAUSE)
-        if self.metrics is not None:
-            self.metrics.paused(agent, 1)
-
-    def resume(self, agent: Any) -> None:
-        run = self._runs.get(agent)
-        if run is not None and run.span is not None:
-            run.span.add_event(sc.EVENT_RESUME)
-        if self.metrics is not None:
-            self.metrics.paused(agent, 0)
-
-    def tool_yield(self, value: Any) -> None:
-        state = self._current.get()
-        if state is None or state.span is None or state.closed:
-            return
-        state.yields += 1
-        if state.yields <= self.yield_events_cap:
-            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})
 
 
 def _guarded(method: Callable[..., None], hook_type: Any) -> Callable[..., Any]:

@@ -1,0 +1,140 @@
+"""The bridge's agent and tool event hooks: put, queue depth, values, pause, yields.
+
+Point events are global hooks; they land on the span of the execution they belong to (the
+tool step's, the turn's, else the agent run's) and feed the metric recorder.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from pygents import current_agent, current_turn
+
+from . import _semconv as sc
+from ._bridge_state import RunState, State, TurnState
+from ._propagation import traceparent
+
+if TYPE_CHECKING:
+    from ._bridge_metrics import MetricRecorder
+    from ._cells import BoundedCache, Lane
+
+__all__ = ["AgentEvents"]
+
+
+class AgentEvents:
+    """Agent and tool event handlers, mixed into ``Bridge`` (which provides the attributes)."""
+
+    spans: Any
+    metrics: MetricRecorder | None
+    yield_events_cap: int
+    _current: ContextVar[State | None]
+    _runs: dict[Any, RunState]
+    _turns: dict[Any, TurnState]
+    _routing: dict[Any, tuple[Any, int, Any]]
+    _lanes: BoundedCache[tuple[str, Any, Any], Lane]
+
+    def _end_routed(self, turn: Any) -> None:
+        raise NotImplementedError
+
+    def _turn_span(self) -> Any:
+        """The span of the turn the core says is current (``current_turn()``), if open.
+
+        Events of a turn fired outside its own steps (the agent routing what the turn
+        produced) belong to it too.
+        """
+        turn = current_turn()
+        if turn is None:
+            return None
+        if self._routing:
+            pending = self._routing.get(turn)
+            if pending is not None:
+                return pending[0]
+        state = self._turns.get(turn)
+        return None if state is None else state.span
+
+    def _current_span(self) -> Any:
+        """The span events belong to: the tool step's, the turn's, else the agent run's."""
+        state = self._current.get()
+        if state is not None and state.closed:
+            state = None
+        if state is not None and not isinstance(state, RunState):
+            return state.span
+        span = self._turn_span()
+        if span is not None:
+            return span
+        if state is not None:
+            return state.span
+        agent = current_agent()
+        if agent is not None:
+            run = self._runs.get(agent)
+            if run is not None:
+                return run.span
+        return None
+
+    def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        if self.spans is None:
+            return
+        span = self._current_span()
+        if span is not None:
+            span.add_event(name, attributes)
+
+    def after_put(self, agent: Any, turn: Any) -> None:
+        if self.spans is not None:
+            span = self._current_span()
+            if turn.metadata.trace_context is None:
+                # Causality: remember where the turn was enqueued from. Inside a tool's step,
+                # the current span (the tool's, or a user's span within it); while the agent
+                # routes a turn's output, that turn's span; else whatever span is current.
+                state = self._current.get()
+                origin = None
+                if state is None or isinstance(state, RunState):
+                    origin = self._turn_span()
+                if origin is None:
+                    current = self.spans.current_span()
+                    if current.get_span_context().is_valid:
+                        origin = current
+                if origin is not None:
+                    turn.metadata.trace_context = traceparent(origin.get_span_context())
+            if span is not None:
+                span.add_event(
+                    sc.EVENT_PUT,
+                    {
+                        sc.GEN_AI_AGENT_NAME: agent.name,
+                        sc.GEN_AI_TOOL_NAME: turn.tool.metadata.name,
+                    },
+                )
+        if self.metrics is not None:
+            self.metrics.enqueued(agent)
+
+    def before_turn(self, agent: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.before_turn(agent)
+
+    def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
+        if self._routing:
+            self._end_routed(turn)
+        if self.metrics is not None:
+            self.metrics.value(self._lanes.get((agent.name, turn.tool, turn.timeout)), agent, turn)
+
+    def pause(self, agent: Any) -> None:
+        run = self._runs.get(agent)
+        if run is not None and run.span is not None:
+            run.span.add_event(sc.EVENT_PAUSE)
+        if self.metrics is not None:
+            self.metrics.paused(agent, 1)
+
+    def resume(self, agent: Any) -> None:
+        run = self._runs.get(agent)
+        if run is not None and run.span is not None:
+            run.span.add_event(sc.EVENT_RESUME)
+        if self.metrics is not None:
+            self.metrics.paused(agent, 0)
+
+    def tool_yield(self, value: Any) -> None:
+        state = self._current.get()
+        if state is None or state.span is None or state.closed:
+            return
+        state.yields += 1
+        if state.yields <= self.yield_events_cap:
+            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})

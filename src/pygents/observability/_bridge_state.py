@@ -1,0 +1,56 @@
+"""The bridge's per-execution state: what it keeps between an execution's open and close."""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._cells import Lane
+
+__all__ = ["CallState", "RunState", "State", "TurnState"]
+
+
+class State:
+    """An execution between open and close: its span, its OpenTelemetry context."""
+
+    __slots__ = ("closed", "context", "span", "start", "yields")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.span: Any = None
+        self.context: Any = None
+        self.closed = False
+        self.yields = 0
+
+
+class RunState(State):
+    __slots__ = ("agent", "turns")
+
+    def __init__(self, agent: Any, start: int) -> None:
+        super().__init__(start)
+        self.agent = agent
+        self.turns = 0
+
+
+class TurnState(State):
+    __slots__ = ("agent", "lane", "tool_error", "tool_start", "tool_time", "turn")
+
+    def __init__(self, turn: Any, agent: Any, lane: Lane, start: int) -> None:
+        super().__init__(start)
+        self.turn = turn
+        self.agent = agent
+        self.lane = lane
+        self.tool_start = 0.0
+        self.tool_time: float | None = None
+        self.tool_error: BaseException | None = None
+
+
+class CallState(State):
+    """A tool called directly (not by a turn): its own span and timing."""
+
+    __slots__ = ("clock",)
+
+    def __init__(self, start: int) -> None:
+        super().__init__(start)
+        self.clock = perf_counter()

@@ -16,6 +16,7 @@ from ._settings import ContentCapture
 
 if TYPE_CHECKING:
     from ._instrumentor import PygentsInstrumentor
+    from ._prometheus import start_metrics_server
     from ._setup import TelemetryHandle, configure
 
 __all__ = [

@@ -275,7 +275,7 @@ def uninstrument() -> None:
 
 
 def is_instrumented() -> bool:
-    """True while the bridge is installed.
+    """Return True while the bridge is installed.
 
     False after a registry reset (``HookRegistry.clear()``, ``reset_registries()``) removed
     its hooks; ``instrument()`` installs it again. ``isolated_registries()`` puts it back

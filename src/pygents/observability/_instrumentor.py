@@ -15,12 +15,13 @@ __all__ = ["PygentsInstrumentor"]
 
 
 class PygentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instrument pygents the OpenTelemetry way.
+    """Instrument pygents the OpenTelemetry way (a ``BaseInstrumentor``).
 
     ``opentelemetry-instrument python app.py`` finds it through the
-    ``opentelemetry_instrumentor`` entry point named ``pygents``; in code::
-
-        PygentsInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+    ``opentelemetry_instrumentor`` entry point named ``pygents``. In code,
+    ``PygentsInstrumentor().instrument(...)`` takes the keywords of ``instrument()``:
+    ``tracer_provider``, ``meter_provider``, ``prometheus_registry`` and
+    ``capture_content``; ``uninstrument()`` removes the bridge again.
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:

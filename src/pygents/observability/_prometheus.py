@@ -97,11 +97,20 @@ def register_collector(
 
 def start_metrics_server(
     port: int = 9464, host: str = "127.0.0.1", registry: CollectorRegistry | None = None
-) -> Any:
+) -> tuple[Any, Any]:
     """Serve ``/metrics`` (Prometheus text or OpenMetrics by content negotiation).
 
-    Binds to loopback unless ``host`` says otherwise. Returns ``(server, thread)``; call
-    ``server.shutdown()`` to stop it.
+    Args:
+        port: the TCP port; 0 picks a free one (read it from ``server.server_port``).
+        host: the address to bind; loopback unless you say otherwise.
+        registry: the registry to serve; ``prometheus_client.REGISTRY`` by default.
+
+    Returns:
+        ``(server, thread)``: the WSGI server and the daemon thread serving it; call
+        ``server.shutdown()`` to stop it.
+
+    Raises:
+        OSError: the port is taken or the address cannot be bound.
     """
     from prometheus_client import REGISTRY, start_http_server
 

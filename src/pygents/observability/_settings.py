@@ -37,7 +37,7 @@ class ContentCapture:
         redact: called with each string before it is recorded (serialized arguments and
             results, before truncation; exception messages, tracebacks and span status
             descriptions); returns what to record. If it raises or returns a non-string,
-            ``REDACTION_FAILED`` is recorded instead.
+            the placeholder ``[redaction failed]`` is recorded instead.
     """
 
     enabled: bool = False

@@ -120,7 +120,7 @@ def chat_completion_chunks(model: str, messages: list[dict[str, Any]]) -> list[d
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # the background server; its owner is the LoopbackService
     protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -153,7 +153,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _record(self, body: Any) -> None:
         headers = {key.lower(): value for key, value in self.headers.items()}
-        self.server.service._add(RecordedRequest(self.command, self.path, headers, body))
+        self.server.owner._add(RecordedRequest(self.command, self.path, headers, body))
 
     def _reply(self, status: int, document: Any) -> None:
         self._send(status, json.dumps(document).encode(), "application/json")
@@ -166,53 +166,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    service: LoopbackService
-
-
-class LoopbackService:
+class LoopbackService(load_otlp_receiver().BackgroundHTTPServer):  # type: ignore[misc]
     """The weather and chat-completions service on 127.0.0.1 (ephemeral port)."""
 
+    handler = _Handler
+    thread_name = "loopback-service"
+
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> LoopbackService:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.service = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="loopback-service",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> LoopbackService:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:41234``."""
-        assert self._server is not None, "service not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def requests(self) -> list[RecordedRequest]:

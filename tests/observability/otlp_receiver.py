@@ -20,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -84,7 +84,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        receiver = self.server.receiver
+        receiver = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         receiver._note_request(self.path)
@@ -134,10 +134,58 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    receiver: OTLPReceiver
+    owner: Any
 
 
-class OTLPReceiver:
+class BackgroundHTTPServer:
+    """An HTTP server on 127.0.0.1 (ephemeral port) served from a daemon thread.
+
+    Subclasses name their request ``handler``; the handler reaches the subclass instance as
+    ``self.server.owner``. Use it as a context manager.
+    """
+
+    handler: type[http.server.BaseHTTPRequestHandler]
+    thread_name = "loopback-http"
+
+    def __init__(self) -> None:
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        server = _Server(("127.0.0.1", 0), self.handler)
+        server.owner = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=self.thread_name,
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return int(self._server.server_address[1])
+
+
+class OTLPReceiver(BackgroundHTTPServer):
     """An OTLP/HTTP (protobuf) receiver on 127.0.0.1; use it as a context manager.
 
     Args:
@@ -145,6 +193,9 @@ class OTLPReceiver:
             ``hang_seconds`` (or until the receiver closes) before answering.
         hang_seconds: how long a hanging request waits.
     """
+
+    handler = _Handler
+    thread_name = "otlp-receiver"
 
     def __init__(self, mode: Mode = "ok", hang_seconds: float = 30.0) -> None:
         self.mode: Mode = mode
@@ -155,44 +206,13 @@ class OTLPReceiver:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> OTLPReceiver:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.receiver = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="otlp-receiver",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
     def close(self) -> None:
         self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> OTLPReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "receiver not started"
-        return int(self._server.server_address[1])
+        super().close()
 
     @property
     def endpoint(self) -> str:

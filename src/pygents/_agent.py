@@ -17,7 +17,8 @@ from ._hooks import DONE, HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
 from ._scope import SCOPES
 from ._tool import Tool
-from ._turn import Turn, run_returning, run_yielding
+from ._turn import Turn
+from ._turn_run import run_returning, run_yielding
 from .errors import SafeExecutionError, SerializationError
 
 __all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent"]

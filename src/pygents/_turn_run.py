@@ -1,0 +1,297 @@
+"""Turn execution: hooks, dynamic arguments, the timeout, metadata and stop reason.
+
+``run_returning`` drives a coroutine tool, ``run_yielding`` a streaming one. Both drive the
+tool's first step by hand, so a tool that never suspends never pays for a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Generator
+from time import time
+from typing import TYPE_CHECKING, Any
+
+from . import _scope
+from ._current import FRAME
+from ._enums import StopReason, TurnHook
+from ._hooks import fire, fire_global
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
+from ._scope import SCOPES
+from .errors import SafeExecutionError, TurnTimeoutError
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+    from ._turn import Turn
+
+__all__ = ["run_returning", "run_yielding"]
+
+_TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
+# Per-type global hook lists (mutated in place by HookRegistry): an event nobody listens to
+# costs one truthiness test, even when other turn hooks exist (e.g. telemetry's).
+_G_BEFORE_RUN = GLOBAL_BY_TYPE[TurnHook.BEFORE_RUN]
+_G_AFTER_RUN = GLOBAL_BY_TYPE[TurnHook.AFTER_RUN]
+_G_COMPLETE = GLOBAL_BY_TYPE[TurnHook.ON_COMPLETE]
+_COMPLETED = StopReason.COMPLETED
+_ERROR = StopReason.ERROR
+_TIMEOUT = StopReason.TIMEOUT
+_CANCELLED = StopReason.CANCELLED
+
+
+def _resolve_dynamic(
+    args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any]]:
+    """Call the callables among the arguments (dynamic arguments); copy only if needed."""
+    for arg in args:
+        if callable(arg):
+            args = [a() if callable(a) else a for a in args]
+            break
+    for value in kwargs.values():
+        if callable(value):
+            kwargs = {k: (v() if callable(v) else v) for k, v in kwargs.items()}
+            break
+    return args, kwargs
+
+
+class _Resume:
+    """Await the rest of a coroutine (or awaitable step) already driven one step by hand.
+
+    This is ``yield from`` written out, so the first step can run without arming a timer:
+    a tool that never suspends never pays for a timeout.
+    """
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self._coro
+        pending = self._pending
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> Any:
+    """Drive ``coro`` (already stepped once, now waiting on ``pending``) to its end."""
+    if limit is None:
+        return await _Resume(coro, pending)
+    deadline = asyncio.timeout(limit)
+    try:
+        async with deadline:
+            return await _Resume(coro, pending)
+    except TimeoutError as exc:
+        if deadline.expired():
+            error = TurnTimeoutError(
+                f"{turn!r} timed out after {turn._timeout} s: raise its timeout, or make "
+                f"the tool faster"
+            )
+            error.turn = turn
+            raise error from exc
+        raise
+
+
+async def _failed(turn: Turn, agent: Agent | None, exc: Exception, hooked: bool) -> None:
+    """Record a failure: TIMEOUT for this turn's own timeout, else ERROR; fire the hooks.
+
+    A ``TurnTimeoutError`` of another (nested) turn is an error of this one.
+    """
+    if isinstance(exc, TurnTimeoutError) and exc.turn is turn:
+        turn._stop_reason = _TIMEOUT
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
+    else:
+        turn._stop_reason = _ERROR
+        if hooked:
+            await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+
+
+def _completion(turn: Turn, agent: Agent | None, local: bool) -> Awaitable[Any]:
+    """ON_COMPLETE's awaitable (whatever happened; the caller restores the frame after)."""
+    if local:
+        return _fire_turn(turn, agent, TurnHook.ON_COMPLETE, turn._stop_reason)
+    return fire_global(_G_COMPLETE, turn.tags, turn, turn._stop_reason)
+
+
+def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
+    hooks = turn._hooks or ()
+    lists = (hooks,) if agent is None else (hooks, agent._hooks)
+    return fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
+
+
+def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
+    """Start a turn; return the caller's frame, the turn's frame, and two hook flags.
+
+    ``hooked``: some turn hook may fire (any instance hook, or a global turn hook of any
+    type). ``local``: an instance hook exists (on the turn or the running agent), so every
+    event must go through the dispatcher; without one, an event fires only when its own
+    global list is non-empty.
+    """
+    if turn._running:
+        raise SafeExecutionError(f"{turn!r} is already running: a turn runs once at a time")
+    outer = FRAME.get()
+    tool = turn._tool
+    frame = (agent if agent is not None else outer[0], turn, tool)
+    FRAME.set(frame)
+    turn._running = True
+    turn._stop_reason = None
+    turn._end = None
+    turn._start = tool.metadata._start = time()
+    local = bool(turn._hooks or (agent is not None and agent._hooks))
+    return outer, frame, local or bool(_TURN_GLOBALS), local
+
+
+async def run_returning(turn: Turn, agent: Agent | None) -> Any:
+    """Execute a coroutine-tool turn: hooks, dynamic args, timeout, metadata, stop reason."""
+    outer, _, hooked, local = _enter(turn, agent)
+    # Execution scopes (e.g. a tracer's span) are current for the whole turn, hooks
+    # included: a coroutine tool runs as one step, in this frame.
+    opened = _scope.open_turn(turn, agent) if SCOPES else None
+    tokens = _scope.attach(opened) if opened else None
+    error: BaseException | None = None
+    try:
+        if local:
+            await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
+        elif _G_BEFORE_RUN:
+            await fire_global(_G_BEFORE_RUN, turn.tags, turn)
+        args, kwargs = turn._args, turn._kwargs
+        if args or kwargs:
+            args, kwargs = _resolve_dynamic(args, kwargs)
+        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs, turn)  # type: ignore[assignment]
+        try:
+            pending = coro.send(None)
+        except StopIteration as stop:
+            output = stop.value
+        else:
+            output = await _finish(coro, pending, turn._timeout, turn)
+        turn.output = output
+        if local:
+            await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
+        elif _G_AFTER_RUN:
+            await fire_global(_G_AFTER_RUN, turn.tags, turn, output)
+        turn._stop_reason = _COMPLETED
+        return output
+    except Exception as exc:
+        error = exc
+        await _failed(turn, agent, exc, hooked)
+        raise
+    except BaseException as exc:
+        error = exc
+        turn._stop_reason = _CANCELLED
+        raise
+    finally:
+        turn._end = turn._tool.metadata._end = time()
+        turn._running = False
+        try:
+            if local or _G_COMPLETE:
+                await _completion(turn, agent, local)
+        finally:
+            FRAME.set(outer)
+            if opened:
+                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                _scope.close_turn(opened, turn, error)
+
+
+async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, None]:
+    """Execute an async-generator-tool turn, yielding each value.
+
+    The timeout bounds the time spent inside the tool, not the consumer's time between
+    values. Stopping early (``break``, ``aclose()``) ends the turn as CANCELLED. Execution
+    scopes are current during each step (from a resumption to the next value), never while
+    the consumer handles a value.
+    """
+    outer, frame, hooked, local = _enter(turn, agent)
+    opened = _scope.open_turn(turn, agent) if SCOPES else None
+    tokens = _scope.attach(opened) if opened else None
+    error: BaseException | None = None
+    values: list[Any] = []
+    turn.output = values
+    stream: Any = None
+    try:
+        if local:
+            await _fire_turn(turn, agent, TurnHook.BEFORE_RUN)
+        elif _G_BEFORE_RUN:
+            await fire_global(_G_BEFORE_RUN, turn.tags, turn)
+        args, kwargs = turn._args, turn._kwargs
+        if args or kwargs:
+            args, kwargs = _resolve_dynamic(args, kwargs)
+        stream = turn._tool._start(args, kwargs, turn)
+        remaining = turn._timeout
+        loop = None
+        while True:
+            step = stream.__anext__()
+            try:
+                pending = step.send(None)
+            except StopIteration as stop:
+                value = stop.value
+            except StopAsyncIteration:
+                break
+            else:
+                if loop is None:
+                    loop = asyncio.get_running_loop()
+                started = loop.time()
+                try:
+                    value = await _finish(step, pending, remaining, turn)
+                except StopAsyncIteration:
+                    break
+                if remaining is not None:
+                    remaining = max(remaining - (loop.time() - started), 1e-9)
+            values.append(value)
+            FRAME.set(outer)
+            if opened:
+                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                tokens = None
+            try:
+                yield value
+            finally:
+                FRAME.set(frame)
+                if opened:
+                    tokens = _scope.attach(opened)
+        if local:
+            await _fire_turn(turn, agent, TurnHook.AFTER_RUN, values)
+        elif _G_AFTER_RUN:
+            await fire_global(_G_AFTER_RUN, turn.tags, turn, values)
+        turn._stop_reason = _COMPLETED
+    except Exception as exc:
+        error = exc
+        await _close(stream)
+        await _failed(turn, agent, exc, hooked)
+        raise
+    except BaseException as exc:
+        # GeneratorExit (the consumer stopped early) or cancellation.
+        error = exc
+        turn._stop_reason = _CANCELLED
+        await _close(stream)
+        raise
+    finally:
+        turn._end = turn._tool.metadata._end = time()
+        turn._running = False
+        try:
+            if local or _G_COMPLETE:
+                await _completion(turn, agent, local)
+        finally:
+            FRAME.set(outer)
+            if opened:
+                if tokens is not None:
+                    _scope.detach(opened, tokens)
+                _scope.close_turn(opened, turn, error)
+
+
+async def _close(stream: Any) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import re
+import threading
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 from ._current import FRAME
 
 __all__ = ["CallShape", "Injection", "analyse", "merge_fixed"]
+
+_log = logging.getLogger("pygents")
 
 # (parameter name, "queue" | "pool", accepts None)
 Injection = tuple[str, str, bool]
@@ -149,34 +153,89 @@ class CallShape:
     """What each call of a decorated tool or hook adds: fixed kwargs, injection, a lock.
 
     Built once at decoration time (signature analysis included).
+
+    Args:
+        fn: the decorated function.
+        fixed: fixed kwargs given to the decorator.
+        lock: serialise runs (within each event loop).
+        what: ``"Tool"`` or ``"Hook"``, for messages.
+        name: the tool's or hook's name, for messages (default: the function's name).
     """
 
-    __slots__ = ("_locks", "fixed", "lock", "plain", "plan", "positional")
+    __slots__ = ("_guard", "_locks", "fixed", "lock", "name", "plain", "plan", "positional", "what")
 
     def __init__(
-        self, fn: Callable[..., Any], fixed: dict[str, Any], lock: bool, what: str
+        self,
+        fn: Callable[..., Any],
+        fixed: dict[str, Any],
+        lock: bool,
+        what: str,
+        *,
+        name: str | None = None,
     ) -> None:
         self.plan, _ = analyse(fn, fixed, what)
         self.fixed = fixed
         self.lock = lock
+        self.what = what.lower()
+        self.name = name if name is not None else getattr(fn, "__name__", repr(fn))
         self.positional = positional_names(fn) if self.plan else ()
         #: True when a call can go straight to the function: nothing to add, no lock.
         self.plain = not (lock or fixed or self.plan)
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._locks: dict[asyncio.AbstractEventLoop | None, asyncio.Lock] = {}
+        self._guard = threading.Lock()
 
     def kwargs(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Return the call's kwargs with fixed kwargs merged and context injected."""
+        """Return the call's kwargs with fixed kwargs merged and context injected.
+
+        A call-time keyword that is also a fixed kwarg wins, and is reported once per key
+        with a WARNING on the ``pygents`` logger.
+        """
         if self.fixed:
+            if kwargs:
+                for key in self.fixed.keys() & kwargs.keys():
+                    _log.warning(
+                        "Fixed kwarg %r is overridden by call-time argument for %s %r.",
+                        key,
+                        self.what,
+                        self.name,
+                    )
             kwargs = merge_fixed(self.fixed, kwargs)
         if self.plan:
             kwargs = inject(self.plan, FRAME.get()[0], tuple(args), kwargs, self.positional)
         return kwargs
 
     def get_lock(self) -> asyncio.Lock:
-        """The lock for the running event loop (an ``asyncio.Lock`` belongs to one loop)."""
+        """The lock for the running event loop (an ``asyncio.Lock`` serves one loop)."""
         loop = asyncio.get_running_loop()
         found = self._locks.get(loop)
         if found is None:
-            self._locks.clear()  # forget locks of loops that are gone
-            found = self._locks[loop] = asyncio.Lock()
+            found = self._new_lock(loop)
         return found
+
+    def lock_object(self) -> asyncio.Lock | None:
+        """The lock a caller sees as ``.lock``: the running loop's, or one for no loop yet."""
+        if not self.lock:
+            return None
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        found = self._locks.get(loop)
+        return found if found is not None else self._new_lock(loop)
+
+    def _new_lock(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.Lock:
+        # Loops in other threads may be using their locks right now: only locks of closed
+        # loops are forgotten, never another live loop's (which would let two runs in that
+        # loop overlap). The guard keeps two threads from editing the dict at once.
+        with self._guard:
+            found = self._locks.get(loop)
+            if found is None:
+                for old in [k for k in self._locks if k is not None and k.is_closed()]:
+                    del self._locks[old]
+                if loop is not None and None in self._locks:
+                    # The lock handed out before any loop ran becomes this loop's, so that
+                    # ``async with hook.lock`` taken early still excludes the runs.
+                    found = self._locks[loop] = self._locks.pop(None)
+                else:
+                    found = self._locks[loop] = asyncio.Lock()
+            return found

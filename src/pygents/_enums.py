@@ -1,8 +1,9 @@
-"""Hook-type and stop-reason enumerations."""
+"""Hook-type and stop-reason enumerations, and how to read the hook types of an object."""
 
 from __future__ import annotations
 
 from enum import Enum, StrEnum
+from typing import Any
 
 __all__ = [
     "AgentHook",
@@ -12,6 +13,8 @@ __all__ = [
     "StopReason",
     "ToolHook",
     "TurnHook",
+    "hook_name",
+    "hook_types",
 ]
 
 
@@ -131,3 +134,32 @@ HOOK_FAMILIES: tuple[type[Enum], ...] = (
     ContextQueueHook,
     ContextPoolHook,
 )
+
+
+def hook_types(h: Any) -> tuple[Any, ...]:
+    """Return the hook types ``h`` listens to: its ``types``, else its duck-typed ``type``.
+
+    ``type`` may be one member or a tuple, frozenset, set or list of members. An object with
+    neither attribute (or with ``type`` None) listens to nothing.
+    """
+    try:
+        return tuple(h.types)
+    except AttributeError:
+        pass
+    declared = getattr(h, "type", None)
+    if declared is None:
+        return ()
+    if isinstance(declared, tuple | frozenset | set | list):
+        return tuple(declared)
+    return (declared,)
+
+
+def hook_name(h: Any) -> str:
+    """Return the name ``h`` is registered and serialized under.
+
+    ``h.metadata.name`` for pygents hooks; ``__name__`` for any other callable.
+    """
+    name = getattr(getattr(h, "metadata", None), "name", None)
+    if isinstance(name, str):
+        return name
+    return str(h.__name__)

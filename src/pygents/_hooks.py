@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from . import _callable
-from ._enums import HOOK_FAMILIES, HookType
+from ._enums import HOOK_FAMILIES, HookType, hook_types
 from ._registry import HookRegistry
 
 __all__ = [
     "AsyncHook",
     "Hook",
+    "HookAlias",
     "HookMetadata",
     "HookPoint",
+    "alias",
     "fire",
     "fire_global",
     "hook",
     "normalize_tags",
+    "wrap",
 ]
 
 HookFn = Callable[..., Awaitable[Any]]
@@ -40,17 +44,23 @@ def normalize_tags(tags: Iterable[str] | None, what: str) -> frozenset[str]:
 
 
 class HookMetadata:
-    """Name, description and options of a hook."""
+    """A hook's name and description, plus the options it was made with.
+
+    ``HookMetadata(name, description)`` is a value: two compare equal when name and
+    description do, and ``dict()`` gives exactly those two. ``types``, ``tags`` and ``lock``
+    are pygents additions (keyword-only) that take no part in equality.
+    """
 
     __slots__ = ("description", "lock", "name", "tags", "types")
 
     def __init__(
         self,
         name: str,
-        description: str | None,
-        types: tuple[HookType, ...],
-        tags: frozenset[str],
-        lock: bool,
+        description: str | None = None,
+        *,
+        types: tuple[HookType, ...] = (),
+        tags: frozenset[str] = frozenset(),
+        lock: bool = False,
     ) -> None:
         self.name = name
         self.description = description
@@ -59,22 +69,24 @@ class HookMetadata:
         self.lock = lock
 
     @property
-    def type(self) -> HookType:
-        """The first (usually only) hook type."""
-        return self.types[0]
+    def type(self) -> HookType | None:
+        """The first (usually only) hook type, or None when none is recorded."""
+        return self.types[0] if self.types else None
 
     def dict(self) -> dict[str, Any]:
-        """Return the metadata as a plain dict."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "types": [f"{type(t).__name__}.{t.name}" for t in self.types],
-            "tags": sorted(self.tags),
-            "lock": self.lock,
-        }
+        """Return ``{"name": ..., "description": ...}``."""
+        return {"name": self.name, "description": self.description}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HookMetadata):
+            return NotImplemented
+        return self.name == other.name and self.description == other.description
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.description))
 
     def __repr__(self) -> str:
-        return f"HookMetadata(name={self.name!r}, types={list(self.types)!r})"
+        return f"HookMetadata(name={self.name!r}, description={self.description!r})"
 
 
 @runtime_checkable
@@ -86,6 +98,21 @@ class Hook(Protocol):
     tags: frozenset[str]
     is_global: bool
 
+    @property
+    def type(self) -> HookType | tuple[HookType, ...]:
+        """The one hook type, or a tuple of them in the order given."""
+        ...
+
+    @property
+    def fn(self) -> Callable[..., Awaitable[Any]]:
+        """The undecorated async function."""
+        ...
+
+    @property
+    def lock(self) -> asyncio.Lock | None:
+        """The lock serialising runs (in the running event loop), or None."""
+        ...
+
     def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Run the hook."""
         ...
@@ -94,9 +121,18 @@ class Hook(Protocol):
 class AsyncHook:
     """An async function bound to one or more hook types.
 
-    Created by ``@hook(...)`` (global) or an instance hook point such as
-    ``@agent.before_turn`` (instance-scoped). Calling it runs the function with fixed kwargs
-    merged, context injected and the lock held, as configured.
+    Created by ``@hook(...)`` (global), an instance hook point such as
+    ``@agent.before_turn``, or ``HookRegistry.wrap`` (both instance-scoped). Calling it runs
+    the function with fixed kwargs merged, context injected and the lock held, as configured.
+
+    Attributes:
+        metadata: ``HookMetadata(name, description)``.
+        type: the hook type, or a tuple of them in the order given.
+        types: always a tuple of the hook types.
+        fn: the undecorated function.
+        lock: an ``asyncio.Lock`` when made with ``lock=True``, else None.
+        tags: the global hook's tag filter (empty: fires for every object).
+        is_global: True for ``@hook(...)`` hooks, which fire for every matching object.
     """
 
     def __init__(
@@ -114,19 +150,31 @@ class AsyncHook:
                 f"Hook {getattr(fn, '__name__', fn)!r} must be an 'async def' function "
                 f"(got {type(fn).__name__})"
             )
-        shape = _callable.CallShape(fn, dict(fixed_kwargs or {}), lock, "Hook")
+        shape = _callable.CallShape(fn, dict(fixed_kwargs or {}), lock, "Hook", name=fn.__name__)
         self.fn = fn
         self.types = types
+        self.type: HookType | tuple[HookType, ...] = types[0] if len(types) == 1 else types
         self.tags = tags
         self.is_global = is_global
         self.fixed_kwargs = shape.fixed
-        self.metadata = HookMetadata(fn.__name__, inspect.getdoc(fn), types, tags, lock)
+        self.metadata = HookMetadata(
+            fn.__name__, inspect.getdoc(fn), types=types, tags=tags, lock=lock
+        )
         self._shape = shape
         # The dispatcher calls ``invoke``: the bare function when there is nothing to add.
         self.invoke: HookFn = fn if shape.plain else self._invoke
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+
+    @property
+    def lock(self) -> asyncio.Lock | None:
+        """The ``asyncio.Lock`` serialising this hook's runs, or None without ``lock=True``.
+
+        An ``asyncio.Lock`` serves one event loop, so each loop gets its own: inside a running
+        loop this is that loop's lock (``async with my_hook.lock:`` excludes the hook there).
+        """
+        return self._shape.lock_object()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Run the hook function with this hook's options applied."""
@@ -145,23 +193,75 @@ class AsyncHook:
         return f"<{scope} hook {self.metadata.name!r} on {[t.name for t in self.types]}>"
 
 
+class HookAlias:
+    """An existing hook firing on one more event, for one owner.
+
+    Made when a hook is stacked onto an event it does not listen to
+    (``@tool_a.after_invoke`` over ``@tool_b.before_invoke``): the owner's list holds this
+    alias, which runs the original hook (its options, its lock) on the new event, while the
+    original keeps firing where it did. It serializes under the original's name.
+    """
+
+    def __init__(self, target: Any, hook_type: HookType) -> None:
+        self.target = target
+        self.types: tuple[HookType, ...] = (hook_type,)
+        self.type = hook_type
+        self.tags: frozenset[str] = frozenset()
+        self.is_global = False
+        original = getattr(target, "metadata", None)
+        name = original.name if original is not None else target.__name__
+        description = original.description if original is not None else inspect.getdoc(target)
+        self.metadata = HookMetadata(name, description, types=self.types)
+        self.fn = getattr(target, "fn", target)
+        self.invoke: HookFn = getattr(target, "invoke", target)
+        self.__name__ = name
+
+    @property
+    def lock(self) -> asyncio.Lock | None:
+        """The original hook's lock."""
+        return getattr(self.target, "lock", None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Run the original hook."""
+        return self.invoke(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<hook {self.metadata.name!r} stacked on {self.type.name}>"
+
+
+def alias(target: Any, hook_type: HookType) -> HookAlias:
+    """Return ``target`` made to fire on ``hook_type`` as well, for one owner's list."""
+    if isinstance(target, HookAlias):
+        target = target.target
+    return HookAlias(target, hook_type)
+
+
 def _check_types(hook_type: Any) -> tuple[HookType, ...]:
     types = (
         tuple(hook_type) if isinstance(hook_type, list | tuple | set | frozenset) else (hook_type,)
     )
     if not types:
-        raise ValueError("@hook needs at least one hook type, got an empty list")
+        raise ValueError(
+            "A hook type requires at least one type: got an empty list; pass a member such as "
+            "TurnHook.BEFORE_RUN, or a list of members"
+        )
     for t in types:
         if type(t) not in HOOK_FAMILIES:
             raise TypeError(
-                f"@hook: {t!r} is not a hook type; use a member of TurnHook, AgentHook, "
+                f"{_short(t)} is not a hook type; use a member of TurnHook, AgentHook, "
                 f"ToolHook, ContextQueueHook or ContextPoolHook"
             )
     return tuple(dict.fromkeys(types))
 
 
+def _short(value: Any) -> str:
+    from .errors import short_repr
+
+    return short_repr(value)
+
+
 def hook(
-    hook_type: HookType | Iterable[HookType],
+    type: HookType | Iterable[HookType],  # the reference's name; shadows the builtin here
     *,
     tags: Iterable[str] | None = None,
     lock: bool = False,
@@ -170,16 +270,17 @@ def hook(
     """Register an async function as a global hook for one or more hook types.
 
     Args:
-        hook_type: a hook type, or a list of them.
+        type: a hook type, or a list of them (``@hook(type=...)`` works too).
         tags: fire only for objects sharing at least one of these tags (OR); none = all.
-        lock: serialise concurrent runs of this hook.
-        **fixed_kwargs: merged into every call (callables evaluated per call).
+        lock: serialise concurrent runs of this hook (within each event loop).
+        **fixed_kwargs: merged into every call (callables evaluated per call); a call-time
+            argument of the same name wins, with a warning on the ``pygents`` logger.
 
     Raises:
-        ValueError: the list of types is empty, or the name is taken.
+        ValueError: the list of types is empty, or another hook holds the name.
         TypeError: a type is not a hook type, or the function is not ``async def``.
     """
-    types = _check_types(hook_type)
+    types = _check_types(type)
     tag_set = normalize_tags(tags, "@hook")
 
     def decorate(fn: HookFn) -> AsyncHook:
@@ -190,26 +291,73 @@ def hook(
     return decorate
 
 
-def _attach(
-    owner: Any, hook_type: HookType, fn: HookFn, lock: bool, fixed: dict[str, Any]
-) -> AsyncHook:
-    h = AsyncHook(fn, (hook_type,), lock=lock, fixed_kwargs=fixed, is_global=False)
+def wrap(fn: Any, hook_type: Any, lock: bool, fixed_kwargs: dict[str, Any]) -> Any:
+    """``HookRegistry.wrap``: an instance-scoped, registered hook attached to nothing.
+
+    An existing hook is registered (idempotent) and returned as is; a function already
+    wrapped and registered under its name gives that hook back; anything else becomes a new
+    hook.
+    """
+    existing = _existing(fn)
+    if existing is not None:
+        HookRegistry.register(existing)
+        return existing
+    h = AsyncHook(
+        fn, _check_types(hook_type), lock=lock, fixed_kwargs=fixed_kwargs, is_global=False
+    )
     HookRegistry.register(h)
-    owner.hooks.append(h)
     return h
+
+
+def _existing(fn: Any) -> Any:
+    """Return the hook ``fn`` already is (or wraps, registered), or None for a new function."""
+    if isinstance(fn, AsyncHook):
+        return fn
+    if isinstance(fn, HookAlias):
+        return fn.target
+    if inspect.iscoroutinefunction(fn):
+        registered = HookRegistry.lookup(getattr(fn, "__name__", None))
+        if getattr(registered, "fn", None) is fn:
+            return registered  # the same function attached again: one hook, as wrap() does
+        return None
+    if callable(fn) and hook_types(fn):
+        return fn  # a duck-typed hook object (async callable with a ``type``)
+    return None
+
+
+def _attach(
+    owner: Any, attr: str, hook_type: HookType, fn: Any, lock: bool, fixed: dict[str, Any]
+) -> Any:
+    existing = _existing(fn)
+    if existing is None:
+        made = AsyncHook(fn, (hook_type,), lock=lock, fixed_kwargs=fixed, is_global=False)
+        HookRegistry.register(made)  # before appending: a taken name leaves the owner alone
+        getattr(owner, attr).append(made)
+        return made
+    # An existing hook: the same object, options ignored; fired on this event for this owner.
+    HookRegistry.register(existing)
+    if hook_type in hook_types(existing):
+        getattr(owner, attr).append(existing)
+    else:
+        getattr(owner, attr).append(alias(existing, hook_type))
+    return existing
 
 
 class BoundHookPoint:
     """``obj.before_x``: a decorator that attaches an instance hook to ``obj``.
 
-    Use it bare (``@obj.before_x``) or with options (``@obj.before_x(lock=True, k=v)``).
+    Use it bare (``@obj.before_x``), with options (``@obj.before_x(lock=True, k=v)``), or
+    call it (``obj.before_x(fn)``). Given a hook that already exists (from ``@hook``, another
+    instance decorator or ``HookRegistry.wrap``), it attaches that same object (options are
+    ignored); if the hook does not listen to this event it fires on it for ``obj`` anyway.
     """
 
-    __slots__ = ("_owner", "_type")
+    __slots__ = ("_attr", "_owner", "_type")
 
-    def __init__(self, owner: Any, hook_type: HookType) -> None:
+    def __init__(self, owner: Any, hook_type: HookType, attr: str = "hooks") -> None:
         self._owner = owner
         self._type = hook_type
+        self._attr = attr
 
     @overload
     def __call__(self, fn: HookFn, /) -> AsyncHook: ...
@@ -220,19 +368,27 @@ class BoundHookPoint:
     ) -> AsyncHook | Callable[[HookFn], AsyncHook]:
         """Attach ``fn`` as an instance hook, or return a decorator that does."""
         if fn is not None:
-            return _attach(self._owner, self._type, fn, lock, fixed)
+            attached: AsyncHook = _attach(self._owner, self._attr, self._type, fn, lock, fixed)
+            return attached
 
         def decorate(f: HookFn) -> AsyncHook:
-            return _attach(self._owner, self._type, f, lock, fixed)
+            made: AsyncHook = _attach(self._owner, self._attr, self._type, f, lock, fixed)
+            return made
 
         return decorate
 
 
 class HookPoint(Generic[Owner]):
-    """Class attribute declaring an instance hook decorator, e.g. ``before_turn``."""
+    """Class attribute declaring an instance hook decorator, e.g. ``before_turn``.
 
-    def __init__(self, hook_type: HookType) -> None:
+    Args:
+        hook_type: the event the decorator attaches hooks to.
+        attr: the owner's list the hooks go to (``"turn_hooks"`` for an agent's turn events).
+    """
+
+    def __init__(self, hook_type: HookType, attr: str = "hooks") -> None:
         self.hook_type = hook_type
+        self.attr = attr
 
     @overload
     def __get__(self, obj: None, owner: type[Owner]) -> HookPoint[Owner]: ...
@@ -241,7 +397,7 @@ class HookPoint(Generic[Owner]):
     def __get__(self, obj: Owner | None, owner: type[Owner]) -> HookPoint[Owner] | BoundHookPoint:
         if obj is None:
             return self
-        return BoundHookPoint(obj, self.hook_type)
+        return BoundHookPoint(obj, self.hook_type, self.attr)
 
 
 def select(
@@ -260,10 +416,14 @@ def select(
             try:
                 types = h.types
             except AttributeError:
-                raise TypeError(
-                    f"{h!r} in a hooks list is not a hook: create it with @hook(...) or an "
-                    f"instance decorator such as @agent.before_turn"
-                ) from None
+                # A duck-typed hook: any async callable with a ``type`` attribute.
+                types = hook_types(h)
+                if not types or not callable(h):
+                    raise TypeError(
+                        f"{_short(h)} in a hooks list is not a hook: create it with "
+                        f"@hook(...) or an instance decorator such as @agent.before_turn, or "
+                        f"give an async callable a 'type' attribute"
+                    ) from None
             if hook_type in types and h not in chosen:
                 chosen.append(h)
     for h in global_hooks:
@@ -341,3 +501,6 @@ def fire_global(
 async def _fire_all(hooks: list[Hook], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     for h in hooks:
         await h(*args, **kwargs)
+
+
+HookRegistry._wrap = wrap

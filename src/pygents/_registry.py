@@ -8,10 +8,16 @@ plain truthiness check.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ._enums import HOOK_FAMILIES, HookType
-from .errors import UnregisteredAgentError, UnregisteredHookError, UnregisteredToolError
+from ._enums import HOOK_FAMILIES, HookType, hook_name, hook_types
+from .errors import (
+    UnregisteredAgentError,
+    UnregisteredHookError,
+    UnregisteredToolError,
+    short_repr,
+)
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -37,14 +43,17 @@ class _NamedRegistry(Generic[T]):
 
     _items: ClassVar[dict[str, Any]]
     _what: ClassVar[str]
-    _missing: ClassVar[type[LookupError]]
+    _missing: ClassVar[type[KeyError]]
     _hint: ClassVar[str]
 
     @classmethod
     def _add(cls, name: str, obj: T, taken_hint: str) -> None:
         existing = cls._items.get(name)
         if existing is not None and existing is not obj:
-            raise ValueError(f"{cls._what} {name!r} is already registered: {taken_hint}")
+            raise ValueError(
+                f"{cls._what} {short_repr(name)} already registered (another object holds the "
+                f"name): {taken_hint}"
+            )
         cls._items[name] = obj
 
     @classmethod
@@ -54,7 +63,7 @@ class _NamedRegistry(Generic[T]):
             found: T = cls._items[name]
         except (KeyError, TypeError):
             raise cls._missing(
-                f"No {cls._what.lower()} named {name!r} in {cls.__name__}{cls._hint}"
+                f"{cls._what} {short_repr(name)} not found in {cls.__name__}{cls._hint}"
             ) from None
         return found
 
@@ -121,44 +130,88 @@ class AgentRegistry(_NamedRegistry["Agent"]):
 class HookRegistry:
     """Every hook, by name; global hooks also by type.
 
-    Instance hooks (``@agent.before_turn`` and friends) are registered by name so that
-    serialized objects can find them again, but they fire only for their own object. Global
-    hooks (``@hook(...)``) fire for every matching object.
+    Instance hooks (``@agent.before_turn`` and friends, ``HookRegistry.wrap``) are registered
+    by name so that serialized objects can find them again, but they fire only for the
+    objects they are attached to. Global hooks (``@hook(...)``) fire for every matching
+    object. One name, one hook: that is what makes restoring a serialized object exact.
     """
 
-    _hooks: ClassVar[dict[str, Hook]] = {}
+    _hooks: ClassVar[dict[str, Any]] = {}
+    #: Builds hooks for ``wrap``; set by ``pygents._hooks`` (which sits above this module).
+    _wrap: ClassVar[Callable[[Any, Any, bool, dict[str, Any]], Any]]
 
     @classmethod
-    def register(cls, hook: Hook) -> None:
-        """Add ``hook``.
+    def register(cls, hook: Any) -> None:
+        """Add ``hook`` (any named callable) under ``metadata.name``, else ``__name__``.
+
+        Registering the identical object again does nothing. A callable that is not a global
+        pygents hook is only named here: it never fires by itself.
 
         Raises:
-            ValueError: another hook holds the name. An instance hook may replace another
-                instance hook of the same name (a function decorated once per call, say);
-                nothing may replace, or be replaced by, a global hook.
+            ValueError: another hook holds the name.
         """
-        name = hook.metadata.name
+        name = hook_name(hook)
         existing = cls._hooks.get(name)
         if existing is hook:
             return
-        if existing is not None and (hook.is_global or existing.is_global):
+        if existing is not None:
             raise ValueError(
-                f"Hook {name!r} is already registered: give the function another name, or "
-                f"HookRegistry.unregister({name!r}) first"
+                f"Hook {short_repr(name)} already registered (another hook holds the name): "
+                f"hooks are found again by name when objects are restored, so each needs its "
+                f"own. Give the function a unique name (for hooks made in a loop or factory, "
+                f"set fn.__name__ = f'{_plain(name)}_{{owner_name}}' before decorating), or "
+                f"make the hook once and attach that same object to every owner "
+                f"(agent.before_turn(existing_hook)); in tests, clear HookRegistry"
             )
         cls._hooks[name] = hook
-        if hook.is_global:
+        if getattr(hook, "is_global", False):
             for hook_type in hook.types:
                 GLOBAL_BY_TYPE[hook_type].append(hook)
                 GLOBAL_BY_FAMILY[type(hook_type)].append(hook)
 
     @classmethod
+    def wrap(
+        cls,
+        fn: Any,
+        hook_type: HookType | Iterable[HookType],
+        *,
+        lock: bool = False,
+        **fixed_kwargs: Any,
+    ) -> Hook:
+        """Return ``fn`` as a registered, instance-scoped hook attached to no object.
+
+        If ``fn`` already is a hook it is registered (idempotent) and returned; if a hook
+        wrapping this very function is registered under its name, that hook is returned;
+        otherwise a new hook is made with ``hook_type`` (one member or a list), ``lock`` and
+        the fixed kwargs. Attach it with an instance decorator (``turn.before_run(h)``) or by
+        appending it to a ``hooks`` list.
+
+        Raises:
+            ValueError: another hook holds the name, or ``hook_type`` is an empty list.
+            TypeError: ``fn`` is not an async function, or a type is not a hook type.
+        """
+        made: Hook = cls._wrap(fn, hook_type, lock, dict(fixed_kwargs))
+        return made
+
+    @classmethod
     def get(cls, name: str) -> Hook:
         """Return the hook called ``name``; raise ``UnregisteredHookError`` if there is none."""
         try:
-            return cls._hooks[name]
+            found: Hook = cls._hooks[name]
         except (KeyError, TypeError):
-            raise UnregisteredHookError(f"No hook named {name!r} in HookRegistry") from None
+            raise UnregisteredHookError(
+                f"Hook {short_repr(name)} not found in HookRegistry: define it (with @hook or "
+                f"an instance decorator) before restoring objects that name it"
+            ) from None
+        return found
+
+    @classmethod
+    def lookup(cls, name: Any) -> Any:
+        """Return the hook called ``name``, or None."""
+        try:
+            return cls._hooks.get(name)
+        except TypeError:
+            return None
 
     @classmethod
     def all(cls) -> list[Hook]:
@@ -166,12 +219,21 @@ class HookRegistry:
         return list(cls._hooks.values())
 
     @classmethod
-    def get_by_type(cls, hook_type: HookType) -> Hook | None:
-        """Return the first registered hook listening to ``hook_type``, or None."""
-        for hook in cls._hooks.values():
-            if hook_type in hook.types:
-                return hook
-        return None
+    def get_by_type(cls, hook_type: HookType, hooks: Iterable[Any] | None = None) -> Any:
+        """Select hooks by type.
+
+        With ``hooks`` (any iterable, e.g. ``turn.hooks``): return the list of those whose
+        ``type`` matches ``hook_type``, in order. A ``type`` that is a tuple, frozenset, set
+        or list matches when it contains ``hook_type``; otherwise it must be ``hook_type``
+        itself (enum identity: ``TurnHook.ON_ERROR`` is not ``ToolHook.ON_ERROR``). Without
+        ``hooks``: the first registered hook listening to ``hook_type``, or None.
+        """
+        if hooks is None:
+            for hook in cls._hooks.values():
+                if any(t is hook_type for t in hook_types(hook)):
+                    return hook
+            return None
+        return [h for h in hooks if _matches(getattr(h, "type", None), hook_type)]
 
     @classmethod
     def unregister(cls, hook: Hook | str) -> None:
@@ -183,10 +245,12 @@ class HookRegistry:
         Raises:
             UnregisteredHookError: no such hook is registered.
         """
-        name = hook if isinstance(hook, str) else hook.metadata.name
+        name = hook if isinstance(hook, str) else hook_name(hook)
         found = cls.get(name)
         if not isinstance(hook, str) and found is not hook:
-            raise UnregisteredHookError(f"Hook {name!r} in HookRegistry is another object")
+            raise UnregisteredHookError(
+                f"Hook {short_repr(name)} in HookRegistry is another object"
+            )
         del cls._hooks[name]
         for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
             while found in bucket:
@@ -198,3 +262,16 @@ class HookRegistry:
         cls._hooks.clear()
         for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
             bucket.clear()
+
+
+def _matches(declared: Any, hook_type: Any) -> bool:
+    if declared is None:
+        return False
+    if isinstance(declared, tuple | frozenset | set | list):
+        return any(t is hook_type for t in declared)
+    return declared is hook_type
+
+
+def _plain(name: str) -> str:
+    """``name`` for a hint inside a message: short, and without quotes of its own."""
+    return short_repr(name)[1:-1] if len(name) <= 40 else "hook"

@@ -6,13 +6,26 @@ Every problem becomes a ``SerializationError`` naming the object and the field, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import SerializationError
+from ._enums import HOOK_FAMILIES, hook_name, hook_types
+from ._hooks import alias
+from ._registry import HookRegistry
+from .errors import SerializationError, UnregisteredHookError, short_repr
 
-__all__ = ["field", "hooks_from", "mapping", "optional_time", "tags_from", "time_to_iso"]
+__all__ = [
+    "field",
+    "hooks_from",
+    "hooks_to",
+    "mapping",
+    "optional_time",
+    "tags_from",
+    "time_to_iso",
+]
+
+short = short_repr
 
 _MISSING = object()
 #: ``field(..., default=REQUIRED)``: the field must be present.
@@ -67,11 +80,127 @@ def tags_from(data: Mapping[str, Any], where: str) -> list[str]:
     return string_list(data, "tags", where)
 
 
-def hooks_from(data: Mapping[str, Any], where: str) -> list[Any]:
-    """Resolve the ``hooks`` field's names through ``HookRegistry``."""
-    from ._registry import HookRegistry
+def hooks_to(hooks: Iterable[Any]) -> dict[str, list[str]]:
+    """Serialize a hooks list: hook-type value -> hook names, in list order.
 
-    return [HookRegistry.get(name) for name in string_list(data, "hooks", where)]
+    A hook listening to several types appears under each of them; no hooks gives ``{}``.
+    """
+    out: dict[str, list[str]] = {}
+    for h in hooks:
+        name = hook_name(h)
+        for member in hook_types(h):
+            out.setdefault(member.value, []).append(name)
+    return out
+
+
+def _members_by_value() -> dict[str, tuple[Any, ...]]:
+    found: dict[str, list[Any]] = {}
+    for family in HOOK_FAMILIES:
+        for member in family:
+            found.setdefault(member.value, []).append(member)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+#: Hook-type value -> the members carrying it ("on_error" is a TurnHook and a ToolHook).
+_MEMBERS: dict[str, tuple[Any, ...]] = _members_by_value()
+
+
+def hooks_from(
+    data: Mapping[str, Any],
+    where: str,
+    key: str = "hooks",
+    families: tuple[type, ...] | None = None,
+) -> list[Any]:
+    """Resolve a serialized hooks field through ``HookRegistry``.
+
+    Accepts the mapping form (hook-type value -> list of names, walked in key then list
+    order; a name seen again is skipped, so a multi-type hook comes back once) and the older
+    plain list of names. A name under a type its hook does not listen to (a hook stacked onto
+    another event of this owner) comes back as an alias firing on that type.
+
+    Args:
+        data: the serialized object.
+        where: who is being restored, for messages (``"Turn.from_dict"``).
+        key: the field holding the hooks.
+        families: the hook-type enums this owner fires; a hook of none of them is refused.
+
+    Raises:
+        SerializationError: the field is malformed, a key is not a hook type, or a hook does
+            not belong to this kind of owner.
+        UnregisteredHookError: a name is not in ``HookRegistry``.
+    """
+    raw = data.get(key)
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        entries: list[tuple[str | None, Any, str]] = [
+            (None, name, f"{key!r}[{i}]") for i, name in enumerate(raw)
+        ]
+    elif isinstance(raw, Mapping):
+        entries = []
+        for type_value, names in raw.items():
+            path = f"{key!r}[{short(type_value)}]"
+            if not isinstance(type_value, str):
+                raise SerializationError(
+                    f"{where}: field {key!r} has a key {short(type_value)} that is not a hook "
+                    f"type name (a string such as 'before_run')"
+                )
+            if not isinstance(names, list):
+                raise SerializationError(
+                    f"{where}: field {path} must be a list of hook names, "
+                    f"got {type(names).__name__}"
+                )
+            entries.extend((type_value, name, f"{path}[{i}]") for i, name in enumerate(names))
+    else:
+        raise SerializationError(
+            f"{where}: field {key!r} must be a dict of hook type -> hook names, "
+            f"got {type(raw).__name__}"
+        )
+    out: list[Any] = []
+    seen: set[str] = set()
+    seen_aliases: set[tuple[str, Any]] = set()
+    for type_value, name, path in entries:
+        if not isinstance(name, str):
+            raise SerializationError(
+                f"{where}: field {path} must be a hook name (str), got {type(name).__name__}"
+            )
+        candidates: tuple[Any, ...] = ()
+        if type_value is not None:
+            candidates = _MEMBERS.get(type_value, ())
+            if not candidates:
+                raise SerializationError(
+                    f"{where}: field {key!r} has an unknown hook type {short(type_value)}"
+                )
+            if families is not None:
+                candidates = tuple(m for m in candidates if type(m) in families)
+                if not candidates:
+                    raise SerializationError(
+                        f"{where}: field {key!r}: hook type {short(type_value)} does not fire "
+                        f"on this object"
+                    )
+        try:
+            found = HookRegistry.get(name)
+        except UnregisteredHookError as exc:
+            raise UnregisteredHookError(f"{where}: field {path}: {exc}") from None
+        types = hook_types(found)
+        if families is not None and not any(type(t) in families for t in types):
+            raise SerializationError(
+                f"{where}: field {path}: hook {short(name)} listens to "
+                f"{short([f'{type(t).__name__}.{t.name}' for t in types])}, none of which "
+                f"fires on this object"
+            )
+        if type_value is None or any(t in candidates for t in types):
+            if name not in seen:
+                seen.add(name)
+                out.append(found)
+            continue
+        # Stacked onto another event of this owner: fire on that event here.
+        own = [m for m in candidates if any(type(t) is type(m) for t in types)]
+        member = (own or list(candidates))[0]
+        if (name, member) not in seen_aliases:
+            seen_aliases.add((name, member))
+            out.append(alias(found, member))
+    return out
 
 
 def time_to_iso(value: float | None) -> str | None:

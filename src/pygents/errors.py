@@ -9,9 +9,9 @@ The tree::
     │       returning() on a generator tool, or yielding() on a coroutine tool
     ├── TurnTimeoutError (also TimeoutError)
     │       a turn ran past its timeout
-    ├── UnregisteredToolError (also LookupError)
-    ├── UnregisteredAgentError (also LookupError)
-    ├── UnregisteredHookError (also LookupError)
+    ├── UnregisteredToolError (also KeyError, hence LookupError)
+    ├── UnregisteredAgentError (also KeyError, hence LookupError)
+    ├── UnregisteredHookError (also KeyError, hence LookupError)
     │       a name is not in the matching registry
     └── SerializationError (also ValueError)
             from_dict() was given malformed data
@@ -24,6 +24,7 @@ list, a tool outside the agent's set, a pool item without id or description, a l
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -56,17 +57,43 @@ class TurnTimeoutError(PygentsError, TimeoutError):
     turn: Any = None
 
 
-class UnregisteredToolError(PygentsError, LookupError):
+class _SentenceMessage:
+    """Mixin for ``KeyError`` subclasses whose message reads as a sentence.
+
+    ``KeyError`` quotes its argument (``str(KeyError("x"))`` is ``"'x'"``); these print the
+    message as written.
+    """
+
+    args: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else KeyError.__str__(self)  # type: ignore[arg-type]
+
+
+class UnregisteredToolError(_SentenceMessage, PygentsError, KeyError):
     """Raised when a tool name is not in ``ToolRegistry``."""
 
 
-class UnregisteredAgentError(PygentsError, LookupError):
+class UnregisteredAgentError(_SentenceMessage, PygentsError, KeyError):
     """Raised when an agent name is not in ``AgentRegistry``."""
 
 
-class UnregisteredHookError(PygentsError, LookupError):
+class UnregisteredHookError(_SentenceMessage, PygentsError, KeyError):
     """Raised when a hook name is not in ``HookRegistry``."""
 
 
 class SerializationError(PygentsError, ValueError):
     """Raised when ``from_dict()`` is given malformed data; the message names the field."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def short_repr(value: Any) -> str:
+    """Return ``repr(value)`` bounded in size, for error messages.
+
+    A 10 MB name in a payload must not become a 10 MB exception message.
+    """
+    return _SHORT.repr(value)

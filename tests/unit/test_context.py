@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import pytest
 
 from pygents import ContextItem, ContextPool, ContextQueue
 from pygents import context as context_module
+from pygents.errors import SerializationError
 
 
 def items(*contents: Any) -> list[ContextItem]:
@@ -586,13 +588,22 @@ class TestContextPoolAdd:
 
 
 class TestContextPoolReadAndRemove:
-    async def test_get_default(self) -> None:
+    async def test_get_unknown_id_is_key_error(self) -> None:
+        pool = ContextPool()
+        await pool.add(doc("here"))
+        with pytest.raises(KeyError, match="ghost"):
+            pool.get("ghost")
+
+    async def test_get_with_a_default(self) -> None:
         pool = ContextPool()
         fallback = doc("fallback")
-        assert pool.get("missing") is None
         assert pool.get("missing", fallback) is fallback
-        await pool.add(doc("here"))
-        assert pool.get("here", fallback) is not fallback
+        assert pool.get("missing", None) is None
+        assert pool.get("missing", default=None) is None
+        here = doc("here")
+        await pool.add(here)
+        assert pool.get("here", fallback) is here
+        assert pool.get("here") is here
 
     def test_getitem_missing_is_key_error_with_message(self) -> None:
         pool = ContextPool()
@@ -796,3 +807,452 @@ class TestContextPoolBranch:
         assert added == [(inherited, "x")]
         assert inherited.hooks is not pool.hooks
         assert bare.hooks == []
+
+
+# --------------------------------------------------------------------------- porting behaviours
+
+
+class TestContextItemValue:
+    """A frozen, generic dataclass with the original's positional order."""
+
+    def test_positional_order_is_content_description_id(self) -> None:
+        item = ContextItem("x", "desc", "id-1")
+        assert (item.content, item.description, item.id) == ("x", "desc", "id-1")
+
+    def test_immutable(self) -> None:
+        item = ContextItem(content="x", id="a", description="d")
+        for name in ("content", "description", "id"):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(item, name, "changed")
+        with pytest.raises(AttributeError):
+            item.content = "changed"  # type: ignore[misc]
+        assert item == ContextItem(content="x", id="a", description="d")
+
+    def test_hashable_and_equal_by_fields(self) -> None:
+        a = ContextItem("x", "d", "a")
+        same = ContextItem(content="x", description="d", id="a")
+        assert a == same
+        assert hash(a) == hash(same)
+        assert {a, same, ContextItem("y")} == {a, ContextItem("y")}
+        assert {a: 1}[same] == 1
+
+    def test_is_a_dataclass(self) -> None:
+        item = ContextItem("x", "d", "a")
+        assert dataclasses.is_dataclass(item)
+        changed = dataclasses.replace(item, content="y")
+        assert (changed.content, changed.description, changed.id) == ("y", "d", "a")
+        assert item.content == "x"
+        assert [f.name for f in dataclasses.fields(item)] == ["content", "description", "id"]
+
+    def test_repr_lists_the_fields(self) -> None:
+        assert repr(ContextItem("x")) == "ContextItem(content='x', description=None, id=None)"
+
+    def test_subscripted_alias_builds_an_ordinary_item(self) -> None:
+        item = ContextItem[str](content="x")
+        assert type(item) is ContextItem
+        assert item == ContextItem("x")
+        assert ContextItem[list[int]]([1, 2], "nums", "n").id == "n"
+
+    def test_containers_are_subscriptable(self) -> None:
+        assert isinstance(ContextQueue[str](limit=2), ContextQueue)
+        assert isinstance(ContextPool[dict[str, int]](), ContextPool)
+
+    def test_type_error_messages_are_bounded(self) -> None:
+        huge = ["x" * 1_000_000]
+        with pytest.raises(TypeError) as info:
+            ContextItem(content="c", id=huge)  # type: ignore[arg-type]
+        assert len(str(info.value)) < 300
+
+
+class TestContextItemFromDictIsJsonOnly:
+    @pytest.mark.parametrize(
+        ("content", "path", "what"),
+        [
+            (print, "'content'", "builtin_function_or_method"),
+            (lambda: None, "'content'", "function"),
+            ({"a": [1, object()]}, "'content'['a'][1]", "object"),
+            ({1: "x"}, "'content'[1]", "int key"),
+            ({"s": {1, 2}}, "'content'['s']", "set"),
+            (b"bytes", "'content'", "bytes"),
+        ],
+    )
+    def test_non_json_content_is_refused(self, content: Any, path: str, what: str) -> None:
+        with pytest.raises(SerializationError) as info:
+            ContextItem.from_dict({"content": content})
+        message = str(info.value)
+        assert path in message
+        assert what in message
+
+    def test_a_cycle_is_refused(self) -> None:
+        loop: list[Any] = [1]
+        loop.append(loop)
+        with pytest.raises(SerializationError, match="contains itself"):
+            ContextItem.from_dict({"content": {"loop": loop}})
+
+    def test_json_content_is_accepted(self) -> None:
+        shared = [1, 2]
+        content = {"a": [None, True, 1, 2.5, "s", (3, 4)], "b": shared, "c": shared}
+        assert ContextItem.from_dict({"content": content}).content == content
+
+    def test_deep_nesting_neither_overflows_nor_makes_a_huge_message(self) -> None:
+        deep: Any = "leaf"
+        for _ in range(100_000):
+            deep = [deep]
+        assert ContextItem.from_dict({"content": deep}).content is deep
+        bad: Any = [object()]
+        for _ in range(100_000):
+            bad = {"k": bad}
+        with pytest.raises(SerializationError) as info:
+            ContextItem.from_dict({"content": bad})
+        assert len(str(info.value)) < 400
+        assert "more" in str(info.value)
+
+    def test_pool_from_dict_names_the_item(self) -> None:
+        data = {"limit": None, "items": [{"id": "a", "description": "d", "content": print}]}
+        with pytest.raises(SerializationError, match=r"'items'\[0\].*'content'"):
+            ContextPool.from_dict(data)
+
+    def test_huge_non_string_key_gives_a_bounded_message(self) -> None:
+        with pytest.raises(SerializationError) as info:
+            ContextItem.from_dict({"content": {("k" * 10_000_000,): 1}})
+        assert len(str(info.value)) < 400
+
+
+class TestConstructorOrder:
+    def test_queue_limit_then_tags(self) -> None:
+        q = ContextQueue(5, ["a", "b"])
+        assert (q.limit, q.tags, q.hooks) == (5, frozenset({"a", "b"}), [])
+
+    def test_pool_limit_then_tags(self) -> None:
+        pool = ContextPool(5, ["a"])
+        assert (pool.limit, pool.tags, pool.hooks) == (5, frozenset({"a"}), [])
+
+    @pytest.mark.parametrize("cls", [ContextQueue, ContextPool])
+    def test_extras_are_keyword_only(self, cls: Any) -> None:
+        with pytest.raises(TypeError):
+            cls(5, None, [])
+        made = cls(5, None, hooks=[], name="window")
+        assert made.name == "window"
+
+
+class TestRepr:
+    async def test_queue(self) -> None:
+        q = ContextQueue(limit=4)
+        await q.append(*items(1, 2))
+        assert repr(q) == "ContextQueue(limit=4, len=2)"
+
+    async def test_pool(self) -> None:
+        pool = ContextPool(limit=3)
+        await pool.add(doc("a"))
+        assert repr(pool) == "ContextPool(limit=3, len=1)"
+        assert repr(ContextPool()) == "ContextPool(limit=None, len=0)"
+
+
+class TestQueueItemsAssignment:
+    async def test_replaces_in_order_without_hooks(self) -> None:
+        q = ContextQueue(limit=3)
+        await q.append(*items("old"))
+        calls: list[str] = []
+
+        @q.before_append
+        async def before(queue: ContextQueue, incoming: Any, current: Any) -> None:
+            calls.append("before_append")
+
+        @q.on_evict
+        async def evict(queue: ContextQueue, item: ContextItem[Any]) -> None:
+            calls.append("evict")
+
+        @q.before_clear
+        async def clearing(queue: ContextQueue, snapshot: Any) -> None:
+            calls.append("before_clear")
+
+        q.items = items(1, 2, 3, 4, 5)
+        assert contents(q) == [3, 4, 5]
+        assert calls == []
+        await q.append(ContextItem(content=6))
+        assert contents(q) == [4, 5, 6]
+        assert calls == ["before_append", "evict"]
+
+    async def test_reading_still_returns_a_copy(self) -> None:
+        q = ContextQueue(limit=3)
+        given = items(1, 2)
+        q.items = given
+        given.append(ContextItem(content="later"))
+        view = q.items
+        view.clear()
+        assert contents(q) == [1, 2]
+
+    async def test_accepts_any_iterable_and_empty(self) -> None:
+        q = ContextQueue(limit=3)
+        q.items = (ContextItem(content=c) for c in "ab")
+        assert contents(q) == ["a", "b"]
+        q.items = []
+        assert len(q) == 0
+
+    async def test_non_item_is_type_error_and_changes_nothing(self) -> None:
+        q = ContextQueue(limit=3)
+        await q.append(*items(1))
+        with pytest.raises(TypeError, match="ContextItem"):
+            q.items = [ContextItem(content=2), "plain"]  # type: ignore[list-item]
+        assert contents(q) == [1]
+
+
+class TestQueueHistory:
+    async def test_all_items_oldest_first(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items("a", 2, {"k": 1}))
+        assert q.history() == "a\n2\n{'k': 1}"
+
+    async def test_last(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items("a", "b", "c"))
+        assert q.history(last=2) == "b\nc"
+        assert q.history(2) == "b\nc"
+        assert q.history(last=1) == "c"
+        assert q.history(last=10) == "a\nb\nc"
+
+    async def test_last_zero_means_everything_like_the_original(self) -> None:
+        q = ContextQueue(limit=5)
+        await q.append(*items("a", "b"))
+        assert q.history(last=0) == "a\nb"
+
+    async def test_empty_queue(self) -> None:
+        q = ContextQueue(limit=5)
+        assert q.history() == ""
+        assert q.history(last=3) == ""
+
+    async def test_bad_last(self) -> None:
+        q = ContextQueue(limit=5)
+        with pytest.raises(ValueError):
+            q.history(last=-1)
+        with pytest.raises(TypeError):
+            q.history(last="2")  # type: ignore[arg-type]
+
+
+class TestPoolGetEverywhere:
+    async def test_branch_child_raises_too(self) -> None:
+        pool = ContextPool()
+        await pool.add(doc("a"))
+        child = pool.branch()
+        assert child.get("a").id == "a"
+        with pytest.raises(KeyError):
+            child.get("missing")
+        assert child.get("missing", None) is None
+
+    async def test_restored_pool_raises_too(self) -> None:
+        restored = ContextPool.from_dict(ContextPool().to_dict())
+        with pytest.raises(KeyError):
+            restored.get("missing")
+
+
+class Shelf(ContextPool):
+    """A subclass whose constructor only takes the reference's keywords."""
+
+    made: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, *, limit: int | None = None, tags: Any = None) -> None:
+        Shelf.made.append({"limit": limit, "tags": tags})
+        super().__init__(limit, tags)
+        self.label = "shelf"
+
+
+class TestPoolBranch:
+    async def test_branch_keeps_the_subclass(self) -> None:
+        Shelf.made.clear()
+        shelf = Shelf(limit=5, tags=["t"])
+        await shelf.add(doc("a"))
+        child = shelf.branch(limit=2)
+        assert type(child) is Shelf
+        assert child.label == "shelf"
+        assert Shelf.made[-1] == {"limit": 2, "tags": frozenset({"t"})}
+        assert [i.id for i in child.items] == ["a"]
+
+    async def test_branch_copies_hooks_and_items_without_firing(self) -> None:
+        pool = ContextPool(limit=5, name="store")
+        fired: list[str] = []
+
+        @pool.before_add
+        async def before(p: ContextPool, item: ContextItem[Any]) -> None:
+            fired.append(f"before {item.id}")
+
+        await pool.add(doc("a"))
+        await pool.add(doc("b"))
+        fired.clear()
+        child = pool.branch(limit=1)
+        assert fired == []
+        assert [i.id for i in child.items] == ["b"]
+        assert child.hooks == [before]
+        assert child.hooks is not pool.hooks
+        assert child.name == "store"
+
+    @pytest.mark.parametrize("given", [None, []])
+    async def test_none_or_empty_hooks_give_none(self, given: Any) -> None:
+        pool = ContextPool()
+
+        @pool.after_add
+        async def after(p: ContextPool, item: ContextItem[Any]) -> None:
+            raise AssertionError("the child has no hooks")
+
+        child = pool.branch(hooks=given)
+        assert child.hooks == []
+        await child.add(doc("a"))
+
+    async def test_a_hook_list_is_copied(self) -> None:
+        pool = ContextPool()
+        other = ContextPool()
+
+        @other.after_add
+        async def noted(p: ContextPool, item: ContextItem[Any]) -> None:
+            pass
+
+        given = [noted]
+        child = pool.branch(hooks=given)
+        assert child.hooks == [noted]
+        given.clear()
+        assert child.hooks == [noted]
+
+    async def test_queue_branch_hooks_none_gives_none(self) -> None:
+        q = ContextQueue(limit=2)
+
+        @q.before_append
+        async def before(queue: ContextQueue, incoming: Any, current: Any) -> None:
+            pass
+
+        assert q.branch(hooks=None).hooks == []
+        assert q.branch().hooks == [before]
+
+
+class TestSerializedShape:
+    async def test_queue_hooks_by_type_and_no_name_key(self) -> None:
+        q = ContextQueue(limit=3)
+
+        @q.before_append
+        async def audit(queue: ContextQueue, incoming: Any, current: Any) -> None:
+            pass
+
+        await q.append(ContextItem(content="x"))
+        assert q.to_dict() == {
+            "limit": 3,
+            "items": [{"content": "x", "description": None, "id": None}],
+            "hooks": {"before_append": ["audit"]},
+            "tags": [],
+        }
+        assert ContextQueue(limit=1).to_dict()["hooks"] == {}
+        assert ContextQueue(limit=1, name="w").to_dict()["name"] == "w"
+
+    async def test_pool_hooks_by_type_and_no_name_key(self) -> None:
+        pool = ContextPool()
+
+        @pool.after_add
+        async def audit(p: ContextPool, item: ContextItem[Any]) -> None:
+            pass
+
+        assert pool.to_dict() == {
+            "limit": None,
+            "items": [],
+            "hooks": {"after_add": ["audit"]},
+            "tags": [],
+        }
+
+    async def test_round_trip_of_the_mapping(self) -> None:
+        q = ContextQueue(limit=3)
+
+        @q.on_evict
+        async def evicted(queue: ContextQueue, item: ContextItem[Any]) -> None:
+            pass
+
+        pool = ContextPool()
+
+        @pool.before_remove
+        async def removing(p: ContextPool, item: ContextItem[Any]) -> None:
+            pass
+
+        assert ContextQueue.from_dict(q.to_dict()).hooks == [evicted]
+        assert ContextPool.from_dict(pool.to_dict()).hooks == [removing]
+
+    async def test_legacy_list_of_names_is_accepted(self) -> None:
+        pool = ContextPool()
+
+        @pool.after_add
+        async def audit(p: ContextPool, item: ContextItem[Any]) -> None:
+            pass
+
+        assert ContextPool.from_dict({"limit": None, "items": [], "hooks": ["audit"]}).hooks == [
+            audit
+        ]
+
+    async def test_a_hook_of_the_wrong_family_is_refused(self) -> None:
+        pool = ContextPool()
+
+        @pool.after_add
+        async def pool_only(p: ContextPool, item: ContextItem[Any]) -> None:
+            pass
+
+        with pytest.raises(SerializationError, match="hooks"):
+            ContextQueue.from_dict({"limit": 2, "hooks": ["pool_only"]})
+        with pytest.raises(SerializationError, match="hooks"):
+            ContextQueue.from_dict({"limit": 2, "hooks": {"after_add": ["pool_only"]}})
+
+    def test_pool_from_dict_accepts_empty_hook_mapping(self) -> None:
+        data = {
+            "limit": 10,
+            "items": [
+                {"id": "a", "description": "first", "content": 1},
+                {"id": "b", "description": "second", "content": {"k": [1]}},
+            ],
+            "hooks": {},
+        }
+        pool = ContextPool.from_dict(data)
+        assert pool.hooks == []
+        assert [(i.id, i.content) for i in pool.items] == [("a", 1), ("b", {"k": [1]})]
+
+    def test_pool_from_dict_keeps_every_item(self) -> None:
+        data = {
+            "limit": 2,
+            "items": [{"id": k, "description": k, "content": k} for k in "abcd"],
+            "hooks": {},
+        }
+        pool = ContextPool.from_dict(data)
+        assert pool.limit == 2
+        assert [i.id for i in pool.items] == ["a", "b", "c", "d"]
+
+    def test_pool_from_dict_restores_the_subclass(self) -> None:
+        shelf = Shelf.from_dict({"limit": 3, "items": [], "tags": ["t"]})
+        assert type(shelf) is Shelf
+        assert shelf.tags == frozenset({"t"})
+
+
+class TestMessagePhrases:
+    @pytest.mark.parametrize(
+        "item", [ContextItem("c", "no id"), ContextItem("c", None, "no-desc"), ContextItem("c")]
+    )
+    async def test_pool_add_names_id_and_description(self, item: ContextItem[Any]) -> None:
+        with pytest.raises(ValueError, match="'id' and 'description'"):
+            await ContextPool().add(item)
+
+    def test_pool_from_dict_item_without_id(self) -> None:
+        data = {"limit": None, "items": [{"description": "d", "content": 1}]}
+        with pytest.raises(
+            SerializationError, match="ContextPool requires a ContextItem with 'id' set"
+        ) as info:
+            ContextPool.from_dict(data)
+        assert isinstance(info.value, ValueError)
+
+    def test_pool_from_dict_item_without_description(self) -> None:
+        data = {"limit": None, "items": [{"id": "a", "content": 1}]}
+        with pytest.raises(SerializationError, match="'id' and 'description'"):
+            ContextPool.from_dict(data)
+
+    @pytest.mark.parametrize("cls", [ContextQueue, ContextPool])
+    def test_limit_phrase(self, cls: Any) -> None:
+        with pytest.raises(ValueError, match="limit must be >= 1"):
+            cls(limit=0)
+
+    async def test_append_type_error_names_context_item(self) -> None:
+        with pytest.raises(TypeError, match="ContextItem"):
+            await ContextQueue(limit=2).append("plain")  # type: ignore[arg-type]
+
+    def test_huge_negative_limit_gives_a_bounded_message(self) -> None:
+        with pytest.raises(SerializationError) as info:
+            ContextQueue.from_dict({"limit": -(10**4000)})
+        assert len(str(info.value)) < 300

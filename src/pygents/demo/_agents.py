@@ -153,7 +153,7 @@ async def dispatch(
 @tool(world=current_world)
 async def gather(
     question: str, topic: str, job: int, sources: list[str], world: World
-) -> AsyncGenerator[ContextItem | Turn, None]:
+) -> AsyncGenerator[ContextItem[str] | Turn, None]:
     """Fetch each source's page about the topic, streaming the pages as they arrive."""
     for source in sources:
         await world.call(SOURCE_PAGE, "page", job, source)

@@ -82,11 +82,11 @@ class Stats:
                 stats.record(turn.metadata.duration)
 
         @agent.context_queue.on_evict
-        async def count_queue_eviction(queue: ContextQueue, item: ContextItem) -> None:
+        async def count_queue_eviction(queue: ContextQueue, item: ContextItem[str]) -> None:
             stats.queue_evictions += 1
 
         @agent.context_pool.on_evict
-        async def count_pool_eviction(pool: ContextPool, item: ContextItem) -> None:
+        async def count_pool_eviction(pool: ContextPool, item: ContextItem[str]) -> None:
             stats.pool_evictions += 1
 
     # -- totals ------------------------------------------------------------------------------

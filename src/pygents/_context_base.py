@@ -1,0 +1,129 @@
+"""What ``ContextQueue`` and ``ContextPool`` share: hooks, tags, name, owner, dunders, serde."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Awaitable, Iterable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+from . import _serde
+from ._context_item import ContextItem
+from ._enums import ContextPoolHook, ContextQueueHook
+from ._hooks import fire, normalize_tags
+from ._registry import GLOBAL_BY_TYPE
+from .errors import SerializationError, short_repr
+
+__all__ = ["KEEP", "Container", "check_limit"]
+
+#: ``branch()``'s "inherit from the parent" default (``None`` means something else there).
+KEEP: Any = object()
+C = TypeVar("C", bound="Container")
+
+
+def check_limit(limit: Any, what: str, allow_none: bool) -> int | None:
+    """Return a valid limit; raise ``TypeError`` or ``ValueError`` (``limit must be >= 1``)."""
+    if limit is None and allow_none:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise TypeError(
+            f"{what} limit must be an int{' or None' if allow_none else ''}, "
+            f"got {short_repr(limit)}"
+        )
+    if limit < 1:
+        raise ValueError(f"{what} limit must be >= 1, got {short_repr(limit)}")
+    return limit
+
+
+class Container:
+    """The shared half of queue and pool: hooks, tags, name, owner, dispatch and serialization."""
+
+    #: The hook family its hooks belong to (``from_dict`` refuses any other).
+    family: ClassVar[type[ContextQueueHook] | type[ContextPoolHook]]
+
+    hooks: list[Any]
+    tags: frozenset[str]
+    name: str | None
+    limit: int | None
+    _owner: str | None
+    _items: Any
+
+    # ``ContextQueue[str]`` is valid at runtime (a porting program may write it); the
+    # containers are not generic to the type checker, so that code using them stays simple.
+    __class_getitem__: ClassVar[Any] = classmethod(types.GenericAlias)
+
+    def _init_common(
+        self, hooks: Iterable[Any] | None, tags: Iterable[str] | None, name: str | None
+    ) -> None:
+        self.hooks = list(hooks) if hooks is not None else []
+        self.tags = normalize_tags(tags, type(self).__name__)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__} name must be a string or None")
+        self.name = name
+        self._owner = None
+
+    def _values(self) -> Iterable[ContextItem[Any]]:
+        raise NotImplementedError
+
+    def _fire(self, hook_type: ContextQueueHook | ContextPoolHook, *args: Any) -> Awaitable[Any]:
+        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self) -> Iterator[ContextItem[Any]]:
+        return iter(list(self._values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(limit={self.limit}, len={len(self)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the container as a plain dict: limit, items, hooks by type, tags (and name).
+
+        ``"hooks"`` maps each hook-type value to the names of the hooks of that type, e.g.
+        ``{"before_append": ["audit"]}``; ``"name"`` is present only when set.
+        """
+        data: dict[str, Any] = {
+            "limit": self.limit,
+            "items": [item.to_dict() for item in self._values()],
+            "hooks": _serde.hooks_to(self.hooks),
+            "tags": sorted(self.tags),
+        }
+        if self.name is not None:
+            data["name"] = self.name
+        return data
+
+    @classmethod
+    def _parse(
+        cls: type[C], data: Any, limit_types: type | tuple[type, ...], default_limit: Any
+    ) -> tuple[C, list[Any], str]:
+        """Build an empty container from ``to_dict()`` output; return it, raw items, where.
+
+        The class is called as ``cls(limit=..., tags=...)``, like ``branch()`` does, so a
+        subclass with that signature round-trips as itself.
+        """
+        where = f"{cls.__name__}.from_dict"
+        data = _serde.mapping(data, where)
+        limit = _serde.field(data, "limit", limit_types, where, default=default_limit)
+        hooks = _serde.hooks_from(data, where, families=(cls.family,))
+        tags = _serde.tags_from(data, where)
+        name = _serde.field(data, "name", (str, type(None)), where, default=None)
+        try:
+            made = cls(limit=limit, tags=tags)  # type: ignore[call-arg]
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"{where}: {exc}") from None
+        made.hooks = hooks
+        made.name = name
+        items = _serde.field(data, "items", list, where, default=[])
+        return made, items, where
+
+    @property
+    def owner(self) -> str | None:
+        """Name of the agent this object belongs to, if any."""
+        return self._owner
+
+    def _adopt(self, agent_name: str) -> None:
+        if self._owner is None:
+            self._owner = agent_name

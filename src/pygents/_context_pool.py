@@ -1,0 +1,216 @@
+"""``ContextPool``: a keyed, optionally bounded store of ``ContextItem``s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar, overload
+
+from . import _serde
+from ._context_base import KEEP, Container, check_limit
+from ._context_item import ContextItem
+from ._enums import ContextPoolHook
+from ._hooks import HookPoint
+from ._registry import GLOBAL_BY_FAMILY
+from .errors import SerializationError, short_repr
+
+__all__ = ["ContextPool"]
+
+_POOL_GLOBALS = GLOBAL_BY_FAMILY[ContextPoolHook]
+_NO_DEFAULT: Any = object()
+D = TypeVar("D")
+P = TypeVar("P", bound="ContextPool")
+
+
+def _missing(id: object) -> KeyError:
+    return KeyError(f"No item {short_repr(id)} in the pool; catalogue() lists what is there")
+
+
+class ContextPool(Container):
+    """A keyed, optionally bounded store of ``ContextItem``s, oldest evicted first.
+
+    Args:
+        limit: the most items kept (>= 1), or None for no bound.
+        tags: tags matched by tag-filtered global hooks.
+        hooks: instance hooks to start with (keyword only).
+        name: optional name, the metrics ``owner`` when no agent owns it (keyword only).
+
+    Raises:
+        TypeError: ``limit`` is neither an int nor None, or ``tags`` not strings.
+        ValueError: ``limit`` is below 1 (``limit must be >= 1``).
+    """
+
+    family = ContextPoolHook
+
+    before_add = HookPoint["ContextPool"](ContextPoolHook.BEFORE_ADD)
+    after_add = HookPoint["ContextPool"](ContextPoolHook.AFTER_ADD)
+    before_remove = HookPoint["ContextPool"](ContextPoolHook.BEFORE_REMOVE)
+    after_remove = HookPoint["ContextPool"](ContextPoolHook.AFTER_REMOVE)
+    before_clear = HookPoint["ContextPool"](ContextPoolHook.BEFORE_CLEAR)
+    after_clear = HookPoint["ContextPool"](ContextPoolHook.AFTER_CLEAR)
+    on_evict = HookPoint["ContextPool"](ContextPoolHook.ON_EVICT)
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        hooks: Iterable[Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.limit = check_limit(limit, "ContextPool", allow_none=True)
+        self._items: dict[str, ContextItem[Any]] = {}
+        self._init_common(hooks, tags, name)
+
+    def _values(self) -> Iterable[ContextItem[Any]]:
+        return self._items.values()
+
+    async def add(self, item: ContextItem[Any]) -> None:
+        """Store ``item`` under its id, replacing an item with the same id.
+
+        When the pool is full and the id is new, the oldest item is evicted first.
+
+        Raises:
+            TypeError: ``item`` is not a ``ContextItem``.
+            ValueError: the item has no id or no description.
+        """
+        if not isinstance(item, ContextItem):
+            raise TypeError(f"ContextPool.add takes a ContextItem, got {type(item).__name__}")
+        if item.id is None or item.description is None:
+            raise ValueError(
+                "ContextPool requires a ContextItem with both 'id' and 'description' set, got "
+                f"id={short_repr(item.id)}, description={short_repr(item.description)}: "
+                "items without an id belong in a ContextQueue"
+            )
+        items = self._items
+        if not (self.hooks or _POOL_GLOBALS):
+            if self.limit is not None and item.id not in items and len(items) >= self.limit:
+                del items[next(iter(items))]
+            items[item.id] = item
+            return
+        await self._fire(ContextPoolHook.BEFORE_ADD, item)
+        if self.limit is not None and item.id not in items and len(items) >= self.limit:
+            oldest = next(iter(items.values()))
+            await self._fire(ContextPoolHook.ON_EVICT, oldest)
+            items.pop(oldest.id, None)  # type: ignore[arg-type]
+        items[item.id] = item
+        await self._fire(ContextPoolHook.AFTER_ADD, item)
+
+    @overload
+    def get(self, id: str) -> ContextItem[Any]: ...
+    @overload
+    def get(self, id: str, default: D) -> ContextItem[Any] | D: ...
+    def get(self, id: str, default: Any = _NO_DEFAULT) -> Any:
+        """Return the item stored under ``id``.
+
+        Args:
+            id: the item's id.
+            default: returned when no item has that id (may be None); without it, a missing
+                id raises.
+
+        Raises:
+            KeyError: no item has that id and no ``default`` was given.
+        """
+        try:
+            return self._items[id]
+        except KeyError:
+            if default is _NO_DEFAULT:
+                raise _missing(id) from None
+            return default
+
+    def __getitem__(self, id: str) -> ContextItem[Any]:
+        try:
+            return self._items[id]
+        except KeyError:
+            raise _missing(id) from None
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._items
+
+    async def remove(self, id: str) -> ContextItem[Any]:
+        """Remove and return the item stored under ``id``.
+
+        Raises:
+            KeyError: no item has that id.
+        """
+        item = self[id]
+        hooked = bool(self.hooks or _POOL_GLOBALS)
+        if hooked:
+            await self._fire(ContextPoolHook.BEFORE_REMOVE, item)
+        self._items.pop(id, None)
+        if hooked:
+            await self._fire(ContextPoolHook.AFTER_REMOVE, item)
+        return item
+
+    async def clear(self) -> None:
+        """Remove every item."""
+        if self.hooks or _POOL_GLOBALS:
+            await self._fire(ContextPoolHook.BEFORE_CLEAR, dict(self._items))
+            self._items.clear()
+            await self._fire(ContextPoolHook.AFTER_CLEAR)
+        else:
+            self._items.clear()
+
+    def catalogue(self) -> str:
+        """Return one ``- [id] description`` line per item, oldest first."""
+        return "\n".join(f"- [{i.id}] {i.description}" for i in self._items.values())
+
+    @property
+    def items(self) -> list[ContextItem[Any]]:
+        """A copy of the items, oldest first."""
+        return list(self._items.values())
+
+    def branch(
+        self: P,
+        limit: int | None = KEEP,
+        hooks: Iterable[Any] | None = KEEP,
+        tags: Iterable[str] | None = KEEP,
+    ) -> P:
+        """Return an independent copy of the same class holding a snapshot of the items.
+
+        The child is made as ``type(self)(limit=..., tags=...)``; then hooks, name and items
+        are copied without firing any hook. A smaller ``limit`` keeps the newest items.
+
+        Args:
+            limit: the child's limit (default: the same; None for unbounded).
+            hooks: the child's hooks (default: a copy of this pool's; None or ``[]``: none).
+            tags: the child's tags (default: the same).
+        """
+        child = type(self)(
+            limit=self.limit if limit is KEEP else limit,
+            tags=self.tags if tags is KEEP else tags,
+        )
+        chosen = self.hooks if hooks is KEEP else hooks
+        child.hooks = list(chosen) if chosen is not None else []
+        child.name = self.name
+        snapshot = list(self._items.values())
+        if child.limit is not None:
+            snapshot = snapshot[-child.limit :]
+        child._items = {item.id: item for item in snapshot}  # type: ignore[misc]
+        return child
+
+    @classmethod
+    def from_dict(cls: type[P], data: Any) -> P:
+        """Rebuild a pool from ``to_dict()`` output: every item, no hook fired, no eviction.
+
+        Hooks are resolved by name through ``HookRegistry``; ``"hooks"`` may map hook types to
+        names (``{"after_add": ["audit"]}``) or be a plain list of names.
+
+        Raises:
+            SerializationError: a field is missing or malformed (naming it), an item lacks an
+                id or a description, or a hook is not a context-pool hook.
+            UnregisteredHookError: a hook name is not registered.
+        """
+        pool, items, where = cls._parse(data, (int, type(None)), None)
+        for i, raw in enumerate(items):
+            item = _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
+            if item.id is None:
+                raise SerializationError(
+                    f"{where}: field 'items'[{i}]: ContextPool requires a ContextItem with 'id' set"
+                )
+            if item.description is None:
+                raise SerializationError(
+                    f"{where}: field 'items'[{i}]: ContextPool requires a ContextItem with both "
+                    "'id' and 'description' set"
+                )
+            pool._items[item.id] = item
+        return pool

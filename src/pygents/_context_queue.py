@@ -1,0 +1,182 @@
+"""``ContextQueue``: a bounded window of ``ContextItem``s, the oldest evicted first."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from . import _serde
+from ._context_base import KEEP, Container, check_limit
+from ._context_item import ContextItem
+from ._enums import ContextQueueHook
+from ._hooks import HookPoint
+from ._registry import GLOBAL_BY_FAMILY
+from .errors import short_repr
+
+__all__ = ["ContextQueue"]
+
+_QUEUE_GLOBALS = GLOBAL_BY_FAMILY[ContextQueueHook]
+
+
+def _not_an_item(item: Any, where: str) -> TypeError:
+    return TypeError(
+        f"{where} takes ContextItem objects, got {type(item).__name__}: "
+        f"wrap it as ContextItem(content=...)"
+    )
+
+
+class ContextQueue(Container):
+    """A bounded window of ``ContextItem``s; the oldest is evicted when full.
+
+    Args:
+        limit: the most items kept (>= 1).
+        tags: tags matched by tag-filtered global hooks.
+        hooks: instance hooks to start with (keyword only).
+        name: optional name, the metrics ``owner`` when no agent owns it (keyword only).
+
+    Raises:
+        TypeError: ``limit`` is not an int, or ``tags`` not strings.
+        ValueError: ``limit`` is below 1 (``limit must be >= 1``).
+    """
+
+    family = ContextQueueHook
+
+    before_append = HookPoint["ContextQueue"](ContextQueueHook.BEFORE_APPEND)
+    after_append = HookPoint["ContextQueue"](ContextQueueHook.AFTER_APPEND)
+    before_clear = HookPoint["ContextQueue"](ContextQueueHook.BEFORE_CLEAR)
+    after_clear = HookPoint["ContextQueue"](ContextQueueHook.AFTER_CLEAR)
+    on_evict = HookPoint["ContextQueue"](ContextQueueHook.ON_EVICT)
+
+    def __init__(
+        self,
+        limit: int,
+        tags: Iterable[str] | None = None,
+        *,
+        hooks: Iterable[Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.limit: int = check_limit(limit, "ContextQueue", allow_none=False)  # type: ignore[assignment]
+        self._items: deque[ContextItem[Any]] = deque()
+        self._init_common(hooks, tags, name)
+
+    def _values(self) -> Iterable[ContextItem[Any]]:
+        return self._items
+
+    async def append(self, *items: ContextItem[Any]) -> None:
+        """Append items, evicting the oldest past the limit.
+
+        Raises:
+            TypeError: an argument is not a ``ContextItem`` (nothing is appended).
+        """
+        for item in items:
+            if not isinstance(item, ContextItem):
+                raise _not_an_item(item, "ContextQueue.append")
+        hooked = bool(self.hooks or _QUEUE_GLOBALS)
+        if hooked:
+            await self._fire(ContextQueueHook.BEFORE_APPEND, list(items), list(self._items))
+        queue = self._items
+        for item in items:
+            if len(queue) >= self.limit:
+                evicted = queue.popleft()
+                if hooked:
+                    await self._fire(ContextQueueHook.ON_EVICT, evicted)
+            queue.append(item)
+        if hooked:
+            await self._fire(ContextQueueHook.AFTER_APPEND, list(items), list(queue))
+
+    async def clear(self) -> None:
+        """Remove every item."""
+        if self.hooks or _QUEUE_GLOBALS:
+            await self._fire(ContextQueueHook.BEFORE_CLEAR, list(self._items))
+            self._items.clear()
+            await self._fire(ContextQueueHook.AFTER_CLEAR)
+        else:
+            self._items.clear()
+
+    @property
+    def items(self) -> list[ContextItem[Any]]:
+        """A copy of the items, oldest first.
+
+        Assigning replaces the contents: the newest ``limit`` of the given items are kept, no
+        hook fires and nothing counts as evicted. Anything but a ``ContextItem`` raises
+        ``TypeError`` and leaves the queue as it was.
+        """
+        return list(self._items)
+
+    @items.setter
+    def items(self, values: Iterable[ContextItem[Any]]) -> None:
+        new = list(values)
+        for item in new:
+            if not isinstance(item, ContextItem):
+                raise _not_an_item(item, "ContextQueue.items")
+        self._items = deque(new[-self.limit :])
+
+    def history(self, last: int | None = None) -> str:
+        """Return the contents as text: ``str(item.content)`` per line, oldest first.
+
+        Args:
+            last: only the newest ``last`` items. ``None`` (and, as in the original pygents,
+                ``0``) means every item; more than the queue holds means every item too.
+
+        Raises:
+            TypeError: ``last`` is not an int or None.
+            ValueError: ``last`` is negative.
+        """
+        chosen: Iterable[ContextItem[Any]] = self._items
+        if last is not None:
+            if not isinstance(last, int) or isinstance(last, bool):
+                raise TypeError(
+                    f"ContextQueue.history: last must be an int or None, got {short_repr(last)}"
+                )
+            if last < 0:
+                raise ValueError(f"ContextQueue.history: last must be >= 0, got {short_repr(last)}")
+            if last:
+                chosen = list(self._items)[-last:]
+        return "\n".join(str(item.content) for item in chosen)
+
+    def branch(
+        self,
+        limit: int | None = None,
+        hooks: Iterable[Any] | None = KEEP,
+        tags: Iterable[str] | None = KEEP,
+    ) -> ContextQueue:
+        """Return an independent copy: a snapshot of the items (the newest ``limit`` of them).
+
+        No hook fires while the items are copied.
+
+        Args:
+            limit: the child's limit (default, or None: the same).
+            hooks: the child's hooks (default: a copy of this queue's; None or ``[]``: none).
+            tags: the child's tags (default: the same).
+        """
+        child = ContextQueue(
+            self.limit if limit is None else limit,
+            tags=self.tags if tags is KEEP else tags,
+            hooks=self.hooks if hooks is KEEP else hooks,
+            name=self.name,
+        )
+        snapshot = list(self._items)
+        child._items.extend(snapshot[-child.limit :])
+        return child
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ContextQueue:
+        """Rebuild a queue from ``to_dict()`` output, without firing hooks.
+
+        Hooks are resolved by name through ``HookRegistry``; ``"hooks"`` may map hook types to
+        names (``{"before_append": ["audit"]}``) or be a plain list of names. Only the newest
+        ``limit`` items are kept.
+
+        Raises:
+            SerializationError: a field is missing or malformed (naming it), or a hook is not a
+                context-queue hook.
+            UnregisteredHookError: a hook name is not registered.
+        """
+        queue, items, where = cls._parse(data, int, _serde.REQUIRED)
+        built = [
+            _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
+            for i, raw in enumerate(items)
+        ]
+        queue._items.extend(built[-queue.limit :])
+        return queue

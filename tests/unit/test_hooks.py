@@ -1150,7 +1150,9 @@ def test_instance_hook_point_exists_and_attaches(kind, point, hook_type, form):
 
     decorator = getattr(owner, point)
     attached = decorator(fn) if form == "bare" else decorator(lock=True, k="v")(fn)
-    assert attached in owner.hooks
+    # An agent's turn events go to the hooks it hands to each turn it runs.
+    to_turns = kind == "agent" and isinstance(hook_type, TurnHook)
+    assert attached in (owner.turn_hooks if to_turns else owner.hooks)
     assert attached.metadata.types == (hook_type,)
     assert attached.is_global is False
     assert attached.metadata.lock is (form == "options")
@@ -1168,7 +1170,30 @@ def test_on_yield_is_only_on_generator_tools():
 # =========================================================================== instance hook names
 
 
-async def test_instance_hook_may_replace_an_instance_hook_of_the_same_name():
+async def test_a_second_instance_hook_of_the_same_name_is_refused_with_a_remedy():
+    @tool()
+    async def noop():
+        return None
+
+    def make_turn():
+        turn = Turn(noop)
+
+        @turn.on_complete
+        async def done(turn, reason):
+            pass
+
+        return turn, done
+
+    t1, h1 = make_turn()
+    with pytest.raises(ValueError, match="'done' already registered") as info:
+        make_turn()  # the same name for another function: restoring t1 could find it
+    assert "unique name" in str(info.value)
+    assert "__name__" in str(info.value)
+    assert HookRegistry.get("done") is h1
+    assert t1.hooks == [h1]
+
+
+async def test_factory_hooks_with_unique_names_each_fire_for_their_own_owner():
     calls = []
 
     @tool()
@@ -1178,20 +1203,18 @@ async def test_instance_hook_may_replace_an_instance_hook_of_the_same_name():
     def make_turn(label):
         turn = Turn(noop)
 
-        @turn.on_complete
         async def done(turn, reason):
             calls.append(label)
 
-        return turn, done
+        done.__name__ = f"done_{label}"  # the remedy the error message gives
+        turn.on_complete(done)
+        return turn
 
-    t1, h1 = make_turn("first")
-    t2, h2 = make_turn("second")  # same function name, decorated again: no error
-    assert h1 is not h2
-    assert HookRegistry.get("done") is h2
-    # Both remain attached to their own turn and keep firing.
+    t1, t2 = make_turn("first"), make_turn("second")
     await t1.returning()
     await t2.returning()
     assert calls == ["first", "second"]
+    assert HookRegistry.get("done_first") is t1.hooks[0]
 
 
 def test_instance_hook_clashing_with_global_hook_raises_value_error():

@@ -31,10 +31,10 @@ from pygents import (
     UnregisteredAgentError,
     UnregisteredHookError,
     UnregisteredToolError,
+    _serde,
     hook,
     tool,
 )
-from pygents import _serde
 
 
 async def _noop_fn(*args, **kwargs):
@@ -308,17 +308,19 @@ def test_lock_serialises_runs_in_each_loop_whatever_another_loop_does():
         mine = seen.setdefault(asyncio.get_running_loop(), {"now": 0, "max": 0})
         mine["now"] += 1
         mine["max"] = max(mine["max"], mine["now"])
-        gate = release.get(asyncio.get_running_loop())
-        if gate is not None:
+        events = release.get(asyncio.get_running_loop())
+        if events is not None:
+            gate, entered = events
+            entered.set()
             holding.set()
             await gate.wait()
         mine["now"] -= 1
 
     async def loop_a():
-        release[asyncio.get_running_loop()] = gate = asyncio.Event()
+        gate, entered = asyncio.Event(), asyncio.Event()
+        release[asyncio.get_running_loop()] = (gate, entered)
         first = asyncio.ensure_future(guarded(None))
-        while not holding.is_set():
-            await asyncio.sleep(0)
+        await entered.wait()
         await asyncio.get_running_loop().run_in_executor(None, other_loop_done.wait)
         del release[asyncio.get_running_loop()]  # the second run does not wait on the gate
         second = asyncio.ensure_future(guarded(None))

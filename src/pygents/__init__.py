@@ -30,10 +30,12 @@ from ._scope import ExecutionScope as ExecutionScope
 from ._scope import add_scope as add_scope
 from ._scope import remove_scope as remove_scope
 from ._scope import scopes as scopes
+from ._tool import AsyncGenTool as AsyncGenTool
+from ._tool import CoroutineTool as CoroutineTool
 from ._tool import Tool as Tool
 from ._tool import ToolMetadata as ToolMetadata
 from ._tool import tool as tool
-from ._turn import TurnMetadata as TurnMetadata
+from ._turn_metadata import TurnMetadata as TurnMetadata
 from .errors import PygentsError as PygentsError
 from .errors import SafeExecutionError as SafeExecutionError
 from .errors import SerializationError as SerializationError
@@ -49,11 +51,13 @@ __all__ = [
     "Agent",
     "AgentHook",
     "AgentRegistry",
+    "AsyncGenTool",
     "ContextItem",
     "ContextPool",
     "ContextPoolHook",
     "ContextQueue",
     "ContextQueueHook",
+    "CoroutineTool",
     "ExecutionScope",
     "Hook",
     "HookMetadata",

@@ -1,57 +1,40 @@
-"""Agents: a queue of turns, a set of tools, and the run loop that streams results."""
+"""Agents: a queue of turns, a set of tools, hooks, and their context."""
 
 from __future__ import annotations
 
 import asyncio
 import warnings
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Iterator
 from time import time
 from typing import Any
 
-from . import _scope, _serde
-from ._context import ContextItem, ContextPool, ContextQueue
+from . import _agent_serde
+from ._agent_run import run_agent
+from ._context import ContextPool, ContextQueue
 from ._current import FRAME
 from ._enums import AgentHook, TurnHook
-from ._hooks import DONE, HookPoint, fire, fire_global, normalize_tags
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
-from ._scope import SCOPES
+from ._hooks import DONE, HookPoint, fire, normalize_tags
+from ._registry import GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
 from ._tool import Tool
 from ._turn import Turn
-from ._turn_run import run_returning, run_yielding
-from .errors import SafeExecutionError, SerializationError
+from .errors import SafeExecutionError, UnregisteredToolError
 
-__all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent"]
+__all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent", "UnregisteredAgentToolError"]
 
 #: Limit of the context queue an agent creates when none is given.
-DEFAULT_CONTEXT_QUEUE_LIMIT = 100
-#: The run loop yields to the event loop after this many turns that never suspended,
-#: so that other agents and timers get to run.
-_BREATHE_EVERY = 64
-
-_AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
-# Per-type global hook lists (mutated in place by HookRegistry): the run loop tests the
-# one of each event, so an event nobody listens to is not dispatched.
-_G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
-_G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
-_G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
+DEFAULT_CONTEXT_QUEUE_LIMIT = 10
 _G_BEFORE_PUT = GLOBAL_BY_TYPE[AgentHook.BEFORE_PUT]
 _G_AFTER_PUT = GLOBAL_BY_TYPE[AgentHook.AFTER_PUT]
-_ROUTED = (Turn, ContextItem)  # output types the run loop routes
 _KEEP: Any = object()
 
 
-def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
-    exc.add_note(f"raised by {turn!r} run by agent {agent.name!r}")
+class UnregisteredAgentToolError(UnregisteredToolError, ValueError):
+    """Raised when an agent is given a tool whose name no tool is registered under.
 
-
-def _copy_turn(turn: Turn) -> Turn:
-    copy = Turn(turn.tool, turn.timeout, list(turn.args), dict(turn.kwargs), turn.tags)
-    if turn._hooks:
-        copy.hooks.extend(turn._hooks)
-    if turn._trace_context is not None:
-        copy._trace_context = dict(turn._trace_context)
-    return copy
+    Both an ``UnregisteredToolError`` (as the original raises) and a ``ValueError`` (as an
+    agent given the wrong tool instance raises).
+    """
 
 
 class Agent:
@@ -61,13 +44,15 @@ class Agent:
         name: unique name; the agent registers itself in ``AgentRegistry``.
         description: what the agent does.
         tools: the tools its turns may use (the instances in ``ToolRegistry``).
-        context_queue: its context window (default: a new ``ContextQueue(limit=100)``).
         context_pool: its keyed store (default: a new unbounded ``ContextPool()``).
-        hooks: instance hooks to start with.
+        context_queue: its context window (default: a new ``ContextQueue(limit=10)``).
         tags: tags matched by tag-filtered global hooks.
+        hooks: agent hooks to start with (keyword only).
+        turn_hooks: turn hooks fired for every turn it runs (keyword only).
 
     Raises:
         TypeError: an argument has the wrong type.
+        UnregisteredAgentToolError: a tool's name is not registered (also a ``ValueError``).
         ValueError: a tool is not the registered instance, or the name is taken.
     """
 
@@ -80,20 +65,22 @@ class Agent:
     on_resume = HookPoint["Agent"](AgentHook.ON_RESUME)
     on_run_start = HookPoint["Agent"](AgentHook.ON_RUN_START)
     on_run_end = HookPoint["Agent"](AgentHook.ON_RUN_END)
-    # Turn hooks set on the agent fire for every turn it runs.
-    on_error = HookPoint["Agent"](TurnHook.ON_ERROR)
-    on_timeout = HookPoint["Agent"](TurnHook.ON_TIMEOUT)
-    on_complete = HookPoint["Agent"](TurnHook.ON_COMPLETE)
+    # Turn hooks set on the agent go to turn_hooks and fire for every turn it runs.
+    on_error = HookPoint["Agent"](TurnHook.ON_ERROR, attr="turn_hooks")
+    on_timeout = HookPoint["Agent"](TurnHook.ON_TIMEOUT, attr="turn_hooks")
+    on_complete = HookPoint["Agent"](TurnHook.ON_COMPLETE, attr="turn_hooks")
 
     def __init__(
         self,
         name: str,
         description: str,
         tools: Iterable[Tool],
-        context_queue: ContextQueue | None = None,
         context_pool: ContextPool | None = None,
-        hooks: Iterable[Any] | None = None,
+        context_queue: ContextQueue | None = None,
         tags: Iterable[str] | None = None,
+        *,
+        hooks: Iterable[Any] | None = None,
+        turn_hooks: Iterable[Any] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"Agent name must be a non-empty string, got {name!r}")
@@ -106,6 +93,7 @@ class Agent:
         self._context_queue = self._check_context(context_queue, ContextQueue, "context_queue")
         self._context_pool = self._check_context(context_pool, ContextPool, "context_pool")
         self._hooks: list[Any] = list(hooks) if hooks is not None else []
+        self._turn_hooks: list[Any] = list(turn_hooks) if turn_hooks is not None else []
         self._tags = normalize_tags(tags, f"Agent {name!r}")
         self._queue: deque[Turn] = deque()
         self._current_turn: Turn | None = None
@@ -127,10 +115,15 @@ class Agent:
                     f"Agent {self._name!r}: {t!r} is not a tool; decorate it with @tool()"
                 )
             registered = ToolRegistry._items.get(name)
-            if registered is None or registered is not t:
+            if registered is None:
+                raise UnregisteredAgentToolError(
+                    f"Agent {self._name!r}: tool {name!r} not found in ToolRegistry; "
+                    f"decorate it with @tool() (and do not unregister it)"
+                )
+            if registered is not t:
                 raise ValueError(
-                    f"Agent {self._name!r}: tool {name!r} is not the instance registered in "
-                    f"ToolRegistry; pass the decorated tool itself"
+                    f"Agent {self._name!r}: tool {name!r} is registered but not the instance "
+                    f"given to this agent; pass the decorated tool itself"
                 )
             checked[name] = registered
         return checked
@@ -146,9 +139,12 @@ class Agent:
         return value
 
     def _guard(self, name: str) -> None:
-        if self._running:
+        if self._running or self._paused:
+            state = "running" if self._running else "paused"
             raise SafeExecutionError(
-                f"Cannot change {name!r} of agent {self._name!r} while it is running"
+                f"Cannot change property {name!r} while the agent is {state} "
+                f"(agent {self._name!r}); change it before run() or after it ends"
+                + ("" if self._running else ", or after resume()")
             )
 
     # -- attributes (immutable while running) --------------------------------------------------
@@ -209,6 +205,20 @@ class Agent:
         self._hooks = list(value)
 
     @property
+    def turn_hooks(self) -> list[Any]:
+        """Turn hooks fired for every turn the agent runs (the list itself).
+
+        ``@agent.on_error``, ``@agent.on_timeout`` and ``@agent.on_complete`` append here.
+        They fire after the turn's own hooks and before global hooks.
+        """
+        return self._turn_hooks
+
+    @turn_hooks.setter
+    def turn_hooks(self, value: Iterable[Any]) -> None:
+        self._guard("turn_hooks")
+        self._turn_hooks = list(value)
+
+    @property
     def tags(self) -> frozenset[str]:
         """Tags matched by tag-filtered global hooks."""
         return self._tags
@@ -246,6 +256,14 @@ class Agent:
         return list(self._queue)
 
     @property
+    def turns(self) -> list[Turn]:
+        """The queued turns, next first (a new list; the turn in flight is not included)."""
+        return list(self._queue)
+
+    def __iter__(self) -> Iterator[Turn]:
+        return iter(list(self._queue))
+
+    @property
     def current_turn(self) -> Turn | None:
         """The turn in flight, or None between turns."""
         return self._current_turn
@@ -264,7 +282,7 @@ class Agent:
         return len(self._queue)
 
     def __repr__(self) -> str:
-        return f"Agent({self._name!r}, queued={len(self._queue)}, running={self._running})"
+        return f"Agent(name={self._name!r}, tools={list(self._tools)!r})"
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -302,8 +320,8 @@ class Agent:
         tool = turn._tool
         if self._tools.get(tool.metadata.name) is not tool:
             raise ValueError(
-                f"Agent {self._name!r} has no tool {tool.metadata.name!r}; its tools are "
-                f"{sorted(self._tools)}"
+                f"Agent {self._name!r} does not accept tool {tool.metadata.name!r}: its tools "
+                f"are {sorted(self._tools)}"
             )
         hooks = self._hooks
         if hooks or _G_BEFORE_PUT:
@@ -351,279 +369,68 @@ class Agent:
         if self._resumed is not None:
             self._resumed.set()
 
-    async def _gate(self) -> None:
-        hooked = bool(self._hooks or _AGENT_GLOBALS)
-        if hooked:
-            await self._fire(AgentHook.ON_PAUSE)
-        while self._paused:
-            self._resumed = asyncio.Event()
-            await self._resumed.wait()
-        self._resumed = None
-        if hooked:
-            await self._fire(AgentHook.ON_RESUME)
-
-    # -- the run loop ------------------------------------------------------------------------
-
-    async def _deliver(self, turn: Turn, value: Any) -> None:
-        """Route a value (a Turn or ContextItem), then fire ON_TURN_VALUE."""
-        if isinstance(value, _ROUTED):
-            await self._route(value, turn)
-        if self._hooks:
-            await self._fire(AgentHook.ON_TURN_VALUE, turn, value)
-        elif _G_TURN_VALUE:
-            # The run loop's frame is this agent's whenever a global agent hook exists.
-            await fire_global(_G_TURN_VALUE, self._tags, self, turn, value)
-
-    async def _route(self, value: Any, source: Turn) -> None:
-        # Routing runs in the producing turn's frame, so put/append/add hooks see
-        # current_turn() == the turn whose output is being routed.
-        outer = FRAME.get()
-        FRAME.set((self, source, source._tool))
-        try:
-            if isinstance(value, Turn):
-                await self.put(value)
-            elif value.id is None:
-                await self._context_queue.append(value)
-            else:
-                await self._context_pool.add(value)
-        finally:
-            FRAME.set(outer)
-
-    async def run(self) -> AsyncGenerator[tuple[Turn, Any], None]:
+    def run(self) -> AsyncGenerator[tuple[Turn, Any], None]:
         """Run queued turns in order, yielding ``(turn, value)``; return when the queue is empty.
 
-        A returned ``Turn`` is enqueued; a returned ``ContextItem`` goes to the context queue
-        (no id) or the context pool (with id). A tool error or timeout propagates; the agent
-        then stops running and every turn still queued stays queued.
+        Values the agent routes are not yielded: a returned (or yielded) ``Turn`` is
+        enqueued and runs later in the same ``run()``; a ``ContextItem`` goes to the context
+        queue (no id) or the context pool (with id). ``ON_TURN_VALUE`` fires for every value,
+        routed or not. A tool error or timeout propagates; the agent then stops running and
+        every turn still queued stays queued.
 
         Raises:
             SafeExecutionError: the agent is already running.
         """
-        if self._running:
-            raise SafeExecutionError(f"Agent {self._name!r} is already running")
-        self._running = True
-        queue = self._queue
-        hooks = self._hooks
-        error: BaseException | None = None
-        done = 0
-        # Between turns, current_agent() is this agent; around each yield the consumer's
-        # frame is put back, so code between iterations sees its own.
-        outer = FRAME.get()
-        mine = (self, None, None)
-        # Execution scopes (a tracer's run span) are current during each step of the run,
-        # hooks included, and detached around each yield like the frame.
-        opened = _scope.open_run(self) if SCOPES else None
-        tokens = _scope.attach(opened) if opened else None
-        # With hooks or scopes, the frame between turns is this agent's (put back around
-        # each yield); without, nobody looks at it, so it is not touched per turn.
-        juggle = bool(hooks or _AGENT_GLOBALS or opened)
-        if juggle:
-            FRAME.set(mine)
-        try:
-            if hooks or _AGENT_GLOBALS:
-                await self._fire(AgentHook.ON_RUN_START)
-            while queue:
-                if self._paused:
-                    await self._gate()
-                    if not queue:
-                        break
-                if hooks or _AGENT_GLOBALS:
-                    if not juggle:
-                        juggle = True
-                        FRAME.set(mine)
-                    if hooks or _G_BEFORE_TURN:
-                        if hooks:
-                            await self._fire(AgentHook.BEFORE_TURN)
-                        else:  # the frame is this agent's (juggle)
-                            await fire_global(_G_BEFORE_TURN, self._tags, self)
-                        if not queue:
-                            break
-                turn = queue.popleft()
-                self._current_turn = turn
-                if turn._tool.is_generator:
-                    stream = run_yielding(turn, self)
-                    try:
-                        while True:
-                            try:
-                                value = await stream.__anext__()
-                            except StopAsyncIteration:
-                                break
-                            except Exception as exc:
-                                _note(exc, self, turn)
-                                raise
-                            if hooks or _G_TURN_VALUE or isinstance(value, _ROUTED):
-                                await self._deliver(turn, value)
-                            if opened:
-                                FRAME.set(outer)
-                                _scope.detach(opened, tokens)  # type: ignore[arg-type]
-                                tokens = None
-                                try:
-                                    yield turn, value
-                                finally:
-                                    FRAME.set(mine)
-                                    tokens = _scope.attach(opened)
-                            elif juggle:
-                                FRAME.set(outer)
-                                yield turn, value
-                                FRAME.set(mine)
-                            else:
-                                yield turn, value
-                    finally:
-                        await stream.aclose()
-                    self._current_turn = None
-                else:
-                    try:
-                        value = await run_returning(turn, self)
-                    except Exception as exc:
-                        _note(exc, self, turn)
-                        raise
-                    self._current_turn = None
-                    if hooks or _G_TURN_VALUE or isinstance(value, _ROUTED):
-                        await self._deliver(turn, value)
-                    if opened:
-                        FRAME.set(outer)
-                        _scope.detach(opened, tokens)  # type: ignore[arg-type]
-                        tokens = None
-                        try:
-                            yield turn, value
-                        finally:
-                            FRAME.set(mine)
-                            tokens = _scope.attach(opened)
-                    elif juggle:
-                        FRAME.set(outer)
-                        yield turn, value
-                        FRAME.set(mine)
-                    else:
-                        yield turn, value
-                if hooks:
-                    await self._fire(AgentHook.AFTER_TURN, turn)
-                elif _G_AFTER_TURN:
-                    await fire_global(_G_AFTER_TURN, self._tags, self, turn)
-                done += 1
-                if not done % _BREATHE_EVERY:
-                    await asyncio.sleep(0)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            FRAME.set(mine)
-            self._current_turn = None
-            self._running = False
-            try:
-                if hooks or _AGENT_GLOBALS:
-                    await self._fire(
-                        AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
-                    )
-            finally:
-                FRAME.set(outer)
-                if opened:
-                    if tokens is not None:
-                        _scope.detach(opened, tokens)
-                    _scope.close_run(opened, self, error)
+        return run_agent(self)
 
     # -- branching and serialization ---------------------------------------------------------
 
     def branch(
         self,
         name: str,
-        tools: Iterable[Tool] | None = None,
-        hooks: Iterable[Any] | None = None,
         description: str | None = None,
+        tools: Iterable[Tool] | None = None,
+        hooks: Iterable[Any] | None = _KEEP,
     ) -> Agent:
         """Return a new agent that starts as a copy of this one.
 
-        The child inherits the description, tools, hooks, tags, a branch of the context queue
-        and pool, and copies of the queued turns whose tool it has.
+        The child inherits the description, tools, hooks, turn hooks, tags, a branch of the
+        context queue and pool, and copies of the queued turns whose tool it has.
 
         Args:
             name: the child's (unique) name.
-            tools: override the tools.
-            hooks: override the hooks (``[]`` for none).
             description: override the description.
+            tools: override the tools.
+            hooks: override the agent hooks: a list (copied), or None / ``[]`` for none;
+                omitted, a copy of this agent's. Turn hooks are always copied.
         """
-        child = Agent(
-            name,
-            self._description if description is None else description,
-            self._tools.values() if tools is None else tools,
-            context_queue=self._context_queue.branch(),
-            context_pool=self._context_pool.branch(),
-            hooks=self._hooks if hooks is None else hooks,
-            tags=self._tags,
-        )
-        child._queue.extend(
-            _copy_turn(t) for t in self._queue if child._tools.get(t.tool.metadata.name) is t.tool
-        )
-        return child
+        return _agent_serde.branch(self, name, description, tools, hooks, _KEEP)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the agent as a JSON-compatible dict.
 
-        Includes the queue, the turn in flight (``current_turn``), hooks by name, the context
-        queue and pool, and the paused state.
+        Includes the queue, the turn in flight (``current_turn``), hooks and turn hooks by
+        type and name, the context queue and pool, and the paused state.
         """
-        current = self._current_turn
-        return {
-            "name": self._name,
-            "description": self._description,
-            "tool_names": list(self._tools),
-            "tags": sorted(self._tags),
-            "hooks": [h.metadata.name for h in self._hooks],
-            "queue": [t.to_dict() for t in self._queue],
-            "current_turn": None if current is None else current.to_dict(),
-            "context_queue": self._context_queue.to_dict(),
-            "context_pool": self._context_pool.to_dict(),
-            "is_paused": self._paused,
-        }
+        return _agent_serde.to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> Agent:
+    def from_dict(cls, data: Any, *, tools: Iterable[Tool | str] | None = None) -> Agent:
         """Rebuild an agent from ``to_dict()`` output and register it.
 
         A ``current_turn`` (a turn that was in flight) is queued first, so it runs again.
-        Names resolve only through the registries; nothing is imported or evaluated.
+        Names resolve only through the registries; nothing is imported or evaluated. The
+        paused state is restored last.
+
+        Args:
+            data: what ``to_dict()`` returned (for example, parsed from JSON).
+            tools: an allow-list (tools or names): a payload naming any other tool is
+                refused, so untrusted data cannot grant the agent a tool it never had.
 
         Raises:
-            SerializationError: a field is missing, has the wrong type, or a queued turn
-                uses a tool outside ``tool_names``.
+            SerializationError: a field is missing, has the wrong type, names a tool outside
+                ``tool_names`` or the allow-list, or holds data that is not JSON.
             UnregisteredToolError / UnregisteredHookError: a name is not registered.
             ValueError: an agent with this name is already registered.
         """
-        where = "Agent.from_dict"
-        data = _serde.mapping(data, where)
-        name = _serde.field(data, "name", str, where)
-        if not name:
-            raise SerializationError(f"{where}: field 'name' must not be empty")
-        where = f"Agent.from_dict({name!r})"
-        description = _serde.field(data, "description", str, where)
-        tools = [ToolRegistry.get(n) for n in _serde.string_list(data, "tool_names", where)]
-        tool_names = {t.metadata.name for t in tools}
-        turns: list[Turn] = []
-        current = _serde.field(data, "current_turn", (dict, type(None)), where, default=None)
-        raw_queue = _serde.field(data, "queue", list, where, default=[])
-        offset = 0 if current is None else 1
-        for i, raw in enumerate(([current] if current is not None else []) + raw_queue):
-            path = "'current_turn'" if i < offset else f"'queue'[{i - offset}]"
-            turn = _serde.nested(where, path, Turn.from_dict, raw)
-            if turn.tool.metadata.name not in tool_names:
-                raise SerializationError(
-                    f"{where}: field {path} uses tool {turn.tool.metadata.name!r}, "
-                    f"which is not in 'tool_names'"
-                )
-            turns.append(turn)
-        context_queue = (
-            _serde.nested(where, "'context_queue'", ContextQueue.from_dict, data["context_queue"])
-            if data.get("context_queue") is not None
-            else None
-        )
-        context_pool = (
-            _serde.nested(where, "'context_pool'", ContextPool.from_dict, data["context_pool"])
-            if data.get("context_pool") is not None
-            else None
-        )
-        hooks = _serde.hooks_from(data, where)
-        tags = _serde.tags_from(data, where)
-        paused = _serde.field(data, "is_paused", bool, where, default=False)
-        agent = cls(name, description, tools, context_queue, context_pool, hooks=hooks, tags=tags)
-        agent._queue.extend(turns)
-        agent._paused = paused
-        return agent
+        return _agent_serde.from_dict(cls, data, tools)

@@ -83,8 +83,12 @@ class Tool(Protocol):
     metadata: ToolMetadata
     hooks: list[Any]
     tags: frozenset[str]
-    lock: bool
     is_generator: bool
+
+    @property
+    def lock(self) -> asyncio.Lock | None:
+        """The lock serialising runs (``lock=True``), or None."""
+        ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Invoke the tool with its hooks."""
@@ -114,11 +118,20 @@ class _BaseTool:
         self.metadata = ToolMetadata(fn.__name__, inspect.getdoc(fn))
         self.hooks: list[Any] = []
         self.tags = tags
-        self.lock = lock
         self.fixed_kwargs = fixed_kwargs
         self._shape = shape
         # True when a call can go straight to the function: no lock, kwargs or injection.
         self._plain = shape.plain
+
+    @property
+    def lock(self) -> asyncio.Lock | None:
+        """The ``asyncio.Lock`` serialising this tool's runs, or None without ``lock=True``.
+
+        An ``asyncio.Lock`` serves one event loop, so each loop gets its own (a tool used
+        from several threads, each running its own loop, is serialised within each loop):
+        inside a running loop this is that loop's lock.
+        """
+        return self._shape.lock_object()
 
     def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         hooks = self.hooks
@@ -164,7 +177,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
                     result = await self.fn(*args, **kwargs)
                 else:
                     call_kwargs = self._shape.kwargs(args, kwargs)
-                    if self.lock:
+                    if self._shape.lock:
                         async with self._shape.get_lock():
                             result = await self.fn(*args, **call_kwargs)
                     else:
@@ -230,7 +243,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             if self.hooks or _G_BEFORE:
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
             call_kwargs = self._shape.kwargs(args, kwargs)
-            if self.lock:
+            if self._shape.lock:
                 lock = self._shape.get_lock()
                 await lock.acquire()
             agen = self.fn(*args, **call_kwargs)
@@ -376,7 +389,7 @@ class _ToolDecorator:
             made = CoroutineTool(fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs)
         else:
             raise TypeError(
-                f"@tool needs an 'async def' function or async generator, "
+                f"Tool must be async: @tool needs an 'async def' function or async generator, "
                 f"got {getattr(fn, '__name__', fn)!r} ({type(fn).__name__})"
             )
         ToolRegistry.register(made)

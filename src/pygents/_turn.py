@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterable
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any
 
 from . import _serde
+from ._context_item import first_non_json
 from ._enums import StopReason, TurnHook
 from ._hooks import HookPoint, normalize_tags
 from ._registry import ToolRegistry
 from ._tool import AsyncGenTool, CoroutineTool, _BaseTool
 from ._turn_metadata import TurnMetadata
+from ._turn_metadata import read as read_metadata
 from ._turn_run import run_returning, run_yielding
 from .errors import SafeExecutionError, SerializationError, WrongRunMethodError
 
@@ -140,14 +144,23 @@ class Turn:
         A fresh view each time (the values live on the turn): caching it on the turn would
         make every turn a reference cycle, left for the cyclic GC to find.
         """
-        return TurnMetadata(self)
+        return TurnMetadata._of(self)
+
+    @metadata.setter
+    def metadata(self, value: TurnMetadata) -> None:
+        if not isinstance(value, TurnMetadata):
+            raise TypeError(f"Turn metadata must be a TurnMetadata, got {type(value).__name__}")
+        self._start = value._turn._start
+        self._end = value._turn._end
+        self._stop_reason = value._turn._stop_reason
 
     # -- guarded attributes ------------------------------------------------------------------
 
     def _guard(self, name: str) -> None:
         if self._running:
             raise SafeExecutionError(
-                f"Cannot change {name!r} of {self!r} while it is running; change it before or after"
+                f"Cannot change property {name!r} while the turn is running (a turn of tool "
+                f"{self._tool.metadata.name!r}); change it before or after the run"
             )
 
     @property
@@ -201,7 +214,14 @@ class Turn:
         return self._running
 
     def __repr__(self) -> str:
-        return f"Turn({self._tool.metadata.name!r})"
+        return (
+            f"Turn(tool={self._tool.metadata.name!r}, timeout={self._timeout!r}, "
+            f"metadata={self.metadata!r})"
+        )
+
+    def __class_getitem__(cls, item: Any) -> GenericAlias:
+        """``Turn[int]`` in annotations; ``Turn[int](...)`` builds a plain ``Turn``."""
+        return GenericAlias(cls, item)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -215,7 +235,8 @@ class Turn:
         """
         if self._tool.is_generator:
             raise WrongRunMethodError(
-                f"{self!r} runs an async-generator tool: iterate turn.yielding() instead"
+                f"The turn of tool {self._tool.metadata.name!r} runs an async-generator tool: "
+                f"iterate turn.yielding() instead"
             )
         return await run_returning(self, None)
 
@@ -227,86 +248,102 @@ class Turn:
         """
         if not self._tool.is_generator:
             raise WrongRunMethodError(
-                f"{self!r} runs a coroutine tool: await turn.returning() instead"
+                f"The turn of tool {self._tool.metadata.name!r} runs a coroutine tool: await "
+                f"turn.returning() instead"
             )
         return run_yielding(self, None)
 
     # -- serialization -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the turn as a JSON-compatible dict (hooks by name).
+        """Return the turn as a JSON-compatible dict (hooks by type and name, the output).
 
         Raises:
             SerializationError: an argument is a callable (dynamic arguments cannot be saved).
         """
+        name = self._tool.metadata.name
         for i, arg in enumerate(self._args):
             if callable(arg):
                 raise SerializationError(
-                    f"{self!r}: args[{i}] is a callable and cannot be serialized"
+                    f"Turn of tool {name!r}: args[{i}] is a callable and cannot be serialized"
                 )
         for key, value in self._kwargs.items():
             if callable(value):
                 raise SerializationError(
-                    f"{self!r}: kwargs[{key!r}] is a callable and cannot be serialized"
+                    f"Turn of tool {name!r}: kwargs[{key!r}] is a callable and cannot be serialized"
                 )
         return {
-            "tool_name": self._tool.metadata.name,
+            "tool_name": name,
             "args": list(self._args),
             "kwargs": dict(self._kwargs),
             "timeout": self._timeout,
             "tags": sorted(self.tags),
-            "hooks": [h.metadata.name for h in self._hooks or ()],
+            "hooks": _serde.hooks_to(self._hooks or ()),
             "metadata": self.metadata.dict(),
+            "output": self.output,
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Turn:
         """Rebuild a turn from ``to_dict()`` output.
 
-        Names resolve only through ``ToolRegistry`` and ``HookRegistry``.
+        Names resolve only through ``ToolRegistry`` and ``HookRegistry``; arguments must be
+        JSON data (nothing callable, nothing evaluated).
 
         Raises:
-            SerializationError: a field is missing or has the wrong type.
+            SerializationError: a field is missing, has the wrong type, holds something that
+                is not JSON data, or a timeout that cannot be used; a hook is not a turn hook.
             UnregisteredToolError: the tool name is not registered.
             UnregisteredHookError: a hook name is not registered.
         """
         where = "Turn.from_dict"
         data = _serde.mapping(data, where)
         tool = ToolRegistry.get(_serde.field(data, "tool_name", str, where))
+        args = _serde.field(data, "args", list, where, default=[])
         kwargs = _serde.field(data, "kwargs", dict, where, default={})
-        for key in kwargs:
-            if not isinstance(key, str):
-                raise SerializationError(f"{where}: field 'kwargs' has a non-string key {key!r}")
-        timeout = _serde.field(data, "timeout", (int, float, type(None)), where, default=60)
+        for field, value in (("args", args), ("kwargs", kwargs)):
+            bad = first_non_json(value)
+            if bad is not None:
+                raise SerializationError(
+                    f"{where}: field {field!r}{bad[0]} holds {bad[1]}, not JSON data"
+                )
+        timeout = _usable_timeout(
+            _serde.field(data, "timeout", (int, float, type(None)), where, default=60), where
+        )
         try:
             turn = cls(
                 tool,
                 timeout=timeout,
-                args=list(_serde.field(data, "args", list, where, default=[])),
+                args=list(args),
                 kwargs=dict(kwargs),
                 tags=_serde.tags_from(data, where),
             )
         except ValueError as exc:
             raise SerializationError(f"{where}: {exc}") from None
-        turn.hooks.extend(_serde.hooks_from(data, where))
+        hooks = _serde.hooks_from(data, where, "hooks", (TurnHook,))
+        if hooks:
+            turn.hooks.extend(hooks)
         raw_meta = _serde.field(data, "metadata", dict, where, default={})
-        meta_where = f"{where} metadata"
-        turn._start = _serde.optional_time(raw_meta, "start_time", meta_where)
-        turn._end = _serde.optional_time(raw_meta, "end_time", meta_where)
-        reason = _serde.field(raw_meta, "stop_reason", (str, type(None)), meta_where, default=None)
-        if reason is not None:
-            try:
-                turn._stop_reason = StopReason(reason)
-            except ValueError:
-                raise SerializationError(f"{meta_where}: unknown stop_reason {reason!r}") from None
-        carrier = _serde.field(
-            raw_meta, "trace_context", (dict, type(None)), meta_where, default=None
-        )
-        if carrier is not None:
-            if not all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()):
-                raise SerializationError(f"{meta_where}: trace_context must map strings to strings")
-            turn._trace_context = dict(carrier)
+        read_metadata(turn, raw_meta, f"{where} metadata")
+        if "output" in data:
+            turn.output = data["output"]
         return turn
+
+
+def _usable_timeout(value: Any, where: str) -> Any:
+    """A serialized timeout, refused when no timer can use it (NaN, infinite, huge)."""
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise SerializationError(
+            f"{where}: field 'timeout' must be a finite number of seconds, got "
+            f"{_serde.short(value)}"
+        )
+    return value
 
 
 def _check_args(value: Any) -> list[Any] | tuple[Any, ...]:

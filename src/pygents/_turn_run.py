@@ -97,8 +97,8 @@ async def _finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> A
     except TimeoutError as exc:
         if deadline.expired():
             error = TurnTimeoutError(
-                f"{turn!r} timed out after {turn._timeout} s: raise its timeout, or make "
-                f"the tool faster"
+                f"Turn of tool {turn._tool.metadata.name!r} timed out after {turn._timeout}s: "
+                f"raise its timeout, or make the tool faster"
             )
             error.turn = turn
             raise error from exc
@@ -129,7 +129,8 @@ def _completion(turn: Turn, agent: Agent | None, local: bool) -> Awaitable[Any]:
 
 def _fire_turn(turn: Turn, agent: Agent | None, hook_type: TurnHook, *args: Any) -> Awaitable[Any]:
     hooks = turn._hooks or ()
-    lists = (hooks,) if agent is None else (hooks, agent._hooks)
+    # The turn's own hooks, then the agent's turn hooks, then turn hooks put in its hooks.
+    lists = (hooks,) if agent is None else (hooks, agent._turn_hooks, agent._hooks)
     return fire(hook_type, lists, GLOBAL_BY_TYPE[hook_type], turn.tags, turn, *args)
 
 
@@ -142,7 +143,10 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
     global list is non-empty.
     """
     if turn._running:
-        raise SafeExecutionError(f"{turn!r} is already running: a turn runs once at a time")
+        raise SafeExecutionError(
+            f"The turn of tool {turn._tool.metadata.name!r} is already running: a turn runs "
+            f"once at a time"
+        )
     outer = FRAME.get()
     tool = turn._tool
     frame = (agent if agent is not None else outer[0], turn, tool)
@@ -151,7 +155,7 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
     turn._stop_reason = None
     turn._end = None
     turn._start = tool.metadata._start = time()
-    local = bool(turn._hooks or (agent is not None and agent._hooks))
+    local = bool(turn._hooks or (agent is not None and (agent._hooks or agent._turn_hooks)))
     return outer, frame, local or bool(_TURN_GLOBALS), local
 
 

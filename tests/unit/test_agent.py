@@ -115,7 +115,7 @@ class TestConstructor:
     def test_default_context_queue_and_pool(self) -> None:
         agent = Agent("worker", "desc", [make_echo()])
         assert isinstance(agent.context_queue, ContextQueue)
-        assert agent.context_queue.limit == 100
+        assert agent.context_queue.limit == 10
         assert len(agent.context_queue) == 0
         assert isinstance(agent.context_pool, ContextPool)
         assert agent.context_pool.limit is None
@@ -259,15 +259,16 @@ class TestRun:
         agent = Agent("worker", "desc", [start, finish])
         await agent.put(Turn("start"))
         await agent.put(Turn("finish", kwargs={"x": "queued"}))
+        start_turn = agent.turns[0]
         pairs = await drain(agent)
-        # The returned turn goes to the back of the queue.
-        assert [(t.tool_name, v if isinstance(v, str) else "turn") for t, v in pairs] == [
-            ("start", "turn"),
+        # The returned turn goes to the back of the queue, and is not yielded itself.
+        assert [(t.tool_name, v) for t, v in pairs] == [
             ("finish", "queued"),
             ("finish", "from start"),
         ]
-        returned = pairs[0][1]
-        assert pairs[2][0] is returned
+        returned = start_turn.output
+        assert isinstance(returned, Turn)
+        assert pairs[1][0] is returned
 
     async def test_context_items_are_routed(self) -> None:
         @tool()
@@ -287,14 +288,10 @@ class TestRun:
         await agent.put(Turn("store", kwargs={"doc_id": "d1"}))
         await agent.put(Turn("other"))
         pairs = await drain(agent)
-        assert [v for _, v in pairs][:2] == [
-            ContextItem(content="hello"),
-            ContextItem(id="d1", description="doc d1", content="body"),
-        ]
+        # Routed values are consumed, not yielded; a dict is just a value.
+        assert [v for _, v in pairs] == [{"id": "x", "description": "not an item"}]
         assert [i.content for i in agent.context_queue.items] == ["hello"]
         assert [i.id for i in agent.context_pool.items] == ["d1"]
-        assert pairs[0][1] is agent.context_queue.items[0]
-        assert pairs[1][1] is agent.context_pool["d1"]
 
     async def test_streamed_values_are_routed_before_they_are_yielded(self) -> None:
         @tool()
@@ -320,10 +317,8 @@ class TestRun:
                     len(agent),
                 )
             )
+        # Only "plain" and the leaf's value are yielded; the routed ones were routed first.
         assert observed == [
-            (ContextItem(content="q-item"), 1, 0, 0),
-            (ContextItem(id="p1", description="pool item", content=1), 1, 1, 0),
-            ("turn", 1, 1, 1),
             ("plain", 1, 1, 1),
             ("leaf ran", 1, 1, 0),
         ]
@@ -707,7 +702,7 @@ class TestBranch:
 
         child = parent.branch("child")
         child_values = await values_of(child)
-        assert len(child_values) == 2
+        assert child_values == []  # both values were routed into the child's context
         # Running the child left the parent's queue and context untouched.
         assert len(parent) == 2
         assert len(parent.context_queue) == 0
@@ -964,7 +959,6 @@ class TestAgentHooks:
             ("before_put", agent, t2, False),
             ("after_put", agent, t2, True),
             ("value", agent, t1, t2, 1),
-            ("consumer", t1, t2),
             ("after_turn", agent, t1),
             ("before_turn", agent, 1),
             ("tool", "second"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from pygents import Agent, ContextItem, ContextPool, ContextQueue, StopReason, Turn
 
@@ -52,6 +53,23 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def owned_by(owner: str) -> Callable[[F], F]:
+    """Name a per-agent hook function after its agent, before an instance decorator sees it.
+
+    Hooks are registered (and found again on restore) by name, so a hook made in a loop or a
+    factory needs a name of its own per agent.
+    """
+
+    def rename(fn: F) -> F:
+        fn.__name__ = fn.__qualname__ = f"{fn.__name__}_{owner}"
+        return fn
+
+    return rename
+
+
 class Stats:
     """Statistics of every agent of a run, kept up to date by hooks on the agents."""
 
@@ -69,6 +87,7 @@ class Stats:
         stats = self.agents.setdefault(agent.name, AgentStats())
 
         @agent.on_complete
+        @owned_by(agent.name)
         async def count_turn(turn: Turn, stop_reason: StopReason) -> None:
             if stop_reason is StopReason.CANCELLED:
                 stats.cancelled += 1
@@ -82,10 +101,12 @@ class Stats:
                 stats.record(turn.metadata.duration)
 
         @agent.context_queue.on_evict
+        @owned_by(agent.name)
         async def count_queue_eviction(queue: ContextQueue, item: ContextItem[str]) -> None:
             stats.queue_evictions += 1
 
         @agent.context_pool.on_evict
+        @owned_by(agent.name)
         async def count_pool_eviction(pool: ContextPool, item: ContextItem[str]) -> None:
             stats.pool_evictions += 1
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pygents import Agent, StopReason, Turn, TurnTimeoutError
 
 from ._agents import Crew, new_question, planned_turns
+from ._summary import owned_by
 from ._world import ServiceError, World
 
 __all__ = ["Workload"]
@@ -43,14 +44,17 @@ def _listen(agent: Agent, wake: asyncio.Event, changed: asyncio.Event) -> None:
     """Set ``wake`` when a turn is put on ``agent``; ``changed`` when a turn or a run ends."""
 
     @agent.after_put
+    @owned_by(agent.name)
     async def wake_runner(agent: Agent, turn: Turn) -> None:
         wake.set()
 
     @agent.on_complete
+    @owned_by(agent.name)
     async def turn_ended(turn: Turn, stop_reason: StopReason) -> None:
         changed.set()
 
     @agent.on_run_end
+    @owned_by(agent.name)
     async def run_ended(agent: Agent, error: BaseException | None) -> None:
         changed.set()
 

@@ -1,0 +1,224 @@
+"""The agent's run loop: take turns off the queue, execute them, route and stream values.
+
+``run_agent`` is what ``Agent.run()`` returns. Values a turn produces are routed (a ``Turn``
+is enqueued, a ``ContextItem`` goes to the context queue or pool), ``ON_TURN_VALUE`` fires for
+every value, and only values that were not routed are yielded to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
+
+from . import _scope
+from ._context import ContextItem
+from ._current import FRAME
+from ._enums import AgentHook
+from ._hooks import fire_global
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
+from ._scope import SCOPES
+from ._turn import Turn
+from ._turn_run import run_returning, run_yielding
+from .errors import SafeExecutionError
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+
+__all__ = ["deliver", "gate", "route", "run_agent"]
+
+#: The run loop yields to the event loop after this many turns that never suspended,
+#: so that other agents and timers get to run.
+_BREATHE_EVERY = 64
+
+_AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
+# Per-type global hook lists (mutated in place by HookRegistry): the run loop tests the
+# one of each event, so an event nobody listens to is not dispatched.
+_G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
+_G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
+_G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
+_ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not yield)
+
+
+def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
+    exc.add_note(f"raised by a turn of tool {turn.tool_name!r} run by agent {agent.name!r}")
+
+
+async def gate(agent: Agent) -> None:
+    """Wait while the agent is paused, firing ON_PAUSE and ON_RESUME."""
+    hooked = bool(agent._hooks or _AGENT_GLOBALS)
+    if hooked:
+        await agent._fire(AgentHook.ON_PAUSE)
+    while agent._paused:
+        agent._resumed = asyncio.Event()
+        await agent._resumed.wait()
+    agent._resumed = None
+    if hooked:
+        await agent._fire(AgentHook.ON_RESUME)
+
+
+async def deliver(agent: Agent, turn: Turn, value: Any) -> None:
+    """Route a value (a Turn or ContextItem), then fire ON_TURN_VALUE."""
+    if isinstance(value, _ROUTED):
+        await route(agent, value, turn)
+    if agent._hooks:
+        await agent._fire(AgentHook.ON_TURN_VALUE, turn, value)
+    elif _G_TURN_VALUE:
+        # The run loop's frame is this agent's whenever a global agent hook exists.
+        await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
+
+
+async def route(agent: Agent, value: Any, source: Turn) -> None:
+    """Put a Turn on the agent's queue, a ContextItem in its context queue or pool."""
+    # Routing runs in the producing turn's frame, so put/append/add hooks see
+    # current_turn() == the turn whose output is being routed.
+    outer = FRAME.get()
+    FRAME.set((agent, source, source._tool))
+    try:
+        if isinstance(value, Turn):
+            await agent.put(value)
+        elif value.id is None:
+            await agent._context_queue.append(value)
+        else:
+            await agent._context_pool.add(value)
+    finally:
+        FRAME.set(outer)
+
+
+async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
+    """Run queued turns in order, yielding ``(turn, value)``; return when the queue is empty.
+
+    A returned ``Turn`` is enqueued; a returned ``ContextItem`` goes to the context queue
+    (no id) or the context pool (with id). A tool error or timeout propagates; the agent
+    then stops running and every turn still queued stays queued.
+
+    Raises:
+        SafeExecutionError: the agent is already running.
+    """
+    if agent._running:
+        raise SafeExecutionError(f"Agent {agent._name!r} is already running")
+    agent._running = True
+    queue = agent._queue
+    hooks = agent._hooks
+    error: BaseException | None = None
+    done = 0
+    # Between turns, current_agent() is this agent; around each yield the consumer's
+    # frame is put back, so code between iterations sees its own.
+    outer = FRAME.get()
+    mine = (agent, None, None)
+    # Execution scopes (a tracer's run span) are current during each step of the run,
+    # hooks included, and detached around each yield like the frame.
+    opened = _scope.open_run(agent) if SCOPES else None
+    tokens = _scope.attach(opened) if opened else None
+    # With hooks or scopes, the frame between turns is this agent's (put back around
+    # each yield); without, nobody looks at it, so it is not touched per turn.
+    juggle = bool(hooks or _AGENT_GLOBALS or opened)
+    if juggle:
+        FRAME.set(mine)
+    try:
+        if hooks or _AGENT_GLOBALS:
+            await agent._fire(AgentHook.ON_RUN_START)
+        while queue:
+            if agent._paused:
+                await gate(agent)
+                if not queue:
+                    break
+            if hooks or _AGENT_GLOBALS:
+                if not juggle:
+                    juggle = True
+                    FRAME.set(mine)
+                if hooks or _G_BEFORE_TURN:
+                    if hooks:
+                        await agent._fire(AgentHook.BEFORE_TURN)
+                    else:  # the frame is this agent's (juggle)
+                        await fire_global(_G_BEFORE_TURN, agent._tags, agent)
+                    if not queue:
+                        break
+            turn = queue.popleft()
+            agent._current_turn = turn
+            if turn._tool.is_generator:
+                stream = run_yielding(turn, agent)
+                try:
+                    while True:
+                        try:
+                            value = await stream.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except Exception as exc:
+                            _note(exc, agent, turn)
+                            raise
+                        if isinstance(value, _ROUTED):
+                            await deliver(agent, turn, value)
+                            continue  # routed values are not yielded
+                        if hooks or _G_TURN_VALUE:
+                            await deliver(agent, turn, value)
+                        if opened:
+                            FRAME.set(outer)
+                            _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                            tokens = None
+                            try:
+                                yield turn, value
+                            finally:
+                                FRAME.set(mine)
+                                tokens = _scope.attach(opened)
+                        elif juggle:
+                            FRAME.set(outer)
+                            yield turn, value
+                            FRAME.set(mine)
+                        else:
+                            yield turn, value
+                finally:
+                    await stream.aclose()
+                agent._current_turn = None
+            else:
+                try:
+                    value = await run_returning(turn, agent)
+                except Exception as exc:
+                    _note(exc, agent, turn)
+                    raise
+                agent._current_turn = None
+                routed = isinstance(value, _ROUTED)
+                if routed or hooks or _G_TURN_VALUE:
+                    await deliver(agent, turn, value)
+                if routed:
+                    pass  # routed values are not yielded
+                elif opened:
+                    FRAME.set(outer)
+                    _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                    tokens = None
+                    try:
+                        yield turn, value
+                    finally:
+                        FRAME.set(mine)
+                        tokens = _scope.attach(opened)
+                elif juggle:
+                    FRAME.set(outer)
+                    yield turn, value
+                    FRAME.set(mine)
+                else:
+                    yield turn, value
+            if hooks:
+                await agent._fire(AgentHook.AFTER_TURN, turn)
+            elif _G_AFTER_TURN:
+                await fire_global(_G_AFTER_TURN, agent._tags, agent, turn)
+            done += 1
+            if not done % _BREATHE_EVERY:
+                await asyncio.sleep(0)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        FRAME.set(mine)
+        agent._current_turn = None
+        agent._running = False
+        try:
+            if hooks or _AGENT_GLOBALS:
+                await agent._fire(
+                    AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
+                )
+        finally:
+            FRAME.set(outer)
+            if opened:
+                if tokens is not None:
+                    _scope.detach(opened, tokens)
+                _scope.close_run(opened, agent, error)

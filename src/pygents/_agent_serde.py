@@ -1,0 +1,147 @@
+"""An agent's branching and serialization: ``branch()``, ``to_dict()``, ``from_dict()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import _serde
+from ._context import ContextPool, ContextQueue
+from ._enums import AgentHook, TurnHook
+from ._registry import ToolRegistry
+from ._turn import Turn
+from .errors import SerializationError
+
+if TYPE_CHECKING:
+    from ._agent import Agent
+    from ._tool import Tool
+
+__all__ = ["branch", "from_dict", "to_dict"]
+
+#: Hook families an agent's ``hooks`` may hold (turn hooks put there by hand keep working).
+_AGENT_FAMILIES = (AgentHook, TurnHook)
+_TURN_FAMILIES = (TurnHook,)
+
+
+def _copy_turn(turn: Turn) -> Turn:
+    copy = Turn(turn.tool, turn.timeout, list(turn.args), dict(turn.kwargs), turn.tags)
+    if turn._hooks:
+        copy.hooks.extend(turn._hooks)
+    if turn._trace_context is not None:
+        copy._trace_context = dict(turn._trace_context)
+    return copy
+
+
+def branch(
+    agent: Agent,
+    name: str,
+    description: str | None,
+    tools: Iterable[Tool] | None,
+    hooks: Iterable[Any] | None,
+    keep: Any,
+) -> Agent:
+    """A child of ``agent`` (see ``Agent.branch``)."""
+    child = type(agent)(
+        name,
+        agent._description if description is None else description,
+        agent._tools.values() if tools is None else tools,
+        context_pool=agent._context_pool.branch(),
+        context_queue=agent._context_queue.branch(),
+        tags=agent._tags,
+        hooks=agent._hooks if hooks is keep else (hooks or ()),
+        turn_hooks=agent._turn_hooks,
+    )
+    child._queue.extend(
+        _copy_turn(t) for t in agent._queue if child._tools.get(t.tool.metadata.name) is t.tool
+    )
+    return child
+
+
+def to_dict(agent: Agent) -> dict[str, Any]:
+    """``Agent.to_dict()``."""
+    current = agent._current_turn
+    return {
+        "name": agent._name,
+        "description": agent._description,
+        "tool_names": list(agent._tools),
+        "tags": sorted(agent._tags),
+        "hooks": _serde.hooks_to(agent._hooks),
+        "turn_hooks": _serde.hooks_to(agent._turn_hooks),
+        "queue": [t.to_dict() for t in agent._queue],
+        "current_turn": None if current is None else current.to_dict(),
+        "context_queue": agent._context_queue.to_dict(),
+        "context_pool": agent._context_pool.to_dict(),
+        "is_paused": agent._paused,
+    }
+
+
+def _allowed_names(tools: Iterable[Tool | str]) -> set[str]:
+    names = set()
+    for t in tools:
+        name = t if isinstance(t, str) else getattr(getattr(t, "metadata", None), "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"Agent.from_dict: tools= takes tools or tool names, got {t!r}")
+        names.add(name)
+    return names
+
+
+def from_dict(cls: type[Agent], data: Any, allowed: Iterable[Tool | str] | None) -> Agent:
+    """``Agent.from_dict()``."""
+    where = "Agent.from_dict"
+    data = _serde.mapping(data, where)
+    name = _serde.field(data, "name", str, where)
+    if not name:
+        raise SerializationError(f"{where}: field 'name' must not be empty")
+    where = f"Agent.from_dict({_serde.short(name)})"
+    description = _serde.field(data, "description", str, where)
+    tool_names = _serde.string_list(data, "tool_names", where)
+    if allowed is not None:
+        permitted = _allowed_names(allowed)
+        refused = [n for n in tool_names if n not in permitted]
+        if refused:
+            raise SerializationError(
+                f"{where}: field 'tool_names' names {_serde.short(refused)}, not in the "
+                f"allow-list given to from_dict(tools=...)"
+            )
+    tools = [ToolRegistry.get(n) for n in tool_names]
+    known = set(tool_names)
+    turns: list[Turn] = []
+    current = _serde.field(data, "current_turn", (dict, type(None)), where, default=None)
+    raw_queue = _serde.field(data, "queue", list, where, default=[])
+    offset = 0 if current is None else 1
+    for i, raw in enumerate(([current] if current is not None else []) + raw_queue):
+        path = "'current_turn'" if i < offset else f"'queue'[{i - offset}]"
+        turn = _serde.nested(where, path, Turn.from_dict, raw)
+        if turn.tool.metadata.name not in known:
+            raise SerializationError(
+                f"{where}: field {path} uses tool {turn.tool.metadata.name!r}, "
+                f"which is not in 'tool_names'"
+            )
+        turns.append(turn)
+    context_queue = (
+        _serde.nested(where, "'context_queue'", ContextQueue.from_dict, data["context_queue"])
+        if data.get("context_queue") is not None
+        else None
+    )
+    context_pool = (
+        _serde.nested(where, "'context_pool'", ContextPool.from_dict, data["context_pool"])
+        if data.get("context_pool") is not None
+        else None
+    )
+    hooks = _serde.hooks_from(data, where, "hooks", _AGENT_FAMILIES)
+    turn_hooks = _serde.hooks_from(data, where, "turn_hooks", _TURN_FAMILIES)
+    tags = _serde.tags_from(data, where)
+    paused = _serde.field(data, "is_paused", bool, where, default=False)
+    agent = cls(
+        name,
+        description,
+        tools,
+        context_pool=context_pool,
+        context_queue=context_queue,
+        tags=tags,
+        hooks=hooks,
+        turn_hooks=turn_hooks,
+    )
+    agent._queue.extend(turns)
+    agent._paused = paused  # last: a paused agent's attributes are locked
+    return agent

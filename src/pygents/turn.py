@@ -1,0 +1,9 @@
+"""Turns: ``Turn`` and ``TurnMetadata`` (also importable from ``pygents``)."""
+
+from __future__ import annotations
+
+from ._enums import StopReason as StopReason
+from ._turn import Turn as Turn
+from ._turn_metadata import TurnMetadata as TurnMetadata
+
+__all__ = ["StopReason", "Turn", "TurnMetadata"]

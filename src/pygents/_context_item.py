@@ -66,7 +66,7 @@ def _path(link: Any) -> str:
     return "".join(shown)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ContextItem(Generic[T]):
     """A piece of context: content, plus an id and a description when it lives in a pool.
 
@@ -83,20 +83,30 @@ class ContextItem(Generic[T]):
         TypeError: ``description`` or ``id`` is neither a string nor None.
     """
 
-    # The original requires ``content``; ours defaults it to None (a superset: every call
-    # the original accepts means the same here).
-    content: T = None  # type: ignore[assignment]
-    description: str | None = None
-    id: str | None = None
+    content: T
+    description: str | None
+    id: str | None
 
-    def __post_init__(self) -> None:
-        if self.id is not None and not isinstance(self.id, str):
-            raise TypeError(f"ContextItem id must be a string or None, got {short_repr(self.id)}")
-        if self.description is not None and not isinstance(self.description, str):
+    # Written out rather than generated: a frozen dataclass's own __init__ sets each field
+    # through object.__setattr__ and then calls __post_init__, twice the cost of this, and
+    # tools build an item per value they return. The original requires ``content``; ours
+    # defaults it to None (every call the original accepts means the same here).
+    def __init__(
+        self,
+        content: T = None,  # type: ignore[assignment]
+        description: str | None = None,
+        id: str | None = None,
+    ) -> None:
+        if id is not None and not isinstance(id, str):
+            raise TypeError(f"ContextItem id must be a string or None, got {short_repr(id)}")
+        if description is not None and not isinstance(description, str):
             raise TypeError(
-                "ContextItem description must be a string or None, got "
-                f"{short_repr(self.description)}"
+                f"ContextItem description must be a string or None, got {short_repr(description)}"
             )
+        fields = self.__dict__  # frozen blocks attribute assignment, not the instance dict
+        fields["content"] = content
+        fields["description"] = description
+        fields["id"] = id
 
     def to_dict(self) -> dict[str, Any]:
         """Return the item as a plain dict (``content``, ``description``, ``id``)."""

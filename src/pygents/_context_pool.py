@@ -67,7 +67,9 @@ class ContextPool(Container):
     async def add(self, item: ContextItem[Any]) -> None:
         """Store ``item`` under its id, replacing an item with the same id.
 
-        When the pool is full and the id is new, the oldest item is evicted first.
+        When the pool is full and the id is new, the oldest item is evicted first
+        (``ON_EVICT``), then ``BEFORE_ADD`` fires, the item is stored and ``AFTER_ADD`` fires.
+        A ``BEFORE_ADD`` hook that raises stops the add; an eviction already made stands.
 
         Raises:
             TypeError: ``item`` is not a ``ContextItem``.
@@ -87,11 +89,14 @@ class ContextPool(Container):
                 del items[next(iter(items))]
             items[item.id] = item
             return
-        await self._fire(ContextPoolHook.BEFORE_ADD, item)
+        # The original's order: the eviction (ON_EVICT, while the oldest is still there, then
+        # its removal) comes before BEFORE_ADD, which sees the pool as the item will join it.
+        # So a BEFORE_ADD veto stops the add, not an eviction already made.
         if self.limit is not None and item.id not in items and len(items) >= self.limit:
             oldest = next(iter(items.values()))
             await self._fire(ContextPoolHook.ON_EVICT, oldest)
             items.pop(oldest.id, None)  # type: ignore[arg-type]
+        await self._fire(ContextPoolHook.BEFORE_ADD, item)
         items[item.id] = item
         await self._fire(ContextPoolHook.AFTER_ADD, item)
 

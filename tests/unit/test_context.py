@@ -559,23 +559,23 @@ class TestContextPoolAdd:
         assert evicted == []
         assert "d0" in pool
 
-    async def test_before_add_veto_leaves_pool_unchanged(self) -> None:
-        pool = ContextPool(limit=2)
+    async def test_before_add_veto_stops_the_add(self) -> None:
+        pool = ContextPool(limit=3)
         a, b = doc("a"), doc("b")
         await pool.add(a)
         await pool.add(b)
         events: list[Any] = []
 
         @pool.before_add
-        async def veto(p: ContextPool, item: ContextItem) -> None:
+        async def veto(p: ContextPool, item: ContextItem[Any]) -> None:
             raise PermissionError("read only")
 
         @pool.on_evict
-        async def on_evict(p: ContextPool, item: ContextItem) -> None:
+        async def on_evict(p: ContextPool, item: ContextItem[Any]) -> None:
             events.append(("evict", item))
 
         @pool.after_add
-        async def after(p: ContextPool, item: ContextItem) -> None:
+        async def after(p: ContextPool, item: ContextItem[Any]) -> None:
             events.append(("add", item))
 
         with pytest.raises(PermissionError):
@@ -585,6 +585,32 @@ class TestContextPoolAdd:
         assert pool.items == [a, b]
         assert pool["a"] is a
         assert events == []
+
+    async def test_eviction_comes_before_before_add(self) -> None:
+        pool = ContextPool(limit=2)
+        a, b = doc("a"), doc("b")
+        await pool.add(a)
+        await pool.add(b)
+        events: list[Any] = []
+
+        @pool.on_evict
+        async def on_evict(p: ContextPool, item: ContextItem[Any]) -> None:
+            events.append(("evict", item.id, len(p)))
+
+        @pool.before_add
+        async def before(p: ContextPool, item: ContextItem[Any]) -> None:
+            events.append(("before", item.id, len(p)))
+            if item.id == "d":
+                raise PermissionError("no d")
+
+        await pool.add(doc("c"))
+        assert events == [("evict", "a", 2), ("before", "c", 1)]
+        events.clear()
+        # A veto after an eviction stops the add; the eviction stands (as in the original).
+        with pytest.raises(PermissionError):
+            await pool.add(doc("d"))
+        assert events == [("evict", "b", 2), ("before", "d", 1)]
+        assert [i.id for i in pool.items] == ["c"]
 
 
 class TestContextPoolReadAndRemove:

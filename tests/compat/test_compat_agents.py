@@ -601,6 +601,27 @@ async def test_from_dict_rebuilds_queue_context_and_hooks():
     assert [v async for _, v in restored.run()] == [4]
 
 
+async def test_a_turn_in_flight_is_saved_as_current_turn_and_replayed_first(values):
+    snapshot: dict = {}
+
+    @tool()
+    async def step(n: int) -> int:
+        if not snapshot:
+            snapshot.update(agent.to_dict())
+        return n
+
+    agent = Agent("stepper", "Steps", [step])
+    await agent.put(Turn("step", args=[1]))
+    await agent.put(Turn("step", args=[2]))
+    assert await values(agent) == [1, 2]
+
+    assert snapshot["current_turn"]["tool_name"] == "step"
+    assert len(snapshot["queue"]) == 1
+    AgentRegistry.clear()
+    restored = Agent.from_dict(snapshot)
+    assert await values(restored) == [1, 2]
+
+
 async def test_from_dict_raises_unregistered_hook_error_for_an_unknown_hook():
     agent = Agent("saver", "Saves", [_make_doubler()])
     data = agent.to_dict()

@@ -680,6 +680,12 @@ def test_pool_from_dict_accepts_an_empty_hooks_mapping():
     assert restored.get("x").description == "one"
 
 
+def test_pool_from_dict_refuses_an_item_without_id():
+    data = {"limit": None, "items": [{"content": 1, "description": "d", "id": None}], "hooks": {}}
+    with pytest.raises(ValueError, match="ContextPool requires a ContextItem with 'id' set"):
+        ContextPool.from_dict(data)
+
+
 def test_pool_from_dict_raises_unregistered_hook_error():
     data = ContextPool().to_dict()
     data["hooks"] = {"after_add": ["missing_hook"]}

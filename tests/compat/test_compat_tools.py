@@ -56,6 +56,32 @@ def test_lock_true_gives_the_tool_an_asyncio_lock():
     assert isinstance(save_note.lock, asyncio.Lock)
 
 
+async def test_the_lock_covers_the_call_but_not_the_lifecycle_hooks():
+    inside_call = asyncio.Event()
+    release = asyncio.Event()
+    hook_ran_while_locked: list[bool] = []
+
+    @tool(lock=True)
+    async def exclusive(n: int) -> int:
+        if n == 1:
+            inside_call.set()
+            await release.wait()
+        return n
+
+    @exclusive.before_invoke
+    async def announce(n: int) -> None:
+        if n == 2:
+            hook_ran_while_locked.append(exclusive.lock.locked())
+            release.set()
+
+    first = asyncio.ensure_future(Turn("exclusive", args=[1]).returning())
+    await inside_call.wait()
+    # The second call's BEFORE_INVOKE runs while the first call still holds the lock.
+    assert await Turn("exclusive", args=[2]).returning() == 2
+    assert await first == 1
+    assert hook_ran_while_locked == [True]
+
+
 def test_decorating_a_sync_function_raises_type_error():
     def not_async(x: int) -> int:
         return x

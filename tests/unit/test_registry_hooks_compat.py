@@ -652,3 +652,14 @@ def test_hooks_and_registry_modules_re_export_the_originals_names():
     assert {"ContextQueueHook", "ContextPoolHook"} <= set(hooks.__all__)
     assert set(registry.__all__) == {"ToolRegistry", "AgentRegistry", "HookRegistry"}
     assert registry.HookRegistry is HookRegistry
+
+
+async def test_duck_typed_hooks_fire_for_an_agent_and_survive_branch(noop):
+    calls = []
+    agent = Agent("ducked", "d", [noop])
+    agent.hooks.append(Duck(AgentHook.BEFORE_TURN, "agent_duck", calls))
+    child = agent.branch("ducked-child")
+    await child.put(Turn("noop"))
+    async for _ in child.run():
+        pass
+    assert [name for name, _ in calls] == ["agent_duck"]

@@ -330,6 +330,13 @@ async def test_branch_hooks_none_gives_a_child_without_hooks():
 
 async def test_a_branch_gets_a_snapshot_of_both_context_stores():
     parent = Agent("lead", "Main agent", [_make_doubler()])
+
+    @parent.context_queue.after_append
+    async def window_grew(queue, appended_items, current) -> None: ...
+
+    @parent.context_pool.after_add
+    async def store_grew(pool, item) -> None: ...
+
     await parent.context_queue.append(ContextItem(content="shared"))
     await parent.context_pool.add(ContextItem(content=1, description="one", id="i1"))
 
@@ -342,6 +349,8 @@ async def test_a_branch_gets_a_snapshot_of_both_context_stores():
     assert "i2" not in parent.context_pool
     assert child.context_pool["i1"].content == 1
     assert child.context_queue is not parent.context_queue
+    assert child.context_queue.hooks == [window_grew]
+    assert child.context_pool.hooks == [store_grew]
     assert child.context_pool is not parent.context_pool
 
 

@@ -637,6 +637,12 @@ async def test_pool_hooks_get_the_documented_arguments_in_order():
 # -- ContextPool: serialization --------------------------------------------------------------
 
 
+async def test_pool_tags_survive_to_dict_and_branch():
+    store = ContextPool(limit=3, tags=["docs", "hot"])
+    assert ContextPool.from_dict(store.to_dict()).tags == frozenset({"docs", "hot"})
+    assert store.branch().tags == frozenset({"docs", "hot"})
+
+
 async def test_pool_to_dict_has_limit_items_hooks_and_tags():
     store = ContextPool(limit=3, tags=["docs"])
 
@@ -665,6 +671,7 @@ async def test_pool_from_dict_restores_every_item_without_hooks_or_eviction():
 
     restored = ContextPool.from_dict(data)
     assert [i.id for i in restored.items] == ["a", "b", "c"]
+    assert restored.limit == 2
     assert fired == []
     assert restored.hooks == [pool_watch]
 

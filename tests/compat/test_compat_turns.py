@@ -345,36 +345,6 @@ async def test_turn_hooks_fire_with_their_arguments_on_success():
     ]
 
 
-async def test_before_run_fires_after_the_tools_lock_is_acquired():
-    release = asyncio.Event()
-    first_inside = asyncio.Event()
-    order: list[str] = []
-
-    @tool(lock=True)
-    async def exclusive(n: int) -> int:
-        order.append(f"run {n}")
-        if n == 1:
-            first_inside.set()
-            await release.wait()
-        return n
-
-    first, second = Turn("exclusive", args=[1]), Turn("exclusive", args=[2])
-
-    @second.before_run
-    async def second_starts(t) -> None:
-        order.append("before_run 2")
-
-    task1 = asyncio.ensure_future(first.returning())
-    await first_inside.wait()
-    task2 = asyncio.ensure_future(second.returning())
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert order == ["run 1"]  # turn 2 waits for the lock before its BEFORE_RUN
-    release.set()
-    assert await asyncio.gather(task1, task2) == [1, 2]
-    assert order == ["run 1", "before_run 2", "run 2"]
-
-
 async def test_on_error_gets_turn_and_exception_then_on_complete_fires():
     events: list[tuple] = []
 

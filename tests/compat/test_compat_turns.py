@@ -164,6 +164,32 @@ def test_turn_metadata_keeps_the_datetime_it_was_given():
     assert TurnMetadata(start_time=stamp).start_time == stamp
 
 
+def test_a_turn_keeps_the_metadata_assigned_to_it():
+    @tool()
+    async def noop() -> None: ...
+
+    stamp = datetime(2024, 5, 1, 12, 0, 0)
+    turn = Turn("noop")
+    turn.metadata = TurnMetadata(stamp, stamp, StopReason.COMPLETED)
+    assert turn.metadata == TurnMetadata(stamp, stamp, StopReason.COMPLETED)
+
+
+def test_a_turn_saved_by_the_original_keeps_its_naive_timestamps():
+    # The original writes naive ISO strings; loading them must give the same datetimes back.
+    @tool()
+    async def noop() -> None: ...
+
+    data = Turn("noop").to_dict()
+    data["metadata"] = {
+        "start_time": "2024-05-01T12:00:00.250000",
+        "end_time": "2024-05-01T12:00:01.500000",
+        "stop_reason": StopReason.COMPLETED.value,
+    }
+    restored = Turn.from_dict(data)
+    assert restored.metadata.start_time == datetime(2024, 5, 1, 12, 0, 0, 250000)
+    assert restored.metadata.end_time == datetime(2024, 5, 1, 12, 0, 1, 500000)
+
+
 @pytest.mark.parametrize(
     ("attribute", "value"),
     [("args", [2]), ("kwargs", {"n": 2}), ("timeout", 5)],

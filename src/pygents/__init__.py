@@ -7,6 +7,13 @@ every step. The package needs nothing beyond the standard library.
 
 from __future__ import annotations
 
+# The public submodules of the original, loaded first: ``pygents.tool`` is also the name of the
+# decorator, and importing the submodule later would rebind the package attribute to it.
+from . import agent as _agent_module  # noqa: F401
+from . import hooks as _hooks_module  # noqa: F401
+from . import registry as _registry_module  # noqa: F401
+from . import tool as _tool_module  # noqa: F401
+from . import turn as _turn_module  # noqa: F401
 from ._agent import Agent as Agent
 from ._context import ContextItem as ContextItem
 from ._context import ContextPool as ContextPool

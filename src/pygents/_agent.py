@@ -420,7 +420,8 @@ class Agent:
 
         A ``current_turn`` (a turn that was in flight) is queued first, so it runs again.
         Names resolve only through the registries; nothing is imported or evaluated. The
-        paused state is restored last.
+        paused state is restored last. The restored agent takes over its name from an idle
+        agent registered under it (typically the one that was saved).
 
         Args:
             data: what ``to_dict()`` returned (for example, parsed from JSON).
@@ -431,6 +432,6 @@ class Agent:
             SerializationError: a field is missing, has the wrong type, names a tool outside
                 ``tool_names`` or the allow-list, or holds data that is not JSON.
             UnregisteredToolError / UnregisteredHookError: a name is not registered.
-            ValueError: an agent with this name is already registered.
+            ValueError: an agent with this name is registered and running.
         """
         return _agent_serde.from_dict(cls, data, tools)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from . import _serde
 from ._context import ContextPool, ContextQueue
 from ._enums import AgentHook, TurnHook
-from ._registry import ToolRegistry
+from ._registry import AgentRegistry, ToolRegistry
 from ._turn import Turn
-from .errors import SerializationError
+from .errors import SerializationError, UnregisteredAgentError
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -132,16 +132,34 @@ def from_dict(cls: type[Agent], data: Any, allowed: Iterable[Tool | str] | None)
     turn_hooks = _serde.hooks_from(data, where, "turn_hooks", _TURN_FAMILIES)
     tags = _serde.tags_from(data, where)
     paused = _serde.field(data, "is_paused", bool, where, default=False)
-    agent = cls(
-        name,
-        description,
-        tools,
-        context_pool=context_pool,
-        context_queue=context_queue,
-        tags=tags,
-        hooks=hooks,
-        turn_hooks=turn_hooks,
-    )
+    # A restore takes over the name from an idle agent holding it (the saved agent itself,
+    # usually); a running one keeps it, and the restore is refused.
+    try:
+        previous: Agent | None = AgentRegistry.get(name)
+    except UnregisteredAgentError:
+        previous = None
+    if previous is not None:
+        if previous.is_running:
+            raise ValueError(
+                f"{where}: agent {_serde.short(name)} already registered and running; stop it "
+                f"or unregister it before restoring another under its name"
+            )
+        AgentRegistry.discard(name, previous)
+    try:
+        agent = cls(
+            name,
+            description,
+            tools,
+            context_pool=context_pool,
+            context_queue=context_queue,
+            tags=tags,
+            hooks=hooks,
+            turn_hooks=turn_hooks,
+        )
+    except BaseException:
+        if previous is not None:
+            AgentRegistry.register(previous)
+        raise
     agent._queue.extend(turns)
     agent._paused = paused  # last: a paused agent's attributes are locked
     return agent

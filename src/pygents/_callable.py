@@ -31,11 +31,16 @@ _STRING_HINT = re.compile(
 )
 
 
+_TYPE_ARGUMENT = re.compile(r"\b(ContextQueue|ContextPool)\s*\[[^\[\]]*\]")
+
+
 def _classify(hint: Any) -> tuple[str, bool] | None:
     """Return ("queue"|"pool", optional) when ``hint`` names a context class."""
     from ._context import ContextPool, ContextQueue
 
     if isinstance(hint, str):
+        # ``ContextQueue[str]`` and friends: the type argument does not matter here.
+        hint = _TYPE_ARGUMENT.sub(r"\1", hint)
         match = _STRING_HINT.match(hint)
         if match is None:
             return None
@@ -48,6 +53,7 @@ def _classify(hint: Any) -> tuple[str, bool] | None:
         candidates = typing.get_args(hint)
         optional = type(None) in candidates
     for candidate in candidates:
+        candidate = typing.get_origin(candidate) or candidate  # ContextQueue[str] -> ContextQueue
         if isinstance(candidate, type):
             if issubclass(candidate, ContextQueue):
                 return "queue", optional
@@ -201,7 +207,11 @@ class CallShape:
                     )
             kwargs = merge_fixed(self.fixed, kwargs)
         if self.plan:
-            kwargs = inject(self.plan, FRAME.get()[0], tuple(args), kwargs, self.positional)
+            # Context is injected only while a turn executes (the original's rule): hooks
+            # that fire between turns (BEFORE_TURN, AFTER_TURN, ON_TURN_VALUE) get None.
+            frame = FRAME.get()
+            agent = frame[0] if frame[1] is not None else None
+            kwargs = inject(self.plan, agent, tuple(args), kwargs, self.positional)
         return kwargs
 
     def get_lock(self) -> asyncio.Lock:

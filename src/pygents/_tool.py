@@ -169,19 +169,17 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
             meta._start = time()
             meta._end = None
             try:
+                # BEFORE_INVOKE sees what the tool will receive (fixed kwargs, injected context).
+                call_kwargs = kwargs if self._plain else self._shape.kwargs(args, kwargs)
                 if self.hooks:
-                    await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
+                    await self._fire(ToolHook.BEFORE_INVOKE, *args, **call_kwargs)
                 elif _G_BEFORE:
-                    await fire_global(_G_BEFORE, self.tags, *args, **kwargs)
-                if self._plain:
-                    result = await self.fn(*args, **kwargs)
-                else:
-                    call_kwargs = self._shape.kwargs(args, kwargs)
-                    if self._shape.lock:
-                        async with self._shape.get_lock():
-                            result = await self.fn(*args, **call_kwargs)
-                    else:
+                    await fire_global(_G_BEFORE, self.tags, *args, **call_kwargs)
+                if self._shape.lock:
+                    async with self._shape.get_lock():
                         result = await self.fn(*args, **call_kwargs)
+                else:
+                    result = await self.fn(*args, **call_kwargs)
             except Exception as exc:
                 meta._end = time()
                 if self.hooks or _G_ERROR:
@@ -240,9 +238,10 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         agen: AsyncGenerator[Y, None] | None = None
         error: BaseException | None = None
         try:
-            if self.hooks or _G_BEFORE:
-                await self._fire(ToolHook.BEFORE_INVOKE, *args, **kwargs)
+            # BEFORE_INVOKE sees what the tool will receive (fixed kwargs, injected context).
             call_kwargs = self._shape.kwargs(args, kwargs)
+            if self.hooks or _G_BEFORE:
+                await self._fire(ToolHook.BEFORE_INVOKE, *args, **call_kwargs)
             if self._shape.lock:
                 lock = self._shape.get_lock()
                 await lock.acquire()

@@ -69,6 +69,7 @@ class Turn:
         "_args",
         "_end",
         "_enqueued",
+        "_given",
         "_hooks",
         "_kwargs",
         "_running",
@@ -121,6 +122,7 @@ class Turn:
         self._hooks: list[Any] | None = None
         self._start: float | None = None
         self._end: float | None = None
+        self._given: Any = None  # datetimes assigned through metadata, kept as given
         self._enqueued: float | None = None
         self._stop_reason: StopReason | None = None
         self._trace_context: dict[str, str] | None = None
@@ -152,6 +154,7 @@ class Turn:
             raise TypeError(f"Turn metadata must be a TurnMetadata, got {type(value).__name__}")
         self._start = value._turn._start
         self._end = value._turn._end
+        self._given = value._turn._given
         self._stop_reason = value._turn._stop_reason
 
     # -- guarded attributes ------------------------------------------------------------------

@@ -18,9 +18,10 @@ __all__ = ["TurnMetadata", "read"]
 class _Values:
     """The storage of a standalone ``TurnMetadata`` (a turn stores the same fields itself)."""
 
-    __slots__ = ("_end", "_enqueued", "_start", "_stop_reason", "_trace_context")
+    __slots__ = ("_end", "_enqueued", "_given", "_start", "_stop_reason", "_trace_context")
 
     def __init__(self) -> None:
+        self._given: Given | None = None
         self._start: float | None = None
         self._end: float | None = None
         self._enqueued: float | None = None
@@ -72,21 +73,25 @@ class TurnMetadata:
 
     @property
     def start_time(self) -> datetime | None:
-        """When the turn last started (UTC), or None."""
-        return _datetime(self._turn._start)
+        """When the turn last started (UTC), or the datetime it was given, or None."""
+        holder = self._turn
+        return _given(holder, 0, holder._start)
 
     @start_time.setter
     def start_time(self, value: datetime | None) -> None:
-        self._turn._start = None if value is None else value.timestamp()
+        holder = self._turn
+        holder._start = _remember(holder, 0, value)
 
     @property
     def end_time(self) -> datetime | None:
-        """When the turn last ended (UTC), or None."""
-        return _datetime(self._turn._end)
+        """When the turn last ended (UTC), or the datetime it was given, or None."""
+        holder = self._turn
+        return _given(holder, 1, holder._end)
 
     @end_time.setter
     def end_time(self, value: datetime | None) -> None:
-        self._turn._end = None if value is None else value.timestamp()
+        holder = self._turn
+        holder._end = _remember(holder, 1, value)
 
     @property
     def enqueued_time(self) -> datetime | None:
@@ -134,9 +139,10 @@ class TurnMetadata:
         """
         turn = self._turn
         reason = turn._stop_reason
+        start, end = _given(turn, 0, turn._start), _given(turn, 1, turn._end)
         out: dict[str, Any] = {
-            "start_time": _serde.time_to_iso(turn._start),
-            "end_time": _serde.time_to_iso(turn._end),
+            "start_time": None if start is None else start.isoformat(),
+            "end_time": None if end is None else end.isoformat(),
             "stop_reason": None if reason is None else reason.value,
         }
         carrier = turn._trace_context
@@ -167,9 +173,21 @@ class TurnMetadata:
 
 
 def read(target: Any, data: Any, where: str) -> None:
-    """Set ``target``'s metadata fields (a turn, or standalone storage) from their dict form."""
-    target._start = _serde.optional_time(data, "start_time", where)
-    target._end = _serde.optional_time(data, "end_time", where)
+    """Set ``target``'s metadata fields (a turn, or standalone storage) from their dict form.
+
+    A time saved without a timezone (as the original pygents writes them) comes back as the
+    same naive datetime, not shifted to UTC.
+    """
+    target._given = None
+    for index, key in enumerate(("start_time", "end_time")):
+        stamp = _serde.optional_time(data, key, where)
+        raw = data.get(key)
+        if isinstance(raw, str) and datetime.fromisoformat(raw).tzinfo is None:
+            stamp = _remember(target, index, datetime.fromisoformat(raw))
+        if index == 0:
+            target._start = stamp
+        else:
+            target._end = stamp
     reason = _serde.field(data, "stop_reason", (str, type(None)), where, default=None)
     if reason is not None:
         try:
@@ -183,6 +201,28 @@ def read(target: Any, data: Any, where: str) -> None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()):
             raise SerializationError(f"{where}: trace_context must map strings to strings")
         target._trace_context = dict(carrier)
+
+
+#: The datetimes a turn was given, kept as given (a naive one stays naive, as the original
+#: keeps them): (start stamp, start, end stamp, end). A stamp that no longer matches the turn's
+#: own (the turn ran again) means the given datetime is stale.
+Given = tuple[float | None, datetime | None, float | None, datetime | None]
+
+
+def _given(holder: Any, index: int, stamp: float | None) -> datetime | None:
+    given = holder._given
+    if given is not None and given[2 * index + 1] is not None and given[2 * index] == stamp:
+        return given[2 * index + 1]  # type: ignore[no-any-return]
+    return _datetime(stamp)
+
+
+def _remember(holder: Any, index: int, value: datetime | None) -> float | None:
+    """Keep ``value`` as given on ``holder``; return its timestamp (None for None)."""
+    stamp = None if value is None else value.timestamp()
+    given = list(holder._given or (None, None, None, None))
+    given[2 * index], given[2 * index + 1] = stamp, value
+    holder._given = tuple(given)
+    return stamp
 
 
 def _datetime(stamp: float | None) -> datetime | None:

@@ -456,6 +456,10 @@ def test_public_submodules_exist() -> None:
 
     assert (A, G, T, M) == (Agent, pygents.AsyncGenTool, Turn, TurnMetadata)
     assert "AsyncGenTool" in pygents.__all__
+    # Importing the submodule pygents.tool never shadows the @tool decorator.
+    from pygents import tool as decorator
+
+    assert decorator is tool and callable(pygents.tool) and pygents.tool is tool
 
 
 def test_fixed_kwarg_override_is_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -1033,8 +1033,9 @@ async def test_hook_with_context_parameters_gets_the_agents_instances():
     assert seen["turn"] is agent.context_queue
 
 
-async def test_agent_hook_with_context_parameter_gets_the_agents_queue():
-    # The agent's own hooks (AgentHook) fire in its run loop: "the current agent" is the agent.
+async def test_agent_hook_between_turns_gets_no_context():
+    # Context is injected only while a turn executes: ON_TURN_VALUE fires between turns, in
+    # the run loop, so an optional context parameter receives None (the original's rule).
     seen = {}
 
     @tool()
@@ -1049,7 +1050,7 @@ async def test_agent_hook_with_context_parameter_gets_the_agents_queue():
 
     await agent.put(Turn(produce))
     await drain(agent)
-    assert seen["cq"] is agent.context_queue
+    assert seen["cq"] is None
 
 
 async def test_hook_optional_context_parameter_is_none_without_agent():

@@ -163,10 +163,28 @@ def test_exception_hierarchy(name: str, builtin: type[Exception]) -> None:
         raise cls("x")
 
 
-def test_unregistered_errors_are_not_key_errors() -> None:
-    # a KeyError would repr its message with quotes; the lookup errors are LookupError only
+def test_unregistered_errors_are_key_errors_without_quoted_messages() -> None:
+    # KeyError subclasses, as the original's (so LookupError too), printed without quotes.
     for name in ("UnregisteredToolError", "UnregisteredAgentError", "UnregisteredHookError"):
-        assert not issubclass(getattr(pygents, name), KeyError)
+        cls = getattr(pygents, name)
+        assert issubclass(cls, KeyError) and issubclass(cls, LookupError)
+        assert str(cls("'x' not found")) == "'x' not found"
+
+
+def test_public_submodules_of_the_original_exist() -> None:
+    from pygents.agent import Agent
+    from pygents.hooks import hook
+    from pygents.registry import HookRegistry
+    from pygents.tool import AsyncGenTool
+    from pygents.turn import Turn
+
+    assert Agent is pygents.Agent
+    assert Turn is pygents.Turn
+    assert AsyncGenTool is pygents.AsyncGenTool
+    assert hook is pygents.hook
+    assert HookRegistry is pygents.HookRegistry
+    # ``pygents.tool`` stays the decorator, as the submodule shares its name.
+    assert pygents.tool is pygents._tool.tool
 
 
 def test_errors_module_all_lists_every_exception() -> None:

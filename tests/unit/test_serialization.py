@@ -825,15 +825,30 @@ async def test_agent_round_trip_paused_state() -> None:
     assert restored.is_paused is False
 
 
-async def test_agent_from_dict_with_name_taken_raises_value_error() -> None:
+async def test_agent_from_dict_takes_over_the_name_of_an_idle_agent() -> None:
     @tool()
     async def job() -> None:
         pass
 
     agent = Agent("taken", "d", [job])
-    with pytest.raises(ValueError):
-        Agent.from_dict(rt(agent.to_dict()))
-    assert AgentRegistry.get("taken") is agent
+    restored = Agent.from_dict(rt(agent.to_dict()))
+    assert AgentRegistry.get("taken") is restored
+
+
+async def test_agent_from_dict_refuses_the_name_of_a_running_agent() -> None:
+    @tool()
+    async def job() -> None:
+        pass
+
+    agent = Agent("busy", "d", [job])
+    data = rt(agent.to_dict())
+    agent._running = True
+    try:
+        with pytest.raises(ValueError, match="running"):
+            Agent.from_dict(data)
+    finally:
+        agent._running = False
+    assert AgentRegistry.get("busy") is agent
 
 
 async def test_agent_to_dict_with_callable_turn_argument_raises() -> None:

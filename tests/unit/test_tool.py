@@ -531,8 +531,9 @@ async def test_before_invoke_receives_the_caller_arguments():
         seen.append((args, kwargs))
 
     assert await combine("x", b="y") == "xyF"
-    # Only the caller's arguments: no fixed kwarg, no injected context.
-    assert seen == [(("x",), {"b": "y"})]
+    # What the tool itself receives: the fixed kwarg merged, the context injected (None here:
+    # no turn is running, so there is no agent context to inject).
+    assert seen == [(("x",), {"fixed": "F", "b": "y", "cq": None})]
 
 
 async def test_before_invoke_receives_the_turn_arguments():

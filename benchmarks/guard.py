@@ -81,11 +81,11 @@ def median_us(values: list[float]) -> float:
 def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[str]:
     """Make the run loop ``factor`` times slower per turn, without touching ``src/``.
 
-    Wraps the run loop's per-turn call (``pygents._agent.run_returning``) in a coroutine
+    Wraps the run loop's per-turn call (``pygents._agent_run.run_returning``) in a coroutine
     that adds busy work after each turn, sized so that the run loop's per-turn cost becomes
     ``factor`` times the unpatched one (``measure()`` returns that per-turn cost).
     """
-    import pygents._agent as agent_module
+    import pygents._agent_run as agent_module
 
     original = agent_module.run_returning
     base = measure()

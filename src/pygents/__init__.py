@@ -15,6 +15,7 @@ from . import registry as _registry_module  # noqa: F401
 from . import tool as _tool_module  # noqa: F401
 from . import turn as _turn_module  # noqa: F401
 from ._agent import Agent as Agent
+from ._agent import AgentRegistry as AgentRegistry
 from ._context import ContextItem as ContextItem
 from ._context import ContextPool as ContextPool
 from ._context import ContextQueue as ContextQueue
@@ -27,16 +28,15 @@ from ._enums import ContextQueueHook as ContextQueueHook
 from ._enums import StopReason as StopReason
 from ._enums import ToolHook as ToolHook
 from ._enums import TurnHook as TurnHook
+from ._execution_scope import ExecutionScope as ExecutionScope
+from ._execution_scope import add_scope as add_scope
+from ._execution_scope import remove_scope as remove_scope
+from ._execution_scope import scopes as scopes
 from ._hooks import Hook as Hook
 from ._hooks import HookMetadata as HookMetadata
+from ._hooks import HookRegistry as HookRegistry
 from ._hooks import hook as hook
-from ._registry import AgentRegistry as AgentRegistry
-from ._registry import HookRegistry as HookRegistry
 from ._registry import ToolRegistry as ToolRegistry
-from ._scope import ExecutionScope as ExecutionScope
-from ._scope import add_scope as add_scope
-from ._scope import remove_scope as remove_scope
-from ._scope import scopes as scopes
 from ._tool import AsyncGenTool as AsyncGenTool
 from ._tool import CoroutineTool as CoroutineTool
 from ._tool import Tool as Tool

@@ -12,15 +12,15 @@ from typing import Any
 from . import _agent_serde
 from ._agent_run import run_agent
 from ._context import ContextPool, ContextQueue
-from ._current import FRAME
 from ._enums import AgentHook, TurnHook
+from ._frame import FRAME
 from ._hooks import DONE, HookPoint, fire, normalize_tags
-from ._registry import GLOBAL_BY_TYPE, AgentRegistry, ToolRegistry
+from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
 from ._tool import Tool
 from ._turn import Turn
 from .errors import SafeExecutionError, UnregisteredToolError
 
-__all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent", "UnregisteredAgentToolError"]
+__all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent", "AgentRegistry", "UnregisteredAgentToolError"]
 
 #: Limit of the context queue an agent creates when none is given.
 DEFAULT_CONTEXT_QUEUE_LIMIT = 10
@@ -435,3 +435,23 @@ class Agent:
             ValueError: an agent with this name is registered and running.
         """
         return _agent_serde.from_dict(cls, data, tools)
+
+
+class AgentRegistry(AgentRegistryBase):
+    """Every constructed agent, by name.
+
+    ``get(name)`` returns the agent or raises ``UnregisteredAgentError``; ``all()`` lists
+    them in registration order; ``register``, ``unregister`` and ``clear`` as for tools.
+    """
+
+    @classmethod
+    def get(cls, name: str) -> Agent:
+        """Return the agent registered under ``name``; raise if there is none."""
+        found: Agent = super().get(name)
+        return found
+
+    @classmethod
+    def all(cls) -> list[Agent]:
+        """Return every registered agent, in registration order."""
+        found: list[Agent] = super().all()
+        return found

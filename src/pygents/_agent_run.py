@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _scope
 from ._context import ContextItem
-from ._current import FRAME
 from ._enums import AgentHook
+from ._frame import FRAME
 from ._hooks import fire_global
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._turn import Turn
 from ._turn_run import run_returning, run_yielding
+from ._types import AgentState as Agent
 from .errors import SafeExecutionError
-
-if TYPE_CHECKING:
-    from ._agent import Agent
 
 __all__ = ["deliver", "gate", "route", "run_agent"]
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from . import _serde
 from ._context import ContextPool, ContextQueue
 from ._enums import AgentHook, TurnHook
-from ._registry import AgentRegistry, ToolRegistry
+from ._registry import AgentRegistryBase as AgentRegistry
+from ._registry import ToolRegistry
 from ._turn import Turn
+from ._types import AgentState, Tool
 from .errors import SerializationError, UnregisteredAgentError
 
-if TYPE_CHECKING:
-    from ._agent import Agent
-    from ._tool import Tool
+A = TypeVar("A", bound=AgentState)
 
 __all__ = ["branch", "from_dict", "to_dict"]
 
@@ -33,13 +33,13 @@ def _copy_turn(turn: Turn) -> Turn:
 
 
 def branch(
-    agent: Agent,
+    agent: A,
     name: str,
     description: str | None,
     tools: Iterable[Tool] | None,
     hooks: Iterable[Any] | None,
     keep: Any,
-) -> Agent:
+) -> A:
     """A child of ``agent`` (see ``Agent.branch``)."""
     child = type(agent)(
         name,
@@ -57,7 +57,7 @@ def branch(
     return child
 
 
-def to_dict(agent: Agent) -> dict[str, Any]:
+def to_dict(agent: AgentState) -> dict[str, Any]:
     """``Agent.to_dict()``."""
     current = agent._current_turn
     return {
@@ -85,7 +85,7 @@ def _allowed_names(tools: Iterable[Tool | str]) -> set[str]:
     return names
 
 
-def from_dict(cls: type[Agent], data: Any, allowed: Iterable[Tool | str] | None) -> Agent:
+def from_dict(cls: type[A], data: Any, allowed: Iterable[Tool | str] | None) -> A:
     """``Agent.from_dict()``."""
     where = "Agent.from_dict"
     data = _serde.mapping(data, where)
@@ -135,7 +135,7 @@ def from_dict(cls: type[Agent], data: Any, allowed: Iterable[Tool | str] | None)
     # A restore takes over the name from an idle agent holding it (the saved agent itself,
     # usually); a running one keeps it, and the restore is refused.
     try:
-        previous: Agent | None = AgentRegistry.get(name)
+        previous: AgentState | None = AgentRegistry.get(name)
     except UnregisteredAgentError:
         previous = None
     if previous is not None:

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._current import FRAME
+from ._frame import FRAME
 
 __all__ = ["CallShape", "Injection", "analyse", "merge_fixed"]
 
@@ -35,9 +35,11 @@ _TYPE_ARGUMENT = re.compile(r"\b(ContextQueue|ContextPool)\s*\[[^\[\]]*\]")
 
 
 def _classify(hint: Any) -> tuple[str, bool] | None:
-    """Return ("queue"|"pool", optional) when ``hint`` names a context class."""
-    from ._context import ContextPool, ContextQueue
+    """Return ("queue"|"pool", optional) when ``hint`` names a context class.
 
+    Context classes say what they are with a ``context_kind`` class attribute, so this module
+    (below them in the core) needs no import of theirs.
+    """
     if isinstance(hint, str):
         # ``ContextQueue[str]`` and friends: the type argument does not matter here.
         hint = _TYPE_ARGUMENT.sub(r"\1", hint)
@@ -54,11 +56,9 @@ def _classify(hint: Any) -> tuple[str, bool] | None:
         optional = type(None) in candidates
     for candidate in candidates:
         candidate = typing.get_origin(candidate) or candidate  # ContextQueue[str] -> ContextQueue
-        if isinstance(candidate, type):
-            if issubclass(candidate, ContextQueue):
-                return "queue", optional
-            if issubclass(candidate, ContextPool):
-                return "pool", optional
+        kind = getattr(candidate, "context_kind", None) if isinstance(candidate, type) else None
+        if kind in ("queue", "pool"):
+            return kind, optional
     return None
 
 

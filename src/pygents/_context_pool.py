@@ -40,6 +40,8 @@ class ContextPool(Container):
     """
 
     family = ContextPoolHook
+    #: What tool and hook parameters annotated with this class receive (see ``_callable``).
+    context_kind = "pool"
 
     before_add = HookPoint["ContextPool"](ContextPoolHook.BEFORE_ADD)
     after_add = HookPoint["ContextPool"](ContextPoolHook.AFTER_ADD)

@@ -41,6 +41,8 @@ class ContextQueue(Container):
     """
 
     family = ContextQueueHook
+    #: What tool and hook parameters annotated with this class receive (see ``_callable``).
+    context_kind = "queue"
 
     before_append = HookPoint["ContextQueue"](ContextQueueHook.BEFORE_APPEND)
     after_append = HookPoint["ContextQueue"](ContextQueueHook.AFTER_APPEND)

@@ -7,18 +7,16 @@ arguments) can ask what it is running under.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+from ._frame import FRAME
+
+if TYPE_CHECKING:  # this module sits above them: nothing in the core imports it
     from ._agent import Agent
     from ._tool import Tool
     from ._turn import Turn
 
 __all__ = ["current_agent", "current_tool", "current_turn"]
-
-_NONE: tuple[Any, Any, Any] = (None, None, None)
-FRAME: ContextVar[tuple[Any, Any, Any]] = ContextVar("pygents_frame", default=_NONE)
 
 
 def current_agent() -> Agent | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
-from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, Generic, TypeVar, overload
 
 from . import _callable
 from ._enums import HOOK_FAMILIES, HookType, hook_types
-from ._registry import HookRegistry
+from ._registry import HookRegistryBase
+from ._types import Hook, HookMetadata
 
 __all__ = [
     "AsyncHook",
@@ -41,81 +42,6 @@ def normalize_tags(tags: Iterable[str] | None, what: str) -> frozenset[str]:
         if not isinstance(tag, str):
             raise TypeError(f"{what}: tags must be strings, got {tag!r}")
     return out
-
-
-class HookMetadata:
-    """A hook's name and description, plus the options it was made with.
-
-    ``HookMetadata(name, description)`` is a value: two compare equal when name and
-    description do, and ``dict()`` gives exactly those two. ``types``, ``tags`` and ``lock``
-    are pygents additions (keyword-only) that take no part in equality.
-    """
-
-    __slots__ = ("description", "lock", "name", "tags", "types")
-
-    def __init__(
-        self,
-        name: str,
-        description: str | None = None,
-        *,
-        types: tuple[HookType, ...] = (),
-        tags: frozenset[str] = frozenset(),
-        lock: bool = False,
-    ) -> None:
-        self.name = name
-        self.description = description
-        self.types = types
-        self.tags = tags
-        self.lock = lock
-
-    @property
-    def type(self) -> HookType | None:
-        """The first (usually only) hook type, or None when none is recorded."""
-        return self.types[0] if self.types else None
-
-    def dict(self) -> dict[str, Any]:
-        """Return ``{"name": ..., "description": ...}``."""
-        return {"name": self.name, "description": self.description}
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HookMetadata):
-            return NotImplemented
-        return self.name == other.name and self.description == other.description
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.description))
-
-    def __repr__(self) -> str:
-        return f"HookMetadata(name={self.name!r}, description={self.description!r})"
-
-
-@runtime_checkable
-class Hook(Protocol):
-    """What the registries and dispatcher need from a hook."""
-
-    metadata: HookMetadata
-    types: tuple[HookType, ...]
-    tags: frozenset[str]
-    is_global: bool
-
-    @property
-    def type(self) -> HookType | tuple[HookType, ...]:
-        """The one hook type, or a tuple of them in the order given."""
-        ...
-
-    @property
-    def fn(self) -> Callable[..., Awaitable[Any]]:
-        """The undecorated async function."""
-        ...
-
-    @property
-    def lock(self) -> asyncio.Lock | None:
-        """The lock serialising runs (in the running event loop), or None."""
-        ...
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        """Run the hook."""
-        ...
 
 
 class AsyncHook:
@@ -503,4 +429,35 @@ async def _fire_all(hooks: list[Hook], args: tuple[Any, ...], kwargs: dict[str, 
         await h(*args, **kwargs)
 
 
-HookRegistry._wrap = wrap
+class HookRegistry(HookRegistryBase):
+    """Every hook, by name; global hooks also by type.
+
+    Instance hooks (``@agent.before_turn`` and friends, ``HookRegistry.wrap``) are registered
+    by name so that serialized objects can find them again, but they fire only for the
+    objects they are attached to. Global hooks (``@hook(...)``) fire for every matching
+    object. One name, one hook: that is what makes restoring a serialized object exact.
+    """
+
+    @classmethod
+    def wrap(
+        cls,
+        fn: Any,
+        hook_type: HookType | Iterable[HookType],
+        *,
+        lock: bool = False,
+        **fixed_kwargs: Any,
+    ) -> Hook:
+        """Return ``fn`` as a registered, instance-scoped hook attached to no object.
+
+        If ``fn`` already is a hook it is registered (idempotent) and returned; if a hook
+        wrapping this very function is registered under its name, that hook is returned;
+        otherwise a new hook is made with ``hook_type`` (one member or a list), ``lock`` and
+        the fixed kwargs. Attach it with an instance decorator (``turn.before_run(h)``) or by
+        appending it to a ``hooks`` list.
+
+        Raises:
+            ValueError: another hook holds the name, or ``hook_type`` is an empty list.
+            TypeError: ``fn`` is not an async function, or a type is not a hook type.
+        """
+        made: Hook = wrap(fn, hook_type, lock, dict(fixed_kwargs))
+        return made

@@ -8,10 +8,11 @@ plain truthiness check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Iterable
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ._enums import HOOK_FAMILIES, HookType, hook_name, hook_types
+from ._types import Hook, Tool
 from .errors import (
     UnregisteredAgentError,
     UnregisteredHookError,
@@ -19,14 +20,15 @@ from .errors import (
     short_repr,
 )
 
-if TYPE_CHECKING:
-    from ._agent import Agent
-    from ._hooks import Hook
-    from ._tool import Tool
-
 T = TypeVar("T")
 
-__all__ = ["GLOBAL_BY_FAMILY", "GLOBAL_BY_TYPE", "AgentRegistry", "HookRegistry", "ToolRegistry"]
+__all__ = [
+    "GLOBAL_BY_FAMILY",
+    "GLOBAL_BY_TYPE",
+    "AgentRegistryBase",
+    "HookRegistryBase",
+    "ToolRegistry",
+]
 
 #: Global hooks per hook type, in registration order. Mutated in place only.
 GLOBAL_BY_TYPE: dict[HookType, list[Hook]] = {
@@ -103,8 +105,12 @@ class ToolRegistry(_NamedRegistry["Tool"]):
         )
 
 
-class AgentRegistry(_NamedRegistry["Agent"]):
-    """Every constructed agent, by name."""
+class AgentRegistryBase(_NamedRegistry[Any]):
+    """Every constructed agent, by name: the storage and rules of ``AgentRegistry``.
+
+    ``pygents.AgentRegistry`` is its typed face, defined beside ``Agent`` (in ``_agent``) so
+    that this module, below every other, needs no import of the agent module.
+    """
 
     _items: ClassVar[dict[str, Any]] = {}
     _what = "Agent"
@@ -112,7 +118,7 @@ class AgentRegistry(_NamedRegistry["Agent"]):
     _hint = ""
 
     @classmethod
-    def register(cls, agent: Agent) -> None:
+    def register(cls, agent: Any) -> None:
         """Add ``agent``; raise ``ValueError`` if another agent holds its name."""
         cls._add(
             agent.name,
@@ -121,24 +127,20 @@ class AgentRegistry(_NamedRegistry["Agent"]):
         )
 
     @classmethod
-    def discard(cls, name: str, agent: Agent) -> None:
+    def discard(cls, name: str, agent: Any) -> None:
         """Remove ``name`` if (and only if) it is registered to ``agent``."""
         if cls._items.get(name) is agent:
             del cls._items[name]
 
 
-class HookRegistry:
-    """Every hook, by name; global hooks also by type.
+class HookRegistryBase:
+    """The storage and rules of ``HookRegistry``: every hook by name, global hooks by type.
 
-    Instance hooks (``@agent.before_turn`` and friends, ``HookRegistry.wrap``) are registered
-    by name so that serialized objects can find them again, but they fire only for the
-    objects they are attached to. Global hooks (``@hook(...)``) fire for every matching
-    object. One name, one hook: that is what makes restoring a serialized object exact.
+    ``pygents.HookRegistry`` adds ``wrap()`` (which makes hooks), defined beside the hooks in
+    ``_hooks`` so that this module, below them, needs no import of theirs.
     """
 
     _hooks: ClassVar[dict[str, Any]] = {}
-    #: Builds hooks for ``wrap``; set by ``pygents._hooks`` (which sits above this module).
-    _wrap: ClassVar[Callable[[Any, Any, bool, dict[str, Any]], Any]]
 
     @classmethod
     def register(cls, hook: Any) -> None:
@@ -168,30 +170,6 @@ class HookRegistry:
             for hook_type in hook.types:
                 GLOBAL_BY_TYPE[hook_type].append(hook)
                 GLOBAL_BY_FAMILY[type(hook_type)].append(hook)
-
-    @classmethod
-    def wrap(
-        cls,
-        fn: Any,
-        hook_type: HookType | Iterable[HookType],
-        *,
-        lock: bool = False,
-        **fixed_kwargs: Any,
-    ) -> Hook:
-        """Return ``fn`` as a registered, instance-scoped hook attached to no object.
-
-        If ``fn`` already is a hook it is registered (idempotent) and returned; if a hook
-        wrapping this very function is registered under its name, that hook is returned;
-        otherwise a new hook is made with ``hook_type`` (one member or a list), ``lock`` and
-        the fixed kwargs. Attach it with an instance decorator (``turn.before_run(h)``) or by
-        appending it to a ``hooks`` list.
-
-        Raises:
-            ValueError: another hook holds the name, or ``hook_type`` is an empty list.
-            TypeError: ``fn`` is not an async function, or a type is not a hook type.
-        """
-        made: Hook = cls._wrap(fn, hook_type, lock, dict(fixed_kwargs))
-        return made
 
     @classmethod
     def get(cls, name: str) -> Hook:

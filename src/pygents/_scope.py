@@ -1,126 +1,28 @@
-"""Execution scopes: an extension's state made current around each step of execution.
+"""Execution scopes, the core's side: the registered scopes and their dispatch.
 
-A scope is told when an agent run, a turn or a tool invocation starts and ends (always in
-pairs, whatever hooks or tools do), and is asked to make its state current around every
-*step* of that execution: the stretches of code that run on its behalf. Between two steps
-(while the consumer of a stream handles a value, or the code after ``run()`` executes) the
-state is not current. ``attach`` and ``detach`` are called in the same frame around each
-step, so the state never crosses an ``await`` into someone else's code.
-
-This is how a tracer makes a turn's span the current span while the tool runs (the
-telemetry bridge is one user), without the core importing any tracing package. With no
-scope registered, executions pay one truthiness test each.
+The run loop, turns and tools call these to open, attach, detach and close every registered
+scope around their executions; the public ``ExecutionScope`` class and ``add_scope()`` are in
+``_execution_scope``, which sits above the core.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._agent import Agent
-    from ._tool import Tool
-    from ._turn import Turn
-
-__all__ = ["ExecutionScope", "add_scope", "remove_scope", "scopes"]
+__all__ = ["SCOPES", "attach", "close_call", "close_run", "close_turn", "detach", "open_call"]
 
 _log = logging.getLogger("pygents")
 
 #: The registered scopes, in registration order. Mutated in place only, so the hot paths
 #: can hold a reference and test it for truthiness.
-SCOPES: list[ExecutionScope] = []
+SCOPES: list[Any] = []
 
 #: What ``open_*`` calls return: the scopes that opened, each with its state.
-Opened = list[tuple["ExecutionScope", Any]]
+Opened = list[tuple[Any, Any]]
 
 
-class ExecutionScope:
-    """Base class of an execution scope; override what you need (every method is a no-op).
-
-    The ``open_*`` methods return a state (anything), or None for "nothing to do for this
-    execution"; only a non-None state is attached, detached and closed. A scope must be
-    cheap and must not raise: an exception from any method is logged on the ``pygents``
-    logger and the scope is removed, so a broken extension cannot break the program.
-
-    Order: ``open_run`` before the run's ``ON_RUN_START`` hooks and ``close_run`` after its
-    ``ON_RUN_END`` hooks; ``open_turn`` before ``BEFORE_RUN`` and ``close_turn`` after
-    ``ON_COMPLETE``; ``open_call`` before a tool invocation's ``BEFORE_INVOKE`` hooks and
-    ``close_call`` after its ``AFTER_INVOKE`` / ``ON_ERROR`` hooks. So every hook of a turn
-    runs with the turn's state current, every hook of a run with the run's.
-    """
-
-    def open_run(self, agent: Agent) -> Any:
-        """An agent's ``run()`` starts; return its state, or None."""
-        return None
-
-    def close_run(self, agent: Agent, state: Any, error: BaseException | None) -> None:
-        """An agent's ``run()`` ended: normally (``error`` None) or with ``error``.
-
-        ``error`` is ``GeneratorExit`` when the consumer stopped iterating early, and a
-        ``CancelledError`` on cancellation.
-        """
-
-    def open_turn(self, turn: Turn, agent: Agent | None) -> Any:
-        """A turn starts (``agent`` is the agent running it, or None); return its state."""
-        return None
-
-    def close_turn(self, turn: Turn, state: Any, error: BaseException | None) -> None:
-        """A turn ended; ``turn.metadata.stop_reason`` says how, ``error`` with what."""
-
-    def open_call(
-        self,
-        tool: Tool,
-        turn: Turn | None,
-        args: tuple[Any, ...] | list[Any],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """A tool invocation starts: by ``turn``, or called directly (``turn`` None)."""
-        return None
-
-    def close_call(self, tool: Tool, state: Any, result: Any, error: BaseException | None) -> None:
-        """A tool invocation ended with ``result`` (a list of values for a stream) or ``error``.
-
-        ``error`` is ``GeneratorExit`` when a stream's consumer stopped early, a
-        ``CancelledError`` on cancellation.
-        """
-
-    def attach(self, state: Any) -> Any:
-        """Make ``state`` current for one step; return a token for ``detach``."""
-        return None
-
-    def detach(self, token: Any) -> None:
-        """Undo the ``attach`` that returned ``token`` (same frame, same task)."""
-
-
-def add_scope(scope: ExecutionScope) -> None:
-    """Register an execution scope (again: no effect).
-
-    Executions already under way keep the scopes they started with.
-
-    Raises:
-        TypeError: ``scope`` is not an ``ExecutionScope``.
-    """
-    if not isinstance(scope, ExecutionScope):
-        raise TypeError(
-            f"add_scope() takes an ExecutionScope, got {type(scope).__name__}: subclass "
-            f"pygents.ExecutionScope and override the methods you need"
-        )
-    if scope not in SCOPES:
-        SCOPES.append(scope)
-
-
-def remove_scope(scope: ExecutionScope) -> None:
-    """Unregister an execution scope (not registered: no effect)."""
-    if scope in SCOPES:
-        SCOPES.remove(scope)
-
-
-def scopes() -> list[ExecutionScope]:
-    """Return the registered execution scopes, in registration order."""
-    return list(SCOPES)
-
-
-def _broken(scope: ExecutionScope, where: str, exc: BaseException) -> None:
+def _broken(scope: Any, where: str, exc: BaseException) -> None:
     _log.error(
         "pygents: execution scope %r raised in %s and was removed: %s: %s",
         scope,
@@ -129,7 +31,8 @@ def _broken(scope: ExecutionScope, where: str, exc: BaseException) -> None:
         exc,
         exc_info=exc,
     )
-    remove_scope(scope)
+    if scope in SCOPES:
+        SCOPES.remove(scope)
 
 
 # open_run / open_turn / open_call and the three close_* are written out rather than one
@@ -138,7 +41,7 @@ def _broken(scope: ExecutionScope, where: str, exc: BaseException) -> None:
 # 3.11, a no-op scope: 55,000 -> 62,700).
 
 
-def open_run(agent: Agent) -> Opened | None:
+def open_run(agent: Any) -> Opened | None:
     """Open every scope for an agent run; None when none has a state for it."""
     opened: Opened | None = None
     for scope in SCOPES:
@@ -155,7 +58,7 @@ def open_run(agent: Agent) -> Opened | None:
     return opened
 
 
-def open_turn(turn: Turn, agent: Agent | None) -> Opened | None:
+def open_turn(turn: Any, agent: Any) -> Opened | None:
     """Open every scope for a turn; None when none has a state for it."""
     opened: Opened | None = None
     for scope in SCOPES:
@@ -173,7 +76,7 @@ def open_turn(turn: Turn, agent: Agent | None) -> Opened | None:
 
 
 def open_call(
-    tool: Tool, turn: Turn | None, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    tool: Any, turn: Any, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
 ) -> Opened | None:
     """Open every scope for a tool invocation; None when none has a state for it."""
     opened: Opened | None = None
@@ -216,7 +119,7 @@ def detach(opened: Opened, tokens: list[Any]) -> None:
             _broken(scope, "detach", exc)
 
 
-def close_run(opened: Opened, agent: Agent, error: BaseException | None) -> None:
+def close_run(opened: Opened, agent: Any, error: BaseException | None) -> None:
     """Close every opened run state, innermost (last opened) first."""
     for scope, state in reversed(opened):
         try:
@@ -225,7 +128,7 @@ def close_run(opened: Opened, agent: Agent, error: BaseException | None) -> None
             _broken(scope, "close_run", exc)
 
 
-def close_turn(opened: Opened, turn: Turn, error: BaseException | None) -> None:
+def close_turn(opened: Opened, turn: Any, error: BaseException | None) -> None:
     """Close every opened turn state, innermost first."""
     for scope, state in reversed(opened):
         try:
@@ -234,7 +137,7 @@ def close_turn(opened: Opened, turn: Turn, error: BaseException | None) -> None:
             _broken(scope, "close_turn", exc)
 
 
-def close_call(opened: Opened, tool: Tool, result: Any, error: BaseException | None) -> None:
+def close_call(opened: Opened, tool: Any, result: Any, error: BaseException | None) -> None:
     """Close every opened tool-invocation state, innermost first."""
     for scope, state in reversed(opened):
         try:

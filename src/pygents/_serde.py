@@ -12,7 +12,7 @@ from typing import Any
 
 from ._enums import HOOK_FAMILIES, hook_name, hook_types
 from ._hooks import alias
-from ._registry import HookRegistry
+from ._registry import HookRegistryBase as HookRegistry
 from .errors import SerializationError, UnregisteredHookError, short_repr
 
 __all__ = [

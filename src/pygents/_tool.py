@@ -13,16 +13,16 @@ from collections.abc import (
     Coroutine,
     Iterable,
 )
-from datetime import UTC, datetime
 from time import time
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import _callable, _scope
-from ._current import FRAME
 from ._enums import ToolHook
+from ._frame import FRAME
 from ._hooks import HookPoint, fire, fire_global, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._scope import SCOPES
+from ._types import Tool, ToolMetadata
 
 __all__ = ["AsyncGenTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
 
@@ -35,64 +35,6 @@ _G_BEFORE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
 _G_AFTER = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
 _G_YIELD = GLOBAL_BY_TYPE[ToolHook.ON_YIELD]
 _G_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
-
-
-def _as_datetime(stamp: float | None) -> datetime | None:
-    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
-
-
-class ToolMetadata:
-    """A tool's name, description (its docstring) and the times of its last invocation."""
-
-    __slots__ = ("_end", "_start", "description", "name")
-
-    def __init__(self, name: str, description: str | None) -> None:
-        self.name = name
-        self.description = description
-        self._start: float | None = None
-        self._end: float | None = None
-
-    @property
-    def start_time(self) -> datetime | None:
-        """When the last invocation started (UTC), or None."""
-        return _as_datetime(self._start)
-
-    @property
-    def end_time(self) -> datetime | None:
-        """When the last invocation ended (UTC), or None."""
-        return _as_datetime(self._end)
-
-    def dict(self) -> dict[str, Any]:
-        """Return the metadata as a plain dict (times as ISO 8601 strings)."""
-        start, end = self.start_time, self.end_time
-        return {
-            "name": self.name,
-            "description": self.description,
-            "start_time": start.isoformat() if start else None,
-            "end_time": end.isoformat() if end else None,
-        }
-
-    def __repr__(self) -> str:
-        return f"ToolMetadata(name={self.name!r})"
-
-
-@runtime_checkable
-class Tool(Protocol):
-    """What agents and turns need from a tool."""
-
-    metadata: ToolMetadata
-    hooks: list[Any]
-    tags: frozenset[str]
-    is_generator: bool
-
-    @property
-    def lock(self) -> asyncio.Lock | None:
-        """The lock serialising runs (``lock=True``), or None."""
-        ...
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Invoke the tool with its hooks."""
-        ...
 
 
 class _BaseTool:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _serde
 from ._enums import StopReason
 from .errors import SerializationError
 
-if TYPE_CHECKING:
-    from ._turn import Turn
+
+class _Holder(Protocol):
+    """Where metadata lives: a ``Turn``, or a standalone ``TurnMetadata``'s ``_Values``."""
+
+    _start: float | None
+    _end: float | None
+    _enqueued: float | None
+    _stop_reason: StopReason | None
+    _trace_context: dict[str, str] | None
+    _given: Any
+
 
 __all__ = ["TurnMetadata", "read"]
 
@@ -50,13 +59,13 @@ class TurnMetadata:
         end_time: datetime | None = None,
         stop_reason: StopReason | None = None,
     ) -> None:
-        self._turn: Turn | _Values = _Values()
+        self._turn: _Holder = _Values()
         self.start_time = start_time
         self.end_time = end_time
         self.stop_reason = stop_reason
 
     @classmethod
-    def _of(cls, turn: Turn) -> TurnMetadata:
+    def _of(cls, turn: _Holder) -> TurnMetadata:
         """The view of ``turn``'s own fields."""
         view = object.__new__(cls)
         view._turn = turn

@@ -9,19 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Coroutine, Generator
 from time import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _scope
-from ._current import FRAME
 from ._enums import StopReason, TurnHook
+from ._frame import FRAME
 from ._hooks import fire, fire_global
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
+from ._types import AgentState as Agent
+from ._types import TurnState as Turn
 from .errors import SafeExecutionError, TurnTimeoutError
-
-if TYPE_CHECKING:
-    from ._agent import Agent
-    from ._turn import Turn
 
 __all__ = ["run_returning", "run_yielding"]
 
@@ -175,7 +173,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
             args, kwargs = _resolve_dynamic(args, kwargs)
-        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs, turn)  # type: ignore[assignment]
+        coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs, turn)
         try:
             pending = coro.send(None)
         except StopIteration as stop:

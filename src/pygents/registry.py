@@ -6,8 +6,8 @@ original pygents imports them from (``from pygents.registry import HookRegistry`
 
 from __future__ import annotations
 
-from ._registry import AgentRegistry as AgentRegistry
-from ._registry import HookRegistry as HookRegistry
+from ._agent import AgentRegistry as AgentRegistry
+from ._hooks import HookRegistry as HookRegistry
 from ._registry import ToolRegistry as ToolRegistry
 
 __all__ = ["AgentRegistry", "HookRegistry", "ToolRegistry"]

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, AgentRegistry, HookRegistry, ToolRegistry
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._registry import AgentRegistryBase as AgentRegistry
+from ._registry import HookRegistryBase as HookRegistry
 
 __all__ = ["isolated_registries", "reset_registries"]
 

@@ -260,7 +260,7 @@ CATEGORIES = [
     ("pygents/observability/_store", "metric store (Prometheus, OTel observables)"),
     ("pygents/observability/_metrics", "OTel metrics glue"),
     ("pygents/observability", "bridge hooks (pygents.observability)"),
-    ("pygents/_hooks", "hook dispatch (pygents._hooks)"),
+    ("pygents/_dispatch", "hook dispatch (pygents._dispatch)"),
     ("pygents/", "pygents core (run loop, turn, tool)"),
     ("benchmarks/", "benchmark workload"),
     ("asyncio", "asyncio"),

@@ -12,9 +12,10 @@ from typing import Any
 from . import _agent_serde
 from ._agent_run import run_agent
 from ._context import ContextPool, ContextQueue
+from ._dispatch import DONE, fire
 from ._enums import AgentHook, TurnHook
 from ._frame import FRAME
-from ._hooks import DONE, HookPoint, fire, normalize_tags
+from ._hooks import HookPoint, normalize_tags
 from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
 from ._tool import Tool
 from ._turn import Turn

@@ -13,9 +13,9 @@ from typing import Any
 
 from . import _scope
 from ._context import ContextItem
+from ._dispatch import fire_global
 from ._enums import AgentHook
 from ._frame import FRAME
-from ._hooks import fire_global
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._turn import Turn

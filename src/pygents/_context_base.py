@@ -8,8 +8,9 @@ from typing import Any, ClassVar, TypeVar
 
 from . import _serde
 from ._context_item import ContextItem
+from ._dispatch import fire
 from ._enums import ContextPoolHook, ContextQueueHook
-from ._hooks import fire, normalize_tags
+from ._hooks import normalize_tags
 from ._registry import GLOBAL_BY_TYPE
 from .errors import SerializationError, short_repr
 

@@ -17,9 +17,10 @@ from time import time
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import _callable, _scope
+from ._dispatch import fire, fire_global
 from ._enums import ToolHook
 from ._frame import FRAME
-from ._hooks import HookPoint, fire, fire_global, normalize_tags
+from ._hooks import HookPoint, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._scope import SCOPES
 from ._types import Tool, ToolMetadata

@@ -12,9 +12,9 @@ from time import time
 from typing import Any
 
 from . import _scope
+from ._dispatch import fire, fire_global
 from ._enums import StopReason, TurnHook
 from ._frame import FRAME
-from ._hooks import fire, fire_global
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._types import AgentState as Agent

@@ -2,7 +2,7 @@
 
 Bottom to top: ``_enums``, ``errors``, ``_env``, ``_frame``, ``_types``, ``_scope`` (what
 everything else types against or reads) -> ``_registry`` -> ``_callable``, ``_serde``,
-``_hooks`` -> ``_context_*``, ``_tool`` -> ``_turn_metadata``, ``_turn_run``, ``_turn`` ->
+``_dispatch``, ``_hooks`` -> ``_context_*``, ``_tool`` -> ``_turn_metadata``, ``_turn_run``, ``_turn`` ->
 ``_agent_run``, ``_agent_serde``, ``_agent`` -> ``_current``, ``_execution_scope`` and the public
 modules. Every import counts, type-only and function-local ones included: a reader must be able
 to name the layers.

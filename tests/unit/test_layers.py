@@ -2,10 +2,10 @@
 
 Bottom to top: ``_enums``, ``errors``, ``_env``, ``_frame``, ``_types``, ``_scope`` (what
 everything else types against or reads) -> ``_registry`` -> ``_callable``, ``_serde``,
-``_dispatch``, ``_hooks`` -> ``_context_*``, ``_tool`` -> ``_turn_metadata``, ``_turn_run``, ``_turn`` ->
-``_agent_run``, ``_agent_serde``, ``_agent`` -> ``_current``, ``_execution_scope`` and the public
-modules. Every import counts, type-only and function-local ones included: a reader must be able
-to name the layers.
+``_dispatch``, ``_hooks`` -> ``_context_*``, ``_tool`` -> ``_turn_metadata``, ``_turn_run``,
+``_turn`` -> ``_agent_run``, ``_agent_serde``, ``_agent`` -> ``_current``, ``_execution_scope``
+and the public modules. Every import counts, type-only and function-local ones included: a
+reader must be able to name the layers.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ with pytest-benchmark, or internally with ``time.perf_counter`` in the guard) an
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import os
@@ -234,6 +235,7 @@ IN_PROCESS_MODES = (
     "sdk",
     "sdk_prometheus",
     "sdk_prometheus_metrics",
+    "sdk_otlp",
 )
 
 MODE_LABELS = {
@@ -243,25 +245,84 @@ MODE_LABELS = {
     "sdk": "SDK tracer (batch, discarding exporter)",
     "sdk_prometheus": "SDK tracer + Prometheus",
     "sdk_prometheus_metrics": "SDK tracer + Prometheus + SDK metrics",
+    "sdk_otlp": "SDK tracer, exporter encoding OTLP protobuf (then discarding it)",
 }
 
 
-def discarding_tracer_provider(owner: Any) -> Any:
+def discarding_tracer_provider(owner: Any, encode: bool = False, threadless: bool = False) -> Any:
     """An SDK ``TracerProvider`` with the batch processor and an exporter that drops the
-    spans, counting them in ``owner.exported``."""
+    spans, counting them in ``owner.exported``; with ``encode``, it first encodes them as an
+    OTLP exporter does (protobuf bytes), the work a real exporter adds.
+
+    The processor exports only when flushed (a queue and batch larger than any run, no timer
+    in practice), so measurements see the export at a point they choose, on their thread.
+    """
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+    encode_spans: Any = None
+    if encode:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
     class Discard(SpanExporter):
-        """Counts the spans it is given and drops them."""
+        """Counts the spans it is given (encoding them first, if asked) and drops them."""
 
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            if encode_spans is not None:
+                owner.encoded += len(encode_spans(spans).SerializeToString())
             owner.exported += len(spans)
             return SpanExportResult.SUCCESS
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    if threadless:
+        # For instruction counts: the batch processor's work on the event loop's thread, with
+        # no worker thread whose wake-ups (GIL switch requests) would move the count.
+        provider.add_span_processor(flush_only_batch_processor(Discard()))
+        return provider
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            Discard(),
+            max_queue_size=1 << 20,
+            max_export_batch_size=1 << 20,
+            schedule_delay_millis=3_600_000,
+        )
+    )
     return provider
+
+
+def _flush_only_processor() -> Any:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class FlushOnly(SpanProcessor):  # type: ignore[misc]
+        """A batch span processor without a thread: ends queue, ``force_flush`` exports."""
+
+        def __init__(self, exporter: Any) -> None:
+            self._exporter = exporter
+            self._queue: collections.deque[Any] = collections.deque()
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            pass
+
+        def on_end(self, span: Any) -> None:
+            if span.context.trace_flags.sampled:
+                self._queue.append(span)
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            if self._queue:
+                batch = list(self._queue)
+                self._queue.clear()
+                self._exporter.export(batch)
+            return True
+
+        def shutdown(self) -> None:
+            self.force_flush()
+
+    return FlushOnly
+
+
+def flush_only_batch_processor(exporter: Any) -> Any:
+    """The thread-free batch processor of the instruction-count guard (see above)."""
+    return _flush_only_processor()(exporter)
 
 
 class TelemetryMode:
@@ -272,11 +333,13 @@ class TelemetryMode:
     installs nothing.
     """
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, threadless: bool = False) -> None:
         if mode not in IN_PROCESS_MODES:
             raise ValueError(f"unknown telemetry mode {mode!r}")
         self.mode = mode
         self.exported = 0
+        self.encoded = 0  # bytes of OTLP protobuf made by the sdk_otlp mode
+        self.threadless = threadless
         self.tracer_provider: Any = None
         self.meter_provider: Any = None
 
@@ -305,7 +368,9 @@ class TelemetryMode:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from prometheus_client import CollectorRegistry
 
-        self.tracer_provider = discarding_tracer_provider(self)
+        self.tracer_provider = discarding_tracer_provider(
+            self, encode=self.mode == "sdk_otlp", threadless=self.threadless
+        )
         registry: Any = CollectorRegistry() if "prometheus" in self.mode else False
         if self.mode.endswith("metrics"):
             # A reader that collects only when asked: nothing is collected during the run.
@@ -356,7 +421,9 @@ class SdkFloor:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
         self.exported = 0
-        self.tracer_provider = discarding_tracer_provider(self)
+        self.tracer_provider = discarding_tracer_provider(
+            self, encode=self.mode == "sdk_otlp", threadless=self.threadless
+        )
         self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         tracer = self.tracer_provider.get_tracer("pygents-floor")
         parent = tracer.start_span("invoke_agent floor")

@@ -1,22 +1,42 @@
 """Instructions per turn under callgrind: deterministic, additive, comparable across commits.
 
-Counts one drain of N turns of a trivial coroutine tool by one agent (after a warm-up drain
-of the same size), the final span flush included, in each telemetry mode. The count is taken
-with callgrind client requests around exactly that code, with ``PYTHONHASHSEED=0`` so the
-same run repeats to the instruction; the event-loop thread and the export thread (the batch
-span processor's) are reported separately.
+Each row counts one workload in one telemetry mode, after a warm-up of the same workload, with
+callgrind client requests around exactly that code and ``PYTHONHASHSEED=0``, so the same run
+repeats to the instruction. Traced modes flush their spans inside the count, through a batch
+span processor without a thread (ends queue, the flush exports): the export work is done by the
+event-loop thread at a deterministic point and counted with it, and no worker thread's wake-ups
+move the count.
+
+Workloads (per turn of a trivial tool):
+
+- ``queue``: one drain of N queued turns;
+- ``short_runs``: N runs of one queued turn each;
+- ``chain``: a chain of N turns, each returned by the previous one's tool;
+- ``stream10``: N/10 turns of a tool streaming 10 values (still per turn).
+
+Modes: ``off`` (telemetry not instrumented), ``sdk`` (SDK tracer, batch processor, discarding
+exporter), ``sdk_prometheus`` (+ Prometheus metrics), ``sdk_prometheus_metrics`` (+ SDK metrics
+through a ``MeterProvider``), ``sdk_otlp`` (SDK tracer whose exporter really encodes OTLP
+protobuf, then discards it).
 
 Usage (needs Debian's ``valgrind`` and a C compiler)::
 
-    python benchmarks/callgrind_turns.py                       # every mode, 2,000 turns
-    python benchmarks/callgrind_turns.py --modes off,sdk_prometheus --turns 2000
+    python benchmarks/callgrind_turns.py                  # every row, printed
+    python benchmarks/callgrind_turns.py --check          # against callgrind_budgets.toml (CI)
+    python benchmarks/callgrind_turns.py --write-budgets  # record this Python's rows
+    python benchmarks/callgrind_turns.py --rows queue:off,chain:sdk
 
-Run the same command on two commits and compare the rows.
+``--check`` fails (exit 1) when a row exceeds its budget by more than the tolerance (2%), with
+a table saying which row and by how much. ``--inject loop|bridge`` adds busy work of
+``--inject-fraction`` (default 10%) of each row's budget per turn to the run loop or to the
+telemetry bridge, sized by a probe of the busy loop in that row (the guard's own test uses it
+to prove the guard bites).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import glob
 import os
@@ -24,10 +44,18 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-MODES = ("off", "noop", "sdk", "sdk_prometheus", "sdk_prometheus_metrics")
+BUDGETS = HERE / "callgrind_budgets.toml"
+WORKLOADS = ("queue", "short_runs", "chain", "stream10")
+MODES = ("off", "sdk", "sdk_prometheus", "sdk_prometheus_metrics", "sdk_otlp")
+TOLERANCE = 0.02
+TURNS = 1000
 
 _CONTROL_C = r"""
 #include <valgrind/callgrind.h>
@@ -36,7 +64,8 @@ void pg_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT("me
 """
 
 
-def _control_library(workdir: str) -> str:
+def control_library(workdir: str) -> str:
+    """Compile the callgrind client-request shim; return its path."""
     source = os.path.join(workdir, "pg_callgrind.c")
     library = os.path.join(workdir, "pg_callgrind.so")
     Path(source).write_text(_CONTROL_C)
@@ -44,28 +73,100 @@ def _control_library(workdir: str) -> str:
     return library
 
 
-def _child(mode: str, turns: int, library: str) -> None:
-    """Runs under valgrind: warm up, then count one drain of ``turns`` turns."""
-    import asyncio
+# -- the child: runs under valgrind ---------------------------------------------------------------
 
+
+def _busy(iterations: int) -> Any:
+    """A function running ``iterations`` empty loop iterations (cost: see ``calibrate``)."""
+
+    def burn() -> None:
+        for _ in repeat(None, iterations):  # the same cost per iteration, whatever the count
+            pass
+
+    return burn
+
+
+def _inject(where: str, iterations: int) -> None:
+    burn = _busy(iterations)
+    if where == "loop":
+        import pygents._agent_run as run_module
+
+        original_returning = run_module.run_returning
+
+        async def slowed(turn: Any, agent: Any) -> Any:
+            burn()
+            return await original_returning(turn, agent)
+
+        run_module.run_returning = slowed
+        original_yielding = run_module.run_yielding
+
+        def slowed_stream(turn: Any, agent: Any) -> Any:
+            burn()
+            return original_yielding(turn, agent)
+
+        run_module.run_yielding = slowed_stream
+    elif where == "bridge":
+        from pygents.observability._bridge import Bridge
+
+        original_close = Bridge.close_turn
+
+        def slowed_close(self: Any, turn: Any, state: Any, error: Any) -> None:
+            burn()
+            original_close(self, turn, state, error)
+
+        Bridge.close_turn = slowed_close  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown injection point {where!r}")
+
+
+def _child(workload: str, mode: str, turns: int, library: str, inject: str, extra: int) -> None:
     sys.path.insert(0, str(HERE))
     import _workloads as w
 
+    from pygents import Turn
+
     control = ctypes.CDLL(library)
-    telemetry = None if mode == "off" else w.TelemetryMode(mode)
+    telemetry = None if mode == "off" else w.TelemetryMode(mode, threadless=True)
     if telemetry is not None:
         telemetry.__enter__()
-    tool = w.trivial_tool()
+    if inject:
+        _inject(inject, extra)
+
+    if workload == "stream10":
+        tool = w.streaming_tool(10)
+        count = max(1, turns // 10)
+    elif workload == "chain":
+        tool = w.chain_tool()
+        count = turns
+    else:
+        tool = w.trivial_tool()
+        count = turns
     agent = w.agent_with([tool])
+    name = tool.metadata.name
+
+    async def once() -> None:
+        if workload == "chain":
+            await agent.put(Turn(name, kwargs={"left": count}))
+            await w.drain(agent)
+        elif workload == "short_runs":
+            for i in range(count):
+                await agent.put(Turn(tool, kwargs={"x": i}))
+                await w.drain(agent)
+        else:
+            await w.put_round(agent, tool, count)
+            await w.drain(agent)
 
     async def main() -> None:
-        await w.put_round(agent, tool, turns)
-        await w.drain(agent)  # warm-up: caches, lanes, cells, code paths
+        await once()  # warm-up: caches, lanes, cells, code paths
         if telemetry is not None:
             telemetry.flush()
-        await w.put_round(agent, tool, turns)
-        control.pg_start()
-        await w.drain(agent)
+        if workload in ("queue", "stream10"):
+            await w.put_round(agent, tool, count)  # queued outside the count
+            control.pg_start()
+            await w.drain(agent)
+        else:
+            control.pg_start()
+            await once()
         if telemetry is not None:
             telemetry.flush()
         control.pg_stop()
@@ -75,8 +176,11 @@ def _child(mode: str, turns: int, library: str) -> None:
         telemetry.__exit__(None, None, None)
 
 
+# -- the parent ---------------------------------------------------------------------------------
+
+
 def _totals(pattern: str) -> list[int]:
-    """The measured totals of each thread's dump file (main thread first)."""
+    """The measured totals of each thread's dump file (event-loop thread first)."""
     found: list[tuple[int, int]] = []
     for path in glob.glob(pattern):
         text = Path(path).read_text(errors="replace")
@@ -89,14 +193,19 @@ def _totals(pattern: str) -> list[int]:
     return [count for _thread, count in sorted(found)]
 
 
-def measure(mode: str, turns: int, library: str, workdir: str) -> tuple[int, int]:
-    """(event-loop thread, other threads) instructions per turn for one mode."""
-    out = os.path.join(workdir, f"cg.{mode}")
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    if mode == "off":
-        env["PYGENTS_TELEMETRY"] = "off"
-    else:
-        env["PYGENTS_TELEMETRY"] = "off"  # no auto-instrumentation: the mode installs its own
+def measure(
+    workload: str,
+    mode: str,
+    library: str,
+    workdir: str,
+    turns: int = TURNS,
+    inject: str = "",
+    extra: int = 0,
+) -> tuple[int, int]:
+    """(event-loop thread, other threads) instructions per turn of one row."""
+    out = os.path.join(workdir, f"cg.{workload}.{mode}.{inject or 'plain'}")
+    # The modes install their own telemetry: no auto-instrumentation at import.
+    env = dict(os.environ, PYTHONHASHSEED="0", PYGENTS_TELEMETRY="off")
     cmd = [
         "valgrind",
         "--tool=callgrind",
@@ -106,38 +215,145 @@ def measure(mode: str, turns: int, library: str, workdir: str) -> tuple[int, int
         sys.executable,
         __file__,
         "--child",
-        mode,
+        f"{workload}:{mode}",
         "--turns",
         str(turns),
         "--library",
         library,
+        "--inject",
+        inject,
+        "--inject-iterations",
+        str(extra),
     ]
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{workload}:{mode} failed:\n{done.stderr[-3000:]}")
     totals = _totals(out + "*")
     if not totals:
-        raise RuntimeError(f"no callgrind dump for mode {mode!r}")
-    return totals[0] // turns, sum(totals[1:]) // turns
+        raise RuntimeError(f"no callgrind dump for {workload}:{mode}")
+    per = max(1, turns // 10) if workload == "stream10" else turns  # per turn, not per value
+    return totals[0] // per, sum(totals[1:]) // per
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--turns", type=int, default=2000)
+def python_key() -> str:
+    """The budgets' section for this interpreter, e.g. ``py3.12``."""
+    return "py{}.{}".format(*sys.version_info[:2])
+
+
+def load_budgets() -> dict[str, dict[str, int]]:
+    with BUDGETS.open("rb") as fh:
+        data = tomllib.load(fh)
+    return {key: dict(rows) for key, rows in data.items() if key.startswith("py")}
+
+
+def write_budgets(rows: dict[str, int]) -> None:
+    """Record this Python's rows, keeping the other Pythons' sections."""
+    budgets = load_budgets() if BUDGETS.exists() else {}
+    budgets[python_key()] = rows
+    lines = [
+        "# Instruction-count budgets per turn, checked by benchmarks/callgrind_turns.py --check",
+        "# (.ci/run, every supported Python). A row may exceed its budget by 2%. Re-record a",
+        "# Python's section with --write-budgets only for a change that is meant to cost more",
+        "# (or that saved instructions: lower budgets keep the savings), and say so in the commit.",
+        "",
+    ]
+    for key in sorted(budgets):
+        lines.append(f'["{key}"]')
+        lines.extend(f'"{row}" = {value}' for row, value in sorted(budgets[key].items()))
+        lines.append("")
+    BUDGETS.write_text("\n".join(lines))
+
+
+def run_rows(
+    rows: list[tuple[str, str]], turns: int, inject: str = "", fraction: float = 0.0
+) -> dict[str, tuple[int, int]]:
+    """Measure rows (two at a time: callgrind counts do not depend on the load).
+
+    With ``inject``, each row gets busy work of ``fraction`` of its budget per turn, sized by
+    probes: the same row measured plain and with 1,000 and 2,000 iterations of the busy loop.
+    """
+    budgets = load_budgets().get(python_key(), {}) if inject else {}
+    with tempfile.TemporaryDirectory() as workdir:
+        library = control_library(workdir)
+
+        def one(row: tuple[str, str]) -> tuple[str, tuple[int, int]]:
+            key = f"{row[0]}:{row[1]}"
+            extra = 0
+            if inject:
+                # The injection's cost where it is injected, probed with 1,000 and 2,000
+                # iterations: a fixed part (the wrapper) and a per-iteration part; then as
+                # many iterations as make the whole injection the fraction of the budget.
+                plain = measure(row[0], row[1], library, workdir, turns)[0]
+                one_k = measure(row[0], row[1], library, workdir, turns, inject, 1000)[0]
+                two_k = measure(row[0], row[1], library, workdir, turns, inject, 2000)[0]
+                per_iteration = max(1e-9, (two_k - one_k) / 1000)
+                fixed = (one_k - plain) - 1000 * per_iteration
+                extra = max(0, round((fraction * budgets[key] - fixed) / per_iteration))
+            return key, measure(row[0], row[1], library, workdir, turns, inject, extra)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(pool.map(one, rows))
+
+
+def check(results: dict[str, tuple[int, int]]) -> tuple[bool, list[str]]:
+    """Compare with this Python's budgets; return (ok, the table's lines)."""
+    budgets = load_budgets().get(python_key())
+    if budgets is None:
+        return False, [f"no budgets for {python_key()} in {BUDGETS.name}"]
+    ok = True
+    lines = [f"{'row':<32}{'budget':>10}{'measured':>10}{'change':>9}  status"]
+    for row, (loop, _others) in sorted(results.items()):
+        budget = budgets.get(row)
+        if budget is None:
+            ok = False
+            lines.append(f"{row:<32}{'-':>10}{loop:>10,}{'':>9}  NO BUDGET")
+            continue
+        change = loop / budget - 1
+        over = change > TOLERANCE
+        ok = ok and not over
+        status = f"OVER BUDGET by {change:+.1%}" if over else "ok"
+        lines.append(f"{row:<32}{budget:>10,}{loop:>10,}{change:>+9.1%}  {status}")
+    return ok, lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", help="workload:mode,... (default: every row)")
+    parser.add_argument("--turns", type=int, default=TURNS)
+    parser.add_argument("--check", action="store_true", help="compare with the budgets")
+    parser.add_argument("--write-budgets", action="store_true")
+    parser.add_argument("--inject", default="", help="loop or bridge: add busy work per turn")
+    parser.add_argument(
+        "--inject-fraction", type=float, default=0.10, help="busy work, as a share of the budget"
+    )
+    parser.add_argument("--inject-iterations", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.turns, args.library)
-        return
-    with tempfile.TemporaryDirectory() as workdir:
-        library = _control_library(workdir)
-        version = ".".join(map(str, sys.version_info[:3]))
-        print(f"instructions per turn, Python {version}, {args.turns} turns, PYTHONHASHSEED=0")
-        print(f"{'mode':<26}{'event loop':>12}{'export thread':>15}")
-        for mode in args.modes.split(","):
-            loop, others = measure(mode, args.turns, library, workdir)
-            print(f"{mode:<26}{loop:>12,}{others:>15,}")
+        workload, mode = args.child.split(":")
+        _child(workload, mode, args.turns, args.library, args.inject, args.inject_iterations)
+        return 0
+    if args.rows:
+        rows = [tuple(r.split(":")) for r in args.rows.split(",")]
+    else:
+        rows = [(w, m) for w in WORKLOADS for m in MODES]
+    results = run_rows(rows, args.turns, args.inject, args.inject_fraction)  # type: ignore[arg-type]
+    version = ".".join(map(str, sys.version_info[:3]))
+    print(f"instructions per turn, Python {version}, {args.turns} turns, PYTHONHASHSEED=0")
+    if args.write_budgets:
+        write_budgets({row: loop for row, (loop, _o) in results.items()})
+        print(f"recorded {len(results)} rows for {python_key()} in {BUDGETS.name}")
+    if args.check:
+        ok, lines = check(results)
+        print("\n".join(lines))
+        print("passed" if ok else "FAILED: instruction budgets exceeded (see the rows above)")
+        return 0 if ok else 1
+    print(f"{'row':<32}{'event loop':>12}{'other threads':>15}")
+    for row, (loop, others) in sorted(results.items()):
+        print(f"{row:<32}{loop:>12,}{others:>15,}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

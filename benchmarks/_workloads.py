@@ -421,9 +421,7 @@ class SdkFloor:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
         self.exported = 0
-        self.tracer_provider = discarding_tracer_provider(
-            self, encode=self.mode == "sdk_otlp", threadless=self.threadless
-        )
+        self.tracer_provider = discarding_tracer_provider(self)
         self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         tracer = self.tracer_provider.get_tracer("pygents-floor")
         parent = tracer.start_span("invoke_agent floor")

@@ -357,8 +357,8 @@ def report(
     if "floor_sdk_span" in results and "skipped" not in results["floor_sdk_span"]:
         notes.append(
             "floor_sdk_span[_4_histograms]: no hooks; the tool itself makes the SDK span of "
-            "the contract (and records its 4 per-turn SDK histograms): the least any bridge "
-            "can cost"
+            "the contract (and records 4 SDK histograms) through the SDK's public API: the floor "
+            "of that path, not of a bridge that builds finished spans directly"
         )
     return "\n".join(lines + (["", *notes] if notes else [])), failed
 

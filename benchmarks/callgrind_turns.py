@@ -2,7 +2,8 @@
 
 Each row counts one workload in one telemetry mode, after a warm-up of the same workload, with
 callgrind client requests around exactly that code and ``PYTHONHASHSEED=0``, so the same run
-repeats to the instruction. Traced modes flush their spans inside the count, through a batch
+repeats to the instruction; the cyclic GC is off while counting (its collections depend on the
+environment, not on the code). Traced modes flush their spans inside the count, through a batch
 span processor without a thread (ends queue, the flush exports): the export work is done by the
 event-loop thread at a deterministic point and counted with it, and no worker thread's wake-ups
 move the count.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import glob
 import os
 import re
@@ -162,14 +164,21 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
             telemetry.flush()
         if workload in ("queue", "stream10"):
             await w.put_round(agent, tool, count)  # queued outside the count
-            control.pg_start()
+        # The cyclic GC runs when the process's object counts say so, and they depend on the
+        # environment (its size, the paths of the venv): its collections would move the
+        # count between machines. Instructions of the code path only; GC cost shows in
+        # wall-time ratios.
+        gc.collect()
+        gc.disable()
+        control.pg_start()
+        if workload in ("queue", "stream10"):
             await w.drain(agent)
         else:
-            control.pg_start()
             await once()
         if telemetry is not None:
             telemetry.flush()
         control.pg_stop()
+        gc.enable()
 
     asyncio.run(main())
     if telemetry is not None:

@@ -217,6 +217,4 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
         finally:
             FRAME.set(outer)
             if opened:
-                if tokens is not None:
-                    _scope.detach(opened, tokens)
-                _scope.close_run(opened, agent, error)
+                _scope.close_run(opened, tokens, agent, error)

@@ -119,8 +119,12 @@ def detach(opened: Opened, tokens: list[Any]) -> None:
             _broken(scope, "detach", exc)
 
 
-def close_run(opened: Opened, agent: Any, error: BaseException | None) -> None:
-    """Close every opened run state, innermost (last opened) first."""
+def close_run(
+    opened: Opened, tokens: list[Any] | None, agent: Any, error: BaseException | None
+) -> None:
+    """Detach (if attached) and close every opened run state, innermost first."""
+    if tokens is not None:
+        detach(opened, tokens)
     for scope, state in reversed(opened):
         try:
             scope.close_run(agent, state, error)
@@ -128,8 +132,12 @@ def close_run(opened: Opened, agent: Any, error: BaseException | None) -> None:
             _broken(scope, "close_run", exc)
 
 
-def close_turn(opened: Opened, turn: Any, error: BaseException | None) -> None:
-    """Close every opened turn state, innermost first."""
+def close_turn(
+    opened: Opened, tokens: list[Any] | None, turn: Any, error: BaseException | None
+) -> None:
+    """Detach (if attached) and close every opened turn state, innermost first."""
+    if tokens is not None:
+        detach(opened, tokens)
     for scope, state in reversed(opened):
         try:
             scope.close_turn(turn, state, error)
@@ -137,8 +145,12 @@ def close_turn(opened: Opened, turn: Any, error: BaseException | None) -> None:
             _broken(scope, "close_turn", exc)
 
 
-def close_call(opened: Opened, tool: Any, result: Any, error: BaseException | None) -> None:
-    """Close every opened tool-invocation state, innermost first."""
+def close_call(
+    opened: Opened, tokens: list[Any] | None, tool: Any, result: Any, error: BaseException | None
+) -> None:
+    """Detach (if attached) and close every opened tool-invocation state, innermost first."""
+    if tokens is not None:
+        detach(opened, tokens)
     for scope, state in reversed(opened):
         try:
             scope.close_call(tool, state, result, error)

@@ -139,8 +139,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
             raise
         finally:
             if opened:
-                _scope.detach(opened, tokens)  # type: ignore[arg-type]
-                _scope.close_call(opened, self, result, error)
+                _scope.close_call(opened, tokens, self, result, error)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Invoke the tool directly (outside a turn), with its hooks, lock and kwargs."""
@@ -232,9 +231,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                 await self._fire(ToolHook.AFTER_INVOKE, values)
         finally:
             if opened:
-                if tokens is not None:
-                    _scope.detach(opened, tokens)
-                _scope.close_call(opened, self, values, error)
+                _scope.close_call(opened, tokens, self, values, error)
 
     @staticmethod
     async def _close(agen: AsyncGenerator[Any, None] | None, lock: asyncio.Lock | None) -> None:

@@ -204,8 +204,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
         finally:
             FRAME.set(outer)
             if opened:
-                _scope.detach(opened, tokens)  # type: ignore[arg-type]
-                _scope.close_turn(opened, turn, error)
+                _scope.close_turn(opened, tokens, turn, error)
 
 
 async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, None]:
@@ -288,9 +287,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
         finally:
             FRAME.set(outer)
             if opened:
-                if tokens is not None:
-                    _scope.detach(opened, tokens)
-                _scope.close_turn(opened, turn, error)
+                _scope.close_turn(opened, tokens, turn, error)
 
 
 async def _close(stream: Any) -> None:

@@ -166,11 +166,9 @@ class Spans:
     ) -> None:
         """Set a turn span's closing attributes (stop reason, values, result, error)."""
         if reason is _COMPLETED and error_type is None and not tool.is_generator:
+            span.set_attributes(lane.done_attributes)  # built once per lane
             if self.capture.enabled and output is not None:
-                span.set_attributes(lane.done_attributes)
                 span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
-            else:
-                span.set_attributes(lane.done_attributes)  # built once per lane
             return
         if tool.is_generator:
             values = len(output) if isinstance(output, list) else 0

@@ -13,7 +13,8 @@ Workloads (per turn of a trivial tool):
 - ``queue``: one drain of N queued turns;
 - ``short_runs``: N runs of one queued turn each;
 - ``chain``: a chain of N turns, each returned by the previous one's tool;
-- ``stream10``: N/10 turns of a tool streaming 10 values (still per turn).
+- ``stream10``: 300 turns of a tool streaming 10 values (still per turn; N/10 turns with
+  ``--turns N``).
 
 Modes: ``off`` (telemetry not instrumented), ``sdk`` (SDK tracer, batch processor, discarding
 exporter), ``sdk_prometheus`` (+ Prometheus metrics), ``sdk_prometheus_metrics`` (+ SDK metrics
@@ -28,7 +29,10 @@ Usage (needs Debian's ``valgrind`` and a C compiler)::
     python benchmarks/callgrind_turns.py --rows queue:off,chain:sdk
 
 ``--check`` fails (exit 1) when a row exceeds its budget by more than the tolerance (2%), with
-a table saying which row and by how much. ``--inject loop|bridge`` adds busy work of
+a table saying which row and by how much; a row over budget is first measured twice more and
+its smallest count kept (noise only ever adds instructions; a regression is in every sample).
+
+``--inject loop|bridge`` adds busy work of
 ``--inject-fraction`` (default 10%) of each row's budget per turn to the run loop or to the
 telemetry bridge, sized by a probe of the busy loop in that row (the guard's own test uses it
 to prove the guard bites).
@@ -58,6 +62,8 @@ WORKLOADS = ("queue", "short_runs", "chain", "stream10")
 MODES = ("off", "sdk", "sdk_prometheus", "sdk_prometheus_metrics", "sdk_otlp")
 TOLERANCE = 0.02
 TURNS = 1000
+STREAM_TURNS = 300  # stream10 turns (3,000 values): enough that no one-off event weighs 2%
+RETRIES = 2  # an over-budget row is measured this many more times; its minimum counts
 
 _CONTROL_C = r"""
 #include <valgrind/callgrind.h>
@@ -136,7 +142,7 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
 
     if workload == "stream10":
         tool = w.streaming_tool(10)
-        count = max(1, turns // 10)
+        count = _stream_turns(turns)
     elif workload == "chain":
         tool = w.chain_tool()
         count = turns
@@ -183,6 +189,11 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
     asyncio.run(main())
     if telemetry is not None:
         telemetry.__exit__(None, None, None)
+
+
+def _stream_turns(turns: int) -> int:
+    """Turns of the stream10 workload for ``--turns`` (the default: STREAM_TURNS)."""
+    return STREAM_TURNS if turns == TURNS else max(1, turns // 10)
 
 
 # -- the parent ---------------------------------------------------------------------------------
@@ -240,7 +251,7 @@ def measure(
     totals = _totals(out + "*")
     if not totals:
         raise RuntimeError(f"no callgrind dump for {workload}:{mode}")
-    per = max(1, turns // 10) if workload == "stream10" else turns  # per turn, not per value
+    per = _stream_turns(turns) if workload == "stream10" else turns  # per turn, not per value
     return totals[0] // per, sum(totals[1:]) // per
 
 
@@ -258,7 +269,7 @@ def load_budgets() -> dict[str, dict[str, int]]:
 def write_budgets(rows: dict[str, int]) -> None:
     """Record this Python's rows, keeping the other Pythons' sections."""
     budgets = load_budgets() if BUDGETS.exists() else {}
-    budgets[python_key()] = rows
+    budgets[python_key()] = {**budgets.get(python_key(), {}), **rows}  # --rows: only those
     lines = [
         "# Instruction-count budgets per turn, checked by benchmarks/callgrind_turns.py --check",
         "# (.ci/run, every supported Python). A row may exceed its budget by 2%. Re-record a",
@@ -302,6 +313,33 @@ def run_rows(
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             return dict(pool.map(one, rows))
+
+
+def remeasure_over_budget(
+    results: dict[str, tuple[int, int]], turns: int, inject: str, fraction: float
+) -> dict[str, tuple[int, int]]:
+    """Measure each over-budget row up to RETRIES more times; keep its smallest count.
+
+    A run repeats to within 0.1% almost always, but an occasional run of a row counts a
+    one-off event in its window (seen in CI: +2-4% on one traced stream row, with the same
+    commit passing the run before). Such noise only ever adds instructions, so the minimum
+    of a few samples is the row's cost; a real regression is in every sample and still fails.
+    """
+    budgets = load_budgets().get(python_key(), {})
+    results = dict(results)
+    for _ in range(RETRIES):
+        over = [
+            row
+            for row, (loop, _o) in results.items()
+            if row in budgets and loop > budgets[row] * (1 + TOLERANCE)
+        ]
+        if not over:
+            break
+        print(f"re-measuring over-budget rows: {', '.join(over)}", flush=True)
+        again = run_rows([tuple(row.split(":")) for row in over], turns, inject, fraction)  # type: ignore[misc]
+        for row, sample in again.items():
+            results[row] = min(results[row], sample)
+    return results
 
 
 def check(results: dict[str, tuple[int, int]]) -> tuple[bool, list[str]]:
@@ -348,6 +386,8 @@ def main() -> int:
     else:
         rows = [(w, m) for w in WORKLOADS for m in MODES]
     results = run_rows(rows, args.turns, args.inject, args.inject_fraction)  # type: ignore[arg-type]
+    if args.check and not args.inject:  # an injection is in every sample: no need to repeat
+        results = remeasure_over_budget(results, args.turns, args.inject, args.inject_fraction)
     version = ".".join(map(str, sys.version_info[:3]))
     print(f"instructions per turn, Python {version}, {args.turns} turns, PYTHONHASHSEED=0")
     if args.write_budgets:

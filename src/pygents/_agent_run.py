@@ -8,22 +8,23 @@ every value, and only values that were not routed are yielded to the caller.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
+from time import time
 from typing import Any
 
 from . import _scope
 from ._context import ContextItem
 from ._dispatch import fire_global
-from ._enums import AgentHook
-from ._frame import FRAME
+from ._enums import AgentHook, StopReason, ToolHook, TurnHook
+from ._frame import FRAME, leave
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._turn import Turn
-from ._turn_run import run_returning, run_yielding
+from ._turn_run import finish, resolve_dynamic, run_returning, run_yielding, stop_reason_of
 from ._types import AgentState as Agent
 from .errors import SafeExecutionError
 
-__all__ = ["deliver", "gate", "route", "run_agent"]
+__all__ = ["deliver", "gate", "route", "route_in_frame", "run_agent"]
 
 #: The run loop yields to the event loop after this many turns that never suspended,
 #: so that other agents and timers get to run.
@@ -35,6 +36,10 @@ _AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
 _G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
 _G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
 _G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
+_TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
+_TOOL_GLOBALS = GLOBAL_BY_FAMILY[ToolHook]
+_COMPLETED = StopReason.COMPLETED
+_CANCELLED = StopReason.CANCELLED
 _ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not yield)
 
 
@@ -73,14 +78,21 @@ async def route(agent: Agent, value: Any, source: Turn) -> None:
     outer = FRAME.get()
     FRAME.set((agent, source, source._tool))
     try:
-        if isinstance(value, Turn):
-            await agent.put(value)
-        elif value.id is None:
-            await agent._context_queue.append(value)
-        else:
-            await agent._context_pool.add(value)
+        await route_in_frame(agent, value)
     finally:
         FRAME.set(outer)
+
+
+def route_in_frame(agent: Agent, value: Any) -> Awaitable[None]:
+    """Route ``value`` in the current frame (the producing turn's)."""
+    if isinstance(value, Turn):
+        return agent.put(value)
+    pending: Awaitable[None]
+    if value.id is None:
+        pending = agent._context_queue.append(value)
+    else:
+        pending = agent._context_pool.add(value)
+    return pending
 
 
 async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
@@ -134,7 +146,8 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         break
             turn = queue.popleft()
             agent._current_turn = turn
-            if turn._tool.is_generator:
+            tool = turn._tool
+            if tool.is_generator:
                 stream = run_yielding(turn, agent)
                 try:
                     while True:
@@ -168,6 +181,72 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 finally:
                     await stream.aclose()
                 agent._current_turn = None
+            elif (
+                not hooks
+                and not SCOPES
+                and not _TURN_GLOBALS
+                and not _TOOL_GLOBALS
+                and not turn._hooks
+                and not agent._turn_hooks
+                and tool._plain
+                and not tool.hooks
+                and not turn._running
+            ):
+                # A bare turn (no hook, scope or wrapper anywhere): run_returning's work,
+                # written out here so the most common turn costs no coroutine of its own,
+                # and with one frame switch instead of two (see _frame: a live frame).
+                here = FRAME.get()
+                frame = [agent, turn, tool, True]
+                FRAME.set(frame)
+                turn._running = True
+                turn._stop_reason = None
+                turn._end = None
+                meta = tool.metadata
+                turn._start = meta._start = time()
+                try:
+                    args, kwargs = turn._args, turn._kwargs
+                    if args or kwargs:
+                        args, kwargs = resolve_dynamic(args, kwargs)
+                    coro = tool.fn(*args, **kwargs)
+                    try:
+                        pending = coro.send(None)
+                    except StopIteration as stop:
+                        value = stop.value
+                    else:
+                        value = await finish(coro, pending, turn._timeout, turn)
+                    turn.output = value
+                    turn._stop_reason = _COMPLETED
+                except BaseException as exc:
+                    if isinstance(exc, Exception):
+                        turn._stop_reason = stop_reason_of(turn, exc)
+                        _note(exc, agent, turn)
+                    else:
+                        turn._stop_reason = _CANCELLED
+                    leave(frame, here)
+                    raise
+                finally:
+                    turn._end = meta._end = time()
+                    turn._running = False
+                agent._current_turn = None
+                if isinstance(value, _ROUTED):
+                    # Routed in the turn's frame (put/append/add hooks see this turn).
+                    try:
+                        await route_in_frame(agent, value)
+                    finally:
+                        leave(frame, here)
+                    if _G_TURN_VALUE:
+                        await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
+                    # routed values are not yielded
+                else:
+                    leave(frame, here)
+                    if _G_TURN_VALUE:
+                        await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
+                    if juggle:
+                        FRAME.set(outer)
+                        yield turn, value
+                        FRAME.set(mine)
+                    else:
+                        yield turn, value
             else:
                 try:
                     value = await run_returning(turn, agent)
@@ -206,15 +285,16 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
         error = exc
         raise
     finally:
-        FRAME.set(mine)
         agent._current_turn = None
         agent._running = False
-        try:
-            if hooks or _AGENT_GLOBALS:
-                await agent._fire(
-                    AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
-                )
-        finally:
-            FRAME.set(outer)
-            if opened:
-                _scope.close_run(opened, tokens, agent, error)
+        if hooks or _AGENT_GLOBALS or juggle:
+            FRAME.set(mine)
+            try:
+                if hooks or _AGENT_GLOBALS:
+                    await agent._fire(
+                        AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
+                    )
+            finally:
+                FRAME.set(outer)
+                if opened:
+                    _scope.close_run(opened, tokens, agent, error)

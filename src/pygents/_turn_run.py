@@ -21,7 +21,7 @@ from ._types import AgentState as Agent
 from ._types import TurnState as Turn
 from .errors import SafeExecutionError, TurnTimeoutError
 
-__all__ = ["run_returning", "run_yielding"]
+__all__ = ["finish", "resolve_dynamic", "run_returning", "run_yielding", "stop_reason_of"]
 
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
 # Per-type global hook lists (mutated in place by HookRegistry): an event nobody listens to
@@ -35,7 +35,7 @@ _TIMEOUT = StopReason.TIMEOUT
 _CANCELLED = StopReason.CANCELLED
 
 
-def _resolve_dynamic(
+def resolve_dynamic(
     args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any]]:
     """Call the callables among the arguments (dynamic arguments); copy only if needed."""
@@ -84,7 +84,7 @@ class _Resume:
                     return stop.value
 
 
-async def _finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> Any:
+async def finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> Any:
     """Drive ``coro`` (already stepped once, now waiting on ``pending``) to its end."""
     if limit is None:
         return await _Resume(coro, pending)
@@ -108,14 +108,19 @@ async def _failed(turn: Turn, agent: Agent | None, exc: Exception, hooked: bool)
 
     A ``TurnTimeoutError`` of another (nested) turn is an error of this one.
     """
-    if isinstance(exc, TurnTimeoutError) and exc.turn is turn:
-        turn._stop_reason = _TIMEOUT
-        if hooked:
+    turn._stop_reason = reason = stop_reason_of(turn, exc)
+    if hooked:
+        if reason is _TIMEOUT:
             await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
-    else:
-        turn._stop_reason = _ERROR
-        if hooked:
+        else:
             await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+
+
+def stop_reason_of(turn: Turn, exc: Exception) -> StopReason:
+    """TIMEOUT for this turn's own timeout, else ERROR (another turn's timeout included)."""
+    if isinstance(exc, TurnTimeoutError) and exc.turn is turn:
+        return _TIMEOUT
+    return _ERROR
 
 
 def _completion(turn: Turn, agent: Agent | None, local: bool) -> Awaitable[Any]:
@@ -172,14 +177,14 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
             await fire_global(_G_BEFORE_RUN, turn.tags, turn)
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
-            args, kwargs = _resolve_dynamic(args, kwargs)
+            args, kwargs = resolve_dynamic(args, kwargs)
         coro: Coroutine[Any, Any, Any] = turn._tool._start(args, kwargs, turn)
         try:
             pending = coro.send(None)
         except StopIteration as stop:
             output = stop.value
         else:
-            output = await _finish(coro, pending, turn._timeout, turn)
+            output = await finish(coro, pending, turn._timeout, turn)
         turn.output = output
         if local:
             await _fire_turn(turn, agent, TurnHook.AFTER_RUN, output)
@@ -229,7 +234,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
             await fire_global(_G_BEFORE_RUN, turn.tags, turn)
         args, kwargs = turn._args, turn._kwargs
         if args or kwargs:
-            args, kwargs = _resolve_dynamic(args, kwargs)
+            args, kwargs = resolve_dynamic(args, kwargs)
         stream = turn._tool._start(args, kwargs, turn)
         remaining = turn._timeout
         loop = None
@@ -246,7 +251,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
                     loop = asyncio.get_running_loop()
                 started = loop.time()
                 try:
-                    value = await _finish(step, pending, remaining, turn)
+                    value = await finish(step, pending, remaining, turn)
                 except StopAsyncIteration:
                     break
                 if remaining is not None:

@@ -316,15 +316,11 @@ class Agent:
             TypeError: ``turn`` is not a ``Turn``.
             ValueError: the turn's tool is not one of this agent's tools.
         """
-        if not isinstance(turn, Turn):
-            raise TypeError(f"Agent {self._name!r}: put() takes a Turn, got {type(turn).__name__}")
-        tool = turn._tool
-        if self._tools.get(tool.metadata.name) is not tool:
-            raise ValueError(
-                f"Agent {self._name!r} does not accept tool {tool.metadata.name!r}: its tools "
-                f"are {sorted(self._tools)}"
-            )
         hooks = self._hooks
+        if not (hooks or _G_BEFORE_PUT or _G_AFTER_PUT):
+            self._enqueue(turn)
+            return
+        self._accept(turn)
         if hooks or _G_BEFORE_PUT:
             await self._fire(AgentHook.BEFORE_PUT, turn)
         turn._enqueued = time()
@@ -333,6 +329,24 @@ class Agent:
             self._nonempty.set()
         if hooks or _G_AFTER_PUT:
             await self._fire(AgentHook.AFTER_PUT, turn)
+
+    def _enqueue(self, turn: Turn) -> None:
+        """``put()`` without its hooks: accept and enqueue ``turn`` now (no put hook exists)."""
+        self._accept(turn)
+        turn._enqueued = time()
+        self._queue.append(turn)
+        if self._nonempty is not None:
+            self._nonempty.set()
+
+    def _accept(self, turn: Turn) -> None:
+        if not isinstance(turn, Turn):
+            raise TypeError(f"Agent {self._name!r}: put() takes a Turn, got {type(turn).__name__}")
+        tool = turn._tool
+        if self._tools.get(tool.metadata.name) is not tool:
+            raise ValueError(
+                f"Agent {self._name!r} does not accept tool {tool.metadata.name!r}: its tools "
+                f"are {sorted(self._tools)}"
+            )
 
     async def pop(self) -> Turn:
         """Take the next turn off the queue, waiting until there is one."""

@@ -40,6 +40,8 @@ _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
 _TOOL_GLOBALS = GLOBAL_BY_FAMILY[ToolHook]
 _COMPLETED = StopReason.COMPLETED
 _CANCELLED = StopReason.CANCELLED
+_G_BEFORE_PUT = GLOBAL_BY_TYPE[AgentHook.BEFORE_PUT]
+_G_AFTER_PUT = GLOBAL_BY_TYPE[AgentHook.AFTER_PUT]
 _ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not yield)
 
 
@@ -205,8 +207,15 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 turn._start = meta._start = time()
                 try:
                     args, kwargs = turn._args, turn._kwargs
-                    if args or kwargs:
-                        args, kwargs = resolve_dynamic(args, kwargs)
+                    for arg in kwargs.values():  # dynamic arguments (callables) are called
+                        if callable(arg):
+                            args, kwargs = resolve_dynamic(args, kwargs)
+                            break
+                    else:
+                        for arg in args:
+                            if callable(arg):
+                                args, kwargs = resolve_dynamic(args, kwargs)
+                                break
                     coro = tool.fn(*args, **kwargs)
                     try:
                         pending = coro.send(None)
@@ -231,7 +240,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 if isinstance(value, _ROUTED):
                     # Routed in the turn's frame (put/append/add hooks see this turn).
                     try:
-                        await route_in_frame(agent, value)
+                        if value.__class__ is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
+                            agent._enqueue(value)  # no put hook (nor agent hook): no await
+                        else:
+                            await route_in_frame(agent, value)
                     finally:
                         leave(frame, here)
                     if _G_TURN_VALUE:

@@ -96,7 +96,13 @@ class Turn:
         kwargs: dict[str, Any] | None = None,
         tags: Iterable[str] | None = None,
     ) -> None:
-        self._tool = tool if tool.__class__ in _TOOL_CLASSES else _resolve_tool(tool)
+        cls = tool.__class__
+        if cls in _TOOL_CLASSES:
+            self._tool: Tool = tool  # type: ignore[assignment]
+        elif cls is str and tool in _TOOLS:  # by name, the common case: one lookup
+            self._tool = _TOOLS[tool]
+        else:
+            self._tool = _resolve_tool(tool)
         self._timeout = (
             timeout if timeout == 60 and timeout.__class__ is int else _check_timeout(timeout)
         )
@@ -362,3 +368,4 @@ def _check_kwargs(value: Any) -> dict[str, Any]:
 
 
 _TOOL_CLASSES = (CoroutineTool, AsyncGenTool)
+_TOOLS = ToolRegistry._items  # cleared in place, never replaced

@@ -219,6 +219,10 @@ class AgentState(Protocol):
     async def put(self, turn: Any) -> None:
         """Enqueue a turn."""
 
+    def _enqueue(self, turn: Any) -> None:
+        """Enqueue a turn now, without put hooks (only when none exists)."""
+        ...
+
     def _fire(self, hook_type: Any, *args: Any) -> Awaitable[Any]:
         """Fire an agent hook event."""
         ...

@@ -19,7 +19,10 @@ Workloads (per turn of a trivial tool):
 Modes: ``off`` (telemetry not instrumented), ``sdk`` (SDK tracer, batch processor, discarding
 exporter), ``sdk_prometheus`` (+ Prometheus metrics), ``sdk_prometheus_metrics`` (+ SDK metrics
 through a ``MeterProvider``), ``sdk_otlp`` (SDK tracer whose exporter really encodes OTLP
-protobuf, then discards it).
+protobuf, then discards it); and, on ``queue`` and ``short_runs``, ``noop`` (instrumented with
+OpenTelemetry's no-op providers) and ``switched_off`` (instrumented with the SDK, Prometheus
+and SDK metrics, then uninstrumented), which ``--check`` also holds within 3% of ``off``
+measured in the same run.
 
 Usage (needs Debian's ``valgrind`` and a C compiler)::
 
@@ -60,6 +63,9 @@ HERE = Path(__file__).resolve().parent
 BUDGETS = HERE / "callgrind_budgets.toml"
 WORKLOADS = ("queue", "short_runs", "chain", "stream10")
 MODES = ("off", "sdk", "sdk_prometheus", "sdk_prometheus_metrics", "sdk_otlp")
+#: Modes that must cost what ``off`` costs (within 3%), counted on the first two workloads.
+OFF_LIKE = ("noop", "switched_off")
+OFF_LIKE_TOLERANCE = 0.03
 TOLERANCE = 0.02
 TURNS = 1000
 STREAM_TURNS = 300  # stream10 turns (3,000 values): enough that no one-off event weighs 2%
@@ -134,9 +140,12 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
     from pygents import Turn
 
     control = ctypes.CDLL(library)
-    telemetry = None if mode == "off" else w.TelemetryMode(mode, threadless=True)
+    telemetry = None if mode in ("off", "switched_off") else w.TelemetryMode(mode, threadless=True)
     if telemetry is not None:
         telemetry.__enter__()
+    if mode == "switched_off":  # telemetry installed, then switched off: nothing may linger
+        with w.TelemetryMode("sdk_prometheus_metrics", threadless=True):
+            pass
     if inject:
         _inject(inject, extra)
 
@@ -360,6 +369,15 @@ def check(results: dict[str, tuple[int, int]]) -> tuple[bool, list[str]]:
         ok = ok and not over
         status = f"OVER BUDGET by {change:+.1%}" if over else "ok"
         lines.append(f"{row:<32}{budget:>10,}{loop:>10,}{change:>+9.1%}  {status}")
+    for row, (loop, _others) in sorted(results.items()):
+        workload, mode = row.split(":")
+        off = results.get(f"{workload}:off")
+        if mode in OFF_LIKE and off is not None and loop > off[0] * (1 + OFF_LIKE_TOLERANCE):
+            ok = False
+            lines.append(
+                f"{row} costs {loop / off[0] - 1:+.1%} over {workload}:off ({off[0]:,}): "
+                f"more than {OFF_LIKE_TOLERANCE:.0%}"
+            )
     return ok, lines
 
 
@@ -385,6 +403,7 @@ def main() -> int:
         rows = [tuple(r.split(":")) for r in args.rows.split(",")]
     else:
         rows = [(w, m) for w in WORKLOADS for m in MODES]
+        rows += [(w, m) for w in WORKLOADS[:2] for m in OFF_LIKE]
     results = run_rows(rows, args.turns, args.inject, args.inject_fraction)  # type: ignore[arg-type]
     if args.check and not args.inject:  # an injection is in every sample: no need to repeat
         results = remeasure_over_budget(results, args.turns, args.inject, args.inject_fraction)

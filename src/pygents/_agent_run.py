@@ -37,7 +37,10 @@ _G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
 _G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
 _G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
-_TOOL_GLOBALS = GLOBAL_BY_FAMILY[ToolHook]
+# A coroutine tool's events (a global ON_YIELD hook does not concern it).
+_G_BEFORE_INVOKE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
+_G_AFTER_INVOKE = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
+_G_INVOKE_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
 _COMPLETED = StopReason.COMPLETED
 _CANCELLED = StopReason.CANCELLED
 _G_BEFORE_PUT = GLOBAL_BY_TYPE[AgentHook.BEFORE_PUT]
@@ -183,92 +186,96 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 finally:
                     await stream.aclose()
                 agent._current_turn = None
-            elif (
-                not hooks
-                and not SCOPES
-                and not _TURN_GLOBALS
-                and not _TOOL_GLOBALS
-                and not turn._hooks
-                and not agent._turn_hooks
-                and tool._plain
-                and not tool.hooks
-                and not turn._running
-            ):
-                # A bare turn (no hook, scope or wrapper anywhere): run_returning's work,
-                # written out here so the most common turn costs no coroutine of its own,
-                # and with one frame switch instead of two (see _frame: a live frame).
-                here = FRAME.get()
-                frame = [agent, turn, tool, True]
-                FRAME.set(frame)
-                turn._running = True
-                turn._stop_reason = None
-                turn._end = None
-                meta = tool.metadata
-                turn._start = meta._start = time()
-                try:
-                    args, kwargs = turn._args, turn._kwargs
-                    for arg in kwargs.values():  # dynamic arguments (callables) are called
-                        if callable(arg):
-                            args, kwargs = resolve_dynamic(args, kwargs)
-                            break
-                    else:
-                        for arg in args:
+            else:
+                if (
+                    not hooks
+                    and not _TURN_GLOBALS
+                    and not _G_BEFORE_INVOKE
+                    and not _G_AFTER_INVOKE
+                    and not _G_INVOKE_ERROR
+                    and not turn._hooks
+                    and not agent._turn_hooks
+                    and tool._plain
+                    and not tool.hooks
+                    and not turn._running
+                ):
+                    # A bare turn (no hook or tool wrapper; scopes allowed): run_returning's
+                    # and the tool's invocation's work written out here, so the most common
+                    # turn costs no coroutine of its own, with one frame switch instead of
+                    # two (see _frame: a live frame).
+                    here = FRAME.get()
+                    frame = [agent, turn, tool, True]
+                    FRAME.set(frame)
+                    turn._running = True
+                    turn._stop_reason = None
+                    turn._end = None
+                    meta = tool.metadata
+                    turn._start = meta._start = time()
+                    scoped = _scope.open_turn(turn, agent) if SCOPES else None
+                    scoped_tokens = _scope.attach(scoped) if scoped else None
+                    turn_error: BaseException | None = None
+                    try:
+                        args, kwargs = turn._args, turn._kwargs
+                        for arg in kwargs.values():  # dynamic arguments (callables) are called
                             if callable(arg):
                                 args, kwargs = resolve_dynamic(args, kwargs)
                                 break
-                    coro = tool.fn(*args, **kwargs)
-                    try:
-                        pending = coro.send(None)
-                    except StopIteration as stop:
-                        value = stop.value
-                    else:
-                        value = await finish(coro, pending, turn._timeout, turn)
-                    turn.output = value
-                    turn._stop_reason = _COMPLETED
-                except BaseException as exc:
-                    if isinstance(exc, Exception):
-                        turn._stop_reason = stop_reason_of(turn, exc)
-                        _note(exc, agent, turn)
-                    else:
-                        turn._stop_reason = _CANCELLED
-                    leave(frame, here)
-                    raise
-                finally:
-                    turn._end = meta._end = time()
-                    turn._running = False
-                agent._current_turn = None
-                if isinstance(value, _ROUTED):
-                    # Routed in the turn's frame (put/append/add hooks see this turn).
-                    try:
-                        if value.__class__ is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
-                            agent._enqueue(value)  # no put hook (nor agent hook): no await
                         else:
-                            await route_in_frame(agent, value)
+                            for arg in args:
+                                if callable(arg):
+                                    args, kwargs = resolve_dynamic(args, kwargs)
+                                    break
+                        # With scopes, the tool's own invocation opens them for the call.
+                        coro = (
+                            tool._invoke(args, kwargs, turn) if SCOPES else tool.fn(*args, **kwargs)
+                        )
+                        try:
+                            pending = coro.send(None)
+                        except StopIteration as stop:
+                            value = stop.value
+                        else:
+                            value = await finish(coro, pending, turn._timeout, turn)
+                        turn.output = value
+                        turn._stop_reason = _COMPLETED
+                    except BaseException as exc:
+                        turn_error = exc
+                        if isinstance(exc, Exception):
+                            turn._stop_reason = stop_reason_of(turn, exc)
+                            _note(exc, agent, turn)
+                        else:
+                            turn._stop_reason = _CANCELLED
+                        leave(frame, here)
+                        raise
                     finally:
+                        turn._end = meta._end = time()
+                        turn._running = False
+                        if scoped:
+                            _scope.close_turn(scoped, scoped_tokens, turn, turn_error)
+                    agent._current_turn = None
+                    routed = isinstance(value, _ROUTED)
+                    if routed:
+                        # Routed in the turn's frame (put/append/add hooks see this turn).
+                        try:
+                            if value.__class__ is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
+                                agent._enqueue(value)  # no put hook (nor agent hook): no await
+                            else:
+                                await route_in_frame(agent, value)
+                        finally:
+                            leave(frame, here)
+                    else:
                         leave(frame, here)
                     if _G_TURN_VALUE:
                         await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
-                    # routed values are not yielded
                 else:
-                    leave(frame, here)
-                    if _G_TURN_VALUE:
-                        await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
-                    if juggle:
-                        FRAME.set(outer)
-                        yield turn, value
-                        FRAME.set(mine)
-                    else:
-                        yield turn, value
-            else:
-                try:
-                    value = await run_returning(turn, agent)
-                except Exception as exc:
-                    _note(exc, agent, turn)
-                    raise
-                agent._current_turn = None
-                routed = isinstance(value, _ROUTED)
-                if routed or hooks or _G_TURN_VALUE:
-                    await deliver(agent, turn, value)
+                    try:
+                        value = await run_returning(turn, agent)
+                    except Exception as exc:
+                        _note(exc, agent, turn)
+                        raise
+                    agent._current_turn = None
+                    routed = isinstance(value, _ROUTED)
+                    if routed or hooks or _G_TURN_VALUE:
+                        await deliver(agent, turn, value)
                 if routed:
                     pass  # routed values are not yielded
                 elif opened:

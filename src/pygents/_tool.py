@@ -93,7 +93,12 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> Coroutine[Any, Any, R]:
         """Return the coroutine a turn drives: the bare function call when nothing wraps it."""
-        if self._plain and not self.hooks and not _TOOL_GLOBALS and not SCOPES:
+        if (
+            self._plain
+            and not self.hooks
+            and not SCOPES
+            and not (_G_BEFORE or _G_AFTER or _G_ERROR)
+        ):
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
         return self._invoke(args, kwargs, turn)
 

@@ -178,8 +178,8 @@ class Turn:
 
     @property
     def tool_name(self) -> str:
-        """The name of the tool this turn runs."""
-        return self._tool.metadata.name
+        """The registry name of the tool this turn runs (``parent.child`` for a subtool)."""
+        return self._tool.__name__
 
     @property
     def args(self) -> list[Any] | tuple[Any, ...]:
@@ -264,7 +264,7 @@ class Turn:
         Raises:
             SerializationError: an argument is a callable (dynamic arguments cannot be saved).
         """
-        name = self._tool.metadata.name
+        name = self._tool.__name__
         for i, arg in enumerate(self._args):
             if callable(arg):
                 raise SerializationError(

@@ -144,8 +144,11 @@ def _strict(node: Any, root: bool = False) -> Any:
         node["items"] = _strict(node["items"])
     kind = node.get("type")
     if kind == "object" or "properties" in node:
-        if node.get("additionalProperties", True) is not False or "properties" not in node:
+        # No "additionalProperties" (a Pydantic model's default) closes the object, as
+        # OpenAI's own SDK does: such a model ignores extra keys, so none need be sent.
+        if node.get("additionalProperties", False) is not False or "properties" not in node:
             raise _NotStrict
+        node["additionalProperties"] = False
         was_required = set(node.get("required", ()))
         properties = {}
         for key, prop in node["properties"].items():

@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import inspect
 import re
+import sys
 import types
 import typing
 from collections import abc
@@ -153,8 +154,8 @@ class _Builder:
             prop = self.build(hint)
             if name in described and "description" not in prop:
                 prop = {**prop, "description": described[name]}
-            if not is_required and default is not _NO_DEFAULT and first_non_json(default) is None:
-                prop = {**prop, "default": default}
+            if not is_required and default is not _NO_DEFAULT:
+                prop = _with_default(prop, default)
             properties[name] = prop
             if is_required:
                 required.append(name)
@@ -172,8 +173,16 @@ class _Builder:
         required_keys = getattr(cls, "__required_keys__", frozenset(hints))
         fields = []
         for name, hint in hints.items():
-            hint = _strip_qualifiers(hint)
-            fields.append((name, hint, name in required_keys, _NO_DEFAULT))
+            # Under ``from __future__ import annotations`` Python 3.11 cannot see the
+            # qualifiers when it fills __required_keys__; the resolved hints still carry them.
+            qualifier = typing.get_origin(hint)
+            if qualifier is typing.NotRequired:
+                required = False
+            elif qualifier is typing.Required:
+                required = True
+            else:
+                required = name in required_keys
+            fields.append((name, _strip_qualifiers(hint), required, _NO_DEFAULT))
         return self._object(cls, fields)
 
     def _dataclass(self, cls: type) -> Schema:
@@ -207,6 +216,17 @@ class _NoDefault:
 _NO_DEFAULT: Any = _NoDefault()
 
 
+def _with_default(schema: Schema, default: Any) -> Schema:
+    """Add ``default`` when it is JSON data (an ``Enum`` member as its value)."""
+    if isinstance(default, enum.Enum):
+        default = default.value
+    if isinstance(default, tuple | frozenset | set):
+        default = list(default)
+    if first_non_json(default) is not None:
+        return schema
+    return {**schema, "default": default}
+
+
 def _hashable(hint: Any) -> bool:
     try:
         hash(hint)
@@ -219,8 +239,21 @@ def _hints(owner: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(owner, include_extras=True)
     except Exception:
-        # A forward reference that does not resolve: keep what resolves as written.
-        return dict(getattr(owner, "__annotations__", {}))
+        pass
+    # One forward reference does not resolve: resolve the others one by one (the failing
+    # ones become Any, the permissive schema).
+    resolved: dict[str, Any] = {}
+    for name, hint in dict(getattr(owner, "__annotations__", {})).items():
+        probe = types.SimpleNamespace(__annotations__={name: hint})
+        try:
+            globalns = getattr(owner, "__globals__", None)
+            if globalns is None:
+                module = sys.modules.get(getattr(owner, "__module__", ""), None)
+                globalns = vars(module) if module is not None else {}
+            resolved[name] = typing.get_type_hints(probe, globalns, include_extras=True)[name]
+        except Exception:
+            resolved[name] = Any
+    return resolved
 
 
 def _strip_qualifiers(hint: Any) -> Any:
@@ -454,8 +487,7 @@ class ToolSpec:
             if name in described and described[name] and "description" not in prop:
                 prop = {**prop, "description": described[name]}
             is_required = p.default is inspect.Parameter.empty
-            if not is_required and first_non_json(p.default) is None:
-                prop = {**prop, "default": p.default}
+            prop = _with_default(prop, p.default) if not is_required else prop
             properties[name] = prop
             if is_required:
                 required.append(name)

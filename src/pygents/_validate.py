@@ -147,6 +147,12 @@ def _alternatives(
     if passed > 1:
         yield path, f"matches {passed} of the allowed forms; it must match exactly one"
         return
+    # ``T | None`` given a wrong T: report what is wrong inside the one form whose type
+    # fits (``where.x: missing required field``), not that it is also not null.
+    fitting = [f for option, f in zip(options, failures, strict=True) if _fits(value, option, root)]
+    if len(fitting) == 1:
+        yield from fitting[0]
+        return
     if len(options) and all(len(f) == 1 and f[0][0] == path for f in failures):
         reasons = "; or ".join(f[0][1] for f in failures)
         yield path, reasons
@@ -156,6 +162,23 @@ def _alternatives(
         f"matches none of the {len(options)} allowed forms; "
         + "; or ".join(f"{p or 'value'}: {m}" for f in failures for p, m in f[:1]),
     )
+
+
+def _fits(value: Any, schema: Any, root: Any) -> bool:
+    """Whether ``value``'s JSON type is one ``schema`` allows (ignoring everything else)."""
+    for _ in range(32):
+        if not isinstance(schema, dict) or "$ref" not in schema:
+            break
+        schema = _resolve(schema["$ref"], root)
+    if not isinstance(schema, dict):
+        return schema is not False
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        return any(_is_type(value, k) for k in kinds)
+    if "anyOf" in schema:
+        return any(_fits(value, option, root) for option in schema["anyOf"])
+    return True
 
 
 def _describe(value: Any) -> str:

@@ -148,8 +148,9 @@ TOOLS: list[Tool] = [weather, add]
 
 
 async def main(question: str) -> None:
-    client = openai.AsyncOpenAI()  # OPENAI_BASE_URL / OPENAI_API_KEY from the environment
-    print(await answer(client, os.environ.get("MODEL", "gpt-4o-mini"), question, TOOLS))
+    # OPENAI_BASE_URL / OPENAI_API_KEY from the environment
+    async with openai.AsyncOpenAI() as client:
+        print(await answer(client, os.environ.get("MODEL", "gpt-4o-mini"), question, TOOLS))
 
 
 if __name__ == "__main__":

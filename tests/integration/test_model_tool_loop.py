@@ -136,7 +136,8 @@ def traced() -> Iterator[InMemorySpanExporter]:
 async def test_each_chat_span_sits_inside_the_turn_that_made_it(
     example: ModuleType, service: LoopbackService, traced: InMemorySpanExporter
 ) -> None:
-    await example.answer(client(service), MODEL, "Weather in Oslo?", example.TOOLS)
+    async with client(service) as llm:
+        await example.answer(llm, MODEL, "Weather in Oslo?", example.TOOLS)
 
     spans = traced.get_finished_spans()
     chats = [s for s in spans if s.name == f"chat {MODEL}"]

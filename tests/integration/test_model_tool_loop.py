@@ -83,9 +83,8 @@ def client(service: LoopbackService) -> openai.AsyncOpenAI:
 async def test_the_model_loop_runs_tools_and_corrects_a_malformed_call(
     example: ModuleType, service: LoopbackService
 ) -> None:
-    text = await example.answer(
-        client(service), MODEL, "Weather in Oslo? And 1 + 2.5?", example.TOOLS
-    )
+    async with client(service) as llm:
+        text = await example.answer(llm, MODEL, "Weather in Oslo? And 1 + 2.5?", example.TOOLS)
 
     assert text == "Oslo: 44.6 F; 1 + 2.5 = 3.5."
     first, second, third = (r.body for r in service.requests)

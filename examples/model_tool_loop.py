@@ -154,4 +154,8 @@ async def main(question: str) -> None:
 
 
 if __name__ == "__main__":
+    if not (os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY")):
+        # Nothing to talk to (as when the test suite runs every example): say how, and stop.
+        print("Set OPENAI_BASE_URL (and OPENAI_API_KEY, MODEL) to run this loop.")
+        sys.exit(0)
     asyncio.run(main(" ".join(sys.argv[1:]) or "What is the weather in Oslo?"))

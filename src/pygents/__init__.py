@@ -38,14 +38,17 @@ from ._hooks import HookRegistry as HookRegistry
 from ._hooks import hook as hook
 from ._registry import ToolRegistry as ToolRegistry
 from ._tool import AsyncGenTool as AsyncGenTool
+from ._tool import BaseTool as BaseTool
 from ._tool import CoroutineTool as CoroutineTool
 from ._tool import Tool as Tool
 from ._tool import ToolMetadata as ToolMetadata
 from ._tool import tool as tool
+from ._tool_call import turn_from_call as turn_from_call
 from ._turn_metadata import TurnMetadata as TurnMetadata
 from .errors import PygentsError as PygentsError
 from .errors import SafeExecutionError as SafeExecutionError
 from .errors import SerializationError as SerializationError
+from .errors import ToolCallError as ToolCallError
 from .errors import TurnTimeoutError as TurnTimeoutError
 from .errors import UnregisteredAgentError as UnregisteredAgentError
 from .errors import UnregisteredHookError as UnregisteredHookError
@@ -59,6 +62,7 @@ __all__ = [
     "AgentHook",
     "AgentRegistry",
     "AsyncGenTool",
+    "BaseTool",
     "ContextItem",
     "ContextPool",
     "ContextPoolHook",
@@ -74,6 +78,7 @@ __all__ = [
     "SerializationError",
     "StopReason",
     "Tool",
+    "ToolCallError",
     "ToolHook",
     "ToolMetadata",
     "ToolRegistry",
@@ -93,6 +98,7 @@ __all__ = [
     "remove_scope",
     "scopes",
     "tool",
+    "turn_from_call",
 ]
 
 from ._turn import Turn as Turn

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Iterator, Mapping
 from time import time
 from typing import Any
 
-from . import _agent_serde
+from . import _agent_serde, _definitions
 from ._agent_run import run_agent
 from ._context import ContextPool, ContextQueue
 from ._dispatch import DONE, fire
@@ -18,6 +18,7 @@ from ._frame import FRAME
 from ._hooks import HookPoint, normalize_tags
 from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
 from ._tool import Tool
+from ._tool_call import turn_from_call
 from ._turn import Turn
 from .errors import SafeExecutionError, UnregisteredToolError
 
@@ -115,6 +116,7 @@ class Agent:
                 raise TypeError(
                     f"Agent {self._name!r}: {t!r} is not a tool; decorate it with @tool()"
                 )
+            name = str(getattr(t, "__name__", name))  # a subtool's registry name: parent.child
             registered = ToolRegistry._items.get(name)
             if registered is None:
                 raise UnregisteredAgentToolError(
@@ -342,9 +344,9 @@ class Agent:
         if not isinstance(turn, Turn):
             raise TypeError(f"Agent {self._name!r}: put() takes a Turn, got {type(turn).__name__}")
         tool = turn._tool
-        if self._tools.get(tool.metadata.name) is not tool:
+        if self._tools.get(tool.__name__) is not tool:
             raise ValueError(
-                f"Agent {self._name!r} does not accept tool {tool.metadata.name!r}: its tools "
+                f"Agent {self._name!r} does not accept tool {tool.__name__!r}: its tools "
                 f"are {sorted(self._tools)}"
             )
 
@@ -364,6 +366,42 @@ class Agent:
             UnregisteredAgentError: no agent has that name.
         """
         await AgentRegistry.get(name).put(turn)
+
+    # -- model tool calls --------------------------------------------------------------------
+
+    def definitions(self, style: str | None = None, *, strict: bool = True) -> list[dict[str, Any]]:
+        """Describe this agent's tools for a model (see ``ToolRegistry.definitions``).
+
+        Args:
+            style: None for ``doc_tree()`` entries; ``"openai"``, ``"openai-responses"``,
+                ``"anthropic"`` or ``"mcp"`` for that API's tool shape.
+            strict: for the OpenAI styles, ask for strict mode where the schema allows it.
+
+        Raises:
+            ValueError: ``style`` is unknown.
+        """
+        return _definitions.definitions(self._tools.values(), style, strict=strict)
+
+    def turn_from_call(
+        self,
+        name: str,
+        arguments: str | bytes | Mapping[str, Any] | None,
+        *,
+        timeout: float | None = 60,
+        tags: Iterable[str] | None = None,
+    ) -> Turn:
+        """Build the turn a model's tool call asks for, among this agent's tools.
+
+        See ``pygents.turn_from_call``: the arguments (a JSON string or a dict) are checked
+        against the tool's input schema first, and every problem is reported at once.
+
+        Raises:
+            ToolCallError: the tool is not one of this agent's, or the arguments are invalid;
+                ``str(error)`` is written for the model to read and correct.
+        """
+        return turn_from_call(
+            name, arguments, tools=self._tools.values(), timeout=timeout, tags=tags
+        )
 
     async def send_turn(self, name: str, turn: Turn) -> None:
         """Deprecated alias of ``send()``."""

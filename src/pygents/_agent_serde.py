@@ -52,7 +52,7 @@ def branch(
         turn_hooks=agent._turn_hooks,
     )
     child._queue.extend(
-        _copy_turn(t) for t in agent._queue if child._tools.get(t.tool.metadata.name) is t.tool
+        _copy_turn(t) for t in agent._queue if child._tools.get(t.tool.__name__) is t.tool
     )
     return child
 
@@ -78,7 +78,9 @@ def to_dict(agent: AgentState) -> dict[str, Any]:
 def _allowed_names(tools: Iterable[Tool | str]) -> set[str]:
     names = set()
     for t in tools:
-        name = t if isinstance(t, str) else getattr(getattr(t, "metadata", None), "name", None)
+        name = t if isinstance(t, str) else getattr(t, "__name__", None)
+        if not isinstance(t, str) and not hasattr(t, "metadata"):
+            name = None  # a plain function is not a tool
         if not isinstance(name, str):
             raise TypeError(f"Agent.from_dict: tools= takes tools or tool names, got {t!r}")
         names.add(name)
@@ -112,9 +114,9 @@ def from_dict(cls: type[A], data: Any, allowed: Iterable[Tool | str] | None) -> 
     for i, raw in enumerate(([current] if current is not None else []) + raw_queue):
         path = "'current_turn'" if i < offset else f"'queue'[{i - offset}]"
         turn = _serde.nested(where, path, Turn.from_dict, raw)
-        if turn.tool.metadata.name not in known:
+        if turn.tool.__name__ not in known:
             raise SerializationError(
-                f"{where}: field {path} uses tool {turn.tool.metadata.name!r}, "
+                f"{where}: field {path} uses tool {turn.tool.__name__!r}, "
                 f"which is not in 'tool_names'"
             )
         turns.append(turn)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Awaitable, Iterable, Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from . import _serde
 from ._context_item import ContextItem
 from ._dispatch import fire
 from ._enums import ContextPoolHook, ContextQueueHook
+from ._generic import T
 from ._hooks import normalize_tags
 from ._registry import GLOBAL_BY_TYPE
 from .errors import SerializationError, short_repr
@@ -35,7 +35,7 @@ def check_limit(limit: Any, what: str, allow_none: bool) -> int | None:
     return limit
 
 
-class Container:
+class Container(Generic[T]):
     """The shared half of queue and pool: hooks, tags, name, owner, dispatch and serialization."""
 
     #: The hook family its hooks belong to (``from_dict`` refuses any other).
@@ -48,10 +48,6 @@ class Container:
     _owner: str | None
     _items: Any
 
-    # ``ContextQueue[str]`` is valid at runtime (a porting program may write it); the
-    # containers are not generic to the type checker, so that code using them stays simple.
-    __class_getitem__: ClassVar[Any] = classmethod(types.GenericAlias)
-
     def _init_common(
         self, hooks: Iterable[Any] | None, tags: Iterable[str] | None, name: str | None
     ) -> None:
@@ -62,7 +58,7 @@ class Container:
         self.name = name
         self._owner = None
 
-    def _values(self) -> Iterable[ContextItem[Any]]:
+    def _values(self) -> Iterable[ContextItem[T]]:
         raise NotImplementedError
 
     def _fire(self, hook_type: ContextQueueHook | ContextPoolHook, *args: Any) -> Awaitable[Any]:
@@ -74,7 +70,7 @@ class Container:
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def __iter__(self) -> Iterator[ContextItem[Any]]:
+    def __iter__(self) -> Iterator[ContextItem[T]]:
         return iter(list(self._values()))
 
     def __repr__(self) -> str:

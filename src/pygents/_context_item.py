@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from . import _serde
+from ._generic import T
 from .errors import SerializationError, short_repr
 
 __all__ = ["ContextItem", "first_non_json"]
 
-T = TypeVar("T")
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _LEAVE: Any = object()  # stack marker: the walk leaves a container

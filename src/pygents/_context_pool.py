@@ -9,6 +9,7 @@ from . import _serde
 from ._context_base import KEEP, Container, check_limit
 from ._context_item import ContextItem
 from ._enums import ContextPoolHook
+from ._generic import T
 from ._hooks import HookPoint
 from ._registry import GLOBAL_BY_FAMILY
 from .errors import SerializationError, short_repr
@@ -25,8 +26,11 @@ def _missing(id: object) -> KeyError:
     return KeyError(f"No item {short_repr(id)} in the pool; catalogue() lists what is there")
 
 
-class ContextPool(Container):
+class ContextPool(Container[T]):
     """A keyed, optionally bounded store of ``ContextItem``s, oldest evicted first.
+
+    Generic in the items' content: ``ContextPool[Report]`` holds ``ContextItem[Report]``; an
+    unparameterised pool holds any content.
 
     Args:
         limit: the most items kept (>= 1), or None for no bound.
@@ -60,13 +64,13 @@ class ContextPool(Container):
         name: str | None = None,
     ) -> None:
         self.limit = check_limit(limit, "ContextPool", allow_none=True)
-        self._items: dict[str, ContextItem[Any]] = {}
+        self._items: dict[str, ContextItem[T]] = {}
         self._init_common(hooks, tags, name)
 
-    def _values(self) -> Iterable[ContextItem[Any]]:
+    def _values(self) -> Iterable[ContextItem[T]]:
         return self._items.values()
 
-    async def add(self, item: ContextItem[Any]) -> None:
+    async def add(self, item: ContextItem[T]) -> None:
         """Store ``item`` under its id, replacing an item with the same id.
 
         When the pool is full and the id is new, the oldest item is evicted first
@@ -103,9 +107,9 @@ class ContextPool(Container):
         await self._fire(ContextPoolHook.AFTER_ADD, item)
 
     @overload
-    def get(self, id: str) -> ContextItem[Any]: ...
+    def get(self, id: str) -> ContextItem[T]: ...
     @overload
-    def get(self, id: str, default: D) -> ContextItem[Any] | D: ...
+    def get(self, id: str, default: D) -> ContextItem[T] | D: ...
     def get(self, id: str, default: Any = _NO_DEFAULT) -> Any:
         """Return the item stored under ``id``.
 
@@ -124,7 +128,7 @@ class ContextPool(Container):
                 raise _missing(id) from None
             return default
 
-    def __getitem__(self, id: str) -> ContextItem[Any]:
+    def __getitem__(self, id: str) -> ContextItem[T]:
         try:
             return self._items[id]
         except KeyError:
@@ -133,7 +137,7 @@ class ContextPool(Container):
     def __contains__(self, id: object) -> bool:
         return id in self._items
 
-    async def remove(self, id: str) -> ContextItem[Any]:
+    async def remove(self, id: str) -> ContextItem[T]:
         """Remove and return the item stored under ``id``.
 
         Raises:
@@ -162,7 +166,7 @@ class ContextPool(Container):
         return "\n".join(f"- [{i.id}] {i.description}" for i in self._items.values())
 
     @property
-    def items(self) -> list[ContextItem[Any]]:
+    def items(self) -> list[ContextItem[T]]:
         """A copy of the items, oldest first."""
         return list(self._items.values())
 

@@ -10,6 +10,7 @@ from . import _serde
 from ._context_base import KEEP, Container, check_limit
 from ._context_item import ContextItem
 from ._enums import ContextQueueHook
+from ._generic import T
 from ._hooks import HookPoint
 from ._registry import GLOBAL_BY_FAMILY
 from .errors import short_repr
@@ -26,8 +27,11 @@ def _not_an_item(item: Any, where: str) -> TypeError:
     )
 
 
-class ContextQueue(Container):
+class ContextQueue(Container[T]):
     """A bounded window of ``ContextItem``s; the oldest is evicted when full.
+
+    Generic in the items' content: ``ContextQueue[str]`` holds ``ContextItem[str]``; an
+    unparameterised queue holds any content.
 
     Args:
         limit: the most items kept (>= 1).
@@ -59,13 +63,13 @@ class ContextQueue(Container):
         name: str | None = None,
     ) -> None:
         self.limit: int = check_limit(limit, "ContextQueue", allow_none=False)  # type: ignore[assignment]
-        self._items: deque[ContextItem[Any]] = deque()
+        self._items: deque[ContextItem[T]] = deque()
         self._init_common(hooks, tags, name)
 
-    def _values(self) -> Iterable[ContextItem[Any]]:
+    def _values(self) -> Iterable[ContextItem[T]]:
         return self._items
 
-    async def append(self, *items: ContextItem[Any]) -> None:
+    async def append(self, *items: ContextItem[T]) -> None:
         """Append items, evicting the oldest past the limit.
 
         Raises:
@@ -97,7 +101,7 @@ class ContextQueue(Container):
             self._items.clear()
 
     @property
-    def items(self) -> list[ContextItem[Any]]:
+    def items(self) -> list[ContextItem[T]]:
         """A copy of the items, oldest first.
 
         Assigning replaces the contents: the newest ``limit`` of the given items are kept, no
@@ -107,7 +111,7 @@ class ContextQueue(Container):
         return list(self._items)
 
     @items.setter
-    def items(self, values: Iterable[ContextItem[Any]]) -> None:
+    def items(self, values: Iterable[ContextItem[T]]) -> None:
         new = list(values)
         for item in new:
             if not isinstance(item, ContextItem):
@@ -125,7 +129,7 @@ class ContextQueue(Container):
             TypeError: ``last`` is not an int or None.
             ValueError: ``last`` is negative.
         """
-        chosen: Iterable[ContextItem[Any]] = self._items
+        chosen: Iterable[ContextItem[T]] = self._items
         if last is not None:
             if not isinstance(last, int) or isinstance(last, bool):
                 raise TypeError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
+from . import _definitions
 from ._enums import HOOK_FAMILIES, HookType, hook_name, hook_types
 from ._types import Hook, Tool
 from .errors import (
@@ -96,13 +97,42 @@ class ToolRegistry(_NamedRegistry["Tool"]):
 
     @classmethod
     def register(cls, tool: Tool) -> None:
-        """Add ``tool``; raise ``ValueError`` if another tool holds its name."""
+        """Add ``tool``; raise ``ValueError`` if another tool holds its name.
+
+        The name is the tool's ``__name__``: ``parent.child`` for a subtool.
+        """
+        name = getattr(tool, "__name__", None)
         cls._add(
-            tool.metadata.name,
+            name if isinstance(name, str) else tool.metadata.name,
             tool,
             "give the function another name, or clear ToolRegistry in tests "
             "(pygents.testing.reset_registries)",
         )
+
+    @classmethod
+    def definitions(
+        cls,
+        style: str | None = None,
+        *,
+        names: Iterable[str] | None = None,
+        strict: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Describe the registered tools for a model, as plain dicts.
+
+        Args:
+            style: None for ``doc_tree()`` of each root tool (subtools nested, as the
+                original); or ``"openai"`` (Chat Completions), ``"openai-responses"``,
+                ``"anthropic"`` or ``"mcp"`` (``tools/list`` entries) for one entry per
+                tool, subtools included.
+            names: only these tools (registry names), in this order.
+            strict: for the OpenAI styles, ask for strict mode where the schema allows it.
+
+        Raises:
+            ValueError: ``style`` is unknown.
+            UnregisteredToolError: a name in ``names`` is not registered.
+        """
+        chosen = cls.all() if names is None else [cls.get(n) for n in names]
+        return _definitions.definitions(chosen, style, strict=strict)
 
 
 class AgentRegistryBase(_NamedRegistry[Any]):

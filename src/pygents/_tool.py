@@ -16,7 +16,7 @@ from collections.abc import (
 from time import time
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from . import _callable, _scope
+from . import _callable, _definitions, _schema, _scope
 from ._dispatch import fire, fire_global
 from ._enums import ToolHook
 from ._frame import FRAME
@@ -25,7 +25,7 @@ from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._scope import SCOPES
 from ._types import Tool, ToolMetadata
 
-__all__ = ["AsyncGenTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
+__all__ = ["AsyncGenTool", "BaseTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +42,7 @@ class _BaseTool:
     """Shared machinery of both tool kinds; everything per-call is precomputed here."""
 
     is_generator = False
+    __name__: str
 
     before_invoke = HookPoint["_BaseTool"](ToolHook.BEFORE_INVOKE)
     after_invoke = HookPoint["_BaseTool"](ToolHook.AFTER_INVOKE)
@@ -54,11 +55,21 @@ class _BaseTool:
         lock: bool,
         tags: frozenset[str],
         fixed_kwargs: dict[str, Any],
+        parent: _BaseTool | None = None,
     ) -> None:
         shape = _callable.CallShape(fn, fixed_kwargs, lock, "Tool")
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        #: The registry name: ``parent.child`` for a subtool (``metadata.name`` stays short).
+        self.__name__ = fn.__name__ if parent is None else f"{parent.__name__}.{fn.__name__}"
+        self.parent = parent
+        self.subtools: list[_BaseTool] = []
         self.fn = fn
-        self.metadata = ToolMetadata(fn.__name__, inspect.getdoc(fn))
+        # Schemas are built on first read, never on a turn's path (see _schema).
+        self.metadata = ToolMetadata(
+            fn.__name__,
+            inspect.getdoc(fn),
+            spec=functools.partial(_schema.ToolSpec, fn, fixed_kwargs, self.is_generator),
+        )
         self.hooks: list[Any] = []
         self.tags = tags
         self.fixed_kwargs = fixed_kwargs
@@ -82,8 +93,38 @@ class _BaseTool:
             return fire(hook_type, (hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
         return fire_global(GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
 
+    def subtool(
+        self, *, lock: bool = False, tags: Iterable[str] | None = None, **fixed_kwargs: Any
+    ) -> _ToolDecorator:
+        """Decorate a function as a subtool of this tool, registered as ``parent.child``.
+
+        Takes the options of ``@tool()``. The subtool is a full tool; its ``metadata.name``
+        is the function's name, and turns and the registry use the scoped name.
+
+        Raises:
+            TypeError: the function is not async, or a fixed kwarg is not a parameter.
+            ValueError: the scoped name is already registered.
+        """
+        return _ToolDecorator(lock, normalize_tags(tags, "@subtool"), dict(fixed_kwargs), self)
+
+    def doc_tree(self) -> dict[str, Any]:
+        """Return ``{"name", "description", "subtools": [...]}``, recursively (short names)."""
+        return _definitions.doc_tree(self)
+
+    def definition(self, style: str, *, strict: bool = True) -> dict[str, Any]:
+        """Return this tool in a model API's tool shape (see ``ToolRegistry.definitions``).
+
+        Args:
+            style: ``"openai"``, ``"openai-responses"``, ``"anthropic"`` or ``"mcp"``.
+            strict: for the OpenAI styles, ask for strict mode where the schema allows it.
+
+        Raises:
+            ValueError: ``style`` is not one of those.
+        """
+        return _definitions.definition(self, style, strict=strict)
+
     def __repr__(self) -> str:
-        return f"<tool {self.metadata.name!r}>"
+        return f"<tool {self.__name__!r}>"
 
 
 class CoroutineTool(_BaseTool, Generic[P, R]):
@@ -314,12 +355,19 @@ def tool(
 
 
 class _ToolDecorator:
-    __slots__ = ("fixed_kwargs", "lock", "tags")
+    __slots__ = ("fixed_kwargs", "lock", "parent", "tags")
 
-    def __init__(self, lock: bool, tags: frozenset[str], fixed_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        lock: bool,
+        tags: frozenset[str],
+        fixed_kwargs: dict[str, Any],
+        parent: _BaseTool | None = None,
+    ) -> None:
         self.lock = lock
         self.tags = tags
         self.fixed_kwargs = fixed_kwargs
+        self.parent = parent
 
     @overload
     def __call__(self, fn: Callable[P, AsyncGenerator[Y, Any]], /) -> AsyncGenTool[P, Y]: ...
@@ -327,14 +375,24 @@ class _ToolDecorator:
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> CoroutineTool[P, R]: ...
     def __call__(self, fn: Callable[..., Any], /) -> Any:
         made: _BaseTool
+        kind: type[_BaseTool]
         if inspect.isasyncgenfunction(fn):
-            made = AsyncGenTool(fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs)
+            kind = AsyncGenTool
         elif inspect.iscoroutinefunction(fn):
-            made = CoroutineTool(fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs)
+            kind = CoroutineTool
         else:
             raise TypeError(
                 f"Tool must be async: @tool needs an 'async def' function or async generator, "
                 f"got {getattr(fn, '__name__', fn)!r} ({type(fn).__name__})"
             )
+        made = kind(
+            fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs, parent=self.parent
+        )
         ToolRegistry.register(made)
+        if self.parent is not None:
+            self.parent.subtools.append(made)
         return made
+
+
+#: The base class of both tool kinds (``isinstance(x, BaseTool)``: is it a decorated tool?).
+BaseTool = _BaseTool

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterable
-from types import GenericAlias
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from . import _serde
 from ._context_item import first_non_json
 from ._enums import StopReason, TurnHook
+from ._generic import T
 from ._hooks import HookPoint, normalize_tags
 from ._registry import ToolRegistry
 from ._tool import AsyncGenTool, CoroutineTool, _BaseTool
@@ -49,8 +49,11 @@ def _check_timeout(timeout: Any) -> float | None:
     return timeout  # type: ignore[no-any-return]
 
 
-class Turn:
+class Turn(Generic[T]):
     """One unit of work: which tool to run, with which arguments, within which timeout.
+
+    Generic in the value it produces: ``Turn[int]`` is a turn whose ``returning()`` gives an
+    ``int`` (to a type checker; unparameterised, it is ``Any``).
 
     Args:
         tool: a tool, or the name it is registered under.
@@ -184,8 +187,8 @@ class Turn:
 
     @property
     def tool_name(self) -> str:
-        """The name of the tool this turn runs."""
-        return self._tool.metadata.name
+        """The registry name of the tool this turn runs (``parent.child`` for a subtool)."""
+        return self._tool.__name__
 
     @property
     def args(self) -> list[Any] | tuple[Any, ...]:
@@ -228,13 +231,9 @@ class Turn:
             f"metadata={self.metadata!r})"
         )
 
-    def __class_getitem__(cls, item: Any) -> GenericAlias:
-        """``Turn[int]`` in annotations; ``Turn[int](...)`` builds a plain ``Turn``."""
-        return GenericAlias(cls, item)
-
     # -- running -----------------------------------------------------------------------------
 
-    async def returning(self) -> Any:
+    async def returning(self) -> T:
         """Run a coroutine tool and return its value.
 
         Raises:
@@ -247,7 +246,8 @@ class Turn:
                 f"The turn of tool {self._tool.metadata.name!r} runs an async-generator tool: "
                 f"iterate turn.yielding() instead"
             )
-        return await run_returning(self, None)
+        result: T = await run_returning(self, None)
+        return result
 
     def yielding(self) -> AsyncIterator[Any]:
         """Run an async-generator tool, yielding each value.
@@ -270,7 +270,7 @@ class Turn:
         Raises:
             SerializationError: an argument is a callable (dynamic arguments cannot be saved).
         """
-        name = self._tool.metadata.name
+        name = self._tool.__name__
         for i, arg in enumerate(self._args):
             if callable(arg):
                 raise SerializationError(

@@ -26,15 +26,50 @@ def _as_datetime(stamp: float | None) -> datetime | None:
 
 
 class ToolMetadata:
-    """A tool's name, description (its docstring) and the times of its last invocation."""
+    """A tool's name, description (its docstring), schemas and the times of its last invocation.
 
-    __slots__ = ("_end", "_start", "description", "name")
+    Args:
+        name: the tool's (short) name.
+        description: its docstring.
+        spec: keyword only: makes the object behind ``input_schema`` / ``output_schema``,
+            called once, on first read (pygents passes it; a bare metadata has none).
+    """
 
-    def __init__(self, name: str, description: str | None) -> None:
+    __slots__ = ("_end", "_make_spec", "_spec", "_start", "description", "name")
+
+    def __init__(
+        self, name: str, description: str | None, *, spec: Callable[[], Any] | None = None
+    ) -> None:
         self.name = name
         self.description = description
         self._start: float | None = None
         self._end: float | None = None
+        self._make_spec = spec
+        self._spec: Any = None
+
+    @property
+    def spec(self) -> Any:
+        """The tool's model-facing description (``_schema.ToolSpec``), built on first use."""
+        spec = self._spec
+        if spec is None and self._make_spec is not None:
+            spec = self._spec = self._make_spec()
+        return spec
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON Schema (draft 2020-12) of the arguments a caller supplies, as a dict.
+
+        Built from the type hints on first read. Parameters the agent injects
+        (``ContextQueue``, ``ContextPool``) and fixed decorator kwargs are left out.
+        """
+        spec = self.spec
+        return {"type": "object"} if spec is None else spec.input_schema
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        """JSON Schema of the return value (of one yielded item, for a streaming tool)."""
+        spec = self.spec
+        return {} if spec is None else spec.output_schema
 
     @property
     def start_time(self) -> datetime | None:
@@ -68,6 +103,7 @@ class Tool(Protocol):
     hooks: list[Any]
     tags: frozenset[str]
     is_generator: bool
+    __name__: str  # the name it is registered under (a subtool's is scoped: parent.child)
 
     @property
     def lock(self) -> asyncio.Lock | None:

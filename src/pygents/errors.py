@@ -13,8 +13,10 @@ The tree::
     ├── UnregisteredAgentError (also KeyError, hence LookupError)
     ├── UnregisteredHookError (also KeyError, hence LookupError)
     │       a name is not in the matching registry
-    └── SerializationError (also ValueError)
-            from_dict() was given malformed data
+    ├── SerializationError (also ValueError)
+    │       from_dict() was given malformed data
+    └── ToolCallError (also ValueError)
+            a model's tool call names no available tool or has invalid arguments
 
 Misuse of the API keeps the built-in exceptions the seeds promise: ``TypeError`` (a sync
 function passed to ``@tool``/``@hook``, fixed kwargs the function does not accept, a non
@@ -31,6 +33,7 @@ __all__ = [
     "PygentsError",
     "SafeExecutionError",
     "SerializationError",
+    "ToolCallError",
     "TurnTimeoutError",
     "UnregisteredAgentError",
     "UnregisteredHookError",
@@ -84,6 +87,56 @@ class UnregisteredHookError(_SentenceMessage, PygentsError, KeyError):
 
 class SerializationError(PygentsError, ValueError):
     """Raised when ``from_dict()`` is given malformed data; the message names the field."""
+
+
+class ToolCallError(PygentsError, ValueError):
+    """Raised when a model's tool call cannot become a turn; ``str()`` is written for the model.
+
+    Every problem is listed (never only the first), each with the path of the argument it
+    concerns, so one round trip can fix them all. A loop sends ``str(error)`` back as the
+    tool result. No turn was built.
+
+    Args:
+        message: the text (``from_problems`` writes it).
+        tool_name: the name the call gave (keyword only).
+        problems: ``(path, message)`` pairs (keyword only); ``path`` is like ``address.zip``
+            or ``tags[2]``, and empty for the call as a whole (an unknown tool, arguments that
+            are not JSON).
+
+    Attributes:
+        tool_name: the name the call gave.
+        problems: the ``(path, message)`` pairs, in order.
+    """
+
+    def __init__(
+        self, message: str, *, tool_name: str = "", problems: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.tool_name = tool_name
+        self.problems = list(problems or ())
+
+    @classmethod
+    def from_problems(cls, tool_name: str, problems: list[tuple[str, str]]) -> ToolCallError:
+        """Return the error for ``problems``, its message listing each by path."""
+        return cls(_call_message(tool_name, problems), tool_name=tool_name, problems=problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_call_error, (str(self), self.tool_name, self.problems))
+
+
+def _rebuild_call_error(message: str, tool_name: str, problems: list[Any]) -> ToolCallError:
+    return ToolCallError(message, tool_name=tool_name, problems=problems)
+
+
+def _call_message(tool_name: str, problems: list[tuple[str, str]]) -> str:
+    name = short_repr(tool_name)
+    if len(problems) == 1 and not problems[0][0]:
+        return f"Tool call {name} was not run: {problems[0][1]}"
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    lines = [f"Tool call {name} was not run: {count} with its arguments."]
+    lines += [f"- {path}: {message}" if path else f"- {message}" for path, message in problems]
+    lines.append("Fix every argument listed and call the tool again.")
+    return "\n".join(lines)
 
 
 _SHORT = reprlib.Repr()

@@ -6,7 +6,9 @@
 - ``POST /v1/chat/completions``: an OpenAI-compatible chat completion whose answer echoes the
   last user message (``"echo: <message>"``), with token usage, so the ``openai`` client and its
   instrumentation see a real, well-formed response; with ``"stream": true``, the same answer as
-  server-sent events, one ``chat.completion.chunk`` per word.
+  server-sent events, one ``chat.completion.chunk`` per word. When a test has put assistant
+  messages in ``service.script``, each request is answered with the next of them instead
+  (tool calls included), so a test can play a model that calls tools.
 
 Every request is recorded with its headers, so a test can read the ``traceparent`` the client
 propagated.
@@ -38,6 +40,7 @@ __all__ = [
     "chat_completion",
     "chat_completion_chunks",
     "load_otlp_receiver",
+    "scripted_completion",
 ]
 
 #: The name tests/dashboards also loads the receiver under: one module object per process.
@@ -119,6 +122,24 @@ def chat_completion_chunks(model: str, messages: list[dict[str, Any]]) -> list[d
     return chunks
 
 
+def scripted_completion(model: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion whose answer is ``message`` (an assistant message, maybe tool calls)."""
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, **message},
+                "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: Any  # the background server; its owner is the LoopbackService
     protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect
@@ -141,6 +162,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._record(body)
         if urlsplit(self.path).path != "/v1/chat/completions":
             self._reply(404, {"error": {"message": f"no such path: {self.path}"}})
+            return
+        scripted = self.server.owner._next_scripted()
+        if scripted is not None:
+            self._reply(200, scripted_completion(body["model"], scripted))
             return
         if body.get("stream"):
             events = [
@@ -176,6 +201,8 @@ class LoopbackService(load_otlp_receiver().BackgroundHTTPServer):  # type: ignor
         super().__init__()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        #: Assistant messages answering the next chat requests, in order (see the docstring).
+        self.script: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
@@ -187,6 +214,10 @@ class LoopbackService(load_otlp_receiver().BackgroundHTTPServer):  # type: ignor
         """Every request answered so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    def _next_scripted(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self.script.pop(0) if self.script else None
 
     def _add(self, request: RecordedRequest) -> None:
         with self._lock:

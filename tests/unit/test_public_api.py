@@ -142,6 +142,7 @@ EXCEPTION_BASES = {
     "UnregisteredAgentError": LookupError,
     "UnregisteredHookError": LookupError,
     "SerializationError": ValueError,
+    "ToolCallError": ValueError,
 }
 
 

@@ -1,0 +1,184 @@
+"""A model's tool call -> a Turn, or one ToolCallError listing every problem by path."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+import pytest
+from tool_types import Address, Color, Item, Level, Point, Tree
+
+from pygents import Agent, ContextQueue, ToolCallError, Turn, tool, turn_from_call
+
+
+def make_tools() -> tuple[Any, Any]:
+    @tool(api_key="secret")
+    async def book(
+        city: str,
+        nights: int,
+        memory: ContextQueue,
+        api_key: str,
+        tags: set[str] | None = None,
+        color: Color = Color.RED,
+        where: Point | None = None,
+    ) -> dict[str, Any]:
+        """Book a room."""
+        return {"city": city, "nights": nights, "tags": tags, "color": color, "where": where}
+
+    @tool()
+    async def ping() -> str:
+        return "pong"
+
+    return book, ping
+
+
+async def test_a_valid_call_becomes_a_turn_with_python_values() -> None:
+    book, _ = make_tools()
+    turn = turn_from_call(
+        "book",
+        '{"city": "Oslo", "nights": 2, "tags": ["a", "b"], "color": "green",'
+        ' "where": {"x": 1, "y": 2}}',
+    )
+    assert isinstance(turn, Turn) and turn.tool is book
+    assert turn.kwargs == {
+        "city": "Oslo",
+        "nights": 2,
+        "tags": {"a", "b"},
+        "color": Color.GREEN,
+        "where": Point(1.0, 2.0),
+    }
+    agent = Agent("booker", "books", [book])
+    await agent.put(turn)
+    [(_, value)] = [pair async for pair in agent.run()]
+    assert value["where"] == Point(1.0, 2.0)  # the agent injected memory; api_key was fixed
+
+
+async def test_arguments_may_be_a_dict_empty_or_none() -> None:
+    _, ping = make_tools()
+    for arguments in ("", "  ", None, {}, "{}", b"{}"):
+        assert turn_from_call("ping", arguments).tool is ping
+    assert turn_from_call("book", {"city": "x", "nights": 1}).kwargs == {"city": "x", "nights": 1}
+
+
+async def test_every_problem_is_listed_by_path_and_no_turn_is_built() -> None:
+    make_tools()
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call(
+            "book",
+            json.dumps({"nights": "two", "colour": "red", "tags": ["a", 3], "where": {"y": "1"}}),
+        )
+    error = caught.value
+    assert error.tool_name == "book"
+    assert error.problems == [
+        ("city", "missing required argument"),
+        ("nights", 'expected an integer, got a string "two"'),
+        ("colour", "unknown argument; allowed: city, nights, tags, color, where"),
+        ("tags[1]", "expected a string, got an integer 3"),
+        ("where.x", "missing required field"),
+        ("where.y", 'expected a number, got a string "1"'),
+    ]
+    text = str(error)
+    assert text.splitlines()[0] == "Tool call 'book' was not run: 6 problems with its arguments."
+    assert "- city: missing required argument" in text
+    assert text.splitlines()[-1] == "Fix every argument listed and call the tool again."
+    assert isinstance(error, ValueError)
+
+
+async def test_nested_paths() -> None:
+    @tool()
+    async def ship(to: Address, parcels: list[Item], tree: Tree) -> None:
+        return None
+
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call(
+            "ship",
+            {
+                "to": {"zip": "0150"},
+                "parcels": [{"name": "a", "quantity": 1}, {"name": "b", "quantity": 99}],
+                "tree": {"value": 1, "children": [{"value": "x"}]},
+            },
+        )
+    assert [path for path, _ in caught.value.problems] == [
+        "to.street",
+        "to.zip",
+        "parcels[1].quantity",
+        "tree.children[0].value",
+    ]
+    assert caught.value.problems[0][1] == "missing required field"
+
+
+async def test_unknown_tool_lists_the_available_ones() -> None:
+    make_tools()
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("bok", "{}")
+    assert str(caught.value) == (
+        "Tool call 'bok' was not run: there is no tool named 'bok'. Available tools: book, ping."
+    )
+
+
+async def test_a_tool_outside_the_agents_set() -> None:
+    _, ping = make_tools()
+    agent = Agent("pinger", "pings", [ping])
+    with pytest.raises(
+        ToolCallError, match=r"tool 'book' is not available here\. Available tools: ping"
+    ):
+        agent.turn_from_call("book", '{"city": "x", "nights": 1}')
+    assert agent.turn_from_call("ping", "").tool is ping
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        ('{"city": "x",', "the arguments are not valid JSON"),
+        ('{"nights": NaN}', "the arguments are not valid JSON"),
+        ("[1, 2]", "the arguments must be one JSON object, got an array"),
+        ('"x"', "the arguments must be one JSON object, got a string"),
+        (42, "the arguments must be a JSON object, got int"),
+    ],
+)
+async def test_arguments_that_are_not_a_json_object(arguments: Any, words: str) -> None:
+    make_tools()
+    with pytest.raises(ToolCallError, match=words):
+        turn_from_call("book", arguments)
+
+
+async def test_null_for_an_optional_parameter_means_its_default() -> None:
+    make_tools()
+    turn = turn_from_call("book", '{"city": "x", "nights": 1, "color": null, "where": null}')
+    assert turn.kwargs == {"city": "x", "nights": 1, "where": None}  # color: use the default
+    with pytest.raises(ToolCallError, match="nights: expected an integer, got null"):
+        turn_from_call("book", '{"city": "x", "nights": null}')  # required: null is wrong
+
+
+async def test_conversions() -> None:
+    @tool()
+    async def convert(
+        a: float, b: int, c: tuple[int, str], d: frozenset[Level], e: dict[str, Point], /
+    ) -> None:
+        return None
+
+    turn = turn_from_call(
+        "convert", {"a": 1, "b": 2.0, "c": [1, "x"], "d": [1, 2], "e": {"p": {"x": 0}}}
+    )
+    assert turn.args == [1.0, 2, (1, "x"), frozenset({Level.LOW, Level.HIGH}), {"p": Point(0.0)}]
+    assert type(turn.args[0]) is float and type(turn.args[1]) is int
+    assert turn.kwargs == {}
+
+
+async def test_pydantic_arguments_become_models() -> None:
+    @tool()
+    async def order(item: Item) -> str:
+        return item.name
+
+    turn = turn_from_call("order", '{"item": {"name": "tea", "quantity": 2}}')
+    assert turn.kwargs["item"] == Item(name="tea", quantity=2)
+    assert await turn.returning() == "tea"
+
+
+async def test_the_error_pickles() -> None:
+    make_tools()
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("book", "{}")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert str(again) == str(caught.value) and again.problems == caught.value.problems

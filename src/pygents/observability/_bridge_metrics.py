@@ -61,13 +61,11 @@ class MetricRecorder:
         self._lock = store.lock
         self._observe = store.observe
         if otel is not None:
-            from ._metrics import NO_CONTEXT
-
             histograms = otel.histograms
-            self._otel_turn = histograms["pygents_turn_duration_seconds"]
-            self._otel_tool = histograms["pygents_tool_duration_seconds"]
-            self._otel_wait = histograms["pygents_turn_queue_wait_seconds"]
-            self._no_context = NO_CONTEXT
+            self._otel_turn = histograms["pygents_turn_duration_seconds"].record
+            self._otel_tool = histograms["pygents_tool_duration_seconds"].record
+            self._otel_wait = histograms["pygents_turn_queue_wait_seconds"].record
+            self._extra = otel.record_extra
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -125,7 +123,7 @@ class MetricRecorder:
         with self._lock:
             self._observe(cells.wait, wait)
         if self.otel is not None:
-            self._otel_wait.record(wait, cells.wait_attrs, self._no_context)
+            self._otel_wait(wait, cells.wait_attrs, *self._extra)
 
     def turn_done(
         self,
@@ -167,9 +165,9 @@ class MetricRecorder:
         elif error_type is not None:
             self._failure(lane, "pygents_turn_errors_total", error_type)
         if self.otel is not None:
-            self._otel_turn.record(seconds, cells.attrs, self._no_context)
+            self._otel_turn(seconds, cells.attrs, *self._extra)
             if tool_cells is not None:
-                self._otel_tool.record(tool_time, tool_cells.attrs, self._no_context)
+                self._otel_tool(tool_time, tool_cells.attrs, *self._extra)
 
     def _failure(self, lane: Lane, metric: str, error_type: str | None) -> None:
         labels: tuple[str, ...] = (
@@ -189,4 +187,4 @@ class MetricRecorder:
             cells.count.value += 1
             self._observe(cells.duration, seconds, trace_id)
         if self.otel is not None:
-            self._otel_tool.record(seconds, cells.attrs, self._no_context)
+            self._otel_tool(seconds, cells.attrs, *self._extra)

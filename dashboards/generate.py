@@ -191,8 +191,8 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                         "{{agent}}",
                     ),
                 ),
-                "Turns waiting in each agent's queue. Source: pygents_agent_queue_depth, set "
-                "by AgentHook AFTER_PUT and BEFORE_TURN.",
+                "Turns waiting in each agent's queue. Source: pygents_agent_queue_depth, the "
+                "queue's length read at each scrape.",
             ),
             PanelSpec(
                 "Time in queue",

@@ -112,7 +112,6 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         # not registered, so it costs nothing per turn.
         table: list[tuple[Any, Callable[..., None], bool, bool]] = [
             (AgentHook.AFTER_PUT, self.after_put, True, True),
-            (AgentHook.BEFORE_TURN, self.before_turn, False, True),
             (AgentHook.ON_TURN_VALUE, self.turn_value, True, True),
             (AgentHook.ON_PAUSE, self.pause, True, True),
             (AgentHook.ON_RESUME, self.resume, True, True),

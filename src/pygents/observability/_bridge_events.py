@@ -1,4 +1,4 @@
-"""The bridge's agent and tool event hooks: put, queue depth, values, pause, yields.
+"""The bridge's agent and tool event hooks: put, values, pause, yields.
 
 Point events are global hooks; they land on the span of the execution they belong to (the
 tool step's, the turn's, else the agent run's) and feed the metric recorder.
@@ -106,10 +106,6 @@ class AgentEvents:
                 )
         if self.metrics is not None:
             self.metrics.enqueued(agent)
-
-    def before_turn(self, agent: Any) -> None:
-        if self.metrics is not None:
-            self.metrics.before_turn(agent)
 
     def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
         if self._routing:

@@ -57,7 +57,6 @@ class MetricRecorder:
         self._agent_label = agent_label
         self._tool_label = tool_label
         self._error_label = error_label
-        self._depth = store.values["pygents_agent_queue_depth"]
         self._lock = store.lock
         self._observe = store.observe
         if otel is not None:
@@ -76,7 +75,7 @@ class MetricRecorder:
         store.set("pygents_agent_running", labels, 1)
         store.run_started(labels)
         store.set("pygents_agent_paused", labels, 1 if agent.is_paused else 0)
-        store.set("pygents_agent_queue_depth", labels, len(agent))
+        store.watch_queue(labels, agent)
         queue, pool = agent.context_queue, agent.context_pool
         store.set("pygents_context_queue_items", (owner(queue),), len(queue))
         store.set("pygents_context_pool_items", (owner(pool),), len(pool))
@@ -86,18 +85,12 @@ class MetricRecorder:
         labels = self.cells.agent(agent.name).labels
         self.store.set("pygents_agent_running", labels, 0)
         self.store.run_ended(labels)
-        self.store.set("pygents_agent_queue_depth", labels, len(agent))
 
     def enqueued(self, agent: Any) -> None:
-        """A turn was put on ``agent``'s queue."""
+        """A turn was put on ``agent``'s queue (whose length is read when collected)."""
         cells = self.cells.agent(agent.name)
         self.store.count(cells.enqueued)
-        self._depth[cells.labels] = float(len(agent))
-
-    def before_turn(self, agent: Any) -> None:
-        """``agent`` is about to take its next turn off the queue."""
-        depth = len(agent) - 1
-        self._depth[self.cells.agent(agent.name).labels] = float(depth if depth > 0 else 0)
+        self.store.watch_queue(cells.labels, agent)
 
     def paused(self, agent: Any, flag: int) -> None:
         """``agent`` was paused (1) or resumed (0)."""

@@ -174,7 +174,7 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 ),
                 "Turns put on each agent's queue (AgentHook AFTER_PUT, "
                 "pygents_agent_turns_enqueued_total) and values its turns yielded "
-                "(AgentHook ON_TURN_VALUE, pygents_turn_values_total), per second.",
+                "(pygents_turn_values_total), per second.",
                 unit="ops",
             ),
         ),

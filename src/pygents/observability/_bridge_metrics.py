@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._cells import Lane
     from ._metrics import OtelMetrics
     from ._settings import LabelLimiter
-    from ._store import MetricStore
+    from ._store import Counter, MetricStore
 
 __all__ = ["MetricRecorder", "tool_outcome"]
 
@@ -96,15 +96,15 @@ class MetricRecorder:
         """``agent`` was paused (1) or resumed (0)."""
         self.store.set("pygents_agent_paused", self.cells.agent(agent.name).labels, flag)
 
-    def value(self, lane: Lane | None, agent: Any, turn: Any) -> None:
-        """A turn run by ``agent`` produced a value."""
-        counter = None if lane is None else lane.values
-        if counter is None:
-            counter = self.cells.values(agent.name, turn.tool.metadata.name)
-            if lane is not None:
-                lane.values = counter
+    def value(self, lane: Lane) -> None:
+        """A turn of ``lane``, run by an agent, produced a value."""
+        counter = lane.values or self._values(lane)
         with self._lock:
             counter.value += 1
+
+    def _values(self, lane: Lane) -> Counter:
+        counter = lane.values = self.cells.values(lane.agent_name, lane.tool.metadata.name)
+        return counter
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -128,8 +128,13 @@ class MetricRecorder:
         outcome: str,
         stamp: float,
         trace_id: int | None,
+        valued: bool = False,
     ) -> None:
-        """A turn ended: its count and duration, its tool invocation, its failure counter."""
+        """A turn ended: its count and duration, its tool invocation, its failure counter.
+
+        ``valued``: the turn, run by an agent, returned a value (which the agent delivers
+        next: ``pygents_turn_values_total`` counts it now, sparing a hook per turn).
+        """
         cells = lane.turn_ok
         if cells is None or reason is not _COMPLETED or error_type is not None:
             cells = self.cells.turn(
@@ -146,10 +151,13 @@ class MetricRecorder:
                 tool_cells = self.cells.tool(lane.tool.metadata.name, outcome)
                 if outcome == "ok":
                     lane.tool_ok = tool_cells
+        values = (lane.values or self._values(lane)) if valued else None
         observe = self._observe
         with self._lock:
             cells.count.value += 1
             observe(cells.duration, seconds, trace_id, stamp)
+            if values is not None:
+                values.value += 1
             if tool_cells is not None:
                 tool_cells.count.value += 1
                 observe(tool_cells.duration, tool_time, trace_id, stamp)  # type: ignore[arg-type]

@@ -115,7 +115,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent", "tool"),
         "pygents.turn.values",
         "{value}",
-        "AgentHook ON_TURN_VALUE",
+        "TurnHook ON_COMPLETE (a returned value), ToolHook ON_YIELD (a streamed one)",
         "Values yielded by turns run by agents.",
     ),
     MetricSpec(

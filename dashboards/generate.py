@@ -174,7 +174,7 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 ),
                 "Turns put on each agent's queue (AgentHook AFTER_PUT, "
                 "pygents_agent_turns_enqueued_total) and values its turns yielded "
-                "(AgentHook ON_TURN_VALUE, pygents_turn_values_total), per second.",
+                "(pygents_turn_values_total), per second.",
                 unit="ops",
             ),
         ),
@@ -191,8 +191,8 @@ AGENT_RUNS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                         "{{agent}}",
                     ),
                 ),
-                "Turns waiting in each agent's queue. Source: pygents_agent_queue_depth, set "
-                "by AgentHook AFTER_PUT and BEFORE_TURN.",
+                "Turns waiting in each agent's queue. Source: pygents_agent_queue_depth, the "
+                "queue's length read at each scrape.",
             ),
             PanelSpec(
                 "Time in queue",

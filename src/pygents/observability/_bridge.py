@@ -112,11 +112,9 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         # not registered, so it costs nothing per turn.
         table: list[tuple[Any, Callable[..., None], bool, bool]] = [
             (AgentHook.AFTER_PUT, self.after_put, True, True),
-            (AgentHook.BEFORE_TURN, self.before_turn, False, True),
-            (AgentHook.ON_TURN_VALUE, self.turn_value, True, True),
             (AgentHook.ON_PAUSE, self.pause, True, True),
             (AgentHook.ON_RESUME, self.resume, True, True),
-            (ToolHook.ON_YIELD, self.tool_yield, True, False),
+            (ToolHook.ON_YIELD, self.tool_yield, True, True),
             (ContextQueueHook.AFTER_APPEND, self.queue_append, True, True),
             (ContextQueueHook.ON_EVICT, self.queue_evict, True, True),
             (ContextQueueHook.AFTER_CLEAR, self.queue_clear, True, True),
@@ -328,6 +326,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
                     tool_outcome(state.tool_error, reason),
                     end / 1e9,
                     trace_id,
+                    # The value the agent delivers next (a stream's are counted as they come).
+                    agent is not None and reason is _COMPLETED and not state.lane.tool.is_generator,
                 )
             except Exception as exc:
                 self._failed("close_turn", exc)
@@ -354,7 +354,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             agent = state.agent
             if agent is not None and isinstance(output, Turn | ContextItem):
                 # The agent routes the output next (put / append / add): keep the span open
-                # for those events; ON_TURN_VALUE (or the run's end) closes it.
+                # for those events; the routing's event (or the run's end) closes it.
                 self._routing[turn] = (span, end, agent)
                 return trace_id
         span.end(end_time=end)

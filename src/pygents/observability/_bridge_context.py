@@ -24,7 +24,12 @@ class ContextEvents:
     store: MetricStore | None
     _owner_label: LabelLimiter
 
+    _routing: dict[Any, tuple[Any, int, Any]]
+
     def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def _routed(self) -> None:
         raise NotImplementedError
 
     def _owner(self, obj: Any) -> str:
@@ -32,6 +37,8 @@ class ContextEvents:
 
     def queue_append(self, queue: Any, appended: list[Any], current: list[Any]) -> None:
         self._event(sc.EVENT_QUEUE_APPEND, {sc.PYGENTS_CONTEXT_ITEMS: len(appended)})
+        if self._routing:
+            self._routed()
         if self.store is not None:
             self.store.set(_QUEUE_ITEMS, (self._owner(queue),), len(current))
 
@@ -49,6 +56,8 @@ class ContextEvents:
 
     def pool_add(self, pool: Any, item: Any) -> None:
         self._event(sc.EVENT_POOL_ADD, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
+        if self._routing:
+            self._routed()
         if self.store is not None:
             self.store.set(_POOL_ITEMS, (self._owner(pool),), len(pool))
 

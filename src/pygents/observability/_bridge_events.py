@@ -1,4 +1,4 @@
-"""The bridge's agent and tool event hooks: put, queue depth, values, pause, yields.
+"""The bridge's agent and tool event hooks: put, values, pause, yields.
 
 Point events are global hooks; they land on the span of the execution they belong to (the
 tool step's, the turn's, else the agent run's) and feed the metric recorder.
@@ -17,7 +17,6 @@ from ._propagation import traceparent
 
 if TYPE_CHECKING:
     from ._bridge_metrics import MetricRecorder
-    from ._cells import BoundedCache, Lane
 
 __all__ = ["AgentEvents"]
 
@@ -32,7 +31,6 @@ class AgentEvents:
     _runs: dict[Any, RunState]
     _turns: dict[Any, TurnState]
     _routing: dict[Any, tuple[Any, int, Any]]
-    _lanes: BoundedCache[tuple[str, Any, Any], Lane]
 
     def _end_routed(self, turn: Any) -> None:
         raise NotImplementedError
@@ -104,18 +102,21 @@ class AgentEvents:
                         sc.GEN_AI_TOOL_NAME: turn.tool.metadata.name,
                     },
                 )
+            if self._routing:
+                self._routed()
         if self.metrics is not None:
             self.metrics.enqueued(agent)
 
-    def before_turn(self, agent: Any) -> None:
-        if self.metrics is not None:
-            self.metrics.before_turn(agent)
+    def _routed(self) -> None:
+        """The agent routed a turn's output (this put, append or add): end that turn's span.
 
-    def turn_value(self, agent: Any, turn: Any, value: Any) -> None:
-        if self._routing:
+        Routing (``Agent.put``, a context queue's ``append``, a pool's ``add``) runs in the
+        producing turn's frame and makes exactly one such event, after any eviction it
+        causes; so its span, kept open for them, ends here with the end time it had.
+        """
+        turn = current_turn()
+        if turn is not None and turn in self._routing:
             self._end_routed(turn)
-        if self.metrics is not None:
-            self.metrics.value(self._lanes.get((agent.name, turn.tool, turn.timeout)), agent, turn)
 
     def pause(self, agent: Any) -> None:
         run = self._runs.get(agent)
@@ -133,7 +134,13 @@ class AgentEvents:
 
     def tool_yield(self, value: Any) -> None:
         state = self._current.get()
-        if state is None or state.span is None or state.closed:
+        if state is None or state.closed:
+            return
+        if self.metrics is not None and isinstance(state, TurnState) and state.agent is not None:
+            # A value of a stream run by an agent, which delivers each one: counted as it
+            # comes (a returning tool's value is counted when its turn ends).
+            self.metrics.value(state.lane)
+        if state.span is None:
             return
         state.yields += 1
         if state.yields <= self.yield_events_cap:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._cells import Lane
     from ._metrics import OtelMetrics
     from ._settings import LabelLimiter
-    from ._store import MetricStore
+    from ._store import Counter, MetricStore
 
 __all__ = ["MetricRecorder", "tool_outcome"]
 
@@ -57,17 +57,14 @@ class MetricRecorder:
         self._agent_label = agent_label
         self._tool_label = tool_label
         self._error_label = error_label
-        self._depth = store.values["pygents_agent_queue_depth"]
         self._lock = store.lock
         self._observe = store.observe
         if otel is not None:
-            from ._metrics import NO_CONTEXT
-
             histograms = otel.histograms
-            self._otel_turn = histograms["pygents_turn_duration_seconds"]
-            self._otel_tool = histograms["pygents_tool_duration_seconds"]
-            self._otel_wait = histograms["pygents_turn_queue_wait_seconds"]
-            self._no_context = NO_CONTEXT
+            self._otel_turn = histograms["pygents_turn_duration_seconds"].record
+            self._otel_tool = histograms["pygents_tool_duration_seconds"].record
+            self._otel_wait = histograms["pygents_turn_queue_wait_seconds"].record
+            self._extra = otel.record_extra
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -78,7 +75,7 @@ class MetricRecorder:
         store.set("pygents_agent_running", labels, 1)
         store.run_started(labels)
         store.set("pygents_agent_paused", labels, 1 if agent.is_paused else 0)
-        store.set("pygents_agent_queue_depth", labels, len(agent))
+        store.watch_queue(labels, agent)
         queue, pool = agent.context_queue, agent.context_pool
         store.set("pygents_context_queue_items", (owner(queue),), len(queue))
         store.set("pygents_context_pool_items", (owner(pool),), len(pool))
@@ -88,32 +85,26 @@ class MetricRecorder:
         labels = self.cells.agent(agent.name).labels
         self.store.set("pygents_agent_running", labels, 0)
         self.store.run_ended(labels)
-        self.store.set("pygents_agent_queue_depth", labels, len(agent))
 
     def enqueued(self, agent: Any) -> None:
-        """A turn was put on ``agent``'s queue."""
+        """A turn was put on ``agent``'s queue (whose length is read when collected)."""
         cells = self.cells.agent(agent.name)
         self.store.count(cells.enqueued)
-        self._depth[cells.labels] = float(len(agent))
-
-    def before_turn(self, agent: Any) -> None:
-        """``agent`` is about to take its next turn off the queue."""
-        depth = len(agent) - 1
-        self._depth[self.cells.agent(agent.name).labels] = float(depth if depth > 0 else 0)
+        self.store.watch_queue(cells.labels, agent)
 
     def paused(self, agent: Any, flag: int) -> None:
         """``agent`` was paused (1) or resumed (0)."""
         self.store.set("pygents_agent_paused", self.cells.agent(agent.name).labels, flag)
 
-    def value(self, lane: Lane | None, agent: Any, turn: Any) -> None:
-        """A turn run by ``agent`` produced a value."""
-        counter = None if lane is None else lane.values
-        if counter is None:
-            counter = self.cells.values(agent.name, turn.tool.metadata.name)
-            if lane is not None:
-                lane.values = counter
+    def value(self, lane: Lane) -> None:
+        """A turn of ``lane``, run by an agent, produced a value."""
+        counter = lane.values or self._values(lane)
         with self._lock:
             counter.value += 1
+
+    def _values(self, lane: Lane) -> Counter:
+        counter = lane.values = self.cells.values(lane.agent_name, lane.tool.metadata.name)
+        return counter
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -125,7 +116,7 @@ class MetricRecorder:
         with self._lock:
             self._observe(cells.wait, wait)
         if self.otel is not None:
-            self._otel_wait.record(wait, cells.wait_attrs, self._no_context)
+            self._otel_wait(wait, cells.wait_attrs, *self._extra)
 
     def turn_done(
         self,
@@ -137,8 +128,13 @@ class MetricRecorder:
         outcome: str,
         stamp: float,
         trace_id: int | None,
+        valued: bool = False,
     ) -> None:
-        """A turn ended: its count and duration, its tool invocation, its failure counter."""
+        """A turn ended: its count and duration, its tool invocation, its failure counter.
+
+        ``valued``: the turn, run by an agent, returned a value (which the agent delivers
+        next: ``pygents_turn_values_total`` counts it now, sparing a hook per turn).
+        """
         cells = lane.turn_ok
         if cells is None or reason is not _COMPLETED or error_type is not None:
             cells = self.cells.turn(
@@ -155,10 +151,13 @@ class MetricRecorder:
                 tool_cells = self.cells.tool(lane.tool.metadata.name, outcome)
                 if outcome == "ok":
                     lane.tool_ok = tool_cells
+        values = (lane.values or self._values(lane)) if valued else None
         observe = self._observe
         with self._lock:
             cells.count.value += 1
             observe(cells.duration, seconds, trace_id, stamp)
+            if values is not None:
+                values.value += 1
             if tool_cells is not None:
                 tool_cells.count.value += 1
                 observe(tool_cells.duration, tool_time, trace_id, stamp)  # type: ignore[arg-type]
@@ -167,9 +166,9 @@ class MetricRecorder:
         elif error_type is not None:
             self._failure(lane, "pygents_turn_errors_total", error_type)
         if self.otel is not None:
-            self._otel_turn.record(seconds, cells.attrs, self._no_context)
+            self._otel_turn(seconds, cells.attrs, *self._extra)
             if tool_cells is not None:
-                self._otel_tool.record(tool_time, tool_cells.attrs, self._no_context)
+                self._otel_tool(tool_time, tool_cells.attrs, *self._extra)
 
     def _failure(self, lane: Lane, metric: str, error_type: str | None) -> None:
         labels: tuple[str, ...] = (
@@ -189,4 +188,4 @@ class MetricRecorder:
             cells.count.value += 1
             self._observe(cells.duration, seconds, trace_id)
         if self.otel is not None:
-            self._otel_tool.record(seconds, cells.attrs, self._no_context)
+            self._otel_tool(seconds, cells.attrs, *self._extra)

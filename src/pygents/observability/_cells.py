@@ -1,6 +1,6 @@
 """The metric series the bridge updates per turn, looked up once per label set.
 
-A turn touches up to five series (queue depth and wait, turn and tool duration, values);
+A turn touches up to four series (queue wait, turn and tool duration, values);
 looking each up by name and label tuple, capping its labels and building its OpenTelemetry
 attributes on every turn would cost more than recording. ``Cells`` keeps, per agent, tool
 and outcome, the store cells and attribute dicts, so the per-turn work is the recording.

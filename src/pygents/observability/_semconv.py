@@ -115,7 +115,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent", "tool"),
         "pygents.turn.values",
         "{value}",
-        "AgentHook ON_TURN_VALUE",
+        "TurnHook ON_COMPLETE (a returned value), ToolHook ON_YIELD (a streamed one)",
         "Values yielded by turns run by agents.",
     ),
     MetricSpec(
@@ -151,7 +151,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent",),
         "pygents.agent.queue_depth",
         "{turn}",
-        "AgentHook AFTER_PUT, BEFORE_TURN",
+        "AgentHook AFTER_PUT, ON_RUN_START (queue length read at collection)",
         "Turns waiting in an agent's queue.",
     ),
     MetricSpec(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,8 @@ Labels = tuple[str, ...]
 
 #: The counter of run-loop seconds, computed when read (see ``BusyTime``).
 BUSY = "pygents_agent_busy_seconds_total"
+#: The gauge of queued turns, read from the agents' queues when read (see ``watch_queue``).
+DEPTH = "pygents_agent_queue_depth"
 
 
 class Counter:
@@ -100,6 +103,9 @@ class MetricStore:
         self.kinds = {name: kind for name, kind, *_ in METRICS}
         self.values: dict[str, dict[Labels, Any]] = {name: {} for name, *_ in METRICS}
         self.lock = threading.Lock()
+        #: Agents whose queue length ``pygents_agent_queue_depth`` reports, by ``id()``:
+        #: their labels and a weak reference (a collected agent drops out).
+        self._queues: dict[int, tuple[Labels, weakref.ref[Any]]] = {}
 
     # -- cells (looked up once by the bridge, then updated directly) ------------------------
 
@@ -135,6 +141,28 @@ class MetricStore:
     def set(self, name: str, labels: Labels, value: float) -> None:
         """Set a gauge."""
         self.values[name][labels] = float(value)
+
+    def watch_queue(self, labels: Labels, agent: Any) -> None:
+        """Report ``len(agent)`` under ``labels`` in ``pygents_agent_queue_depth``.
+
+        The gauge is read from the queues when it is collected, so no turn pays for it; the
+        lengths of live agents sharing a label set add up, and a label set whose agents are
+        gone stays at 0. Cheap when ``agent`` is watched already (under the same labels).
+        No lock: single dict operations, and the weak reference's callback may run on any
+        thread at any moment (even inside ``snapshot``, which holds the lock).
+        """
+        key = id(agent)
+        found = self._queues.get(key)
+        if found is not None and found[0] == labels:
+            return
+        queues = self._queues
+
+        def forget(ref: weakref.ref[Any], key: int = key) -> None:
+            if queues.get(key, (None, None))[1] is ref:
+                queues.pop(key, None)
+
+        self.values[DEPTH].setdefault(labels, 0.0)
+        queues[key] = (labels, weakref.ref(agent, forget))
 
     def run_started(self, labels: Labels) -> None:
         """An agent's run loop started: its busy time counts from now (thread-safe)."""
@@ -174,6 +202,8 @@ class MetricStore:
         Counters give ``(value, created)`` (busy time computed now), gauges their value,
         histograms ``(counts, sum, exemplars)``.
         """
+        if name == DEPTH:
+            return self._depths()
         with self.lock:
             items = list(self.values[name].items())
             kind = self.kinds[name]
@@ -182,3 +212,12 @@ class MetricStore:
             if kind == "counter":
                 return [(labels, (c.value, c.created)) for labels, c in items]
             return items
+
+    def _depths(self) -> list[tuple[Labels, Any]]:
+        """The queue-depth gauge: the queue lengths of the watched agents, summed by labels."""
+        totals = dict.fromkeys(list(self.values[DEPTH]), 0.0)
+        for labels, ref in list(self._queues.values()):
+            agent = ref()
+            if agent is not None:
+                totals[labels] = totals.get(labels, 0.0) + len(agent)
+        return list(totals.items())

@@ -5,6 +5,7 @@ Never the global providers (they can be set only once per process).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from pygents.observability import instrument, uninstrument
+from pygents.observability import _instrument, instrument, uninstrument
 from pygents.observability._settings import reset_warnings
+
+#: The span suite runs on either span path: PYGENTS_FAST_SPANS=0 forces the public SDK API
+#: (.ci/run runs it both ways); =1 makes every ``telemetry`` test check the fast path is taken.
+FAST_SPANS = os.environ.get("PYGENTS_FAST_SPANS", "")
+
+
+def pytest_report_header() -> str:
+    path = "public SDK API (forced)" if FAST_SPANS == "0" else "fast path where exact"
+    return f"pygents spans: {path} (PYGENTS_FAST_SPANS={FAST_SPANS!r})"
 
 
 @dataclass
@@ -60,6 +70,10 @@ def telemetry() -> Iterator[Telemetry]:
     assert instrument(
         tracer_provider=tracer_provider, meter_provider=meter_provider, prometheus_registry=registry
     )
+    if FAST_SPANS in {"0", "1"}:
+        bridge = _instrument._bridge
+        assert bridge is not None
+        assert (bridge.spans._fast is not None) is (FAST_SPANS == "1"), "span path not as asked"
     yield Telemetry(spans, tracer_provider, reader, meter_provider, registry)
     uninstrument()
     tracer_provider.shutdown()

@@ -9,7 +9,7 @@ execution is current, and when, is the bridge's business.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pygents import StopReason
@@ -22,6 +22,8 @@ from ._settings import ContentCapture
 __all__ = ["Spans"]
 
 _COMPLETED = StopReason.COMPLETED
+_NO_LINKS: tuple[Any, ...] = ()
+_PLAIN_BOUND = 1024
 
 
 class Spans:
@@ -43,10 +45,19 @@ class Spans:
         self._Status = Status
         self._ERROR = StatusCode.ERROR
         self._awaiting_sdk = isinstance(tracer, trace.ProxyTracer)
+        #: The fast span path (``_fast_span``), when this tracer's spans can be made exactly.
+        self._fast: Any = None if self._awaiting_sdk else _fast_tracer(tracer)
+        self._fast_span: Any = None if self._fast is None else self._fast.span_type
         self._instrumentation_enabled = _instrumentation_switch()
         #: (tool, timeout) -> (span name, start attributes); bounded like every name cache.
         self._tool_attrs: BoundedCache[tuple[Any, Any], tuple[str, dict[str, Any]]]
         self._tool_attrs = BoundedCache()
+        #: (agent name, description, tags) -> start attributes of its runs.
+        self._run_attrs: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache()
+        #: Attribute dicts this class (or the bridge) built, never changes, and found plain
+        #: (str keys, str/bool/int/float values): the fast path stores them without checking.
+        #: Keyed by id; holding the dict keeps the id from being reused. Bounded.
+        self._plain: dict[int, dict[str, Any]] = {}
 
     # -- when not to trace -------------------------------------------------------------------
 
@@ -58,6 +69,9 @@ class Spans:
             if isinstance(self._trace.get_tracer_provider(), self._trace.ProxyTracerProvider):
                 return True
             self._awaiting_sdk = False
+            # The proxy now delegates to the SDK's tracer: the fast path may use that one.
+            self._fast = _fast_tracer(getattr(self.tracer, "_tracer", None))
+            self._fast_span = None if self._fast is None else self._fast.span_type
         return not self._instrumentation_enabled()
 
     # -- names and attributes ----------------------------------------------------------------
@@ -101,15 +115,48 @@ class Spans:
 
     # -- starting ----------------------------------------------------------------------------
 
+    def _is_plain(self, attributes: dict[str, Any]) -> bool:
+        """True for a dict of the bridge's own that the fast path may store unchecked."""
+        plain = self._plain
+        if plain.get(id(attributes)) is attributes:
+            return True
+        if not self._fast.all_plain(attributes):
+            return False
+        if len(plain) >= _PLAIN_BOUND:
+            plain.clear()
+        plain[id(attributes)] = attributes
+        return True
+
     def start(
         self, name: str, attributes: dict[str, Any], links: list[Any] | None = None
     ) -> tuple[Any, Any]:
-        """Start a span, a child of the current context; return it and a context holding it."""
-        span = self.tracer.start_span(name, kind=self._INTERNAL, attributes=attributes, links=links)
+        """Start a span, a child of the current context; return it and a context holding it.
+
+        ``attributes`` belong to the bridge, which never changes them once passed here.
+        """
+        # No links: () is what the SDK gives its sampler then (1.27 gave it what it got).
+        span_links: Sequence[Any] = links or _NO_LINKS
+        fast = self._fast
+        if fast is not None:
+            span = fast.start_span(name, attributes, span_links, self._is_plain(attributes))
+            if span is not None:
+                return span, self.context_with(span)
+        span = self.tracer.start_span(
+            name, kind=self._INTERNAL, attributes=attributes, links=span_links
+        )
         return span, self.context_with(span)
 
     def start_run(self, agent: Any) -> tuple[Any, Any]:
         """The ``invoke_agent`` span of an agent run."""
+        tags = agent.tags
+        key = (agent.name, agent.description, tuple(sorted(tags)) if tags else ())
+        attributes = self._run_attrs.get(key)
+        if attributes is None:
+            attributes = self._run_attrs[key] = self._run_attributes(agent)
+        return self.start(sc.SPAN_INVOKE_AGENT.format(agent=agent.name), attributes)
+
+    @staticmethod
+    def _run_attributes(agent: Any) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
             # Required on invoke_agent spans since 1.37; pygents runs the agent itself. A
@@ -120,7 +167,7 @@ class Spans:
         }
         if agent.tags:
             attributes[sc.PYGENTS_AGENT_TAGS] = sorted(agent.tags)
-        return self.start(sc.SPAN_INVOKE_AGENT.format(agent=agent.name), attributes)
+        return attributes
 
     def capture_arguments(self, span: Any, args: Any, kwargs: Any) -> None:
         """Record a tool call's arguments (content capture only)."""
@@ -166,7 +213,11 @@ class Spans:
     ) -> None:
         """Set a turn span's closing attributes (stop reason, values, result, error)."""
         if reason is _COMPLETED and error_type is None and not tool.is_generator:
-            span.set_attributes(lane.done_attributes)  # built once per lane
+            done = lane.done_attributes  # built once per lane
+            if type(span) is self._fast_span and self._is_plain(done):
+                span._set_plain_attributes(done)
+            else:
+                span.set_attributes(done)
             if self.capture.enabled and output is not None:
                 span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(output))
             return
@@ -210,3 +261,18 @@ def _instrumentation_switch() -> Callable[[], bool]:
         return lambda: True
     enabled: Callable[[], bool] = is_instrumentation_enabled
     return enabled
+
+
+def _fast_tracer(tracer: Any) -> Any:
+    """The fast span path for ``tracer`` (``_fast_span.FastTracer``), or None for the public API.
+
+    None when the SDK is not installed, when ``PYGENTS_FAST_SPANS`` switches it off, or when
+    the tracer is not one whose spans it can make exactly.
+    """
+    if tracer is None:
+        return None
+    try:
+        from ._fast_span import fast_tracer
+    except ImportError:  # the API without the SDK: nothing to speed up
+        return None
+    return fast_tracer(tracer)

@@ -1,0 +1,551 @@
+"""The fast span path: the SDK's spans, started and ended without its per-span overhead.
+
+The OpenTelemetry SDK's ``Tracer.start_span`` + ``Span.end`` cost about half of a traced turn:
+every start attribute is cleaned, four locks are taken, processors are called on start, and the
+span is copied into a ``ReadableSpan`` at end. For a turn most of that work has no effect: the
+bridge's attributes are plain strings and numbers, the usual processors (batch, simple) do
+nothing on start. This module starts a span the way the SDK does (same sampler call, ids,
+parent, flags, trace state, resource, scope, limits) but as a ``FastSpan``: a subclass of the
+SDK's ``Span`` whose storage starts cheap (a plain dict of attributes while every value is one
+the SDK would store unchanged, no event or link list until one is added) and whose ``end()``
+builds the ``ReadableSpan`` directly and hands it to the span processors' ``on_end``. Every other
+method is the SDK's own, so what user code does with the current span (attributes, events,
+links, status, exceptions, names) is validated and limited exactly as the SDK does.
+
+It is used only when exactness is known (see ``fast_tracer``): an SDK ``Tracer`` whose
+``start_span``/``Span`` code references nothing this module does not reproduce, and whose span
+processors are all known to do nothing on start (``SpanProcessor``'s own no-op, the batch and
+simple processors', inside the SDK's multi-processors). Anything else, a processor added later
+included, sends spans through the public SDK API. ``PYGENTS_FAST_SPANS=0`` forces that path.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import types
+from collections.abc import Callable, Mapping, Sequence
+from threading import Lock
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+__all__ = ["FastSpan", "FastTracer", "fast_spans_enabled", "fast_tracer"]
+
+logger = logging.getLogger(__name__)
+
+#: The environment switch: ``0`` / ``false`` / ``off`` force the public SDK API.
+FAST_SPANS_ENV = "PYGENTS_FAST_SPANS"
+
+_SdkSpan: Any = sdk_trace.Span
+_ReadableSpan: Any = sdk_trace.ReadableSpan
+#: The SDK logs its span warnings ("Calling end() on an ended span.") on its module's logger.
+_sdk_logger = logging.getLogger(sdk_trace.__name__)
+#: ReadableSpan's default status object (the SDK's spans start with it).
+_UNSET_STATUS = inspect.signature(sdk_trace.ReadableSpan.__init__).parameters["status"].default
+#: Value types every supported SDK stores as given (no cleaning, copying or conversion), when
+#: no value length limit is set. Exact types: a subclass may be converted.
+_PLAIN = frozenset({str, bool, int, float})
+
+#: Every name the SDK's span creation code may reference (the code of 1.27 through 1.45). A
+#: release whose code references anything else changed what starting or ending a span does:
+#: until this module is checked against it, spans take the public API.
+_KNOWN_NAMES: dict[str, frozenset[str]] = {
+    "Tracer.start_span": frozenset(
+        "DEFAULT NonRecordingSpan RANDOM_TRACE_ID SAMPLED SpanContext TraceFlags TypeError _Span "
+        "_instrumentation_scope _is_enabled _span_limits _tracer_metrics attributes copy decision "
+        "generate_span_id generate_trace_id get_current_span get_span_context id_generator "
+        "instrumentation_info is_recording is_sampled is_trace_id_random is_valid isinstance "
+        "random_trace_id resource sampler should_sample span_processor start start_span "
+        "trace_api trace_flags trace_id trace_state".split()
+    ),
+    "Span.__init__": frozenset(
+        "BoundedAttributes Lock Resource __init__ _attributes _events _limits _links _lock "
+        "_new_events _new_links _record_end_metrics _record_exception _sampler "
+        "_set_status_on_exception _span_processor _trace_config append attributes create "
+        "max_attribute_length max_event_attributes max_span_attribute_length max_span_attributes "
+        "super threading".split()
+    ),
+    "Span.start": frozenset(
+        "_lock _span_processor _start_time logger on_start time_ns warning".split()
+    ),
+    "Span.end": frozenset(
+        "RuntimeError _attributes _end_time _immutable _lock _on_ending _readable_span "
+        "_record_end_metrics _span_processor _start_time logger on_end time_ns warning".split()
+    ),
+    "Span._readable_span": frozenset(
+        "ReadableSpan _attributes _context _end_time _events _instrumentation_info "
+        "_instrumentation_scope _links _name _parent _resource _start_time _status kind".split()
+    ),
+}
+
+
+def _code_names(function: Any) -> frozenset[str]:
+    """The global and attribute names a function's code (and its nested code) references."""
+    names: set[str] = set()
+    stack = [function.__code__]
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return frozenset(names)
+
+
+def _sdk_span_code_names() -> dict[str, frozenset[str]] | None:
+    """The names the installed SDK's span code references, or None if one is unknown."""
+    functions = {
+        "Tracer.start_span": sdk_trace.Tracer.start_span,
+        "Span.__init__": _SdkSpan.__init__,
+        "Span.start": _SdkSpan.start,
+        "Span.end": _SdkSpan.end,
+        "Span._readable_span": _SdkSpan._readable_span,
+    }
+    found = {}
+    for key, function in functions.items():
+        try:
+            names = _code_names(function)
+        except AttributeError:
+            return None
+        if not names <= _KNOWN_NAMES[key]:
+            logger.debug("fast spans off: %s references %s", key, sorted(names - _KNOWN_NAMES[key]))
+            return None
+        found[key] = names
+    return found
+
+
+_READABLE_SPAN_PARAMETERS = (
+    "self name context parent resource attributes events links kind instrumentation_info "
+    "status start_time end_time instrumentation_scope"
+).split()
+
+
+def _sdk_code_names() -> dict[str, frozenset[str]] | None:
+    """``_sdk_span_code_names()``, and None when ReadableSpan's parameters moved."""
+    parameters = list(inspect.signature(sdk_trace.ReadableSpan.__init__).parameters)
+    if parameters != _READABLE_SPAN_PARAMETERS:
+        logger.debug("fast spans off: ReadableSpan takes %s", parameters)
+        return None
+    return _sdk_span_code_names()
+
+
+_SDK_NAMES = _sdk_code_names()
+
+
+def fast_spans_enabled() -> bool:
+    """False when ``PYGENTS_FAST_SPANS`` switches the fast span path off."""
+    raw = os.environ.get(FAST_SPANS_ENV, "").strip().lower()
+    return raw not in {"0", "false", "off", "no"}
+
+
+def _all_plain(attributes: Mapping[str, Any]) -> bool:
+    """True when the SDK would store every one of these attributes exactly as given."""
+    for key, value in attributes.items():
+        if type(value) not in _PLAIN or type(key) is not str or not key:
+            return False
+    return True
+
+
+# -- span processors ---------------------------------------------------------------------------
+
+_MULTI = (sdk_trace.SynchronousMultiSpanProcessor, sdk_trace.ConcurrentMultiSpanProcessor)
+#: ``on_start`` / ``_on_ending`` implementations known to do nothing.
+_NO_OP_HOOKS = frozenset(
+    getattr(cls, hook, None)
+    for cls in (sdk_trace.SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+    for hook in ("on_start", "_on_ending")
+) - {None}
+
+
+def _quiet_processors(multi: Any) -> tuple[Any, ...] | None:
+    """The multi-processor's processors if none of them acts on start or ending, else None."""
+    if type(multi) not in _MULTI:
+        return None
+    processors = getattr(multi, "_span_processors", None)
+    if type(processors) is not tuple:
+        return None
+    for processor in processors:
+        for hook in ("on_start", "_on_ending"):
+            method = getattr(type(processor), hook, None)
+            if method is not None and method not in _NO_OP_HOOKS:
+                return None
+    return processors
+
+
+# -- samplers ----------------------------------------------------------------------------------
+
+
+def _sdk_samplers() -> tuple[frozenset[type], frozenset[type]]:
+    from opentelemetry.sdk.trace import sampling
+
+    static = frozenset(
+        getattr(sampling, name)
+        for name in ("StaticSampler", "TraceIdRatioBased")
+        if hasattr(sampling, name)
+    )
+    parent_based = frozenset(
+        getattr(sampling, name)
+        for name in (
+            "ParentBased",
+            "ParentBasedTraceIdRatio",
+            "_ParentBasedAlwaysOff",
+            "_ParentBasedAlwaysOn",
+        )
+        if hasattr(sampling, name)
+    )
+    return static, parent_based
+
+
+_STATIC_SAMPLERS, _PARENT_BASED_SAMPLERS = _sdk_samplers()
+_DELEGATES = (
+    "_root",
+    "_remote_parent_sampled",
+    "_remote_parent_not_sampled",
+    "_local_parent_sampled",
+    "_local_parent_not_sampled",
+)
+
+
+def _keeps_attributes(sampler: Any) -> bool:
+    """True for the SDK's samplers: a sampled result carries the attributes they were given."""
+    kind = type(sampler)
+    if kind in _STATIC_SAMPLERS:
+        return True
+    if kind in _PARENT_BASED_SAMPLERS:
+        return all(_keeps_attributes(getattr(sampler, name, None)) for name in _DELEGATES)
+    return False
+
+
+# -- the span ----------------------------------------------------------------------------------
+
+
+class FastSpan(_SdkSpan):  # type: ignore[misc]
+    """An SDK span, cheap to start and end; every public method keeps the SDK's behaviour.
+
+    Made by ``FastTracer.start_span`` only (never through ``__init__``). The fields the SDK's
+    ``Span.__init__`` would set to the same value for every span of the bridge live on the
+    class; ``_events`` and ``_links`` are the empty tuple until something is added, and
+    ``_attributes`` is a plain dict while every value in it is one the SDK stores unchanged
+    and no limit can drop one (then a ``BoundedAttributes`` exactly like the SDK's).
+    """
+
+    # Set per span by FastTracer.start_span (typed here: the SDK's Span is untyped to mypy).
+    _name: str
+    _context: SpanContext
+    _parent: SpanContext | None
+    _attributes: Any
+    _limits: Any
+    _lock: Any
+    _span_processor: Any
+    _start_time: int
+
+    _kind = SpanKind.INTERNAL
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _end_time: int | None = None
+    _events: Any = ()
+    _links: Any = ()
+    _status = _UNSET_STATUS
+    _record_end_metrics: Callable[[], None] | None = None
+    #: The processors ``on_start`` was (not) called for; ``end`` calls ``_on_ending`` itself
+    #: when processors were added since.
+    _quiet: tuple[Any, ...] = ()
+
+    # -- storage, made exact on demand -------------------------------------------------------
+
+    def _bounded_attributes(self) -> Any:
+        """Switch to a ``BoundedAttributes`` as the SDK's span holds; return it."""
+        attributes = self._attributes
+        if type(attributes) is dict:
+            limits = self._limits
+            attributes = self._attributes = BoundedAttributes(
+                limits.max_span_attributes,
+                attributes,
+                immutable=False,
+                max_value_len=limits.max_span_attribute_length,
+            )
+        return attributes
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set attributes (see ``opentelemetry.trace.Span``), validated as the SDK does."""
+        with self._lock:
+            if self._end_time is not None:
+                _sdk_logger.warning("Setting attribute on ended span.")
+                return
+            stored = self._attributes
+            if type(stored) is dict:
+                limit = self._limits.max_span_attributes
+                if (limit is None or len(stored) + len(attributes) <= limit) and _all_plain(
+                    attributes
+                ):
+                    for key, value in attributes.items():
+                        # An updated key moves to the end, as in BoundedAttributes.
+                        stored.pop(key, None)
+                        stored[key] = value
+                    return
+                self._bounded_attributes()
+        super().set_attributes(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set one attribute (see ``opentelemetry.trace.Span``), validated as the SDK does."""
+        with self._lock:
+            if self._end_time is not None:
+                _sdk_logger.warning("Setting attribute on ended span.")
+                return
+            stored = self._attributes
+            if type(stored) is dict:
+                limit = self._limits.max_span_attributes
+                if (
+                    type(value) in _PLAIN
+                    and type(key) is str
+                    and key
+                    and (limit is None or len(stored) < limit or key in stored)
+                ):
+                    stored.pop(key, None)
+                    stored[key] = value
+                    return
+                self._bounded_attributes()
+        super().set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        """Add an event (see ``opentelemetry.trace.Span``), limited as the SDK does."""
+        if self._events is FastSpan._events:
+            with self._lock:
+                if self._events is FastSpan._events:
+                    self._events = BoundedList(self._limits.max_events)
+        super().add_event(name, attributes, timestamp)
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        """Add a link (see ``opentelemetry.trace.Span``), limited as the SDK does."""
+        if self._links is FastSpan._links:
+            with self._lock:
+                if self._links is FastSpan._links:
+                    self._links = BoundedList(self._limits.max_links)
+        super().add_link(context, attributes)
+
+    def _set_plain_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set attributes the bridge made plain and never changes, without checking them.
+
+        Plain: str keys and str/bool/int/float values, which the SDK stores unchanged.
+        """
+        with self._lock:
+            stored = self._attributes
+            limit = self._limits.max_span_attributes
+            if (
+                self._end_time is None
+                and type(stored) is dict
+                and (limit is None or len(stored) + len(attributes) <= limit)
+            ):
+                for key, value in attributes.items():
+                    stored.pop(key, None)
+                    stored[key] = value
+                return
+        self.set_attributes(attributes)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span and hand its ``ReadableSpan`` to the processors, as the SDK does."""
+        with self._lock:
+            if self._end_time is not None:
+                _sdk_logger.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time = end_time if end_time is not None else time_ns()
+            attributes = self._attributes
+            if type(attributes) is not dict and _FREEZE_AT_END:
+                attributes._immutable = True
+        if self._record_end_metrics is not None:
+            self._record_end_metrics()
+        processor = self._span_processor
+        if _ON_ENDING and processor._span_processors is not self._quiet:
+            processor._on_ending(self)  # processors added since the start may act on it
+        # What the SDK's Span._readable_span() makes (positionally: keywords cost more).
+        processor.on_end(
+            _ReadableSpan(
+                self._name,
+                self._context,
+                self._parent,
+                self._resource,
+                attributes,
+                self._events,
+                self._links,
+                self._kind,
+                self._instrumentation_info,
+                self._status,
+                self._start_time,
+                end_time,
+                self._instrumentation_scope,
+            )
+        )
+
+
+_START_NAMES = (_SDK_NAMES or {}).get("Tracer.start_span", frozenset())
+_END_NAMES = (_SDK_NAMES or {}).get("Span.end", frozenset())
+_CHECK_ENABLED = "_is_enabled" in _START_NAMES
+_RANDOM_FLAG = "random_trace_id" in _START_NAMES
+_TRACER_METRICS = "_tracer_metrics" in _START_NAMES
+_ON_ENDING = "_on_ending" in _END_NAMES
+_FREEZE_AT_END = "_immutable" in _END_NAMES
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+if _RANDOM_FLAG:
+    _RANDOM = TraceFlags.RANDOM_TRACE_ID
+    _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | _RANDOM)
+    _NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM)
+
+_new_span = object.__new__
+_get_current_span = trace_api.get_current_span
+
+
+def _no_op_tracer_metrics() -> type | None:
+    try:
+        from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+    except ImportError:
+        return None
+    found: type = NoOpTracerMetrics
+    return found
+
+
+_NO_OP_TRACER_METRICS = _no_op_tracer_metrics()
+
+
+class FastTracer:
+    """Starts the bridge's spans of one SDK tracer as ``FastSpan``s, or says it cannot."""
+
+    span_type = FastSpan
+    all_plain = staticmethod(_all_plain)
+
+    def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+        self._multi = tracer.span_processor
+        #: The processor tuple last checked, and whether it was quiet on start.
+        self._checked: Any = None
+        self._quiet: tuple[Any, ...] | None = None
+        self._sampler = tracer.sampler
+        self._sampler_keeps = _keeps_attributes(self._sampler)
+
+    def _processors_quiet(self) -> tuple[Any, ...] | None:
+        processors = getattr(self._multi, "_span_processors", None)
+        if processors is not self._checked:  # first span, or a processor was added
+            self._checked = processors
+            self._quiet = _quiet_processors(self._multi)
+        return self._quiet
+
+    def start_span(
+        self, name: str, attributes: dict[str, Any], links: Sequence[Any], plain: bool = False
+    ) -> Any | None:
+        """Start an INTERNAL span in the current context, or None to use the public API.
+
+        ``plain``: the caller made ``attributes`` of str keys and str/bool/int/float values
+        and never changes them, so they need no check when the sampler keeps them.
+        """
+        quiet = self._processors_quiet()
+        if quiet is None:
+            return None
+        tracer = self.tracer
+        if _CHECK_ENABLED and not tracer._is_enabled():
+            return None
+        parent: SpanContext | None = _get_current_span(None).get_span_context()
+        if type(parent) is not SpanContext:
+            return None  # None or an unusual context: the SDK's own checks apply
+        id_generator = tracer.id_generator
+        if parent.is_valid:
+            trace_id = parent.trace_id
+        else:
+            parent = None
+            trace_id = id_generator.generate_trace_id()
+        sampler = tracer.sampler
+        sampled = sampler.should_sample(None, trace_id, name, SpanKind.INTERNAL, attributes, links)
+        decision = sampled.decision
+        if _RANDOM_FLAG and (
+            id_generator.is_trace_id_random()
+            if parent is None
+            else parent.trace_flags.random_trace_id
+        ):
+            flags = _SAMPLED_RANDOM if decision.is_sampled() else _NOT_SAMPLED_RANDOM
+        else:
+            flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
+        context = SpanContext(
+            trace_id,
+            id_generator.generate_span_id(),
+            is_remote=False,
+            trace_flags=flags,
+            trace_state=sampled.trace_state,
+        )
+        end_metrics = None
+        if _TRACER_METRICS:
+            metrics = tracer._tracer_metrics
+            if type(metrics) is not _NO_OP_TRACER_METRICS:
+                end_metrics = metrics.start_span(parent, decision)
+        if not decision.is_recording():
+            return NonRecordingSpan(context=context)
+        span = _new_span(FastSpan)
+        limits = tracer._span_limits
+        span._name = name
+        span._context = context
+        span._parent = parent
+        span._resource = tracer.resource
+        span._instrumentation_info = tracer.instrumentation_info
+        span._instrumentation_scope = tracer._instrumentation_scope
+        span._sampler = sampler
+        span._span_processor = self._multi
+        span._limits = limits
+        span._lock = Lock()
+        span._quiet = quiet
+        if end_metrics is not None:
+            span._record_end_metrics = end_metrics
+        # The SDK's span holds the attributes the sampler returned, cleaned: when every value
+        # is one cleaning leaves unchanged and no limit applies, a copy is the same thing.
+        span_attributes = sampled.attributes
+        limit = limits.max_span_attributes
+        if limits.max_span_attribute_length is None and (
+            limit is None or len(span_attributes) <= limit
+        ):
+            if sampler is not self._sampler:
+                self._sampler = sampler
+                self._sampler_keeps = _keeps_attributes(sampler)
+            if plain and self._sampler_keeps:
+                span._attributes = attributes.copy()
+            elif _all_plain(span_attributes):
+                # The SDK's samplers wrap the dict they were given in a MappingProxyType, whose
+                # copy() copies that dict.
+                span._attributes = (
+                    span_attributes.copy() if self._sampler_keeps else dict(span_attributes)
+                )
+            else:
+                span._attributes = BoundedAttributes(
+                    limit, span_attributes, immutable=False, max_value_len=None
+                )
+        else:
+            span._attributes = BoundedAttributes(
+                limit,
+                span_attributes,
+                immutable=False,
+                max_value_len=limits.max_span_attribute_length,
+            )
+        if links:
+            span._links = span._new_links(links)
+        span._start_time = time_ns()
+        return span
+
+
+def fast_tracer(tracer: Any) -> FastTracer | None:
+    """A ``FastTracer`` for an SDK tracer whose spans it can make exactly, else None."""
+    if not fast_spans_enabled() or _SDK_NAMES is None:
+        return None
+    if type(tracer) is not sdk_trace.Tracer:
+        return None
+    needed = ("span_processor", "sampler", "id_generator", "_span_limits", "resource")
+    if not all(hasattr(tracer, name) for name in needed):
+        return None
+    if type(tracer.span_processor) not in _MULTI:
+        return None
+    return FastTracer(tracer)

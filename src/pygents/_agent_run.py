@@ -125,9 +125,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     # hooks included, and detached around each yield like the frame.
     opened = _scope.open_run(agent) if SCOPES else None
     tokens = _scope.attach(opened) if opened else None
-    # With hooks or scopes, the frame between turns is this agent's (put back around
-    # each yield); without, nobody looks at it, so it is not touched per turn.
-    juggle = bool(hooks or _AGENT_GLOBALS or opened)
+    # With agent hooks that fire between turns, the frame between turns is this agent's
+    # (put back around each yield); without, nobody looks at it, so it is not touched per
+    # turn (hooks fired through agent._fire set it themselves).
+    juggle = bool(hooks or _G_BEFORE_TURN or _G_AFTER_TURN or _G_TURN_VALUE)
     if juggle:
         FRAME.set(mine)
     try:
@@ -139,8 +140,8 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 if not queue:
                     break
             if hooks or _AGENT_GLOBALS:
-                if not juggle:
-                    juggle = True
+                if not juggle and (hooks or _G_BEFORE_TURN or _G_AFTER_TURN or _G_TURN_VALUE):
+                    juggle = True  # such a hook was added during the run
                     FRAME.set(mine)
                 if hooks or _G_BEFORE_TURN:
                     if hooks:
@@ -169,13 +170,15 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         if hooks or _G_TURN_VALUE:
                             await deliver(agent, turn, value)
                         if opened:
-                            FRAME.set(outer)
+                            if juggle:
+                                FRAME.set(outer)
                             _scope.detach(opened, tokens)  # type: ignore[arg-type]
                             tokens = None
                             try:
                                 yield turn, value
                             finally:
-                                FRAME.set(mine)
+                                if juggle:
+                                    FRAME.set(mine)
                                 tokens = _scope.attach(opened)
                         elif juggle:
                             FRAME.set(outer)
@@ -279,13 +282,15 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 if routed:
                     pass  # routed values are not yielded
                 elif opened:
-                    FRAME.set(outer)
+                    if juggle:
+                        FRAME.set(outer)
                     _scope.detach(opened, tokens)  # type: ignore[arg-type]
                     tokens = None
                     try:
                         yield turn, value
                     finally:
-                        FRAME.set(mine)
+                        if juggle:
+                            FRAME.set(mine)
                         tokens = _scope.attach(opened)
                 elif juggle:
                     FRAME.set(outer)
@@ -306,14 +311,17 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     finally:
         agent._current_turn = None
         agent._running = False
-        if hooks or _AGENT_GLOBALS or juggle:
-            FRAME.set(mine)
-            try:
-                if hooks or _AGENT_GLOBALS:
+        try:
+            if hooks or _AGENT_GLOBALS:
+                FRAME.set(mine)
+                try:
                     await agent._fire(
                         AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
                     )
-            finally:
+                finally:
+                    FRAME.set(outer)
+            elif juggle:
                 FRAME.set(outer)
-                if opened:
-                    _scope.close_run(opened, tokens, agent, error)
+        finally:
+            if opened:
+                _scope.close_run(opened, tokens, agent, error)

@@ -102,6 +102,7 @@ class Agent:
         self._paused = False
         self._resumed: asyncio.Event | None = None
         self._nonempty: asyncio.Event | None = None
+        self._service: Any = None  # the Service serving it (see _serve)
         AgentRegistry.register(self)
 
     # -- construction helpers ----------------------------------------------------------------
@@ -277,6 +278,11 @@ class Agent:
         return self._running
 
     @property
+    def is_serving(self) -> bool:
+        """True while a ``Service`` serves the agent (``serve()``)."""
+        return self._service is not None
+
+    @property
     def is_paused(self) -> bool:
         """True between ``pause()`` and ``resume()``."""
         return self._paused
@@ -435,6 +441,24 @@ class Agent:
             SafeExecutionError: the agent is already running.
         """
         return run_agent(self)
+
+    async def serve(
+        self,
+        *,
+        store: Any = None,
+        on_error: Any = "continue",
+        batch: int = 100,
+    ) -> None:
+        """Serve this agent until cancelled: ``Service([self], ...).serve_forever()``.
+
+        Waits for turns instead of returning on an empty queue, and keeps serving after a
+        failed turn (``on_error``). Cancel the task to stop: the turn in flight is queued
+        again. See ``pygents.Service`` for the arguments, for stopping on request, and for
+        serving several agents together.
+        """
+        from ._serve import Service
+
+        await Service([self], store=store, on_error=on_error, batch=batch).serve_forever()
 
     # -- branching and serialization ---------------------------------------------------------
 

@@ -98,7 +98,8 @@ def restore(agent: Any, checkpoint: Checkpoint, where: str) -> Turn | None:
             f"(await store.delete({name!r})) to start the agent empty",
             agent_name=name,
         ) from None
-    current, turns, queue_items, pool_items, paused = parsed
+    current: Turn | None = parsed[0]
+    turns, queue_items, pool_items, paused = parsed[1:]
     if current is not None:
         current._attempt += 1
         turns.insert(0, current)

@@ -241,7 +241,9 @@ def read(target: Any, data: Any, where: str) -> None:
         target._trace_context = dict(carrier)
     attempt = _serde.field(data, "attempt", int, where, default=1)
     if isinstance(attempt, bool) or attempt < 1:
-        raise SerializationError(f"{where}: attempt must be an int >= 1, got {_serde.short(attempt)}")
+        raise SerializationError(
+            f"{where}: attempt must be an int >= 1, got {_serde.short(attempt)}"
+        )
     target._attempt = attempt
 
 

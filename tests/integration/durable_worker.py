@@ -16,7 +16,16 @@ import sys
 
 os.environ["PYGENTS_TELEMETRY"] = "off"
 
-from pygents import Agent, ContextItem, ContextQueue, Service, Turn, current_agent, current_turn, tool
+from pygents import (
+    Agent,
+    ContextItem,
+    ContextQueue,
+    Service,
+    Turn,
+    current_agent,
+    current_turn,
+    tool,
+)
 from pygents.store import SQLiteStore
 
 DB, LOG, STEPS = sys.argv[1], sys.argv[2], int(sys.argv[3])

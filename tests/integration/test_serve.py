@@ -20,9 +20,9 @@ from pygents import (
 )
 
 
-async def eventually(check: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
+async def eventually(check: Any) -> None:
+    async with asyncio.timeout(10):
+        while not check():  # noqa: ASYNC110  # polls what the agents' tasks produce
             await asyncio.sleep(0.001)
 
 

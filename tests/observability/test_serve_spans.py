@@ -12,7 +12,7 @@ from pygents.store import MemoryStore
 
 async def eventually(check: Any) -> None:
     async with asyncio.timeout(10):
-        while not check():
+        while not check():  # noqa: ASYNC110  # polls what the agents' tasks produce
             await asyncio.sleep(0.001)
 
 

@@ -67,7 +67,9 @@ async def test_sqlite_failures_are_checkpoint_store_errors(tmp_path: Path) -> No
     await store.aclose()
 
 
-async def test_a_service_checkpoints_and_restores_state_in_place(tmp_path: Path, tools: Any) -> None:
+async def test_a_service_checkpoints_and_restores_state_in_place(
+    tmp_path: Path, tools: Any
+) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     agent = Agent("keeper", "", list(tools))
     for text in ("a", "b", "c"):

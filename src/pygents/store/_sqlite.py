@@ -11,7 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..errors import CheckpointStoreError
+from pygents.errors import CheckpointStoreError
+
 from ._base import Checkpoint
 
 __all__ = ["SQLiteStore"]

@@ -39,6 +39,7 @@ from ._hooks import hook as hook
 from ._registry import ToolRegistry as ToolRegistry
 from ._serve import ErrorPolicy as ErrorPolicy
 from ._serve import Service as Service
+from ._serve import serve as serve
 from ._tool import AsyncGenTool as AsyncGenTool
 from ._tool import BaseTool as BaseTool
 from ._tool import CoroutineTool as CoroutineTool
@@ -105,6 +106,7 @@ __all__ = [
     "hook",
     "remove_scope",
     "scopes",
+    "serve",
     "tool",
     "turn_from_call",
 ]

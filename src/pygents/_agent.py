@@ -442,24 +442,6 @@ class Agent:
         """
         return run_agent(self)
 
-    async def serve(
-        self,
-        *,
-        store: Any = None,
-        on_error: Any = "continue",
-        batch: int = 100,
-    ) -> None:
-        """Serve this agent until cancelled: ``Service([self], ...).serve_forever()``.
-
-        Waits for turns instead of returning on an empty queue, and keeps serving after a
-        failed turn (``on_error``). Cancel the task to stop: the turn in flight is queued
-        again. See ``pygents.Service`` for the arguments, for stopping on request, and for
-        serving several agents together.
-        """
-        from ._serve import Service
-
-        await Service([self], store=store, on_error=on_error, batch=batch).serve_forever()
-
     # -- branching and serialization ---------------------------------------------------------
 
     def branch(

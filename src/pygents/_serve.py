@@ -21,20 +21,23 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from . import _checkpoint
 from ._current import current_turn
 from ._enums import AgentHook, StopReason
 from ._hooks import AsyncHook, HookRegistry
+from ._registry import AgentRegistryBase
 from ._turn import Turn
+from ._types import AgentState
 from .errors import CheckpointStoreError, SafeExecutionError, SerializationError
 from .store import CheckpointStore
 
-if TYPE_CHECKING:
-    from ._agent import Agent
+__all__ = ["ErrorPolicy", "Service", "serve"]
 
-__all__ = ["ErrorPolicy", "Service"]
+# The service sits above the agent (the agent knows nothing of it), and types against what
+# it uses of one.
+Agent = AgentState
 
 _log = logging.getLogger("pygents")
 _COMPLETED = StopReason.COMPLETED
@@ -42,7 +45,7 @@ _COMPLETED = StopReason.COMPLETED
 #: Decides, after a turn failed (error or timeout), whether the service goes on: called with
 #: the agent, the failed turn (None when the error came from a hook between turns) and the
 #: exception; returns (or resolves to) True to keep serving, False to stop.
-ErrorPolicy = Callable[["Agent", Turn | None, Exception], bool | Awaitable[bool]]
+ErrorPolicy = Callable[[Any, Turn | None, Exception], bool | Awaitable[bool]]
 
 
 class _TrackingQueue(deque[Turn]):
@@ -133,12 +136,11 @@ class Service:
         batch: int = 100,
         restore: bool = True,
     ) -> None:
-        from ._agent import Agent
-
         self._agents: list[Agent] = list(agents)
         for agent in self._agents:
-            if not isinstance(agent, Agent):
-                raise TypeError(f"Service serves agents, got {agent!r}")
+            name = getattr(agent, "name", None)
+            if not isinstance(name, str) or AgentRegistryBase._items.get(name) is not agent:
+                raise TypeError(f"Service serves registered agents, got {agent!r}")
         names = [a.name for a in self._agents]
         if len(set(names)) != len(names):
             raise ValueError(f"Service: agent names must be unique, got {names}")
@@ -490,3 +492,18 @@ class Service:
             _log.error("pygents: %r stops: checkpoint failed: %s", self, exc)
         self._halt = True
         self._wake_all()
+
+
+async def serve(
+    *agents: Any,
+    store: CheckpointStore | None = None,
+    on_error: Literal["continue", "stop"] | ErrorPolicy = "continue",
+    batch: int = 100,
+) -> None:
+    """Serve ``agents`` until cancelled: ``Service(agents, ...).serve_forever()``.
+
+    The one-line form for a worker's ``main()``: cancel its task (or press Ctrl-C under
+    ``asyncio.run``) to stop; the turns in flight are queued again and checkpointed. Use
+    ``Service`` to stop on request, with or without draining.
+    """
+    await Service(agents, store=store, on_error=on_error, batch=batch).serve_forever()

@@ -16,6 +16,7 @@ from pygents import (
     Turn,
     current_agent,
     current_turn,
+    serve,
     tool,
 )
 
@@ -205,7 +206,7 @@ async def test_cancellation_queues_the_interrupted_turn_again_with_its_attempt()
     agent = Agent("slow", "", [slow])
     for n in range(3):
         await agent.put(Turn("slow", kwargs={"n": n}))
-    task = asyncio.create_task(agent.serve())
+    task = asyncio.create_task(serve(agent))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pygents import Agent, AgentRegistry, Service, Turn, current_agent, current_turn, tool
+from pygents import Agent, AgentRegistry, Service, Turn, current_agent, current_turn, serve, tool
 from pygents.store import MemoryStore
 
 
@@ -75,7 +75,7 @@ async def test_trace_continuity_survives_a_restart_from_a_checkpoint(telemetry: 
     tracer = telemetry.tracer_provider.get_tracer("app")
     with tracer.start_as_current_span("request") as request:
         await agent.put(Turn("slow"))
-    task = asyncio.create_task(agent.serve(store=store))
+    task = asyncio.create_task(serve(agent, store=store))
     await started.wait()
     task.cancel()  # stands for the crash: the turn was in flight
     await asyncio.gather(task, return_exceptions=True)

@@ -37,6 +37,9 @@ from ._hooks import HookMetadata as HookMetadata
 from ._hooks import HookRegistry as HookRegistry
 from ._hooks import hook as hook
 from ._registry import ToolRegistry as ToolRegistry
+from ._serve import ErrorPolicy as ErrorPolicy
+from ._serve import Service as Service
+from ._serve import serve as serve
 from ._tool import AsyncGenTool as AsyncGenTool
 from ._tool import BaseTool as BaseTool
 from ._tool import CoroutineTool as CoroutineTool
@@ -45,6 +48,8 @@ from ._tool import ToolMetadata as ToolMetadata
 from ._tool import tool as tool
 from ._tool_call import turn_from_call as turn_from_call
 from ._turn_metadata import TurnMetadata as TurnMetadata
+from .errors import CheckpointError as CheckpointError
+from .errors import CheckpointStoreError as CheckpointStoreError
 from .errors import PygentsError as PygentsError
 from .errors import SafeExecutionError as SafeExecutionError
 from .errors import SerializationError as SerializationError
@@ -63,12 +68,15 @@ __all__ = [
     "AgentRegistry",
     "AsyncGenTool",
     "BaseTool",
+    "CheckpointError",
+    "CheckpointStoreError",
     "ContextItem",
     "ContextPool",
     "ContextPoolHook",
     "ContextQueue",
     "ContextQueueHook",
     "CoroutineTool",
+    "ErrorPolicy",
     "ExecutionScope",
     "Hook",
     "HookMetadata",
@@ -76,6 +84,7 @@ __all__ = [
     "PygentsError",
     "SafeExecutionError",
     "SerializationError",
+    "Service",
     "StopReason",
     "Tool",
     "ToolCallError",
@@ -97,6 +106,7 @@ __all__ = [
     "hook",
     "remove_scope",
     "scopes",
+    "serve",
     "tool",
     "turn_from_call",
 ]

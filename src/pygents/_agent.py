@@ -102,6 +102,7 @@ class Agent:
         self._paused = False
         self._resumed: asyncio.Event | None = None
         self._nonempty: asyncio.Event | None = None
+        self._service: Any = None  # the Service serving it (see _serve)
         AgentRegistry.register(self)
 
     # -- construction helpers ----------------------------------------------------------------
@@ -275,6 +276,11 @@ class Agent:
     def is_running(self) -> bool:
         """True while ``run()`` is active."""
         return self._running
+
+    @property
+    def is_serving(self) -> bool:
+        """True while a ``Service`` serves the agent (``serve()``)."""
+        return self._service is not None
 
     @property
     def is_paused(self) -> bool:

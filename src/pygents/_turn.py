@@ -70,6 +70,7 @@ class Turn(Generic[T]):
 
     __slots__ = (
         "_args",
+        "_attempt",
         "_end",
         "_enqueued",
         "_given",
@@ -135,6 +136,7 @@ class Turn(Generic[T]):
         self._enqueued: float | None = None
         self._stop_reason: StopReason | None = None
         self._trace_context: dict[str, str] | None = None
+        self._attempt = 1
 
     @property
     def hooks(self) -> list[Any]:

@@ -19,6 +19,7 @@ class _Holder(Protocol):
     _stop_reason: StopReason | None
     _trace_context: dict[str, str] | None
     _given: Any
+    _attempt: int
 
 
 __all__ = ["TurnMetadata", "read"]
@@ -27,9 +28,18 @@ __all__ = ["TurnMetadata", "read"]
 class _Values:
     """The storage of a standalone ``TurnMetadata`` (a turn stores the same fields itself)."""
 
-    __slots__ = ("_end", "_enqueued", "_given", "_start", "_stop_reason", "_trace_context")
+    __slots__ = (
+        "_attempt",
+        "_end",
+        "_enqueued",
+        "_given",
+        "_start",
+        "_stop_reason",
+        "_trace_context",
+    )
 
     def __init__(self) -> None:
+        self._attempt = 1
         self._given: Given | None = None
         self._start: float | None = None
         self._end: float | None = None
@@ -126,6 +136,22 @@ class TurnMetadata:
         self._turn._trace_context = value
 
     @property
+    def attempt(self) -> int:
+        """Which run of the turn this is: 1, or 2 and up when it runs again after an interruption.
+
+        A service (``pygents.Service``) re-runs a turn whose run was interrupted (the process
+        crashed, or the service was cancelled mid-turn) and counts up; a tool reads
+        ``current_turn().metadata.attempt`` to stay idempotent. It takes no part in equality.
+        """
+        return self._turn._attempt
+
+    @attempt.setter
+    def attempt(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"TurnMetadata.attempt must be an int >= 1, got {value!r}")
+        self._turn._attempt = value
+
+    @property
     def queue_wait(self) -> float | None:
         """Seconds the turn waited in an agent's queue before its last run, or None."""
         turn = self._turn
@@ -144,7 +170,8 @@ class TurnMetadata:
     def dict(self) -> dict[str, Any]:
         """Return the metadata as a plain, JSON-compatible dict.
 
-        ``trace_context`` is included only when telemetry recorded one.
+        ``trace_context`` is included only when telemetry recorded one, ``attempt`` only
+        when the turn is a re-run (2 and up).
         """
         turn = self._turn
         reason = turn._stop_reason
@@ -157,6 +184,8 @@ class TurnMetadata:
         carrier = turn._trace_context
         if carrier is not None:
             out["trace_context"] = dict(carrier)
+        if turn._attempt != 1:
+            out["attempt"] = turn._attempt
         return out
 
     to_dict = dict
@@ -210,6 +239,12 @@ def read(target: Any, data: Any, where: str) -> None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()):
             raise SerializationError(f"{where}: trace_context must map strings to strings")
         target._trace_context = dict(carrier)
+    attempt = _serde.field(data, "attempt", int, where, default=1)
+    if isinstance(attempt, bool) or attempt < 1:
+        raise SerializationError(
+            f"{where}: attempt must be an int >= 1, got {_serde.short(attempt)}"
+        )
+    target._attempt = attempt
 
 
 #: The datetimes a turn was given, kept as given (a naive one stays naive, as the original

@@ -227,6 +227,15 @@ class AgentState(Protocol):
     _running: bool
     _context_queue: Any
     _context_pool: Any
+    _nonempty: asyncio.Event | None
+    _service: Any
+
+    @property
+    def is_paused(self) -> bool:
+        """True between ``pause()`` and ``resume()``."""
+
+    def run(self) -> Any:
+        """The run loop."""
 
     def __init__(
         self,

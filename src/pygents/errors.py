@@ -14,7 +14,11 @@ The tree::
     ├── UnregisteredHookError (also KeyError, hence LookupError)
     │       a name is not in the matching registry
     ├── SerializationError (also ValueError)
-    │       from_dict() was given malformed data
+    │   │   from_dict() was given malformed data
+    │   └── CheckpointError
+    │           a stored checkpoint is corrupt, hostile or names what is not registered
+    ├── CheckpointStoreError (also OSError)
+    │       a checkpoint store failed to read or write (a service stops on it)
     └── ToolCallError (also ValueError)
             a model's tool call names no available tool or has invalid arguments
 
@@ -30,6 +34,8 @@ import reprlib
 from typing import Any
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointStoreError",
     "PygentsError",
     "SafeExecutionError",
     "SerializationError",
@@ -87,6 +93,30 @@ class UnregisteredHookError(_SentenceMessage, PygentsError, KeyError):
 
 class SerializationError(PygentsError, ValueError):
     """Raised when ``from_dict()`` is given malformed data; the message names the field."""
+
+
+class CheckpointError(SerializationError):
+    """Raised when a stored checkpoint cannot be restored; the message names agent and field.
+
+    The data is not JSON, has the wrong shape, was saved for another agent, or names a tool or
+    hook that is not registered (or not the agent's). Nothing was changed on the agent. Fix
+    the code (register what is missing) or delete the checkpoint to start the agent empty.
+
+    Attributes:
+        agent_name: the agent whose checkpoint failed.
+    """
+
+    def __init__(self, message: str, *, agent_name: str = "") -> None:
+        super().__init__(message)
+        self.agent_name = agent_name
+
+
+class CheckpointStoreError(PygentsError, OSError):
+    """Raised when a checkpoint store cannot read or write (disk full, database locked).
+
+    A service stops when a checkpoint cannot be written: serving on without durability
+    would lose turns silently. The store's own exception is the ``__cause__``.
+    """
 
 
 class ToolCallError(PygentsError, ValueError):

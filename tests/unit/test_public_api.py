@@ -143,6 +143,8 @@ EXCEPTION_BASES = {
     "UnregisteredHookError": LookupError,
     "SerializationError": ValueError,
     "ToolCallError": ValueError,
+    "CheckpointError": ValueError,  # a SerializationError
+    "CheckpointStoreError": OSError,
 }
 
 

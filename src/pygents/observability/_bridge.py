@@ -273,9 +273,17 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         meta = turn.metadata
         try:
             if self._trace():
-                state.span, state.context = self.spans.start(
-                    lane.span_name, lane.start_attributes, self.spans.links(meta.trace_context)
-                )
+                served = None
+                if agent is not None and agent.is_serving and meta.trace_context is not None:
+                    served = self.spans.child_of_origin(
+                        lane.span_name, lane.start_attributes, meta.trace_context
+                    )
+                if served is not None:
+                    state.span, state.context = served
+                else:
+                    state.span, state.context = self.spans.start(
+                        lane.span_name, lane.start_attributes, self.spans.links(meta.trace_context)
+                    )
                 self._open[id(state)] = state
         except Exception as exc:
             self._failed("open_turn", exc)

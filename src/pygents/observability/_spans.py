@@ -103,6 +103,27 @@ class Spans:
         trace_id, span_id, flags = parsed
         return [self._Link(self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags)))]
 
+    def child_of_origin(
+        self, name: str, attributes: dict[str, Any], carrier: dict[str, str] | None
+    ) -> tuple[Any, Any] | None:
+        """Start a span whose parent is the span a W3C carrier names; None if it names none.
+
+        For a served agent's turn: the request that put it is its trace (one trace per
+        request), and the span current now (the busy period's ``invoke_agent``) is linked.
+        """
+        parsed = parse_traceparent(carrier)
+        if parsed is None:
+            return None
+        trace_id, span_id, flags = parsed
+        origin = self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
+        parent = self._trace.set_span_in_context(self._trace.NonRecordingSpan(origin))
+        current = self._trace.get_current_span().get_span_context()
+        links = [self._Link(current)] if current.is_valid else _NO_LINKS
+        span = self.tracer.start_span(
+            name, context=parent, kind=self._INTERNAL, attributes=attributes, links=links
+        )
+        return span, self.context_with(span)
+
     def current_span(self) -> Any:
         """The span current in this context (the user's, a tool's, or the invalid span)."""
         return self._trace.get_current_span()

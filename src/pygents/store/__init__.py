@@ -1,0 +1,15 @@
+"""Checkpoint stores for served agents: the interface, SQLite (the embedded default), memory.
+
+A ``pygents.Service`` given a store saves each agent's state (queue, turn in flight, context
+queue and pool, paused state) after every turn and restores it on start. A store is
+anything implementing ``CheckpointStore``: four coroutines over one row per agent.
+"""
+
+from __future__ import annotations
+
+from ._base import Checkpoint as Checkpoint
+from ._base import CheckpointStore as CheckpointStore
+from ._base import MemoryStore as MemoryStore
+from ._sqlite import SQLiteStore as SQLiteStore
+
+__all__ = ["Checkpoint", "CheckpointStore", "MemoryStore", "SQLiteStore"]

@@ -1,0 +1,300 @@
+"""Served agents: waiting for turns, failed turns, stopping (drain or not), cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from pygents import (
+    Agent,
+    SafeExecutionError,
+    Service,
+    StopReason,
+    Turn,
+    current_agent,
+    current_turn,
+    serve,
+    tool,
+)
+
+
+async def eventually(check: Any) -> None:
+    async with asyncio.timeout(10):
+        while not check():  # noqa: ASYNC110  # polls what the agents' tasks produce
+            await asyncio.sleep(0.001)
+
+
+async def test_two_served_agents_exchange_1000_turns_with_send() -> None:
+    seen: list[tuple[str, int]] = []
+
+    @tool()
+    async def ping(n: int) -> None:
+        seen.append(("ping", n))
+        if n < 1000:
+            me = current_agent()
+            assert me is not None
+            await me.send("pong-agent", Turn("pong", kwargs={"n": n + 1}))
+
+    @tool()
+    async def pong(n: int) -> None:
+        seen.append(("pong", n))
+        if n < 1000:
+            me = current_agent()
+            assert me is not None
+            await me.send("ping-agent", Turn("ping", kwargs={"n": n + 1}))
+
+    a = Agent("ping-agent", "Pings", [ping])
+    b = Agent("pong-agent", "Pongs", [pong])
+    async with Service([a, b]) as service:
+        # Both agents were started before there was any work: they wait, they do not return.
+        await asyncio.sleep(0.01)
+        assert service.is_serving and a.is_serving and b.is_serving
+        await a.put(Turn("ping", kwargs={"n": 1}))
+        await eventually(lambda: len(seen) == 1000)
+        service.stop(drain=True)
+        await service.wait_stopped()
+    assert [n for _, n in seen] == list(range(1, 1001))
+    assert len(a) == len(b) == 0
+    assert not a.is_serving and not a.is_running
+
+
+async def test_stop_mid_flight_keeps_unfinished_turns_queued_and_a_restart_completes_them() -> None:
+    done: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        await asyncio.sleep(0.002)
+        done.append(n)
+
+    agent = Agent("worker", "Works", [work])
+    for n in range(60):
+        await agent.put(Turn("work", kwargs={"n": n}))
+    service = Service([agent])
+    await service.start()
+    await eventually(lambda: len(done) >= 10)
+    await service.aclose(drain=False)
+    assert 10 <= len(done) < 60
+    assert [t.kwargs["n"] for t in agent.turns] == list(range(len(done), 60))
+    assert agent.current_turn is None
+
+    async with Service([agent]) as again:
+        await eventually(lambda: len(done) == 60)
+        await again.aclose()
+    assert done == list(range(60))
+    assert len(agent) == 0
+
+
+async def test_drain_finishes_everything_agents_send_each_other() -> None:
+    done: list[str] = []
+
+    @tool()
+    async def relay(hops: int) -> Turn | None:
+        done.append(f"relay{hops}")
+        me = current_agent()
+        assert me is not None
+        if hops:
+            await me.send("b", Turn("echo", kwargs={"hops": hops - 1}))
+        return None
+
+    @tool()
+    async def echo(hops: int) -> None:
+        done.append(f"echo{hops}")
+        if hops:
+            me = current_agent()
+            assert me is not None
+            await me.send("a", Turn("relay", kwargs={"hops": hops - 1}))
+
+    a, b = Agent("a", "", [relay]), Agent("b", "", [echo])
+    await a.put(Turn("relay", kwargs={"hops": 9}))
+    service = Service([a, b])
+    await service.start()
+    await service.aclose(drain=True)
+    assert len(done) == 10 and len(a) == len(b) == 0
+
+
+async def test_a_failed_turn_fires_its_hooks_and_the_service_serves_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done: list[int] = []
+
+    @tool()
+    async def job(n: int) -> int:
+        if n == 2:
+            raise RuntimeError("boom")
+        if n == 4:
+            await asyncio.sleep(10)
+        done.append(n)
+        return n
+
+    agent = Agent("jobs", "", [job])
+    errors: list[StopReason | None] = []
+
+    @agent.on_error
+    async def failed(turn: Turn, exc: BaseException) -> None:
+        errors.append(turn.metadata.stop_reason)
+
+    @agent.on_timeout
+    async def timed_out(turn: Turn) -> None:
+        errors.append(turn.metadata.stop_reason)
+
+    turns = [Turn("job", kwargs={"n": n}, timeout=0.05 if n == 4 else 5) for n in range(6)]
+    for turn in turns:
+        await agent.put(turn)
+    with caplog.at_level(logging.WARNING, logger="pygents"):
+        async with Service([agent]) as service:
+            await eventually(lambda: len(done) == 4)
+            await service.aclose()
+    assert done == [0, 1, 3, 5]
+    assert turns[2].metadata.stop_reason is StopReason.ERROR
+    assert turns[4].metadata.stop_reason is StopReason.TIMEOUT
+    assert errors == [StopReason.ERROR, StopReason.TIMEOUT]
+    assert "turn of tool 'job' failed (RuntimeError: boom); serving on" in caplog.text
+
+
+async def test_on_error_stop_ends_the_service_with_the_error_and_keeps_the_rest_queued() -> None:
+    @tool()
+    async def fragile(n: int) -> None:
+        if n == 1:
+            raise ValueError(f"bad {n}")
+
+    agent = Agent("fragile", "", [fragile])
+    for n in range(4):
+        await agent.put(Turn("fragile", kwargs={"n": n}))
+    with pytest.raises(ValueError, match="bad 1"):
+        await Service([agent], on_error="stop").serve_forever()
+    assert [t.kwargs["n"] for t in agent.turns] == [2, 3]
+
+
+async def test_an_error_policy_sees_agent_turn_and_error() -> None:
+    @tool()
+    async def fragile(n: int) -> None:
+        if n % 2:
+            raise ValueError(f"odd {n}")
+
+    agent = Agent("fragile", "", [fragile])
+    for n in range(5):
+        await agent.put(Turn("fragile", kwargs={"n": n}))
+    calls: list[tuple[str, int, str]] = []
+
+    async def policy(agent: Agent, turn: Turn | None, exc: Exception) -> bool:
+        assert turn is not None
+        calls.append((agent.name, turn.kwargs["n"], str(exc)))
+        return turn.kwargs["n"] < 3  # the second failure stops the service
+
+    with pytest.raises(ValueError, match="odd 3"):
+        await Service([agent], on_error=policy).serve_forever()
+    assert calls == [("fragile", 1, "odd 1"), ("fragile", 3, "odd 3")]
+    assert [t.kwargs["n"] for t in agent.turns] == [4]
+
+
+async def test_cancellation_queues_the_interrupted_turn_again_with_its_attempt() -> None:
+    started = asyncio.Event()
+    attempts: list[int] = []
+
+    @tool()
+    async def slow(n: int) -> None:
+        turn = current_turn()
+        assert turn is not None
+        attempts.append(turn.metadata.attempt)
+        if n == 1 and turn.metadata.attempt == 1:
+            started.set()
+            await asyncio.sleep(30)
+
+    agent = Agent("slow", "", [slow])
+    for n in range(3):
+        await agent.put(Turn("slow", kwargs={"n": n}))
+    task = asyncio.create_task(serve(agent))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [t.kwargs["n"] for t in agent.turns] == [1, 2]
+    assert agent.turns[0].metadata.attempt == 2
+    assert not agent.is_serving and not agent.is_running
+
+    service = Service([agent])
+    await service.start()
+    await service.aclose(drain=True)
+    assert attempts == [1, 1, 2, 1]
+
+
+async def test_stop_reaches_an_agent_paused_at_its_gate() -> None:
+    @tool()
+    async def step(n: int) -> None:
+        if n == 0:
+            me = current_agent()
+            assert me is not None
+            me.pause()
+
+    agent = Agent("paused", "", [step])
+    for n in range(3):
+        await agent.put(Turn("step", kwargs={"n": n}))
+    service = Service([agent])
+    await service.start()
+    await eventually(lambda: agent._resumed is not None)
+    await asyncio.wait_for(service.aclose(), 5)
+    assert agent.is_paused and [t.kwargs["n"] for t in agent.turns] == [1, 2]
+
+
+async def test_batches_bound_each_run_and_order_is_kept() -> None:
+    runs: list[int] = []
+    done: list[int] = []
+
+    @tool()
+    async def item(n: int) -> None:
+        done.append(n)
+
+    agent = Agent("batched", "", [item])
+
+    @agent.on_run_start
+    async def started(agent: Agent) -> None:
+        runs.append(len(done))
+
+    for n in range(25):
+        await agent.put(Turn("item", kwargs={"n": n}))
+    service = Service([agent], batch=10)
+    await service.start()
+    await service.aclose(drain=True)
+    assert done == list(range(25))
+    assert runs == [0, 10, 20]
+
+
+async def test_misuse_is_refused_clearly() -> None:
+    @tool()
+    async def noop() -> None:
+        pass
+
+    agent = Agent("one", "", [noop])
+    with pytest.raises(ValueError, match="unique"):
+        Service([agent, agent])
+    with pytest.raises(ValueError, match="on_error"):
+        Service([agent], on_error="retry")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch"):
+        Service([agent], batch=0)
+    with pytest.raises(TypeError, match="CheckpointStore"):
+        Service([agent], store=object())  # type: ignore[arg-type]
+    async with Service([agent]):
+        with pytest.raises(SafeExecutionError, match="already running or served"):
+            await Service([agent]).start()
+    with pytest.raises(SafeExecutionError, match="started already"):
+        service = Service([agent])
+        await service.start()
+        try:
+            await service.start()
+        finally:
+            await service.aclose()
+
+
+async def test_run_keeps_its_reference_semantics_after_serving() -> None:
+    @tool()
+    async def double(x: int) -> int:
+        return 2 * x
+
+    agent = Agent("doubler", "", [double])
+    async with Service([agent]):
+        pass
+    await agent.put(Turn("double", kwargs={"x": 4}))
+    assert [v async for _t, v in agent.run()] == [8]  # returns on an empty queue

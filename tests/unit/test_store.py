@@ -1,0 +1,155 @@
+"""Checkpoint stores and restoring checkpoints: SQLite on real files, corrupt and hostile data."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pygents import (
+    Agent,
+    AgentRegistry,
+    CheckpointError,
+    CheckpointStoreError,
+    ContextItem,
+    SerializationError,
+    Service,
+    Turn,
+    current_turn,
+    tool,
+)
+from pygents.store import Checkpoint, CheckpointStore, MemoryStore, SQLiteStore
+
+
+@pytest.fixture
+def tools() -> Any:
+    @tool()
+    async def note(text: str) -> ContextItem[str]:
+        return ContextItem(content=text)
+
+    @tool()
+    async def other() -> None:
+        pass
+
+    return note, other
+
+
+async def test_sqlite_store_keeps_one_row_per_agent_newest_seq_wins(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    assert isinstance(store, CheckpointStore) and isinstance(MemoryStore(), CheckpointStore)
+    await store.save(Checkpoint("a", 2, b'{"x":2}', 1.0))
+    await store.save(Checkpoint("a", 1, b'{"x":1}', 2.0))  # late and older: ignored
+    await store.save(Checkpoint("b", 1, b"{}", 3.0))
+    loaded = await store.load("a")
+    assert loaded == Checkpoint("a", 2, b'{"x":2}', 1.0)
+    assert await store.agents() == ["a", "b"]
+    await store.delete("b")
+    assert await store.load("b") is None
+    await store.aclose()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    with pytest.raises(CheckpointStoreError, match="closed"):
+        await store.load("a")
+    with pytest.raises(ValueError, match="identifier"):
+        SQLiteStore(tmp_path / "s.db", table="x; DROP TABLE y")
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStore(tmp_path / "s.db", synchronous="sometimes")
+
+
+async def test_sqlite_failures_are_checkpoint_store_errors(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "missing-dir" / "s.db")
+    with pytest.raises(CheckpointStoreError, match="failed to load") as info:
+        await store.load("a")
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    await store.aclose()
+
+
+async def test_a_service_checkpoints_and_restores_state_in_place(
+    tmp_path: Path, tools: Any
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    agent = Agent("keeper", "", list(tools))
+    for text in ("a", "b", "c"):
+        await agent.put(Turn("note", kwargs={"text": text}))
+    async with Service([agent], store=store) as service:
+        await service.aclose(drain=True)
+    await agent.put(Turn("note", kwargs={"text": "later"}))  # not served: not saved
+    agent.context_queue._items.clear()
+
+    AgentRegistry.unregister("keeper")  # a restart: a new object under the same name
+    restored = Agent("keeper", "", list(tools))
+    async with Service([restored], store=store) as service:
+        assert [i.content for i in restored.context_queue] == ["a", "b", "c"]
+        await service.aclose()
+    await store.aclose()
+
+
+def saved(state: dict[str, Any], name: str = "keeper", **envelope: Any) -> bytes:
+    document = {"format": "pygents.checkpoint/1", "agent": name, "seq": 1, "saved_at": 0.0}
+    document.update(envelope)
+    document["state"] = state
+    return json.dumps(document).encode()
+
+
+HOSTILE = [
+    (b"\x00not json", "cannot be restored"),
+    (b"[" * 100_000 + b"]" * 100_000, "cannot be restored"),
+    (json.dumps({"format": "other/9"}).encode(), "expected 'pygents.checkpoint/1'"),
+    (saved({}, name="somebody-else"), "saved for agent 'somebody-else'"),
+    (saved({"queue": [{"tool_name": "other", "kwargs": {}}]}), "not one of the agent's tools"),
+    (saved({"queue": [{"tool_name": "os.system", "args": ["rm -rf /"]}]}), "os.system"),
+    (saved({"queue": "everything"}), "field 'queue' must be list"),
+    (saved({"current_turn": {"tool_name": "note", "timeout": -5}}), "timeout"),
+    (saved({"context_pool": {"items": [{"content": 1}]}}), "'context_pool'"),
+    (saved({"context_queue": {"items": "all"}}), "'context_queue'"),
+    (saved({"queue": [{"tool_name": "note", "hooks": ["evil"]}]}), "evil"),
+    (saved({"is_paused": "yes"}), "is_paused"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), HOSTILE)
+async def test_corrupt_or_hostile_checkpoints_raise_checkpoint_error(
+    data: bytes, message: str, tools: Any
+) -> None:
+    note, _other = tools
+    store = MemoryStore()
+    await store.save(Checkpoint("keeper", 1, data, 0.0))
+    agent = Agent("keeper", "", [note])
+    await agent.put(Turn("note", kwargs={"text": "mine"}))
+    with pytest.raises(CheckpointError, match="Checkpoint of agent 'keeper'") as info:
+        await Service([agent], store=store).start()
+    assert message in str(info.value)
+    assert "store.delete('keeper')" in str(info.value) or "cannot be restored" not in str(
+        info.value
+    )
+    assert isinstance(info.value, SerializationError) and info.value.agent_name == "keeper"
+    # Nothing changed on the agent, and it was not started.
+    assert [t.kwargs for t in agent.turns] == [{"text": "mine"}]
+    assert not agent.is_serving
+
+
+async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any) -> None:
+    note, _other = tools
+    agent = Agent("keeper", "", [note])
+    async with Service([agent], store=MemoryStore()):
+        with pytest.raises(SerializationError, match="JSON data"):
+            await agent.put(Turn("note", kwargs={"text": object()}))
+        assert agent.turns == []
+
+
+async def test_attempt_round_trips_through_turn_metadata(tools: Any) -> None:
+    turn = Turn("note", kwargs={"text": "x"})
+    assert turn.metadata.attempt == 1 and "attempt" not in turn.metadata.dict()
+    turn.metadata.attempt = 3
+    again = Turn.from_dict(json.loads(json.dumps(turn.to_dict())))
+    assert again.metadata.attempt == 3
+    with pytest.raises(ValueError, match="attempt"):
+        turn.metadata.attempt = 0
+    bad = turn.to_dict()
+    bad["metadata"]["attempt"] = -1
+    with pytest.raises(SerializationError, match="attempt"):
+        Turn.from_dict(bad)
+    assert current_turn() is None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import types
 from collections.abc import Callable, Mapping, Sequence
 from threading import Lock
@@ -37,12 +36,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-__all__ = ["FastSpan", "FastTracer", "fast_spans_enabled", "fast_tracer"]
+# The environment switch (``0`` / ``false`` / ``off`` force the public SDK API), shared with
+# the direct context access.
+from ._otel_context import FAST_SPANS_ENV, fast_spans_enabled
+
+__all__ = ["FAST_SPANS_ENV", "FastSpan", "FastTracer", "fast_spans_enabled", "fast_tracer"]
 
 logger = logging.getLogger(__name__)
 
-#: The environment switch: ``0`` / ``false`` / ``off`` force the public SDK API.
-FAST_SPANS_ENV = "PYGENTS_FAST_SPANS"
 
 _SdkSpan: Any = sdk_trace.Span
 _ReadableSpan: Any = sdk_trace.ReadableSpan
@@ -136,12 +137,6 @@ def _sdk_code_names() -> dict[str, frozenset[str]] | None:
 
 
 _SDK_NAMES = _sdk_code_names()
-
-
-def fast_spans_enabled() -> bool:
-    """False when ``PYGENTS_FAST_SPANS`` switches the fast span path off."""
-    raw = os.environ.get(FAST_SPANS_ENV, "").strip().lower()
-    return raw not in {"0", "false", "off", "no"}
 
 
 def _all_plain(attributes: Mapping[str, Any]) -> bool:
@@ -351,6 +346,27 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
 
     # -- ending ------------------------------------------------------------------------------
 
+    def _end_plain(self, attributes: Mapping[str, Any], end_time: int) -> None:
+        """``_set_plain_attributes(attributes)`` then ``end(end_time)``, under one lock."""
+        with self._lock:
+            stored = self._attributes
+            limit = self._limits.max_span_attributes
+            done = (
+                self._end_time is None
+                and type(stored) is dict
+                and (limit is None or len(stored) + len(attributes) <= limit)
+            )
+            if done:
+                for key, value in attributes.items():
+                    stored.pop(key, None)
+                    stored[key] = value
+                self._end_time = end_time
+        if done:
+            self._ended(stored, end_time)  # outside the lock, as end() calls the processors
+            return
+        self.set_attributes(attributes)
+        self.end(end_time)
+
     def end(self, end_time: int | None = None) -> None:
         """End the span and hand its ``ReadableSpan`` to the processors, as the SDK does."""
         with self._lock:
@@ -361,6 +377,10 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
             attributes = self._attributes
             if type(attributes) is not dict and _FREEZE_AT_END:
                 attributes._immutable = True
+        self._ended(attributes, end_time)
+
+    def _ended(self, attributes: Any, end_time: int) -> None:
+        """What ``end`` does once the end time is set: end metrics, processors."""
         if self._record_end_metrics is not None:
             self._record_end_metrics()
         processor = self._span_processor
@@ -440,12 +460,18 @@ class FastTracer:
         return self._quiet
 
     def start_span(
-        self, name: str, attributes: dict[str, Any], links: Sequence[Any], plain: bool = False
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        links: Sequence[Any],
+        plain: bool = False,
+        parent_context: Any = None,
     ) -> Any | None:
         """Start an INTERNAL span in the current context, or None to use the public API.
 
         ``plain``: the caller made ``attributes`` of str keys and str/bool/int/float values
         and never changes them, so they need no check when the sampler keeps them.
+        ``parent_context``: the current context, if the caller has it already.
         """
         quiet = self._processors_quiet()
         if quiet is None:
@@ -453,7 +479,7 @@ class FastTracer:
         tracer = self.tracer
         if _CHECK_ENABLED and not tracer._is_enabled():
             return None
-        parent: SpanContext | None = _get_current_span(None).get_span_context()
+        parent: SpanContext | None = _get_current_span(parent_context).get_span_context()
         if type(parent) is not SpanContext:
             return None  # None or an unusual context: the SDK's own checks apply
         id_generator = tracer.id_generator

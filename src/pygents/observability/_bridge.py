@@ -295,13 +295,12 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         key = (agent.name if agent is not None else "", turn.tool, turn.timeout)
         lane = self._lanes.get(key) or self._lane(key)
         state = self._turns[turn] = TurnState(turn, agent, lane, time_ns())
-        meta = turn.metadata
         spans = self.spans
         if spans is not None:
             try:
                 parent = self._get_current()
                 if not spans.suppressed(parent):
-                    origin = meta.trace_context
+                    origin = turn.metadata.trace_context
                     state.span, state.context = spans.start(
                         lane.span_name,
                         lane.start_attributes,
@@ -310,13 +309,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
                     )
             except Exception as exc:
                 self._failed("open_turn", exc)
-        if agent is not None and self.metrics is not None:
-            try:
-                wait = meta.queue_wait
-                if wait is not None:
-                    self.metrics.queue_wait(lane, wait)
-            except Exception as exc:
-                self._failed("open_turn", exc)
+        # The queue wait (which ended when the turn started) is recorded when it closes, with
+        # the rest of its metrics: one pass through the store's lock per turn.
         return state
 
     def close_turn(self, turn: Any, state: TurnState, error: BaseException | None) -> None:
@@ -327,7 +321,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             return
         state.closed = True
         end = time_ns()
-        reason = turn.metadata.stop_reason
+        meta = turn.metadata
+        reason = meta.stop_reason
         error_type = None
         if reason is _TIMEOUT:
             error_type = "TurnTimeoutError"
@@ -347,17 +342,19 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
                 self._failed("close_turn", exc)
         if self.metrics is not None:
             try:
+                tool_error = state.tool_error
                 self.metrics.turn_done(
                     state.lane,
                     reason,
                     error_type,
                     (end - state.start) / 1e9,
                     state.tool_time,  # None when the tool was never invoked
-                    tool_outcome(state.tool_error, reason),
+                    "ok" if tool_error is None else tool_outcome(tool_error, reason),
                     end / 1e9,
                     trace_id,
                     # The value the agent delivers next (a stream's are counted as they come).
                     agent is not None and reason is _COMPLETED and not state.lane.tool.is_generator,
+                    None if agent is None else meta.queue_wait,
                 )
             except Exception as exc:
                 self._failed("close_turn", exc)

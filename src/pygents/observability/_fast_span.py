@@ -217,13 +217,14 @@ def _keeps_attributes(sampler: Any) -> bool:
     return False
 
 
-def _local_sampled_delegate(sampler: Any) -> Any:
-    """The static delegate ``sampler`` asks about a local sampled parent, if its answer is known.
+def _static_delegate(sampler: Any, which: str) -> Any:
+    """The static delegate ``sampler`` asks in one case, if its answer is known.
 
-    For the SDK's ``ParentBased`` samplers (the default is ``ParentBased(ALWAYS_ON)``) whose
-    delegate for a local, sampled parent is a ``StaticSampler`` that samples: with such a
-    parent, ``should_sample`` returns that decision, the attributes it was given, and the
-    parent's trace state, whatever else it is given. Checked against the code of the SDK's
+    ``which``: ``_local_parent_sampled`` (a local, sampled parent) or ``_root`` (no valid
+    parent). For the SDK's ``ParentBased`` samplers (the default is ``ParentBased(ALWAYS_ON)``)
+    whose delegate for that case is a ``StaticSampler`` that samples, ``should_sample``
+    returns that decision, the attributes it was given, and the parent's trace state (None
+    without a parent), whatever else it is given. Checked against the code of the SDK's
     ``should_sample`` methods; None (ask the sampler) for anything else.
     """
     from opentelemetry.sdk.trace import sampling
@@ -232,7 +233,7 @@ def _local_sampled_delegate(sampler: Any) -> Any:
         return None
     if type(sampler).should_sample is not sampling.ParentBased.should_sample:
         return None
-    delegate = getattr(sampler, "_local_parent_sampled", None)
+    delegate = getattr(sampler, which, None)
     if type(delegate) is not sampling.StaticSampler:
         return None
     if getattr(delegate, "_decision", None) is not sampling.Decision.RECORD_AND_SAMPLE:
@@ -526,13 +527,15 @@ class FastTracer:
         self._sampler: Any = None
         self._sampler_keeps = False
         self._local_sampled: Any = None
+        self._root_sampled: Any = None
         self._use_sampler(tracer.sampler)
 
     def _use_sampler(self, sampler: Any) -> None:
         """Remember what the fast path knows of the tracer's (new) sampler."""
         self._sampler = sampler
         self._sampler_keeps = _keeps_attributes(sampler)
-        self._local_sampled = _local_sampled_delegate(sampler)
+        self._local_sampled = _static_delegate(sampler, "_local_parent_sampled")
+        self._root_sampled = _static_delegate(sampler, "_root")
 
     def _processors_quiet(self) -> tuple[Any, ...] | None:
         processors = getattr(self._multi, "_span_processors", None)
@@ -574,6 +577,7 @@ class FastTracer:
         if sampler is not self._sampler:
             self._use_sampler(sampler)
         local = self._local_sampled
+        root = self._root_sampled
         if (
             local is not None
             and parent is not None
@@ -583,10 +587,15 @@ class FastTracer:
         ):
             # What the SDK's ParentBased sampler returns for a local sampled parent when that
             # delegate is a static "sample" (the default ALWAYS_ON): its decision, the given
-            # attributes, the parent's trace state (see _local_sampled_delegate).
+            # attributes, the parent's trace state (see _static_delegate).
             decision = local._decision
             trace_state = parent.trace_state
             span_attributes: Any = attributes
+        elif root is not None and parent is None and sampler._root is root:
+            # The same for a root span (no valid parent): no trace state.
+            decision = root._decision
+            trace_state = None
+            span_attributes = attributes
         else:
             sampled = sampler.should_sample(
                 None, trace_id, name, SpanKind.INTERNAL, attributes, links

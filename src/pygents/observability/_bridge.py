@@ -30,6 +30,7 @@ from pygents import (
     ToolHook,
     Turn,
     add_scope,
+    current_turn,
     hook,
     remove_scope,
 )
@@ -52,7 +53,7 @@ __all__ = ["Bridge"]
 _COMPLETED = StopReason.COMPLETED
 _TIMEOUT = StopReason.TIMEOUT
 _ERROR = StopReason.ERROR
-_SAME = object()  # attach() of the state already current: nothing to do
+_ROUTED = (Turn, ContextItem)  # outputs the agent routes (put / append / add)
 
 
 class Bridge(ExecutionScope, AgentEvents, ContextEvents):
@@ -70,9 +71,13 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         self.capture = capture
         self.yield_events_cap = yield_events_cap
         self.hooks: list[Hook] = []
-        #: The execution whose step is running in this task (the innermost one).
-        self._current: ContextVar[State | None] = ContextVar("pygents_bridge", default=None)
-        #: Open executions with a span, so uninstrument() can end them.
+        #: The innermost tool call made directly (not by a turn) in this task. Turns and runs
+        #: need no such variable: the core's frame (``current_turn()``, ``current_agent()``)
+        #: names them, and ``_turns`` / ``_runs`` hold their states; so making one current is
+        #: one switch of OpenTelemetry's context.
+        self._call: ContextVar[CallState | None] = ContextVar("pygents_bridge_call", default=None)
+        #: Open direct calls and runs with a span (open turns are in ``_turns``), so
+        #: uninstrument() can end them.
         self._open: dict[int, State] = {}
         self._runs: dict[Any, RunState] = {}
         #: Open turns: events fired for a turn outside its steps (the agent routing what a
@@ -93,15 +98,17 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             )
         self.spans: Any = None
         self.tracer = tracer
+        self._get_current: Callable[[], Any] = lambda: None
         if tracer is not None:
-            from opentelemetry import context as otel_context
-
             from ._spans import Spans
 
             self.spans = Spans(tracer, capture)
-            self._otel_attach = otel_context.attach
-            self._otel_detach = otel_context.detach
+            access = self.spans.context
+            self._get_current = access.get_current
+            self._otel_attach = access.attach
+            self._otel_detach = access.detach
         self._probe: Hook | None = None
+        self._probe_name = ""
 
     # -- registration ------------------------------------------------------------------------
 
@@ -127,17 +134,13 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             if (spans and for_spans) or (metrics and for_metrics):
                 self.hooks.append(hook(hook_type)(_guarded(method, hook_type)))
         self._probe = self.hooks[0]
+        self._probe_name = self._probe.metadata.name
         add_scope(self)
 
     def intact(self) -> bool:
         """False once the bridge's hooks were removed behind its back (a registry reset)."""
         probe = self._probe
-        if probe is None:
-            return False
-        try:
-            return HookRegistry.get(probe.metadata.name) is probe
-        except LookupError:
-            return False
+        return probe is not None and HookRegistry.lookup(self._probe_name) is probe
 
     def unregister(self) -> None:
         """Remove the scope and the hooks; end every span still open."""
@@ -151,7 +154,9 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         self._probe = None
         for pending in list(self._routing):
             self._end_routed(pending)
-        for state in list(self._open.values()):
+        for state in [*self._open.values(), *self._turns.values()]:
+            if state.span is None:
+                continue  # nothing to end (its metrics are still recorded when it closes)
             state.closed = True
             try:
                 state.span.end()
@@ -174,11 +179,24 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     # -- the execution scope: what is current during each step ---------------------------------
 
     def attach(self, state: State) -> Any:
-        """Make ``state`` (and its span, if any) current for one step."""
-        var = self._current
-        if var.get() is state:
-            return _SAME  # a tool call run by its turn: the turn is current already
-        token = var.set(state)
+        """Make ``state``'s span (if any) current for one step; a direct call's state too.
+
+        A turn or run is one switch of OpenTelemetry's context; a tool call run by its turn
+        finds the turn's context current already and does nothing.
+        """
+        if type(state) is CallState:
+            return self._attach_call(state)
+        context = state.context
+        if context is None or self._get_current() is context:
+            return None
+        try:
+            return self._otel_attach(context)
+        except Exception as exc:
+            self._failed("attach", exc)
+            return None
+
+    def _attach_call(self, state: CallState) -> tuple[Any, Any]:
+        token = self._call.set(state)
         context = state.context
         if context is None:
             return (token, None)
@@ -190,12 +208,18 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
 
     def detach(self, token: Any) -> None:
         """Undo ``attach`` (same frame)."""
-        if token is _SAME:
+        if token is None:
             return
-        var_token, otel_token = token
-        if otel_token is not None:
-            self._otel_detach(otel_token)
-        self._current.reset(var_token)
+        try:
+            if token.__class__ is tuple:
+                call_token, token = token
+                if token is not None:
+                    self._otel_detach(token)
+                self._call.reset(call_token)
+            else:
+                self._otel_detach(token)
+        except Exception as exc:  # what OpenTelemetry's detach() logs and swallows
+            self._failed("detach", exc)
 
     def _trace(self) -> bool:
         spans = self.spans
@@ -265,35 +289,37 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
 
     def open_turn(self, turn: Any, agent: Any) -> TurnState | None:
         """A turn starts: its span (linked to its origin) and its queue wait."""
-        if not self.intact():
-            return None
+        probe = self._probe
+        if probe is None or HookRegistry.lookup(self._probe_name) is not probe:
+            return None  # not intact (see intact())
         key = (agent.name if agent is not None else "", turn.tool, turn.timeout)
         lane = self._lanes.get(key) or self._lane(key)
         state = self._turns[turn] = TurnState(turn, agent, lane, time_ns())
-        meta = turn.metadata
-        try:
-            if self._trace():
-                served = None
-                if agent is not None and agent.is_serving and meta.trace_context is not None:
-                    served = self.spans.child_of_origin(
-                        lane.span_name, lane.start_attributes, meta.trace_context
-                    )
-                if served is not None:
-                    state.span, state.context = served
-                else:
-                    state.span, state.context = self.spans.start(
-                        lane.span_name, lane.start_attributes, self.spans.links(meta.trace_context)
-                    )
-                self._open[id(state)] = state
-        except Exception as exc:
-            self._failed("open_turn", exc)
-        if agent is not None and self.metrics is not None:
+        spans = self.spans
+        if spans is not None:
             try:
-                wait = meta.queue_wait
-                if wait is not None:
-                    self.metrics.queue_wait(lane, wait)
+                parent = self._get_current()
+                if not spans.suppressed(parent):
+                    origin = turn.metadata.trace_context
+                    served = None
+                    if origin is not None and agent is not None and agent.is_serving:
+                        # A served agent's turn belongs to the request that put it.
+                        served = spans.child_of_origin(
+                            lane.span_name, lane.start_attributes, origin
+                        )
+                    if served is not None:
+                        state.span, state.context = served
+                    else:
+                        state.span, state.context = spans.start(
+                            lane.span_name,
+                            lane.start_attributes,
+                            None if origin is None else spans.links(origin),
+                            parent,
+                        )
             except Exception as exc:
                 self._failed("open_turn", exc)
+        # The queue wait (which ended when the turn started) is recorded when it closes, with
+        # the rest of its metrics: one pass through the store's lock per turn.
         return state
 
     def close_turn(self, turn: Any, state: TurnState, error: BaseException | None) -> None:
@@ -304,7 +330,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             return
         state.closed = True
         end = time_ns()
-        reason = turn.metadata.stop_reason
+        meta = turn.metadata
+        reason = meta.stop_reason
         error_type = None
         if reason is _TIMEOUT:
             error_type = "TurnTimeoutError"
@@ -319,23 +346,24 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         span = state.span
         if span is not None:
             try:
-                self._open.pop(id(state), None)
                 trace_id = self._end_turn_span(turn, state, reason, error_type, error, end)
             except Exception as exc:
                 self._failed("close_turn", exc)
         if self.metrics is not None:
             try:
+                tool_error = state.tool_error
                 self.metrics.turn_done(
                     state.lane,
                     reason,
                     error_type,
                     (end - state.start) / 1e9,
                     state.tool_time,  # None when the tool was never invoked
-                    tool_outcome(state.tool_error, reason),
+                    "ok" if tool_error is None else tool_outcome(tool_error, reason),
                     end / 1e9,
                     trace_id,
                     # The value the agent delivers next (a stream's are counted as they come).
                     agent is not None and reason is _COMPLETED and not state.lane.tool.is_generator,
+                    None if agent is None else meta.queue_wait,
                 )
             except Exception as exc:
                 self._failed("close_turn", exc)
@@ -352,15 +380,28 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         """End the turn's span (or keep it for routing); return its trace id if sampled."""
         span = state.span
         output = turn.output
-        tool = state.lane.tool
-        self.spans.finish_turn(span, state.lane, tool, output, reason, error_type, error)
-        trace_id: int | None = self.spans.trace_id(span)
+        lane = state.lane
+        tool = lane.tool
+        spans = self.spans
+        # The trace id is for exemplars only.
+        trace_id: int | None = None if self.metrics is None else spans.trace_id(span)
+        if (
+            reason is _COMPLETED
+            and error_type is None
+            and not tool.is_generator
+            and not isinstance(output, _ROUTED)
+        ):
+            # The common case: completed, nothing to route; closing attributes and end in one.
+            if not spans.capture.enabled:
+                spans.end_done(span, lane.done_attributes, end)
+                return trace_id
+        spans.finish_turn(span, lane, tool, output, reason, error_type, error)
         if reason is _COMPLETED and not tool.is_generator and output is not None:
             if isinstance(output, Turn) and output.metadata.trace_context is None:
                 # Tool-driven flow control: the returned turn links back to this one.
                 output.metadata.trace_context = traceparent(span.get_span_context())
             agent = state.agent
-            if agent is not None and isinstance(output, Turn | ContextItem):
+            if agent is not None and isinstance(output, _ROUTED):
                 # The agent routes the output next (put / append / add): keep the span open
                 # for those events; the routing's event (or the run's end) closes it.
                 self._routing[turn] = (span, end, agent)
@@ -378,21 +419,20 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
 
     def open_call(self, tool: Any, turn: Any, args: Any, kwargs: Any) -> State | None:
         """A tool invocation starts: timed for its turn, or its own span if called directly."""
-        current = self._current.get()
         if turn is not None:
-            if current is None or getattr(current, "turn", None) is not turn:
+            state = self._turns.get(turn)
+            if state is None:
                 return None  # the turn was not opened by this bridge
-            state: State = current
-            current.tool_start = perf_counter()  # type: ignore[attr-defined]
-            if current.span is not None:
+            state.tool_start = perf_counter()
+            if state.span is not None and self.spans.capture.enabled:
                 try:
-                    self.spans.capture_arguments(current.span, args, kwargs)
+                    self.spans.capture_arguments(state.span, args, kwargs)
                 except Exception as exc:
                     self._failed("open_call", exc)
             return state
         if not self.intact():
             return None
-        call = CallState(time_ns())
+        call = CallState(time_ns(), current_turn())
         try:
             if self._trace():
                 name, attributes = self.spans.tool_start(tool, None)
@@ -405,7 +445,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
 
     def close_call(self, tool: Any, state: State, result: Any, error: BaseException | None) -> None:
         """A tool invocation ended: timing for its turn, or span and metrics of its own."""
-        if isinstance(state, TurnState):
+        if type(state) is TurnState:
             state.tool_time = perf_counter() - state.tool_start
             state.tool_error = error
             return

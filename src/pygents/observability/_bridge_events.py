@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pygents import current_agent, current_turn
 
 from . import _semconv as sc
-from ._bridge_state import RunState, State, TurnState
+from ._bridge_state import CallState, RunState, State, TurnState
 from ._propagation import traceparent
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class AgentEvents:
     spans: Any
     metrics: MetricRecorder | None
     yield_events_cap: int
-    _current: ContextVar[State | None]
+    _call: ContextVar[CallState | None]
     _runs: dict[Any, RunState]
     _turns: dict[Any, TurnState]
     _routing: dict[Any, tuple[Any, int, Any]]
@@ -35,15 +35,16 @@ class AgentEvents:
     def _end_routed(self, turn: Any) -> None:
         raise NotImplementedError
 
-    def _turn_span(self) -> Any:
+    def _turn_span(self, turn: Any = None) -> Any:
         """The span of the turn the core says is current (``current_turn()``), if open.
 
         Events of a turn fired outside its own steps (the agent routing what the turn
         produced) belong to it too.
         """
-        turn = current_turn()
         if turn is None:
-            return None
+            turn = current_turn()
+            if turn is None:
+                return None
         if self._routing:
             pending = self._routing.get(turn)
             if pending is not None:
@@ -51,24 +52,36 @@ class AgentEvents:
         state = self._turns.get(turn)
         return None if state is None else state.span
 
+    def _innermost(self) -> State | None:
+        """The execution running in this task: a direct tool call, a turn, else None.
+
+        A direct call is the innermost when it was made in the turn the core says is current
+        (else a turn started inside the call is). A turn is found by ``current_turn()``; a
+        closed one (a task it started, outliving it) is not.
+        """
+        turn = current_turn()
+        call = self._call.get()
+        if call is not None and not call.closed and call.turn is turn:
+            return call
+        return None if turn is None else self._turns.get(turn)
+
     def _current_span(self) -> Any:
-        """The span events belong to: the tool step's, the turn's, else the agent run's."""
-        state = self._current.get()
-        if state is not None and state.closed:
-            state = None
-        if state is not None and not isinstance(state, RunState):
-            return state.span
-        span = self._turn_span()
-        if span is not None:
-            return span
-        if state is not None:
-            return state.span
+        """The span events belong to: the tool call's, the turn's, else the agent run's."""
+        turn = current_turn()
+        call = self._call.get()
+        if call is not None and not call.closed and call.turn is turn:
+            return call.span
+        if turn is not None:
+            span = self._turn_span(turn)
+            if span is not None:
+                return span
+        return self._run_span()
+
+    def _run_span(self) -> Any:
+        """The span of the run of the agent the core says is current, if open."""
         agent = current_agent()
-        if agent is not None:
-            run = self._runs.get(agent)
-            if run is not None:
-                return run.span
-        return None
+        run = None if agent is None else self._runs.get(agent)
+        return None if run is None else run.span
 
     def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
         if self.spans is None:
@@ -84,14 +97,18 @@ class AgentEvents:
                 # Causality: remember where the turn was enqueued from. Inside a tool's step,
                 # the current span (the tool's, or a user's span within it); while the agent
                 # routes a turn's output, that turn's span; else whatever span is current.
-                state = self._current.get()
+                # Outside a step of the turn the core says is current (routing it), the span
+                # current is the agent run's (or none).
                 origin = None
-                if state is None or isinstance(state, RunState):
+                current = self.spans.current_span()
+                valid = current.get_span_context().is_valid
+                call = self._call.get()
+                if (call is None or call.closed or call.turn is not current_turn()) and (
+                    not valid or current is self._run_span()
+                ):
                     origin = self._turn_span()
-                if origin is None:
-                    current = self.spans.current_span()
-                    if current.get_span_context().is_valid:
-                        origin = current
+                if origin is None and valid:
+                    origin = current
                 if origin is not None:
                     turn.metadata.trace_context = traceparent(origin.get_span_context())
             if span is not None:
@@ -133,7 +150,7 @@ class AgentEvents:
             self.metrics.paused(agent, 0)
 
     def tool_yield(self, value: Any) -> None:
-        state = self._current.get()
+        state = self._innermost()
         if state is None or state.closed:
             return
         if self.metrics is not None and isinstance(state, TurnState) and state.agent is not None:

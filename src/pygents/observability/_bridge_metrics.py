@@ -7,6 +7,7 @@ and the per-lane caches, so a turn that completes normally builds no label tuple
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from pygents import StopReason
@@ -59,6 +60,7 @@ class MetricRecorder:
         self._error_label = error_label
         self._lock = store.lock
         self._observe = store.observe
+        self._buckets = store.buckets
         if otel is not None:
             histograms = otel.histograms
             self._otel_turn = histograms["pygents_turn_duration_seconds"].record
@@ -129,11 +131,14 @@ class MetricRecorder:
         stamp: float,
         trace_id: int | None,
         valued: bool = False,
+        wait: float | None = None,
     ) -> None:
         """A turn ended: its count and duration, its tool invocation, its failure counter.
 
         ``valued``: the turn, run by an agent, returned a value (which the agent delivers
         next: ``pygents_turn_values_total`` counts it now, sparing a hook per turn).
+        ``wait``: seconds the turn, run by an agent, waited in its queue (recorded here, with
+        the rest, rather than when the turn started: one pass through the lock per turn).
         """
         cells = lane.turn_ok
         if cells is None or reason is not _COMPLETED or error_type is not None:
@@ -152,20 +157,41 @@ class MetricRecorder:
                 if outcome == "ok":
                     lane.tool_ok = tool_cells
         values = (lane.values or self._values(lane)) if valued else None
-        observe = self._observe
+        waited = lane.agent if wait is not None else None
+        tool_seconds = 0.0 if tool_time is None else tool_time
+        wait_seconds = 0.0 if wait is None else wait
+        buckets = self._buckets
+        # MetricStore.observe written out (three observations per turn).
         with self._lock:
             cells.count.value += 1
-            observe(cells.duration, seconds, trace_id, stamp)
+            histogram = cells.duration
+            index = bisect_left(buckets, seconds)
+            histogram.counts[index] += 1
+            histogram.sum += seconds
+            if trace_id is not None:
+                histogram.exemplars[index] = (trace_id, seconds, stamp)
             if values is not None:
                 values.value += 1
             if tool_cells is not None:
                 tool_cells.count.value += 1
-                observe(tool_cells.duration, tool_time, trace_id, stamp)  # type: ignore[arg-type]
+                histogram = tool_cells.duration
+                index = bisect_left(buckets, tool_seconds)
+                histogram.counts[index] += 1
+                histogram.sum += tool_seconds
+                if trace_id is not None:
+                    histogram.exemplars[index] = (trace_id, tool_seconds, stamp)
+            if waited is not None:
+                histogram = waited.wait
+                index = bisect_left(buckets, wait_seconds)
+                histogram.counts[index] += 1
+                histogram.sum += wait_seconds
         if reason is _TIMEOUT:
             self._failure(lane, "pygents_turn_timeouts_total", None)
         elif error_type is not None:
             self._failure(lane, "pygents_turn_errors_total", error_type)
         if self.otel is not None:
+            if waited is not None:
+                self._otel_wait(wait, waited.wait_attrs, *self._extra)
             self._otel_turn(seconds, cells.attrs, *self._extra)
             if tool_cells is not None:
                 self._otel_tool(tool_time, tool_cells.attrs, *self._extra)

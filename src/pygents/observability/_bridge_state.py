@@ -34,10 +34,16 @@ class RunState(State):
 
 
 class TurnState(State):
+    """A turn between open and close (one per turn: its fields are set without a super call)."""
+
     __slots__ = ("agent", "lane", "tool_error", "tool_start", "tool_time", "turn")
 
     def __init__(self, turn: Any, agent: Any, lane: Lane, start: int) -> None:
-        super().__init__(start)
+        self.start = start
+        self.span: Any = None
+        self.context: Any = None
+        self.closed = False
+        self.yields = 0
         self.turn = turn
         self.agent = agent
         self.lane = lane
@@ -47,10 +53,15 @@ class TurnState(State):
 
 
 class CallState(State):
-    """A tool called directly (not by a turn): its own span and timing."""
+    """A tool called directly (not by a turn): its own span and timing.
 
-    __slots__ = ("clock",)
+    ``turn`` is the turn the call was made in (``current_turn()`` when it opened), so events
+    can tell whether the call is the innermost execution or a turn started inside it is.
+    """
 
-    def __init__(self, start: int) -> None:
+    __slots__ = ("clock", "turn")
+
+    def __init__(self, start: int, turn: Any) -> None:
         super().__init__(start)
+        self.turn = turn
         self.clock = perf_counter()

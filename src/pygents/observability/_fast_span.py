@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import types
 from collections.abc import Callable, Mapping, Sequence
 from threading import Lock
@@ -37,12 +36,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-__all__ = ["FastSpan", "FastTracer", "fast_spans_enabled", "fast_tracer"]
+# The environment switch (``0`` / ``false`` / ``off`` force the public SDK API), shared with
+# the direct context access.
+from ._otel_context import FAST_SPANS_ENV, fast_spans_enabled
+
+__all__ = ["FAST_SPANS_ENV", "FastSpan", "FastTracer", "fast_spans_enabled", "fast_tracer"]
 
 logger = logging.getLogger(__name__)
 
-#: The environment switch: ``0`` / ``false`` / ``off`` force the public SDK API.
-FAST_SPANS_ENV = "PYGENTS_FAST_SPANS"
 
 _SdkSpan: Any = sdk_trace.Span
 _ReadableSpan: Any = sdk_trace.ReadableSpan
@@ -138,12 +139,6 @@ def _sdk_code_names() -> dict[str, frozenset[str]] | None:
 _SDK_NAMES = _sdk_code_names()
 
 
-def fast_spans_enabled() -> bool:
-    """False when ``PYGENTS_FAST_SPANS`` switches the fast span path off."""
-    raw = os.environ.get(FAST_SPANS_ENV, "").strip().lower()
-    return raw not in {"0", "false", "off", "no"}
-
-
 def _all_plain(attributes: Mapping[str, Any]) -> bool:
     """True when the SDK would store every one of these attributes exactly as given."""
     for key, value in attributes.items():
@@ -220,6 +215,50 @@ def _keeps_attributes(sampler: Any) -> bool:
     if kind in _PARENT_BASED_SAMPLERS:
         return all(_keeps_attributes(getattr(sampler, name, None)) for name in _DELEGATES)
     return False
+
+
+def _static_delegate(sampler: Any, which: str) -> Any:
+    """The static delegate ``sampler`` asks in one case, if its answer is known.
+
+    ``which``: ``_local_parent_sampled`` (a local, sampled parent) or ``_root`` (no valid
+    parent). For the SDK's ``ParentBased`` samplers (the default is ``ParentBased(ALWAYS_ON)``)
+    whose delegate for that case is a ``StaticSampler`` that samples, ``should_sample``
+    returns that decision, the attributes it was given, and the parent's trace state (None
+    without a parent), whatever else it is given. Checked against the code of the SDK's
+    ``should_sample`` methods; None (ask the sampler) for anything else.
+    """
+    from opentelemetry.sdk.trace import sampling
+
+    if type(sampler) not in _PARENT_BASED_SAMPLERS:
+        return None
+    if type(sampler).should_sample is not sampling.ParentBased.should_sample:
+        return None
+    delegate = getattr(sampler, which, None)
+    if type(delegate) is not sampling.StaticSampler:
+        return None
+    if getattr(delegate, "_decision", None) is not sampling.Decision.RECORD_AND_SAMPLE:
+        return None
+    known = {
+        sampling.ParentBased.should_sample: _PARENT_BASED_NAMES,
+        sampling.StaticSampler.should_sample: _STATIC_NAMES,
+        sampling._get_parent_trace_state: _PARENT_STATE_NAMES,
+        sampling.SamplingResult.__init__: _RESULT_NAMES,
+    }
+    for function, names in known.items():
+        if not _code_names(function) <= names:
+            return None
+    return delegate
+
+
+#: What those functions reference in SDK 1.27 through 1.45.
+_PARENT_BASED_NAMES = frozenset(
+    "_local_parent_not_sampled _local_parent_sampled _remote_parent_not_sampled "
+    "_remote_parent_sampled _root get_current_span get_span_context is_remote is_valid "
+    "sampled should_sample trace_flags".split()
+)
+_STATIC_NAMES = frozenset("DROP Decision SamplingResult _decision _get_parent_trace_state".split())
+_PARENT_STATE_NAMES = frozenset("get_current_span get_span_context is_valid trace_state".split())
+_RESULT_NAMES = frozenset("MappingProxyType attributes decision trace_state".split())
 
 
 # -- the span ----------------------------------------------------------------------------------
@@ -351,6 +390,27 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
 
     # -- ending ------------------------------------------------------------------------------
 
+    def _end_plain(self, attributes: Mapping[str, Any], end_time: int) -> None:
+        """``_set_plain_attributes(attributes)`` then ``end(end_time)``, under one lock."""
+        with self._lock:
+            stored = self._attributes
+            limit = self._limits.max_span_attributes
+            done = (
+                self._end_time is None
+                and type(stored) is dict
+                and (limit is None or len(stored) + len(attributes) <= limit)
+            )
+            if done:
+                for key, value in attributes.items():
+                    stored.pop(key, None)
+                    stored[key] = value
+                self._end_time = end_time
+        if done:
+            self._ended(stored, end_time)  # outside the lock, as end() calls the processors
+            return
+        self.set_attributes(attributes)
+        self.end(end_time)
+
     def end(self, end_time: int | None = None) -> None:
         """End the span and hand its ``ReadableSpan`` to the processors, as the SDK does."""
         with self._lock:
@@ -361,6 +421,10 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
             attributes = self._attributes
             if type(attributes) is not dict and _FREEZE_AT_END:
                 attributes._immutable = True
+        self._ended(attributes, end_time)
+
+    def _ended(self, attributes: Any, end_time: int) -> None:
+        """What ``end`` does once the end time is set: end metrics, processors."""
         if self._record_end_metrics is not None:
             self._record_end_metrics()
         processor = self._span_processor
@@ -402,6 +466,37 @@ if _RANDOM_FLAG:
     _NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM)
 
 _new_span = object.__new__
+_tuple_new = tuple.__new__
+
+
+def _span_context_constants() -> tuple[bool, Any, int, int]:
+    """Whether ``SpanContext.__new__`` is the known code (and the constants it uses)."""
+    from opentelemetry.trace import span as span_module
+
+    names = frozenset(
+        "DEFAULT_TRACE_OPTIONS DEFAULT_TRACE_STATE INVALID_SPAN_ID INVALID_TRACE_ID "
+        "_SPAN_ID_MAX_VALUE _TRACE_ID_MAX_VALUE __new__ tuple".split()
+    )
+    try:
+        known = (
+            SpanContext.__new__ is span_module.SpanContext.__new__
+            and _code_names(SpanContext.__new__) <= names
+            and span_module.INVALID_TRACE_ID == 0
+            and span_module.INVALID_SPAN_ID == 0
+            and tuple(inspect.signature(SpanContext.__new__).parameters)
+            == ("cls", "trace_id", "span_id", "is_remote", "trace_flags", "trace_state")
+        )
+        return (
+            known,
+            span_module.DEFAULT_TRACE_STATE,
+            span_module._TRACE_ID_MAX_VALUE,
+            span_module._SPAN_ID_MAX_VALUE,
+        )
+    except (AttributeError, TypeError, ValueError):
+        return False, None, 0, 0
+
+
+_DIRECT_CONTEXT, _DEFAULT_TRACE_STATE, _TRACE_ID_MAX, _SPAN_ID_MAX = _span_context_constants()
 _get_current_span = trace_api.get_current_span
 
 
@@ -429,8 +524,18 @@ class FastTracer:
         #: The processor tuple last checked, and whether it was quiet on start.
         self._checked: Any = None
         self._quiet: tuple[Any, ...] | None = None
-        self._sampler = tracer.sampler
-        self._sampler_keeps = _keeps_attributes(self._sampler)
+        self._sampler: Any = None
+        self._sampler_keeps = False
+        self._local_sampled: Any = None
+        self._root_sampled: Any = None
+        self._use_sampler(tracer.sampler)
+
+    def _use_sampler(self, sampler: Any) -> None:
+        """Remember what the fast path knows of the tracer's (new) sampler."""
+        self._sampler = sampler
+        self._sampler_keeps = _keeps_attributes(sampler)
+        self._local_sampled = _static_delegate(sampler, "_local_parent_sampled")
+        self._root_sampled = _static_delegate(sampler, "_root")
 
     def _processors_quiet(self) -> tuple[Any, ...] | None:
         processors = getattr(self._multi, "_span_processors", None)
@@ -440,12 +545,18 @@ class FastTracer:
         return self._quiet
 
     def start_span(
-        self, name: str, attributes: dict[str, Any], links: Sequence[Any], plain: bool = False
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        links: Sequence[Any],
+        plain: bool = False,
+        parent_context: Any = None,
     ) -> Any | None:
         """Start an INTERNAL span in the current context, or None to use the public API.
 
         ``plain``: the caller made ``attributes`` of str keys and str/bool/int/float values
         and never changes them, so they need no check when the sampler keeps them.
+        ``parent_context``: the current context, if the caller has it already.
         """
         quiet = self._processors_quiet()
         if quiet is None:
@@ -453,7 +564,7 @@ class FastTracer:
         tracer = self.tracer
         if _CHECK_ENABLED and not tracer._is_enabled():
             return None
-        parent: SpanContext | None = _get_current_span(None).get_span_context()
+        parent: SpanContext | None = _get_current_span(parent_context).get_span_context()
         if type(parent) is not SpanContext:
             return None  # None or an unusual context: the SDK's own checks apply
         id_generator = tracer.id_generator
@@ -463,8 +574,35 @@ class FastTracer:
             parent = None
             trace_id = id_generator.generate_trace_id()
         sampler = tracer.sampler
-        sampled = sampler.should_sample(None, trace_id, name, SpanKind.INTERNAL, attributes, links)
-        decision = sampled.decision
+        if sampler is not self._sampler:
+            self._use_sampler(sampler)
+        local = self._local_sampled
+        root = self._root_sampled
+        if (
+            local is not None
+            and parent is not None
+            and parent.trace_flags & 1  # TraceFlags.sampled
+            and not parent.is_remote
+            and sampler._local_parent_sampled is local
+        ):
+            # What the SDK's ParentBased sampler returns for a local sampled parent when that
+            # delegate is a static "sample" (the default ALWAYS_ON): its decision, the given
+            # attributes, the parent's trace state (see _static_delegate).
+            decision = local._decision
+            trace_state = parent.trace_state
+            span_attributes: Any = attributes
+        elif root is not None and parent is None and sampler._root is root:
+            # The same for a root span (no valid parent): no trace state.
+            decision = root._decision
+            trace_state = None
+            span_attributes = attributes
+        else:
+            sampled = sampler.should_sample(
+                None, trace_id, name, SpanKind.INTERNAL, attributes, links
+            )
+            decision = sampled.decision
+            trace_state = sampled.trace_state
+            span_attributes = sampled.attributes
         if _RANDOM_FLAG and (
             id_generator.is_trace_id_random()
             if parent is None
@@ -473,13 +611,24 @@ class FastTracer:
             flags = _SAMPLED_RANDOM if decision.is_sampled() else _NOT_SAMPLED_RANDOM
         else:
             flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
-        context = SpanContext(
-            trace_id,
-            id_generator.generate_span_id(),
-            is_remote=False,
-            trace_flags=flags,
-            trace_state=sampled.trace_state,
-        )
+        span_id = id_generator.generate_span_id()
+        if _DIRECT_CONTEXT:
+            # SpanContext.__new__ written out (its known code): one tuple, no Python call.
+            context = _tuple_new(
+                SpanContext,
+                (
+                    trace_id,
+                    span_id,
+                    False,
+                    flags,
+                    _DEFAULT_TRACE_STATE if trace_state is None else trace_state,
+                    0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
+                ),
+            )
+        else:
+            context = SpanContext(
+                trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=trace_state
+            )
         end_metrics = None
         if _TRACER_METRICS:
             metrics = tracer._tracer_metrics
@@ -504,14 +653,10 @@ class FastTracer:
             span._record_end_metrics = end_metrics
         # The SDK's span holds the attributes the sampler returned, cleaned: when every value
         # is one cleaning leaves unchanged and no limit applies, a copy is the same thing.
-        span_attributes = sampled.attributes
         limit = limits.max_span_attributes
         if limits.max_span_attribute_length is None and (
             limit is None or len(span_attributes) <= limit
         ):
-            if sampler is not self._sampler:
-                self._sampler = sampler
-                self._sampler_keeps = _keeps_attributes(sampler)
             if plain and self._sampler_keeps:
                 span._attributes = attributes.copy()
             elif _all_plain(span_attributes):

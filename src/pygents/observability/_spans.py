@@ -9,7 +9,7 @@ execution is current, and when, is the bridge's business.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pygents import StopReason
@@ -48,7 +48,11 @@ class Spans:
         #: The fast span path (``_fast_span``), when this tracer's spans can be made exactly.
         self._fast: Any = None if self._awaiting_sdk else _fast_tracer(tracer)
         self._fast_span: Any = None if self._fast is None else self._fast.span_type
-        self._instrumentation_enabled = _instrumentation_switch()
+        from ._otel_context import ContextAccess
+
+        #: OpenTelemetry's current context, read and switched (directly when exact).
+        self.context = ContextAccess()
+        self.get_current = self.context.get_current
         #: (tool, timeout) -> (span name, start attributes); bounded like every name cache.
         self._tool_attrs: BoundedCache[tuple[Any, Any], tuple[str, dict[str, Any]]]
         self._tool_attrs = BoundedCache()
@@ -61,8 +65,11 @@ class Spans:
 
     # -- when not to trace -------------------------------------------------------------------
 
-    def suppressed(self) -> bool:
-        """True when no span should be made: suppressed, or no SDK configured yet."""
+    def suppressed(self, context: Any = None) -> bool:
+        """True when no span should be made: suppressed, or no SDK configured yet.
+
+        ``context``: the current context, if the caller has it already.
+        """
         if self._awaiting_sdk:
             # Instrumented with the global provider before an SDK was installed: spans would
             # be non-recording, so skip them until one is (OpenTelemetry sets it once).
@@ -72,7 +79,7 @@ class Spans:
             # The proxy now delegates to the SDK's tracer: the fast path may use that one.
             self._fast = _fast_tracer(getattr(self.tracer, "_tracer", None))
             self._fast_span = None if self._fast is None else self._fast.span_type
-        return not self._instrumentation_enabled()
+        return self.context.suppressed(self.get_current() if context is None else context)
 
     # -- names and attributes ----------------------------------------------------------------
 
@@ -128,11 +135,12 @@ class Spans:
         """The span current in this context (the user's, a tool's, or the invalid span)."""
         return self._trace.get_current_span()
 
-    @staticmethod
-    def trace_id(span: Any) -> int | None:
+    def trace_id(self, span: Any) -> int | None:
         """The trace id of a sampled span (for exemplars), else None."""
-        context = span.get_span_context()
-        return context.trace_id if context.trace_flags.sampled and context.trace_id else None
+        # A fast span's context is its field (get_span_context() returns it); bit 0 of the
+        # flags is SAMPLED (TraceFlags.sampled, without the property call).
+        context = span._context if type(span) is self._fast_span else span.get_span_context()
+        return context.trace_id if context.trace_flags & 1 and context.trace_id else None
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -149,23 +157,38 @@ class Spans:
         return True
 
     def start(
-        self, name: str, attributes: dict[str, Any], links: list[Any] | None = None
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        links: list[Any] | None = None,
+        parent: Any = None,
     ) -> tuple[Any, Any]:
         """Start a span, a child of the current context; return it and a context holding it.
 
         ``attributes`` belong to the bridge, which never changes them once passed here.
+        ``parent``: the current context, if the caller has it already.
         """
+        if parent is None:
+            parent = self.get_current()
         # No links: () is what the SDK gives its sampler then (1.27 gave it what it got).
         span_links: Sequence[Any] = links or _NO_LINKS
         fast = self._fast
         if fast is not None:
-            span = fast.start_span(name, attributes, span_links, self._is_plain(attributes))
+            span = fast.start_span(name, attributes, span_links, self._is_plain(attributes), parent)
             if span is not None:
-                return span, self.context_with(span)
+                return span, self.context_with(span, parent)
         span = self.tracer.start_span(
-            name, kind=self._INTERNAL, attributes=attributes, links=span_links
+            name, context=parent, kind=self._INTERNAL, attributes=attributes, links=span_links
         )
-        return span, self.context_with(span)
+        return span, self.context_with(span, parent)
+
+    def end_done(self, span: Any, done: dict[str, Any], end_time: int) -> None:
+        """Set a completed turn's closing attributes (``done``, plain) and end its span."""
+        if type(span) is self._fast_span and self._is_plain(done):
+            span._end_plain(done, end_time)  # one lock, no checks: the bridge's own dict
+            return
+        span.set_attributes(done)
+        span.end(end_time=end_time)
 
     def start_run(self, agent: Any) -> tuple[Any, Any]:
         """The ``invoke_agent`` span of an agent run."""
@@ -268,20 +291,6 @@ class Spans:
             self.mark_error(span, error_type, exc)
         elif self.capture.enabled and not tool.is_generator and exc is None:
             span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, self.capture.render(result))
-
-
-def _instrumentation_switch() -> Callable[[], bool]:
-    """``is_instrumentation_enabled`` (honours ``suppress_instrumentation()``), if installed.
-
-    ``suppress_instrumentation()`` lives in opentelemetry-instrumentation; without that
-    package nothing can suppress, so instrumentation is always on.
-    """
-    try:
-        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-    except ImportError:
-        return lambda: True
-    enabled: Callable[[], bool] = is_instrumentation_enabled
-    return enabled
 
 
 def _fast_tracer(tracer: Any) -> Any:

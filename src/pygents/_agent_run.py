@@ -20,7 +20,14 @@ from ._frame import FRAME, leave
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._turn import Turn
-from ._turn_run import finish, resolve_dynamic, run_returning, run_yielding, stop_reason_of
+from ._turn_run import (
+    finish,
+    resolve_dynamic,
+    run_returning,
+    run_yielding,
+    seen_by_tool,
+    stop_reason_of,
+)
 from ._types import AgentState as Agent
 from .errors import SafeExecutionError
 
@@ -172,7 +179,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         if opened:
                             if juggle:
                                 FRAME.set(outer)
-                            _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                            _scope.detach(opened, tokens)
                             tokens = None
                             try:
                                 yield turn, value
@@ -228,16 +235,25 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 if callable(arg):
                                     args, kwargs = resolve_dynamic(args, kwargs)
                                     break
-                        # With scopes, the tool's own invocation opens them for the call.
-                        coro = (
-                            tool._invoke(args, kwargs, turn) if SCOPES else tool.fn(*args, **kwargs)
-                        )
+                        # Scopes open for the tool's invocation as in CoroutineTool._invoke.
+                        called = _scope.open_call(tool, turn, args, kwargs) if SCOPES else None
+                        called_tokens = _scope.attach(called) if called else None
                         try:
-                            pending = coro.send(None)
-                        except StopIteration as stop:
-                            value = stop.value
-                        else:
-                            value = await finish(coro, pending, turn._timeout, turn)
+                            coro = tool.fn(*args, **kwargs)
+                            try:
+                                pending = coro.send(None)
+                            except StopIteration as stop:
+                                value = stop.value
+                            else:
+                                value = await finish(coro, pending, turn._timeout, turn)
+                        except BaseException as exc:
+                            if called:
+                                _scope.close_call(
+                                    called, called_tokens, tool, None, seen_by_tool(exc, turn)
+                                )
+                            raise
+                        if called:
+                            _scope.close_call(called, called_tokens, tool, value, None)
                         turn.output = value
                         turn._stop_reason = _COMPLETED
                     except BaseException as exc:
@@ -284,7 +300,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 elif opened:
                     if juggle:
                         FRAME.set(outer)
-                    _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                    _scope.detach(opened, tokens)
                     tokens = None
                     try:
                         yield turn, value

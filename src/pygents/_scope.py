@@ -94,8 +94,21 @@ def open_call(
     return opened
 
 
-def attach(opened: Opened) -> list[Any]:
-    """Attach every opened state (in order); return the tokens for ``detach``."""
+def attach(opened: Opened) -> Any:
+    """Attach every opened state (in order); return the tokens for ``detach``.
+
+    With one opened scope (the common case: telemetry) the token is that scope's own
+    (``_NONE`` standing for None, so that None keeps meaning "not attached" to the callers);
+    with several, a list of them.
+    """
+    if len(opened) == 1:
+        scope, state = opened[0]
+        try:
+            token = scope.attach(state)
+        except Exception as exc:
+            _broken(scope, "attach", exc)
+            return _FAILED
+        return _NONE if token is None else token
     tokens: list[Any] = []
     for scope, state in opened:
         try:
@@ -106,8 +119,17 @@ def attach(opened: Opened) -> list[Any]:
     return tokens
 
 
-def detach(opened: Opened, tokens: list[Any]) -> None:
+def detach(opened: Opened, tokens: Any) -> None:
     """Detach what ``attach`` attached, in reverse order."""
+    if len(opened) == 1:
+        if tokens is _FAILED:
+            return
+        scope = opened[0][0]
+        try:
+            scope.detach(None if tokens is _NONE else tokens)
+        except Exception as exc:
+            _broken(scope, "detach", exc)
+        return
     for i in range(len(opened) - 1, -1, -1):
         token = tokens[i]
         if token is _FAILED:
@@ -119,9 +141,7 @@ def detach(opened: Opened, tokens: list[Any]) -> None:
             _broken(scope, "detach", exc)
 
 
-def close_run(
-    opened: Opened, tokens: list[Any] | None, agent: Any, error: BaseException | None
-) -> None:
+def close_run(opened: Opened, tokens: Any, agent: Any, error: BaseException | None) -> None:
     """Detach (if attached) and close every opened run state, innermost first."""
     if tokens is not None:
         detach(opened, tokens)
@@ -132,9 +152,7 @@ def close_run(
             _broken(scope, "close_run", exc)
 
 
-def close_turn(
-    opened: Opened, tokens: list[Any] | None, turn: Any, error: BaseException | None
-) -> None:
+def close_turn(opened: Opened, tokens: Any, turn: Any, error: BaseException | None) -> None:
     """Detach (if attached) and close every opened turn state, innermost first."""
     if tokens is not None:
         detach(opened, tokens)
@@ -146,7 +164,7 @@ def close_turn(
 
 
 def close_call(
-    opened: Opened, tokens: list[Any] | None, tool: Any, result: Any, error: BaseException | None
+    opened: Opened, tokens: Any, tool: Any, result: Any, error: BaseException | None
 ) -> None:
     """Detach (if attached) and close every opened tool-invocation state, innermost first."""
     if tokens is not None:
@@ -158,4 +176,5 @@ def close_call(
             _broken(scope, "close_call", exc)
 
 
-_FAILED = object()
+_FAILED = object()  # an attach that raised: nothing to detach
+_NONE = object()  # a scope's attach returned None (its token)

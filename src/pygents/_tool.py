@@ -239,7 +239,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                 if self.hooks or _G_YIELD:
                     await self._fire(ToolHook.ON_YIELD, value)
                 if opened:
-                    _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                    _scope.detach(opened, tokens)
                     tokens = None
                     try:
                         yield value

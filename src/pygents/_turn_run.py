@@ -21,7 +21,14 @@ from ._types import AgentState as Agent
 from ._types import TurnState as Turn
 from .errors import SafeExecutionError, TurnTimeoutError
 
-__all__ = ["finish", "resolve_dynamic", "run_returning", "run_yielding", "stop_reason_of"]
+__all__ = [
+    "finish",
+    "resolve_dynamic",
+    "run_returning",
+    "run_yielding",
+    "seen_by_tool",
+    "stop_reason_of",
+]
 
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
 # Per-type global hook lists (mutated in place by HookRegistry): an event nobody listens to
@@ -114,6 +121,22 @@ async def _failed(turn: Turn, agent: Agent | None, exc: Exception, hooked: bool)
             await _fire_turn(turn, agent, TurnHook.ON_TIMEOUT)
         else:
             await _fire_turn(turn, agent, TurnHook.ON_ERROR, exc)
+
+
+def seen_by_tool(exc: BaseException, turn: Turn) -> BaseException:
+    """What a turn's tool ended with, when ``exc`` ended the turn.
+
+    For the turn's own timeout, the cancellation the timeout threw into the tool (what the
+    tool's own invocation reports), else ``exc``.
+    """
+    if isinstance(exc, TurnTimeoutError) and exc.turn is turn:
+        timeout = exc.__cause__  # asyncio.timeout's TimeoutError, raised from the cancellation
+        if timeout is not None:
+            cancelled = timeout.__cause__ or timeout.__context__
+            if isinstance(cancelled, asyncio.CancelledError):
+                return cancelled
+        return asyncio.CancelledError()
+    return exc
 
 
 def stop_reason_of(turn: Turn, exc: Exception) -> StopReason:
@@ -259,7 +282,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
             values.append(value)
             FRAME.set(outer)
             if opened:
-                _scope.detach(opened, tokens)  # type: ignore[arg-type]
+                _scope.detach(opened, tokens)
                 tokens = None
             try:
                 yield value

@@ -340,3 +340,92 @@ async def test_agent_hooks_run_with_the_run_current(scope: Recorder) -> None:
 
 def test_stop_reason_enum_used_by_scopes() -> None:
     assert StopReason.TIMEOUT.value == "timeout"
+
+
+async def test_a_timeout_in_an_agent_run_closes_the_call_with_the_cancellation(
+    scope: Recorder,
+) -> None:
+    @tool()
+    async def slow_in_run() -> int:
+        await asyncio.sleep(10)
+        return 1
+
+    agent = Agent("scope_timeout", "times out", [slow_in_run])
+    await agent.put(Turn(slow_in_run, timeout=0.01))
+    with pytest.raises(TurnTimeoutError):
+        await drain(agent)
+    # The tool saw a cancellation (as when the turn runs on its own), its turn timed out.
+    assert scope.closed("call")[-1][3] == "CancelledError"
+    assert scope.closed("turn")[-1][2:] == ("timeout", "TurnTimeoutError")
+
+
+@pytest.mark.parametrize("returns", [None, "token"])
+async def test_attach_and_detach_pair_whatever_the_token(returns: str | None) -> None:
+    seen: list[Any] = []
+
+    class Tokens(ExecutionScope):
+        def open_run(self, agent: Any) -> Any:
+            return "run"
+
+        def open_turn(self, turn: Any, agent: Any) -> Any:
+            return "turn"
+
+        def attach(self, state: Any) -> Any:
+            seen.append(("attach", state))
+            return returns
+
+        def detach(self, token: Any) -> None:
+            seen.append(("detach", token))
+
+    tokens = Tokens()
+    add_scope(tokens)
+    try:
+
+        @tool()
+        async def paired(x: int) -> int:
+            return x
+
+        agent = Agent(f"scope_tokens_{returns}", "pairs", [paired])
+        for i in range(2):
+            await agent.put(Turn(paired, kwargs={"x": i}))
+        assert await drain(agent) == [0, 1]
+    finally:
+        remove_scope(tokens)
+    attaches = [e for e in seen if e[0] == "attach"]
+    detaches = [e for e in seen if e[0] == "detach"]
+    assert len(attaches) == len(detaches) == 1 + 2 + 2  # run; each turn; the run around 2 yields
+    assert {e[1] for e in detaches} == {returns}
+
+
+async def test_a_scope_whose_attach_raises_is_removed_and_never_detached(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    detached: list[Any] = []
+
+    class BadAttach(ExecutionScope):
+        def open_turn(self, turn: Any, agent: Any) -> Any:
+            return "turn"
+
+        def attach(self, state: Any) -> Any:
+            raise RuntimeError("attach bug")
+
+        def detach(self, token: Any) -> None:
+            detached.append(token)
+
+    bad = BadAttach()
+    add_scope(bad)
+    try:
+
+        @tool()
+        async def survives(x: int) -> int:
+            return x
+
+        agent = Agent("scope_bad_attach", "survives", [survives])
+        await agent.put(Turn(survives, kwargs={"x": 3}))
+        with caplog.at_level(logging.ERROR, logger="pygents"):
+            assert await drain(agent) == [3]
+        assert bad not in pygents.scopes()
+        assert detached == []
+        assert any("attach" in r.getMessage() for r in caplog.records)
+    finally:
+        remove_scope(bad)

@@ -14,14 +14,17 @@ import re
 import subprocess
 import sys
 import textwrap
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dashboard_support import ROOT, contract, find_executable, missing
 
-#: The exporter adds these to every series of the OpenTelemetry pipeline.
+#: The exporter adds these to every series of the OpenTelemetry pipeline (0.64b0 and later).
 SCOPE_LABELS = {"otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
+EXPORTER = metadata.version("opentelemetry-exporter-prometheus")
+EXPORTER_SCOPES = int(EXPORTER.split(".")[1].split("b")[0]) >= 64
 
 PRELUDE = """
     import asyncio, json, sys, urllib.request
@@ -74,11 +77,11 @@ PRELUDE = """
         server, thread = start_http_server(0, addr="127.0.0.1", registry=registry or REGISTRY)
         return server.server_port
 
-    def sdk_with_prometheus_reader(registry=None):
+    def sdk_with_prometheus_reader():
+        # On prometheus_client.REGISTRY (the only registry before exporter-prometheus 0.63b0).
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from opentelemetry.sdk.metrics import MeterProvider
-        from prometheus_client import REGISTRY
-        return MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry or REGISTRY)])
+        return MeterProvider(metric_readers=[PrometheusMetricReader()])
 """
 
 SDK_AFTER_IMPORT = """
@@ -195,15 +198,30 @@ def lint(promtool: str | None, text: str) -> None:
 
 
 def pipeline(text: str) -> str:
-    """Which pipeline wrote the pygents families: ``otel`` (scope labels on every sample) or
-    ``native`` (none); never a mix."""
-    scoped = {
-        bool(SCOPE_LABELS <= set(labels))
-        for samples in families(text).values()
-        for labels in samples
-    }
-    assert len(scoped) == 1, "pygents families from both pipelines in one exposition"
-    return "otel" if scoped.pop() else "native"
+    """Which pipeline wrote the pygents families: ``otel`` or ``native``; never a mix.
+
+    The exporter puts scope labels on every sample (exporter-prometheus 0.64b0 and later);
+    pygents' collector never does, and gives each counter a ``_created`` family, which the
+    exporter never does: on older exporters, the counters tell the pipelines apart.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    parsed = [f for f in text_string_to_metric_families(text) if f.name.startswith("pygents_")]
+    created = {f.name.removesuffix("_created") for f in parsed if f.name.endswith("_created")}
+    found = set()
+    for family in parsed:
+        if family.name.endswith("_created") or not family.samples:
+            continue
+        scoped = {SCOPE_LABELS <= set(sample.labels) for sample in family.samples}
+        assert len(scoped) == 1, f"{family.name}: samples from both pipelines"
+        if scoped.pop():
+            found.add("otel")
+        elif family.type == "counter":
+            found.add("native" if family.name in created else "otel")
+        elif EXPORTER_SCOPES:
+            found.add("native")
+    assert len(found) == 1, "pygents families from both pipelines in one exposition"
+    return found.pop()
 
 
 def assert_contract_labels(text: str) -> None:

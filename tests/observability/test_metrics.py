@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import re
 import time
@@ -576,10 +577,16 @@ async def test_both_pipelines_give_the_same_series_after_the_standard_translatio
     the Prometheus collector's families, labels and values: the dashboards work on either."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import REGISTRY, CollectorRegistry
 
-    native, translated = CollectorRegistry(), CollectorRegistry()
-    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=translated)])
+    native = CollectorRegistry()
+    if "registry" in inspect.signature(PrometheusMetricReader).parameters:
+        translated = CollectorRegistry()
+        reader = PrometheusMetricReader(registry=translated)
+    else:  # exporter-prometheus before 0.63b0 registers on the global registry, always
+        translated = REGISTRY  # its shutdown() (meter_provider's) unregisters it
+        reader = PrometheusMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
     assert instrument(
         tracer_provider=False, meter_provider=meter_provider, prometheus_registry=native
     )

@@ -7,11 +7,13 @@ program neither breaks, nor stalls, nor floods the log.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -43,6 +45,7 @@ OTLP_ENV = (
 EXPORT_THREADS = ("OtelBatch", "OtelPeriodicExportingMetricReader", "pygents-telemetry")
 SPAN_KIND_INTERNAL = 1
 STATUS_CODE_ERROR = 2
+SDK_VERSION = tuple(int(part) for part in metadata.version("opentelemetry-sdk").split(".")[:2])
 
 
 @pytest.fixture(autouse=True)
@@ -231,43 +234,36 @@ async def test_otlp_metrics_include_duration_histograms(monkeypatch: pytest.Monk
 def test_configure_picks_exporter_per_protocol(
     monkeypatch: pytest.MonkeyPatch, protocol: str
 ) -> None:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as Metrics,
-        )
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as Spans,
-        )
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-            OTLPMetricExporter as Metrics,
-        )
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-            OTLPSpanExporter as Spans,
-        )
+    kind = "grpc" if protocol == "grpc" else "http"
+    traces = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
+    metrics = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.metric_exporter")
+    built: list[str] = []
+    # configure() imports the exporter classes from these modules when it runs: record what it
+    # builds there instead of reading it back from the SDK providers' private attributes.
+    for module, name in ((traces, "OTLPSpanExporter"), (metrics, "OTLPMetricExporter")):
+        monkeypatch.setattr(module, name, recording(getattr(module, name), f"{kind}.{name}", built))
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     handle = configure(service_name="t", set_global=False, metric_export_interval=60)
     try:
-        # Private SDK attributes, used only here to see which exporter class was built.
-        processors = handle.tracer_provider._active_span_processor._span_processors
-        exporters = []
-        for processor in processors:
-            inner = getattr(processor, "_batch_processor", processor)
-            exporter = getattr(inner, "_exporter", None) or getattr(inner, "span_exporter", None)
-            exporters.append(getattr(exporter, "_inner", exporter))  # unwrap pygents' wrapper
-        assert any(isinstance(e, Spans) for e in exporters), exporters
+        assert sorted(built) == [f"{kind}.OTLPMetricExporter", f"{kind}.OTLPSpanExporter"]
         assert handle.meter_provider is not None
-        readers = handle.meter_provider._metric_readers
-        metric_exporters = [getattr(r, "_exporter", None) for r in readers]
-        metric_exporters = [getattr(e, "_inner", e) for e in metric_exporters]
-        assert any(isinstance(e, Metrics) for e in metric_exporters), metric_exporters
     finally:
         started = time.monotonic()
         handle.shutdown(timeout=3)
         assert time.monotonic() - started < 3.5
+
+
+def recording(cls: type, label: str, built: list[str]) -> type:
+    """A subclass of an exporter class that appends ``label`` to ``built`` per instance."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
+        built.append(label)
+
+    return type(cls.__name__, (cls,), {"__init__": __init__})
 
 
 # --------------------------------------------------------------------------- faults
@@ -347,7 +343,14 @@ async def test_export_faults_neither_break_nor_stall_nor_flood(
         f"{fault}: expected exactly one warning about the export failure, got {len(logged)}:\n"
         + "\n".join(f"  {r.levelname} {r.name}: {r.getMessage()[:160]}" for r in logged)
     )
-    assert "export" in logged[0].getMessage(), logged[0].getMessage()
+    message = logged[0].getMessage()
+    if fault == "http-500" and SDK_VERSION < (1, 35):
+        # Before SDK 1.35 the OTLP/HTTP exporters retry a 5xx answer with backoff for up to
+        # 63 s, whatever OTEL_EXPORTER_OTLP_TIMEOUT says: no export returns before shutdown
+        # gives up, so the one warning is pygents' flush timeout.
+        assert "flushing did not finish" in message, message
+    else:
+        assert "export" in message, message
 
 
 @pytest.mark.timeout(30)

@@ -119,6 +119,13 @@ def _inject(where: str, iterations: int) -> None:
             return original_yielding(turn, agent)
 
         run_module.run_yielding = slowed_stream
+        original_leave = run_module.leave  # the end of a bare turn, run inline by the loop
+
+        def slowed_leave(frame: Any, outer: Any) -> None:
+            burn()
+            original_leave(frame, outer)
+
+        run_module.leave = slowed_leave
     elif where == "bridge":
         from pygents.observability._bridge import Bridge
 

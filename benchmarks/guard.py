@@ -81,25 +81,35 @@ def median_us(values: list[float]) -> float:
 def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[str]:
     """Make the run loop ``factor`` times slower per turn, without touching ``src/``.
 
-    Wraps the run loop's per-turn call (``pygents._agent_run.run_returning``) in a coroutine
-    that adds busy work after each turn, sized so that the run loop's per-turn cost becomes
-    ``factor`` times the unpatched one (``measure()`` returns that per-turn cost).
+    Adds busy work after each turn, sized so that the run loop's per-turn cost becomes
+    ``factor`` times the unpatched one (``measure()`` returns that per-turn cost), at the run
+    loop's per-turn calls: ``run_returning`` (a turn with hooks) and ``leave`` (the end of a
+    bare turn, which the run loop runs inline), both looked up in ``pygents._agent_run``.
     """
     import pygents._agent_run as agent_module
 
     original = agent_module.run_returning
+    original_leave = agent_module.leave
     base = measure()
     spin = 0.0
 
-    async def slowed(turn: Any, agent: Any) -> Any:
-        result = await original(turn, agent)
+    def busy() -> None:
         if spin:
             end = time.perf_counter() + spin
             while time.perf_counter() < end:
                 pass
+
+    async def slowed(turn: Any, agent: Any) -> Any:
+        result = await original(turn, agent)
+        busy()
         return result
 
+    def slowed_leave(frame: Any, outer: Any) -> None:
+        original_leave(frame, outer)
+        busy()
+
     agent_module.run_returning = slowed
+    agent_module.leave = slowed_leave
     try:
         wrapped = measure()  # the wrapper's own cost counts towards the slowdown
         spin = max(0.0, factor * base - wrapped)
@@ -113,6 +123,7 @@ def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[s
         )
     finally:
         agent_module.run_returning = original
+        agent_module.leave = original_leave
 
 
 # -- measurements -----------------------------------------------------------------------

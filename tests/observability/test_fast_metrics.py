@@ -438,12 +438,36 @@ def sdk_histogram(**provider: Any) -> tuple[Any, InMemoryMetricReader]:
 
 
 def test_only_the_sdk_histogram_is_recognized() -> None:
-    proxy = _ProxyMeterProvider().get_meter("test").create_histogram("h")
-    assert fast_histogram(proxy, NO_CONTEXT) is None
     histogram, _ = sdk_histogram()
     assert type(fast_histogram(histogram, NO_CONTEXT)) is FastHistogram
     counter = MeterProvider().get_meter("test").create_counter("c")
     assert fast_histogram(counter, NO_CONTEXT) is None
+
+
+@pytest.mark.parametrize("exemplar_filter", ["trace_based", "always_on"])
+def test_a_proxy_histogram_is_decided_when_the_provider_is_set(exemplar_filter: str) -> None:
+    """Histograms made before the program set its meter provider (pygents on at import)."""
+    from opentelemetry.sdk.metrics._internal import _get_exemplar_filter
+
+    proxy_provider = _ProxyMeterProvider()
+    proxy = proxy_provider.get_meter("test").create_histogram("h", unit="s")
+    fast = fast_histogram(proxy, NO_CONTEXT)
+    assert fast is not None
+    attributes = {"tool": "t"}
+    fast.record(1.0, attributes, NO_CONTEXT)  # dropped, as the proxy drops it
+    reader, twin_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    chosen = _get_exemplar_filter(exemplar_filter)
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=chosen)
+    twin = MeterProvider(metric_readers=[twin_reader], exemplar_filter=chosen)
+    proxy_provider.on_set_meter_provider(provider)
+    twin_histogram = twin.get_meter("test").create_histogram("h", unit="s")
+    for value in (2.0, 4.0, 8.0):
+        fast.record(value, attributes, NO_CONTEXT)
+        twin_histogram.record(value, attributes, NO_CONTEXT)
+    assert metric_points(reader) == metric_points(twin_reader)
+    (point,) = next(iter(metric_points(reader).values()))["data"]["data_points"]
+    assert point["sum"] == 14.0
+    assert bool(fast.series) is (exemplar_filter == "trace_based")
 
 
 def test_an_sdk_it_does_not_know_gets_the_public_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any
 
+from opentelemetry.metrics._internal import instrument as api_instrument
 from opentelemetry.sdk.metrics import _internal as sdk_internal
 from opentelemetry.sdk.metrics._internal import aggregation as sdk_aggregation
 from opentelemetry.sdk.metrics._internal import instrument as sdk_instrument
@@ -123,6 +124,7 @@ _KNOWN_NAMES: dict[str, frozenset[str]] = {
     ),
     "_Synchronous._is_enabled": _words("_meter_config is_enabled"),
     "_ProxyMeterConfig.is_enabled": _words("_config is_enabled"),
+    "_ProxyHistogram.record": _words("_real_instrument record"),
 }
 
 #: How a view-instrument match keys and keeps its series, by release. ``frozenset``: the key is
@@ -443,23 +445,65 @@ def fast_histogram(histogram: Any, context: Any) -> FastHistogram | None:
     None when ``PYGENTS_FAST_METRICS`` switches the path off, when the installed SDK's record
     path is not one this module reproduces, or when ``histogram`` is not the SDK's own
     histogram fed to the SDK's measurement consumer with an exemplar filter that does not
-    sample ``context``.
+    sample ``context``. A histogram of the API's proxy meter provider (made before the program
+    set its meter provider) gets one that decides when the proxy gets its real instrument.
     """
     if _RECORD_PATH is None or not fast_metrics_enabled():
         return None
-    if type(histogram) is not sdk_instrument._Histogram:
+    if type(histogram) is api_instrument._ProxyHistogram and _known(
+        "_ProxyHistogram.record", api_instrument._ProxyHistogram, "record"
+    ):
+        return _ProxyFastHistogram(histogram, context)
+    if not _recognized(histogram, context):
         return None
+    return FastHistogram(histogram, context, _RECORD_PATH[1])
+
+
+def _recognized(histogram: Any, context: Any) -> bool:
+    """Whether the fast path reproduces what ``histogram.record`` does in ``context``."""
+    if type(histogram) is not sdk_instrument._Histogram:
+        return False
     consumer = getattr(histogram, "_measurement_consumer", None)
     if type(consumer) is not sdk_consumer.SynchronousMeasurementConsumer:
-        return None
+        return False
     exemplar_filter = consumer._sdk_config.exemplar_filter
     if type(exemplar_filter) not in _QUIET_FILTERS or exemplar_filter.should_sample(
         0.0, 0, None, context
     ):
-        return None
+        return False
     config = getattr(histogram, "_meter_config", None)
-    if config is not None and (
-        type(config) is not _PROXY_METER_CONFIG or not hasattr(config, "_config")
-    ):
-        return None
-    return FastHistogram(histogram, context, _RECORD_PATH[1])
+    return config is None or (type(config) is _PROXY_METER_CONFIG and hasattr(config, "_config"))
+
+
+class _ProxyFastHistogram(FastHistogram):
+    """The fast path of a proxy histogram: decided when the proxy gets its real instrument.
+
+    Until then a record is dropped, as the proxy drops it; then it is the real instrument's
+    ``FastHistogram`` record if it has one, else the real instrument's own ``record``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, proxy: Any, context: Any) -> None:
+        self.histogram = proxy
+        self.series = {}
+        self.record = self._make_record(proxy, context)
+
+    def _make_record(self, proxy: Any, context: Any) -> Callable[..., None]:
+        inner: Callable[..., None] | None = None
+
+        def record(amount: Any, attributes: Any = None, record_context: Any = None) -> None:
+            nonlocal inner
+            if inner is None:
+                real = proxy._real_instrument
+                if not real:
+                    return
+                if _RECORD_PATH is not None and _recognized(real, context):
+                    fast = FastHistogram(real, context, _RECORD_PATH[1])
+                    self.series = fast.series
+                    inner = fast.record
+                else:
+                    inner = real.record
+            inner(amount, attributes, record_context)
+
+        return record

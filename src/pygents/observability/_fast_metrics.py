@@ -26,7 +26,8 @@ so does every record whose value the SDK would reject or warn about, a context o
 reader was added or removed (until the series is resolved again). Delta readers of SDKs that
 discard a series' aggregations at each collection (1.45 and later) are handled as the SDK
 does: under the view-instrument match's lock, and by re-resolving once the aggregations were
-discarded. ``PYGENTS_FAST_METRICS=0`` forces the public API.
+discarded. A histogram of the API's proxy meter provider is decided by the real instrument the
+proxy gets. ``PYGENTS_FAST_METRICS=0`` forces the public API.
 """
 
 from __future__ import annotations

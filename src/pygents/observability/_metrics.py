@@ -40,7 +40,8 @@ class OtelMetrics:
     def __init__(self, meter: Meter, store: MetricStore) -> None:
         self.store: MetricStore | None = store
         self._keys: dict[str, tuple[str, ...]] = {}
-        #: Histogram instruments by Prometheus metric name.
+        #: Histogram instruments by Prometheus metric name: what the bridge records into (the
+        #: SDK's, or its fast path where exact: see ``_fast_metrics``).
         self.histograms: dict[str, Any] = {}
         #: The arguments after ``(amount, attributes)`` of a histogram record: the span-less
         #: context where ``record`` takes one (SDK 1.28 and later; 1.27 has no such parameter).
@@ -66,14 +67,19 @@ class OtelMetrics:
             if _takes_context(histogram.record):
                 self.record_extra = (NO_CONTEXT,)
             break
+        #: The histogram instruments as the meter made them.
+        self.instruments = dict(self.histograms)
+        self.histograms = _fast_histograms(self.instruments)
 
     def attach(self, store: MetricStore) -> None:
         """Read from ``store`` from now on (re-instrumenting with the same meter provider).
 
         The SDK hands back the instruments registered first (with their callbacks) when the
         same names are created again, so one ``OtelMetrics`` serves a meter provider for life.
+        ``PYGENTS_FAST_METRICS`` is read again.
         """
         self.store = store
+        self.histograms = _fast_histograms(self.instruments)
 
     def detach(self) -> None:
         """Stop reporting: the observable instruments observe nothing from now on.
@@ -101,6 +107,18 @@ class OtelMetrics:
             ]
 
         return observe
+
+
+def _fast_histograms(instruments: dict[str, Any]) -> dict[str, Any]:
+    """The instruments, each replaced by its fast path where that is exact."""
+    try:
+        from ._fast_metrics import fast_histogram
+    except ImportError:  # the API without the SDK: nothing to speed up
+        return dict(instruments)
+    return {
+        name: fast_histogram(histogram, NO_CONTEXT) or histogram
+        for name, histogram in instruments.items()
+    }
 
 
 def _takes_context(record: Any) -> bool:

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def records(log: Path) -> list[dict[str, Any]]:
 
 
 def stored_state(db: Path, agent: str) -> dict[str, Any]:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         (data,) = conn.execute(
             "SELECT data FROM pygents_checkpoints WHERE agent = ?", (agent,)
         ).fetchone()

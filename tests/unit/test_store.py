@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ async def test_sqlite_store_keeps_one_row_per_agent_newest_seq_wins(tmp_path: Pa
     await store.delete("b")
     assert await store.load("b") is None
     await store.aclose()
-    with sqlite3.connect(tmp_path / "s.db") as db:
+    with closing(sqlite3.connect(tmp_path / "s.db")) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     with pytest.raises(CheckpointStoreError, match="closed"):
         await store.load("a")

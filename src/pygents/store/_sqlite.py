@@ -78,14 +78,18 @@ class SQLiteStore:
         db = self._connection
         if db is None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            db.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                "agent TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL, "
-                "saved_at REAL NOT NULL)"
-            )
+            try:
+                db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute(f"PRAGMA synchronous = {self._synchronous}")
+                db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                    "agent TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL, "
+                    "saved_at REAL NOT NULL)"
+                )
+            except BaseException:
+                db.close()  # a connection that cannot be set up is not kept (nor leaked)
+                raise
             self._connection = db
         return db
 

@@ -221,6 +221,13 @@ class RedisWorker:
         """Join the workers, route sends, and start taking leases in the background."""
         if self._started:
             raise RuntimeError(f"{self!r} was started already; make a new RedisWorker")
+        for other in _WORKERS:
+            shared = sorted(set(other._agents) & set(self._agents))
+            if shared:
+                raise ValueError(
+                    f"{self!r} would serve agents {shared[:3]} that {other!r} serves in this "
+                    f"process: run one RedisWorker per process (each builds its own agents)"
+                )
         self._started = True
         for agent_name in self._agents:
             await self.queue.ensure_group(agent_name)

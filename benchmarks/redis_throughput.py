@@ -139,7 +139,7 @@ def main() -> None:
         for workers in (1, 2, 4):
             label = f"Redis, {workers} worker{'s' if workers > 1 else ''}"
             elapsed = asyncio.run(through_redis(url, workers))
-            rows.append((label, elapsed))  # noqa: PERF401 - one timed run per line
+            rows.append((label, elapsed))
     finally:
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
         proc.wait()

@@ -37,6 +37,9 @@ from ._hooks import HookMetadata as HookMetadata
 from ._hooks import HookRegistry as HookRegistry
 from ._hooks import hook as hook
 from ._registry import ToolRegistry as ToolRegistry
+from ._routing import SendRouter as SendRouter
+from ._routing import get_send_router as get_send_router
+from ._routing import set_send_router as set_send_router
 from ._serve import ErrorPolicy as ErrorPolicy
 from ._serve import Service as Service
 from ._serve import serve as serve
@@ -83,6 +86,7 @@ __all__ = [
     "HookRegistry",
     "PygentsError",
     "SafeExecutionError",
+    "SendRouter",
     "SerializationError",
     "Service",
     "StopReason",
@@ -103,10 +107,12 @@ __all__ = [
     "current_agent",
     "current_tool",
     "current_turn",
+    "get_send_router",
     "hook",
     "remove_scope",
     "scopes",
     "serve",
+    "set_send_router",
     "tool",
     "turn_from_call",
 ]

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Iterable, Iterator, Mappi
 from time import time
 from typing import Any
 
-from . import _agent_serde, _definitions
+from . import _agent_serde, _definitions, _routing
 from ._agent_run import run_agent
 from ._context import ContextPool, ContextQueue
 from ._dispatch import DONE, fire
@@ -371,6 +371,9 @@ class Agent:
         Raises:
             UnregisteredAgentError: no agent has that name.
         """
+        router = _routing._router
+        if router is not None and await router(self, name, turn):
+            return  # taken by the installed router (a worker's queue: see set_send_router)
         await AgentRegistry.get(name).put(turn)
 
     # -- model tool calls --------------------------------------------------------------------

@@ -1,0 +1,630 @@
+"""``RedisWorker``: serve a set of agents from many processes, one owner per agent (a lease).
+
+Per agent, Redis holds: a stream (its inbox), a lease (the owning worker's id, expiring), a
+checkpoint (``RedisStore``). A worker keeps about ``ceil(agents / live workers)`` leases,
+renewing them every ``lease_ttl / 3``; each owned agent runs in a ``pygents.Service`` of its
+own, checkpointed into Redis. The worker reads the owned agents' streams with one consumer
+group (``XREADGROUP``) and hands each turn to its agent: the checkpoint that holds the turn
+and the acknowledgement (``XACK`` + ``XDEL``) of its entry are one atomic script, fenced by the
+lease, so a turn is either still in the stream or in the agent's checkpoint, never both or
+neither. When a lease expires (its worker died), another worker takes the agent over: it
+restores the checkpoint (the turn in flight first, one attempt higher), claims the entries
+the dead worker had read but not handed over (``XAUTOCLAIM``), and serves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pygents._checkpoint import FORMAT
+from pygents._current import current_agent
+from pygents._enums import TurnHook
+from pygents._hooks import AsyncHook, HookRegistry
+from pygents._registry import AgentRegistryBase
+from pygents._routing import SendRouter, set_send_router
+from pygents._serve import Service
+from pygents._turn import Turn
+from pygents.store import Checkpoint
+
+from . import _scripts
+from ._keys import GROUP, Keys
+from ._queue import RedisQueue, decode_fields
+from ._store import LeaseLostError, RedisStore, connect
+from ._telemetry import Telemetry
+
+__all__ = ["RedisWorker"]
+
+_log = logging.getLogger("pygents.redis")
+_TAKEOVERS = "pygents.redis.takeovers"
+_REDELIVERIES = "pygents.redis.redeliveries"
+_DEAD = "pygents.redis.dead_letters"
+
+
+@dataclass(eq=False)
+class _Owned:
+    """One agent this worker holds the lease of."""
+
+    agent: Any
+    service: Service | None = None
+    ready: bool = False  # its stream is read (after restore and claiming)
+    leaving: bool = False
+    handed: list[tuple[str, Turn]] = field(default_factory=list)  # entries put, not yet acked
+    dead: list[str] | None = None  # a dead letter for the next checkpoint
+    watch: asyncio.Task[None] | None = None
+
+
+class _FencedStore:
+    """The ``CheckpointStore`` a worker's per-agent service saves into.
+
+    Every save is fenced by the lease and carries the acknowledgement of the stream entries
+    whose turns the checkpoint now holds, and a pending dead letter, in one atomic step.
+    """
+
+    def __init__(self, worker: RedisWorker, owned: _Owned) -> None:
+        self._worker = worker
+        self._owned = owned
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        owned = self._owned
+        # Taken before the first await: the checkpoint was encoded just now, so every turn
+        # put by then (enqueued_time set) is in it.
+        acked = [(i, t) for i, t in owned.handed if t.metadata.enqueued_time is not None]
+        dead = owned.dead
+        worker = self._worker
+        await worker.store.save_fenced(
+            checkpoint,
+            worker=worker.name,
+            acks=[i for i, _ in acked],
+            dead_letter=dead or (),
+        )
+        if acked:
+            done = {id(t) for _, t in acked}
+            owned.handed = [(i, t) for i, t in owned.handed if id(t) not in done]
+        if dead is not None and owned.dead is dead:
+            owned.dead = None
+            worker.telemetry.count(_DEAD, owned.agent.name)
+
+    async def load(self, agent: str) -> Checkpoint | None:
+        return await self._worker.store.load(agent)
+
+    async def delete(self, agent: str) -> None:
+        await self._worker.store.delete(agent)
+
+    async def agents(self) -> list[str]:
+        return await self._worker.store.agents()
+
+    async def aclose(self) -> None:
+        """The worker closes the shared store."""
+
+
+class RedisWorker:
+    """Serve ``agents`` together with other worker processes, coordinated through Redis.
+
+    Every worker is built with the same agents (the same code); each agent is served by one
+    worker at a time. Send turns with ``RedisQueue.send()`` from anywhere, or
+    ``agent.send()`` from a tool (a worker routes it through Redis); a turn a tool returns
+    stays with its agent.
+
+    Args:
+        agents: the agents of the deployment (registered ``Agent`` objects, unique names).
+        redis: a ``redis.asyncio.Redis`` client or a ``redis://`` URL.
+        namespace: the prefix of every key.
+        name: this worker's id (consumer name, lease value); default ``host-pid``.
+        lease_ttl: seconds a lease lives unless renewed (every ``lease_ttl / 3``); a dead
+            worker's agents are taken over after at most this long.
+        max_attempts: runs of one turn (failed runs and runs cut by a lost worker) before it
+            goes to the dead-letter stream.
+        prefetch: most turns handed to one agent's local queue ahead of its run.
+        batch: most turns per ``invoke_agent`` span (see ``Service``).
+        route_sends: route ``Agent.send()`` to these agents through Redis
+            (``pygents.set_send_router``) while the worker runs.
+        tracer_provider / meter_provider: None for the global ones; False for none.
+        prometheus_registry: where the worker's Prometheus metrics go: None for
+            ``prometheus_client.REGISTRY``, a ``CollectorRegistry``, or False.
+
+    Raises:
+        TypeError: an agent is not a registered agent.
+        ValueError: names repeat, or a number is out of range.
+    """
+
+    def __init__(
+        self,
+        agents: Iterable[Any],
+        redis: aioredis.Redis | str,
+        *,
+        namespace: str = "pygents",
+        name: str | None = None,
+        lease_ttl: float = 10.0,
+        max_attempts: int = 3,
+        prefetch: int = 16,
+        batch: int = 100,
+        route_sends: bool = True,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        prometheus_registry: Any = None,
+    ) -> None:
+        self._agents = {a.name: a for a in agents}
+        for agent_name, agent in self._agents.items():
+            if AgentRegistryBase._items.get(agent_name) is not agent:
+                raise TypeError(f"RedisWorker serves registered agents, got {agent!r}")
+        if not self._agents:
+            raise ValueError("RedisWorker needs at least one agent")
+        if not lease_ttl > 0:
+            raise ValueError(f"RedisWorker lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        if max_attempts < 1 or prefetch < 1:
+            raise ValueError(
+                f"RedisWorker max_attempts and prefetch must be >= 1, got {max_attempts!r} "
+                f"and {prefetch!r}"
+            )
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self._redis, self._owns_client = connect(redis)
+        self.keys = Keys(namespace)
+        self.telemetry = Telemetry(
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            prometheus_registry=prometheus_registry,
+            client_id=self.name,
+            metrics=True,
+        )
+        self.store = RedisStore(self._redis, namespace=namespace)
+        self.queue = RedisQueue(self._redis, namespace=namespace, _telemetry=self.telemetry)
+        self._ttl_ms = max(1, int(lease_ttl * 1000))
+        self._tick = lease_ttl / 3
+        self._max_attempts = max_attempts
+        self._prefetch = prefetch
+        self._batch = batch
+        self._route = route_sends
+        self._owned: dict[str, _Owned] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._renew = self._redis.register_script(_scripts.RENEW)
+        self._release_script = self._redis.register_script(_scripts.RELEASE)
+        self._previous_router: SendRouter | None = None
+        self._started = False
+        self._closing = False
+        self._stopped = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"RedisWorker({self.name!r}, agents={len(self._agents)}, owned={len(self._owned)})"
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def owned(self) -> list[str]:
+        """Names of the agents this worker holds the lease of, sorted."""
+        return sorted(self._owned)
+
+    def stats(self) -> dict[str, Any]:
+        """The worker's counters: leases held, takeovers, redeliveries, dead letters (totals)."""
+        counts = self.telemetry.counts
+        return {
+            "worker": self.name,
+            "leases_held": len(self._owned),
+            "takeovers": sum(counts[_TAKEOVERS].values()),
+            "redeliveries": sum(counts[_REDELIVERIES].values()),
+            "dead_letters": sum(counts[_DEAD].values()),
+        }
+
+    async def start(self) -> None:
+        """Join the workers, route sends, and start taking leases in the background."""
+        if self._started:
+            raise RuntimeError(f"{self!r} was started already; make a new RedisWorker")
+        for other in _WORKERS:
+            shared = sorted(set(other._agents) & set(self._agents))
+            if shared:
+                raise ValueError(
+                    f"{self!r} would serve agents {shared[:3]} that {other!r} serves in this "
+                    f"process: run one RedisWorker per process (each builds its own agents)"
+                )
+        self._started = True
+        for agent_name in self._agents:
+            await self.queue.ensure_group(agent_name)
+        await self._heartbeat()
+        if self._route:
+            self._previous_router = set_send_router(self._route_send)
+        _WORKERS.add(self)
+        if HookRegistry.lookup(_FAILED_HOOK.metadata.name) is not _FAILED_HOOK:
+            HookRegistry.register(_FAILED_HOOK)
+        self._tasks = [
+            asyncio.create_task(self._lease_loop(), name=f"pygents redis leases {self.name}"),
+            asyncio.create_task(self._read_loop(), name=f"pygents redis reader {self.name}"),
+        ]
+
+    async def serve_forever(self) -> None:
+        """Start if needed and serve until ``aclose()`` or cancellation (then close)."""
+        if not self._started:
+            await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: finish each turn in flight, checkpoint, give the leases back (idempotent)."""
+        if self._closing:
+            await self._stopped.wait()
+            return
+        self._closing = True
+        try:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(
+                *(self._release(n) for n in list(self._owned)), return_exceptions=True
+            )
+            with contextlib.suppress(RedisError):
+                await self._redis.zrem(self.keys.workers, self.name)
+        finally:
+            if self._started:
+                if self._route:
+                    set_send_router(self._previous_router)
+                _WORKERS.discard(self)
+                if not _WORKERS and HookRegistry.lookup(_FAILED_HOOK.metadata.name) is _FAILED_HOOK:
+                    HookRegistry.unregister(_FAILED_HOOK)
+            self.telemetry.close()
+            if self._owns_client:
+                with contextlib.suppress(RedisError):
+                    await self._redis.aclose()
+            self._stopped.set()
+
+    async def __aenter__(self) -> RedisWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- sends, failures ---------------------------------------------------------------------
+
+    async def _route_send(self, sender: Any, name: str, turn: Turn) -> bool:
+        if name not in self._agents:
+            return False
+        await self.queue.send(name, turn)
+        return True
+
+    def _on_failed(self, owned: _Owned, turn: Turn, exception: BaseException | None) -> None:
+        """A turn of an owned agent failed: queue it again, or dead-letter it at max_attempts."""
+        agent = owned.agent
+        attempt = turn.metadata.attempt
+        if attempt < self._max_attempts:
+            data = turn.to_dict()
+            data.pop("output", None)
+            retry = Turn.from_dict(data)
+            retry.metadata.attempt = attempt + 1
+            agent._queue.appendleft(retry)  # in the checkpoint the service saves next
+            self.telemetry.count(_REDELIVERIES, agent.name)
+            return
+        error_type = "TurnTimeoutError" if exception is None else type(exception).__name__
+        owned.dead = self._dead_letter(agent.name, turn.to_dict(), error_type, str(exception))
+
+    def _dead_letter(
+        self, agent: str, turn: dict[str, Any], error_type: str, error: str
+    ) -> list[str]:
+        turn.pop("output", None)
+        attempts = int(turn.get("metadata", {}).get("attempt", 1))
+        return [
+            "agent",
+            agent,
+            "turn",
+            json.dumps(turn, separators=(",", ":")),
+            "error_type",
+            error_type,
+            "error",
+            error[:2000],
+            "attempts",
+            str(attempts),
+            "worker",
+            self.name,
+            "at",
+            repr(time.time()),
+        ]
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def _now_ms(self) -> int:
+        seconds, micros = await self._redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def _heartbeat(self) -> int:
+        now = await self._now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.workers, {self.name: now})
+            pipe.zremrangebyscore(self.keys.workers, 0, now - 10 * self._ttl_ms)
+            pipe.zcount(self.keys.workers, now - self._ttl_ms, "+inf")
+            *_, live = await pipe.execute()
+        return max(1, int(live))
+
+    async def _lease_loop(self) -> None:
+        first = True
+        while True:
+            try:
+                live = await self._heartbeat()
+                if first:  # let workers started together see each other before taking leases
+                    first = False
+                    await asyncio.sleep(self._tick)
+                    live = await self._heartbeat()
+                await self._renew_all()
+                target = math.ceil(len(self._agents) / live)
+                extra = len(self._owned) - target
+                if extra > 0:
+                    names = sorted(self._owned)[-extra:]
+                    await asyncio.gather(*(self._release(n) for n in names))
+                elif extra < 0:
+                    await self._acquire_some(-extra)
+                await self._measure()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep trying; the leases may expire
+                _log.warning("pygents.redis: worker %s: lease round failed: %s", self.name, exc)
+            await asyncio.sleep(self._tick)
+
+    async def _renew_all(self) -> None:
+        names = list(self._owned)
+        if not names:
+            return
+        lost = await self._renew(
+            keys=[self.keys.lease(n) for n in names], args=[self.name, self._ttl_ms]
+        )
+        for index in lost:
+            name = names[int(index) - 1]
+            _log.warning("pygents.redis: worker %s lost the lease of %r", self.name, name)
+            await self._release(name, lost=True)
+
+    async def _acquire_some(self, wanted: int) -> None:
+        names = sorted(self._agents)
+        start = sum(self.name.encode()) % len(names)  # spread workers over the names
+        for name in names[start:] + names[:start]:
+            if wanted <= 0 or self._closing:
+                return
+            if name in self._owned:
+                continue
+            if await self._redis.set(self.keys.lease(name), self.name, nx=True, px=self._ttl_ms):
+                try:
+                    await self._acquire(name)
+                    wanted -= 1
+                except Exception as exc:
+                    _log.error("pygents.redis: worker %s cannot serve %r: %s", self.name, name, exc)
+                    await self._release(name, lost=True)
+                    await self._release_script(
+                        keys=[self.keys.lease(name), self.keys.owner(name)], args=[self.name]
+                    )
+
+    async def _acquire(self, name: str) -> None:
+        agent = self._agents[name]
+        owned = self._owned[name] = _Owned(agent)
+        previous = await self._redis.set(self.keys.owner(name), self.name, get=True)
+        if previous is not None and decode(previous) != self.name:
+            self.telemetry.count(_TAKEOVERS, name)
+        # The local object holds nothing of value: the checkpoint is the agent's state.
+        agent._queue.clear()
+        agent._context_queue._items.clear()
+        agent._context_pool._items.clear()
+        agent._paused = False
+        await self._settle_in_flight(owned)
+        service = owned.service = Service(
+            [agent], store=_FencedStore(self, owned), on_error="continue", batch=self._batch
+        )
+        await service.start()
+        owned.watch = asyncio.create_task(self._watch(name, service), name=f"pygents watch {name}")
+        # Entries read by an earlier owner and never handed over: first, in stream order.
+        stream = self.keys.stream(name)
+        cursor = "0-0"
+        while True:
+            cursor_raw, entries, *_ = await self._redis.xautoclaim(
+                stream, GROUP, self.name, min_idle_time=0, start_id=cursor, count=500
+            )
+            for entry_id, fields in entries:
+                if fields is None:
+                    continue
+                self.telemetry.count(_REDELIVERIES, name)
+                await self._deliver(owned, decode(entry_id), fields, delivery=2)
+            cursor = decode(cursor_raw)
+            if cursor == "0-0":
+                break
+        owned.ready = True
+
+    async def _settle_in_flight(self, owned: _Owned) -> None:
+        """The turn a lost worker was running: count it re-delivered, or dead-letter it."""
+        name = owned.agent.name
+        saved = await self.store.load(name)
+        if saved is None:
+            return
+        try:
+            document = json.loads(saved.data)
+            current = document["state"]["current_turn"]
+        except (ValueError, KeyError, TypeError):
+            return  # Service.start() reports a bad checkpoint
+        if current is None or document.get("format") != FORMAT:
+            return
+        attempt = int(current.get("metadata", {}).get("attempt", 1)) + 1
+        if attempt <= self._max_attempts:
+            self.telemetry.count(_REDELIVERIES, name)
+            return
+        current.setdefault("metadata", {})["attempt"] = attempt - 1
+        document["state"]["current_turn"] = None
+        document["seq"] = saved.seq + 1
+        data = json.dumps(document, separators=(",", ":")).encode()
+        await self.store.save_fenced(
+            Checkpoint(name, saved.seq + 1, data, time.time()),
+            worker=self.name,
+            dead_letter=self._dead_letter(
+                name, current, "WorkerLost", f"the worker running it was lost {attempt - 1} times"
+            ),
+        )
+        self.telemetry.count(_DEAD, name)
+
+    async def _watch(self, name: str, service: Service) -> None:
+        """A service that stopped by itself (a checkpoint failed): let its lease expire."""
+        # Shielded: cancelling this watch (a release) must not cancel the service's turns.
+        waiting = asyncio.ensure_future(service.wait_stopped())
+        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+        with contextlib.suppress(Exception):
+            await asyncio.shield(waiting)
+        owned = self._owned.get(name)
+        if owned is not None and owned.service is service and not owned.leaving:
+            _log.error(
+                "pygents.redis: worker %s stopped serving %r; its lease expires", self.name, name
+            )
+            owned.watch = None
+            await self._release(name, lost=True)
+
+    async def _release(self, name: str, *, lost: bool = False) -> None:
+        owned = self._owned.get(name)
+        if owned is None or owned.leaving:
+            return
+        owned.leaving = True
+        if owned.watch is not None and owned.watch is not asyncio.current_task():
+            owned.watch.cancel()
+        service = owned.service
+        try:
+            if service is not None:
+                if lost:
+                    service.stop()
+                await service.aclose()
+        except LeaseLostError:
+            pass
+        except Exception as exc:
+            _log.warning("pygents.redis: worker %s: agent %r stopped with %s", self.name, name, exc)
+        finally:
+            self._owned.pop(name, None)
+            owned.agent._queue.clear()
+        if not lost:
+            await self._release_script(
+                keys=[self.keys.lease(name), self.keys.owner(name)], args=[self.name]
+            )
+        self.telemetry.depths.pop(name, None)
+
+    async def _measure(self) -> None:
+        names = list(self._owned)
+        self.telemetry.leases = len(names)
+        if not names:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for n in names:
+                pipe.xlen(self.keys.stream(n))
+            lengths = await pipe.execute()
+        for n, length in zip(names, lengths, strict=True):
+            owned = self._owned.get(n)
+            if owned is not None:
+                self.telemetry.depths[n] = int(length) + len(owned.agent._queue)
+
+    # -- reading and handing over ------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        prefetch = self._prefetch
+        while True:
+            streams: dict[Any, Any] = {
+                self.keys.stream(n): ">"
+                for n, o in self._owned.items()
+                if o.ready and not o.leaving and len(o.agent._queue) < prefetch
+            }
+            if not streams:
+                await asyncio.sleep(0.02)
+                continue
+            try:
+                response = await self._redis.xreadgroup(
+                    GROUP,
+                    self.name,
+                    streams,
+                    count=prefetch,
+                    block=200,
+                )
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                _log.warning("pygents.redis: worker %s: read failed: %s", self.name, exc)
+                await asyncio.sleep(self._tick)
+                continue
+            batches: Any = response or ()
+            for stream_raw, entries in batches:
+                name = decode(stream_raw).split(":{", 1)[1].rsplit("}:", 1)[0]
+                owned = self._owned.get(name)
+                for entry_id, fields in entries:
+                    if owned is None or owned.leaving:
+                        break  # left pending: the next owner claims it
+                    await self._deliver(owned, decode(entry_id), fields, delivery=1)
+
+    async def _deliver(self, owned: _Owned, entry_id: str, raw: Any, delivery: int) -> None:
+        """Hand one stream entry's turn to its agent (checkpointed and acked in one step)."""
+        agent = owned.agent
+        fields = decode_fields(raw)
+        incoming: dict[str, str] = {
+            k: fields[k] for k in ("traceparent", "tracestate") if k in fields
+        }
+        carrier: dict[str, str] = {}
+        stream = self.keys.stream(agent.name)
+        with self.telemetry.process_span(stream, agent.name, incoming, carrier, entry_id, delivery):
+            try:
+                turn = Turn.from_dict(json.loads(fields["turn"]))
+                agent._accept(turn)
+            except Exception as exc:  # a message no worker can run: straight to the dead letters
+                await self._poison(owned, entry_id, fields, exc)
+                return
+            if carrier or incoming:
+                turn.metadata.trace_context = carrier or incoming
+            owned.handed.append((entry_id, turn))
+            try:
+                await agent.put(turn)
+            except Exception as exc:
+                owned.handed = [(i, t) for i, t in owned.handed if t is not turn]
+                _log.warning(
+                    "pygents.redis: worker %s: handing %s to %r failed: %s",
+                    self.name,
+                    entry_id,
+                    agent.name,
+                    exc,
+                )
+
+    async def _poison(
+        self, owned: _Owned, entry_id: str, fields: dict[str, str], exc: Exception
+    ) -> None:
+        name = owned.agent.name
+        stream = self.keys.stream(name)
+        letter = self._dead_letter(name, {}, type(exc).__name__, str(exc))
+        letter[3] = fields.get("turn", "")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.dead, dict(zip(letter[::2], letter[1::2], strict=True)))
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+        self.telemetry.count(_DEAD, name)
+
+
+_WORKERS: set[RedisWorker] = set()
+
+
+async def pygents_redis_turn_failed(turn: Turn, exception: BaseException | None = None) -> None:
+    """Retry a failed turn of a worker's agent, or dead-letter it (a global turn hook)."""
+    agent = current_agent()
+    name = getattr(agent, "name", None)
+    for worker in _WORKERS:
+        owned = worker._owned.get(name or "")
+        if owned is not None and owned.agent is agent and not owned.leaving:
+            worker._on_failed(owned, turn, exception)
+            return
+
+
+_FAILED_HOOK = AsyncHook(
+    pygents_redis_turn_failed,
+    (TurnHook.ON_ERROR, TurnHook.ON_TIMEOUT),
+    lock=False,
+    fixed_kwargs={},
+    is_global=True,
+)
+
+
+def decode(value: Any) -> str:
+    """Bytes from Redis as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,89 @@
+"""A worker process for the Redis scale-out tests: serves AGENTS agents with pygents.redis.
+
+``python redis_worker.py URL LOG NAME AGENTS [--otel]``: every ``step(n)`` logs
+``{"t": "step", "a": agent, "n": n, "at": attempt, "w": worker}`` (one line, written before
+the turn ends) and works for a millisecond; ``step(n)`` with ``n % 10 == 9`` returns
+``tail(n)`` (a tool-returned turn: it stays with the agent), with ``n % 10 == 0`` it sends
+``ping(n)`` to the next agent (through Redis). SIGTERM stops the worker cleanly; it then logs
+its counters. With ``--otel`` telemetry is configured from the OTEL_* environment (OTLP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+OTEL = "--otel" in sys.argv
+if not OTEL:
+    os.environ["PYGENTS_TELEMETRY"] = "off"
+
+from pygents import Agent, Turn, current_agent, current_turn, tool  # noqa: E402
+from pygents.redis import RedisWorker  # noqa: E402
+
+URL, LOG, NAME, AGENTS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+out = open(LOG, "a", buffering=1)  # line-buffered, kept open
+
+
+def log(**record: object) -> None:
+    out.write(json.dumps(record) + "\n")  # line-buffered: in the kernel before the next await
+
+
+def me() -> tuple[str, int]:
+    agent, turn = current_agent(), current_turn()
+    assert agent is not None and turn is not None
+    return agent.name, turn.metadata.attempt
+
+
+@tool()
+async def step(n: int) -> Turn | None:
+    """One unit of work of an agent."""
+    name, attempt = me()
+    log(t="step", a=name, n=n, at=attempt, w=NAME)
+    await asyncio.sleep(0.001)
+    if n % 10 == 0:
+        index = int(name.rsplit("-", 1)[1])
+        agent = current_agent()
+        assert agent is not None
+        await agent.send(f"agent-{(index + 1) % AGENTS:03d}", Turn("ping", kwargs={"n": n}))
+    return Turn("tail", kwargs={"n": n}) if n % 10 == 9 else None
+
+
+@tool()
+async def tail(n: int) -> None:
+    """A turn a step returned."""
+    name, attempt = me()
+    log(t="tail", a=name, n=n, at=attempt, w=NAME)
+
+
+@tool()
+async def ping(n: int) -> None:
+    """A turn another agent sent."""
+    name, attempt = me()
+    log(t="ping", a=name, n=n, at=attempt, w=NAME)
+
+
+async def main() -> None:
+    handle = None
+    if OTEL:
+        from pygents.observability import configure
+
+        handle = configure(service_name=f"pygents-worker-{NAME}")
+    agents = [Agent(f"agent-{i:03d}", "works", [step, tail, ping]) for i in range(AGENTS)]
+    worker = RedisWorker(
+        agents, URL, name=NAME, lease_ttl=1.0, prefetch=8, prometheus_registry=False
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await worker.start()
+    log(t="ready", w=NAME, pid=os.getpid())
+    await stop.wait()
+    await worker.aclose()
+    log(t="stats", **worker.stats())
+    if handle is not None:
+        handle.shutdown()
+
+
+asyncio.run(main())

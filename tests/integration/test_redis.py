@@ -1,0 +1,217 @@
+"""pygents.redis in one process against a real redis-server: store, worker, routing, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis_server import redis_server
+
+from pygents import Agent, AgentRegistry, Turn, current_agent, current_turn, tool
+from pygents.redis import LeaseLostError, RedisQueue, RedisStore, RedisWorker
+from pygents.store import Checkpoint, CheckpointStore
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    r = aioredis.Redis.from_url(redis_url)
+    await r.flushdb()
+    yield r
+    await r.aclose()
+
+
+async def wait_for(predicate: Any, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_store_keeps_the_highest_seq(client: aioredis.Redis) -> None:
+    store = RedisStore(client, namespace="t")
+    assert isinstance(store, CheckpointStore)
+    assert await store.load("a") is None
+    await store.save(Checkpoint("a", 2, b'{"x":2}', 1.5))
+    await store.save(Checkpoint("a", 1, b'{"x":1}', 1.0))  # late and older: ignored
+    saved = await store.load("a")
+    assert saved == Checkpoint("a", 2, b'{"x":2}', 1.5)
+    await store.save(Checkpoint("b", 1, b"{}", 2.0))
+    assert await store.agents() == ["a", "b"]
+    await store.delete("a")
+    assert await store.load("a") is None and await store.agents() == ["b"]
+    await store.aclose()
+
+
+async def test_a_save_fenced_by_another_workers_lease_changes_nothing(
+    client: aioredis.Redis,
+) -> None:
+    store = RedisStore(client, namespace="t")
+    await client.set("t:{a}:lease", "w2")
+    with pytest.raises(LeaseLostError, match="no longer holds the lease of agent 'a'"):
+        await store.save_fenced(Checkpoint("a", 1, b"{}", 1.0), worker="w1")
+    assert await store.load("a") is None
+    assert await store.save_fenced(Checkpoint("a", 1, b"{}", 1.0), worker="w2")
+
+
+async def test_a_worker_runs_sent_turns_in_order_and_routes_send(
+    client: aioredis.Redis,
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    @tool()
+    async def step(n: int) -> Turn | None:
+        me = current_agent()
+        assert me is not None
+        seen.append((me.name, n))
+        if n % 5 == 4:
+            await me.send("b", Turn("echo", kwargs={"n": n}))  # to an agent via Redis
+            return Turn("step", kwargs={"n": -n})  # a tool-returned turn: stays here
+        return None
+
+    @tool()
+    async def echo(n: int) -> None:
+        seen.append(("b", n))
+
+    a = Agent("a", "steps", [step])
+    Agent("b", "echoes", [echo])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [a, AgentRegistry.get("b")],
+        client,
+        namespace="t",
+        name="w1",
+        lease_ttl=2.0,
+        prometheus_registry=False,
+    ) as worker:
+        for n in range(20):
+            await queue.send("a", Turn("step", kwargs={"n": n}))
+        await wait_for(lambda: len(seen) >= 20 + 4 + 4)
+        assert worker.owned == ["a", "b"]
+    steps = [n for name, n in seen if name == "a" and n >= 0]
+    assert steps == list(range(20))
+    assert sorted(n for name, n in seen if name == "a" and n < 0) == [-19, -14, -9, -4]
+    assert sorted(n for name, n in seen if name == "b") == [4, 9, 14, 19]
+    # Everything handed over was acknowledged and removed from the streams.
+    assert await queue.depth("a") == 0 and await queue.depth("b") == 0
+    saved = await RedisStore(client, namespace="t").load("a")
+    assert saved is not None
+    state = json.loads(saved.data)["state"]
+    assert state["queue"] == [] and state["current_turn"] is None
+
+
+async def test_a_failing_turn_is_retried_then_dead_lettered(client: aioredis.Redis) -> None:
+    attempts: list[int] = []
+
+    @tool()
+    async def flaky(n: int) -> None:
+        turn = current_turn()
+        assert turn is not None
+        attempts.append(turn.metadata.attempt)
+        raise RuntimeError(f"boom {n}")
+
+    @tool()
+    async def fine() -> None:
+        attempts.append(0)
+
+    agent = Agent("f", "fails", [flaky, fine])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", lease_ttl=2.0, max_attempts=3, prometheus_registry=False
+    ) as worker:
+        await queue.send("f", Turn("flaky", kwargs={"n": 7}))
+        await queue.send("f", Turn("fine"))
+        await wait_for(lambda: len(attempts) == 4)
+        await wait_for(lambda: worker.stats()["dead_letters"] == 1)
+        assert worker.stats()["redeliveries"] == 2
+    assert attempts == [1, 2, 3, 0]  # retried at the head: order kept
+    (letter,) = await queue.dead_letters()
+    assert (letter.agent, letter.error_type, letter.error, letter.attempts) == (
+        "f",
+        "RuntimeError",
+        "boom 7",
+        3,
+    )
+    assert json.loads(letter.turn)["kwargs"] == {"n": 7}
+
+
+async def test_a_closing_worker_gives_its_leases_back(client: aioredis.Redis) -> None:
+    runs: list[tuple[str, int]] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        me = current_agent()
+        assert me is not None
+        runs.append((me.name, n))
+
+    agents = [Agent(f"g{i}", "works", [work]) for i in range(4)]
+    queue = RedisQueue(client, namespace="t")
+    one = RedisWorker(
+        agents, client, namespace="t", name="one", lease_ttl=2.0, prometheus_registry=False
+    )
+    await one.start()
+    with pytest.raises(ValueError, match="one RedisWorker per process"):
+        await RedisWorker(
+            agents, client, namespace="t", name="x", prometheus_registry=False
+        ).start()
+    await wait_for(lambda: len(one.owned) == 4)
+    for n in range(5):
+        for a in agents:
+            await queue.send(a.name, Turn("work", kwargs={"n": n}))
+    await wait_for(lambda: len(runs) == 20)
+    await one.aclose()
+    assert await client.keys("t:*:lease") == [] and await client.keys("t:*:owner") == []
+    # The next worker finds clean leases: no takeover, the checkpoints carry on.
+    async with RedisWorker(
+        agents, client, namespace="t", name="two", lease_ttl=2.0, prometheus_registry=False
+    ) as two:
+        await wait_for(lambda: len(two.owned) == 4)
+        for a in agents:
+            await queue.send(a.name, Turn("work", kwargs={"n": 5}))
+        await wait_for(lambda: len(runs) == 24)
+        assert two.stats()["takeovers"] == 0
+    for a in agents:
+        assert [n for name, n in runs if name == a.name] == list(range(6))
+
+
+def test_import_pygents_does_not_import_redis() -> None:
+    import subprocess
+    import sys
+
+    code = "import pygents, sys; assert not {'redis', 'pygents.redis'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_the_worker_metrics_reach_a_prometheus_registry(client: aioredis.Redis) -> None:
+    from prometheus_client import CollectorRegistry
+
+    @tool()
+    async def slow(n: int) -> None:
+        await asyncio.sleep(0.05)
+
+    agent = Agent("m", "measured", [slow])
+    registry = CollectorRegistry()
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", lease_ttl=0.3, prefetch=2, prometheus_registry=registry
+    ) as worker:
+        await wait_for(lambda: worker.owned == ["m"])
+        for n in range(20):
+            await queue.send("m", Turn("slow", kwargs={"n": n}))
+        await wait_for(
+            lambda: (
+                (registry.get_sample_value("pygents_redis_queue_depth", {"agent": "m"}) or 0) > 0
+            )
+        )
+        assert registry.get_sample_value("pygents_redis_leases_held") == 1.0
+        assert registry.get_sample_value("pygents_redis_dead_letters_total", {"agent": "m"}) is None
+    assert registry.get_sample_value("pygents_redis_leases_held") is None  # unregistered

@@ -202,7 +202,7 @@ async def test_the_worker_metrics_reach_a_prometheus_registry(client: aioredis.R
     registry = CollectorRegistry()
     queue = RedisQueue(client, namespace="t")
     async with RedisWorker(
-        [agent], client, namespace="t", lease_ttl=0.3, prefetch=2, prometheus_registry=registry
+        [agent], client, namespace="t", lease_ttl=2.0, prefetch=2, prometheus_registry=registry
     ) as worker:
         await wait_for(lambda: worker.owned == ["m"])
         for n in range(20):

@@ -356,6 +356,39 @@ class Agent:
                 f"are {sorted(self._tools)}"
             )
 
+    def requeue(self, turn: Turn) -> None:
+        """Put ``turn`` back at the head of the queue, without put hooks.
+
+        For a retry of a turn that was put before (its put hooks fired then): the next turn the
+        agent runs. A distributed worker re-queues a failed turn this way.
+
+        Raises:
+            TypeError: ``turn`` is not a ``Turn``.
+            ValueError: the turn's tool is not one of this agent's tools.
+        """
+        self._accept(turn)
+        self._queue.appendleft(turn)
+        if self._nonempty is not None:
+            self._nonempty.set()
+
+    def reset(self) -> None:
+        """Forget the agent's state: empty its queue, context queue and context pool; unpause.
+
+        No hook fires: this is for an agent about to take its state from elsewhere (a
+        checkpoint restored into it, e.g. by a worker taking the agent over), not an event of
+        its life.
+
+        Raises:
+            SafeExecutionError: the agent is running.
+        """
+        if self._running:
+            raise SafeExecutionError(f"Agent {self._name!r} is running: reset() it when idle")
+        self._queue.clear()
+        self._context_queue._items.clear()
+        self._context_pool._items.clear()
+        self._paused = False
+        self._resumed = None
+
     async def pop(self) -> Turn:
         """Take the next turn off the queue, waiting until there is one."""
         while not self._queue:

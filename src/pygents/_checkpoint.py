@@ -18,12 +18,12 @@ from . import _serde
 from ._context import ContextPool, ContextQueue
 from ._turn import Turn
 from .errors import CheckpointError, SerializationError
-from .store import Checkpoint
+from .store import CHECKPOINT_FORMAT, Checkpoint
 
 __all__ = ["FORMAT", "encode", "restore"]
 
 #: The ``format`` field of every checkpoint document.
-FORMAT = "pygents.checkpoint/1"
+FORMAT = CHECKPOINT_FORMAT
 _RESTORE_ERRORS = (SerializationError, LookupError, TypeError, ValueError, RecursionError)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from pygents._turn import Turn
+from pygents import Turn
 from pygents.errors import SerializationError
 
 from ._keys import GROUP, Keys

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
-
-from pygents._env import telemetry_switched_off
 
 __all__ = ["METRICS", "Telemetry"]
 
@@ -80,6 +79,11 @@ METRICS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
         "Turns moved to the dead-letter stream after max_attempts",
     ),
 )
+
+
+def telemetry_switched_off() -> bool:
+    """True when ``PYGENTS_TELEMETRY`` (the documented switch) says off."""
+    return os.environ.get("PYGENTS_TELEMETRY", "").strip().lower() in {"off", "false", "0", "no"}
 
 
 def _has(name: str) -> bool:

@@ -29,14 +29,18 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from pygents._checkpoint import FORMAT
-from pygents._current import current_agent
-from pygents._enums import TurnHook
-from pygents._hooks import AsyncHook, HookRegistry
-from pygents._registry import AgentRegistryBase
-from pygents._routing import SendRouter, set_send_router
-from pygents._serve import Service
-from pygents._turn import Turn
+from pygents import (
+    AgentRegistry,
+    HookRegistry,
+    SendRouter,
+    Service,
+    Turn,
+    TurnHook,
+    current_agent,
+    hook,
+    set_send_router,
+)
+from pygents.store import CHECKPOINT_FORMAT as FORMAT
 from pygents.store import Checkpoint
 
 from . import _scripts
@@ -158,7 +162,11 @@ class RedisWorker:
     ) -> None:
         self._agents = {a.name: a for a in agents}
         for agent_name, agent in self._agents.items():
-            if AgentRegistryBase._items.get(agent_name) is not agent:
+            try:
+                registered = AgentRegistry.get(agent_name)
+            except LookupError:
+                registered = None
+            if registered is not agent:
                 raise TypeError(f"RedisWorker serves registered agents, got {agent!r}")
         if not self._agents:
             raise ValueError("RedisWorker needs at least one agent")
@@ -235,8 +243,7 @@ class RedisWorker:
         if self._route:
             self._previous_router = set_send_router(self._route_send)
         _WORKERS.add(self)
-        if HookRegistry.lookup(_FAILED_HOOK.metadata.name) is not _FAILED_HOOK:
-            HookRegistry.register(_FAILED_HOOK)
+        _register_failed_hook()
         self._tasks = [
             asyncio.create_task(self._lease_loop(), name=f"pygents redis leases {self.name}"),
             asyncio.create_task(self._read_loop(), name=f"pygents redis reader {self.name}"),
@@ -271,8 +278,13 @@ class RedisWorker:
                 if self._route:
                     set_send_router(self._previous_router)
                 _WORKERS.discard(self)
-                if not _WORKERS and HookRegistry.lookup(_FAILED_HOOK.metadata.name) is _FAILED_HOOK:
-                    HookRegistry.unregister(_FAILED_HOOK)
+                failed = _FAILED_HOOK
+                if (
+                    not _WORKERS
+                    and failed is not None
+                    and HookRegistry.lookup(failed.metadata.name) is failed
+                ):
+                    HookRegistry.unregister(failed)
             self.telemetry.close()
             if self._owns_client:
                 with contextlib.suppress(RedisError):
@@ -303,7 +315,7 @@ class RedisWorker:
             data.pop("output", None)
             retry = Turn.from_dict(data)
             retry.metadata.attempt = attempt + 1
-            agent._queue.appendleft(retry)  # in the checkpoint the service saves next
+            agent.requeue(retry)  # in the checkpoint the service saves next
             self.telemetry.count(_REDELIVERIES, agent.name)
             return
         error_type = "TurnTimeoutError" if exception is None else type(exception).__name__
@@ -408,10 +420,7 @@ class RedisWorker:
         if previous is not None and decode(previous) != self.name:
             self.telemetry.count(_TAKEOVERS, name)
         # The local object holds nothing of value: the checkpoint is the agent's state.
-        agent._queue.clear()
-        agent._context_queue._items.clear()
-        agent._context_pool._items.clear()
-        agent._paused = False
+        agent.reset()
         await self._settle_in_flight(owned)
         service = owned.service = Service(
             [agent], store=_FencedStore(self, owned), on_error="continue", batch=self._batch
@@ -499,7 +508,8 @@ class RedisWorker:
             _log.warning("pygents.redis: worker %s: agent %r stopped with %s", self.name, name, exc)
         finally:
             self._owned.pop(name, None)
-            owned.agent._queue.clear()
+            if not owned.agent.is_running:
+                owned.agent.reset()  # the next owner restores it from the checkpoint
         if not lost:
             await self._release_script(
                 keys=[self.keys.lease(name), self.keys.owner(name)], args=[self.name]
@@ -518,7 +528,7 @@ class RedisWorker:
         for n, length in zip(names, lengths, strict=True):
             owned = self._owned.get(n)
             if owned is not None:
-                self.telemetry.depths[n] = int(length) + len(owned.agent._queue)
+                self.telemetry.depths[n] = int(length) + len(owned.agent)
 
     # -- reading and handing over ------------------------------------------------------------
 
@@ -528,7 +538,7 @@ class RedisWorker:
             streams: dict[Any, Any] = {
                 self.keys.stream(n): ">"
                 for n, o in self._owned.items()
-                if o.ready and not o.leaving and len(o.agent._queue) < prefetch
+                if o.ready and not o.leaving and len(o.agent) < prefetch
             }
             if not streams:
                 await asyncio.sleep(0.02)
@@ -568,7 +578,10 @@ class RedisWorker:
         with self.telemetry.process_span(stream, agent.name, incoming, carrier, entry_id, delivery):
             try:
                 turn = Turn.from_dict(json.loads(fields["turn"]))
-                agent._accept(turn)
+                if not any(t is turn.tool for t in agent.tools):
+                    raise ValueError(
+                        f"agent {agent.name!r} does not accept tool {turn.tool_name!r}"
+                    )
             except Exception as exc:  # a message no worker can run: straight to the dead letters
                 await self._poison(owned, entry_id, fields, exc)
                 return
@@ -616,13 +629,16 @@ async def pygents_redis_turn_failed(turn: Turn, exception: BaseException | None 
             return
 
 
-_FAILED_HOOK = AsyncHook(
-    pygents_redis_turn_failed,
-    (TurnHook.ON_ERROR, TurnHook.ON_TIMEOUT),
-    lock=False,
-    fixed_kwargs={},
-    is_global=True,
-)
+#: The global ON_ERROR/ON_TIMEOUT hook, made (registered) by the first worker to start.
+_FAILED_HOOK: Any = None
+
+
+def _register_failed_hook() -> None:
+    global _FAILED_HOOK
+    if _FAILED_HOOK is None:
+        _FAILED_HOOK = hook([TurnHook.ON_ERROR, TurnHook.ON_TIMEOUT])(pygents_redis_turn_failed)
+    elif HookRegistry.lookup(_FAILED_HOOK.metadata.name) is not _FAILED_HOOK:
+        HookRegistry.register(_FAILED_HOOK)
 
 
 def decode(value: Any) -> str:

@@ -7,9 +7,10 @@ anything implementing ``CheckpointStore``: four coroutines over one row per agen
 
 from __future__ import annotations
 
+from ._base import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from ._base import Checkpoint as Checkpoint
 from ._base import CheckpointStore as CheckpointStore
 from ._base import MemoryStore as MemoryStore
 from ._sqlite import SQLiteStore as SQLiteStore
 
-__all__ = ["Checkpoint", "CheckpointStore", "MemoryStore", "SQLiteStore"]
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "CheckpointStore", "MemoryStore", "SQLiteStore"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Checkpoint", "CheckpointStore", "MemoryStore"]
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "CheckpointStore", "MemoryStore"]
+
+#: The ``format`` of the JSON document in a checkpoint's ``data`` (written by a ``Service``).
+CHECKPOINT_FORMAT = "pygents.checkpoint/1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._agents import build_crew, new_question, planned_turns
 from ._world import World, enter_world
@@ -122,11 +122,14 @@ def _forget_signals(handled: list[int]) -> None:
         loop.remove_signal_handler(signum)
 
 
-async def serve_worker(options: argparse.Namespace, caught: list[int]) -> dict[str, object]:
+async def serve_worker(
+    options: argparse.Namespace, caught: list[int], *, prometheus_registry: Any = None
+) -> dict[str, object]:
     """Serve the demo's team from Redis until SIGINT / SIGTERM; return the worker's stats.
 
     The worker finishes each turn in flight, checkpoints and gives its leases back when it
-    stops, so the other workers take its agents at once.
+    stops, so the other workers take its agents at once. ``prometheus_registry`` is the
+    worker's (``False`` when its OpenTelemetry instruments already reach Prometheus).
     """
     from pygents.redis import RedisWorker
 
@@ -148,6 +151,7 @@ async def serve_worker(options: argparse.Namespace, caught: list[int]) -> dict[s
         name=options.name,
         lease_ttl=options.lease_ttl,
         max_attempts=options.max_attempts,
+        prometheus_registry=prometheus_registry,
     )
     try:
         async with worker:

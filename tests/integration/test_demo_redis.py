@@ -148,3 +148,25 @@ def test_help_shows_the_redis_mode_and_the_worker() -> None:
     assert shown.startswith("usage: python -m pygents demo worker"), shown
     for option in ("--redis", "--namespace", "--name", "--lease-ttl", "--max-attempts"):
         assert option in shown
+
+
+@pytest.mark.parametrize("worker", [True, False], ids=["worker", "feeder"])
+def test_an_unreachable_redis_is_reported(worker: bool) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    url = f"redis://127.0.0.1:{port}/0"
+    args = ["worker", "--redis", url] if worker else ["--redis", url, "--turns", "5"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pygents", "demo", *args, "--metrics-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        check=False,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"Redis at {url} failed" in result.stderr
+    assert "Traceback" not in result.stderr

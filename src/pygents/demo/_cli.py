@@ -27,6 +27,7 @@ __all__ = ["add_arguments", "run"]
 EXIT_OK = 0
 EXIT_NO_METRICS_PORT = 1
 EXIT_MISSING_EXTRAS = 2
+EXIT_NO_REDIS = 3
 #: 128 + the signal number, as a shell reports a process killed by it.
 EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -125,7 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "any number of other workers, telemetry on (Prometheus /metrics, and spans over OTLP "
             "when OTEL_EXPORTER_OTLP_ENDPOINT is set). Feed it with `pygents demo --redis URL`. "
             "SIGINT / SIGTERM stop it cleanly: turns in flight finish and the leases are given "
-            "back. Exit code: 130 on SIGINT, 143 on SIGTERM, 2 when an extra is missing."
+            "back. Exit code: 130 on SIGINT, 143 on SIGTERM, 2 when an extra is missing, 3 "
+            "when Redis cannot be reached."
         ),
     )
     from ._redis import add_worker_arguments
@@ -221,6 +223,15 @@ def _redis_missing() -> int | None:
     return EXIT_MISSING_EXTRAS
 
 
+def _say_unreachable(url: str, exc: Exception) -> int:
+    print(
+        f"pygents demo: Redis at {url} failed: {exc}. Is a redis-server running there "
+        f"(redis-server --port N), and is --redis its URL (redis://host:port/db)?",
+        file=sys.stderr,
+    )
+    return EXIT_NO_REDIS
+
+
 def _exit_code(signum: int | None) -> int:
     if signum is None:
         return EXIT_OK
@@ -242,12 +253,16 @@ def run_worker(options: argparse.Namespace) -> int:
     print(f"pygents demo worker: {options.redis}, namespace {options.namespace!r}")
     print(f"  metrics: {_url(options.metrics_host, port)}")
     print(f"  traces:  {_traces_destination(handle)}", flush=True)
+    from redis.exceptions import RedisError
+
     caught: list[int] = []
     stats: dict[str, object] = {}
     try:
         stats = asyncio.run(serve_worker(options, caught))
     except KeyboardInterrupt:
         caught.append(signal.SIGINT)
+    except RedisError as exc:
+        return _say_unreachable(options.redis, exc)
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             handle.shutdown(timeout=FLUSH_TIMEOUT)
@@ -267,12 +282,16 @@ def _run_feeder(options: argparse.Namespace) -> int:
 
     seed = options.seed if options.seed is not None else 0
     _banner(options, seed, handle)
+    from redis.exceptions import RedisError
+
     caught: list[int] = []
     questions = turns = 0
     try:
         questions, turns = asyncio.run(feed_redis(options, seed, caught))
     except KeyboardInterrupt:
         caught.append(signal.SIGINT)
+    except RedisError as exc:
+        return _say_unreachable(options.redis, exc)
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             handle.shutdown(timeout=FLUSH_TIMEOUT)

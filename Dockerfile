@@ -13,7 +13,7 @@ WORKDIR /src
 # The package and the metadata its build needs (pyproject.toml names README.md as the readme).
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN python -m pip install ".[all]" \
+RUN python -m pip install ".[all,redis]" \
     && useradd --system --create-home --uid 10001 pygents
 
 USER pygents

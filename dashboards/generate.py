@@ -510,6 +510,88 @@ LATENCY: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
     ),
 )
 
+REDIS_WORKERS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
+    (
+        "Scale-out over Redis",
+        (
+            PanelSpec(
+                "Redis queue depth per agent",
+                "timeseries",
+                (
+                    Query(
+                        f"sum by (agent) (pygents_redis_queue_depth{{{AGENT}}})",
+                        "{{agent}}",
+                    ),
+                ),
+                "Turns waiting for each agent: in its Redis stream plus queued at the worker "
+                "that holds its lease (reported by that worker only). A line that keeps "
+                "growing is an agent its worker cannot keep up with, or one no worker serves. "
+                "Source: pygents_redis_queue_depth (RedisWorker).",
+            ),
+            PanelSpec(
+                "Leases held per worker",
+                "timeseries",
+                (
+                    Query(
+                        f"sum by (instance) (pygents_redis_leases_held{{{TARGET}}})",
+                        "{{instance}}",
+                    ),
+                ),
+                "Agents each worker holds the lease of (serves). The workers share the agents "
+                "out evenly; when one dies, its leases expire and the others' lines rise. "
+                "Source: pygents_redis_leases_held (RedisWorker).",
+                stacked=True,
+                decimals=0,
+            ),
+            PanelSpec(
+                "Takeovers by agent",
+                "timeseries",
+                (
+                    Query(
+                        "sum by (agent) "
+                        f"(increase(pygents_redis_takeovers_total{{{AGENT}}}{RATE}))",
+                        "{{agent}}",
+                    ),
+                ),
+                "Agents taken over from a worker that died or stalled past its lease (each "
+                "resumes from its checkpoint, its turn in flight re-run). Source: "
+                "pygents_redis_takeovers_total (RedisWorker).",
+                width=8,
+            ),
+            PanelSpec(
+                "Redeliveries/s by agent",
+                "timeseries",
+                (
+                    Query(
+                        f"sum by (agent) (rate(pygents_redis_redeliveries_total{{{AGENT}}}{RATE}))",
+                        "{{agent}}",
+                    ),
+                ),
+                "Turns delivered again per second: claimed from a lost worker, resumed in "
+                "flight after a takeover, or retried after a failure (at-least-once "
+                "delivery). Source: pygents_redis_redeliveries_total (RedisWorker).",
+                unit="ops",
+                width=8,
+            ),
+            PanelSpec(
+                "Dead letters/s by agent",
+                "timeseries",
+                (
+                    Query(
+                        f"sum by (agent) (rate(pygents_redis_dead_letters_total{{{AGENT}}}{RATE}))",
+                        "{{agent}}",
+                    ),
+                ),
+                "Turns moved to the dead-letter stream per second (failed max_attempts "
+                "times, or undecodable); read them with RedisQueue.dead_letters(). Source: "
+                "pygents_redis_dead_letters_total (RedisWorker).",
+                unit="ops",
+                width=8,
+            ),
+        ),
+    ),
+)
+
 DASHBOARDS = (
     (
         "pygents-agent-runs",
@@ -523,6 +605,13 @@ DASHBOARDS = (
         "pygents · Turn & tool latency",
         "Turn and tool latency of pygents agents, with exemplars linking to traces.",
         LATENCY,
+    ),
+    (
+        "pygents-redis-workers",
+        "pygents · Redis workers",
+        "Agents served by pygents.redis workers: queue depth per agent, leases, takeovers, "
+        "redeliveries and dead letters.",
+        REDIS_WORKERS,
     ),
 )
 

@@ -27,6 +27,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from pygents.observability._semconv import DURATION_BUCKETS, METRICS
+from pygents.redis._telemetry import METRICS as REDIS_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"
@@ -145,8 +146,18 @@ def substitute(expr: str, values: dict[str, str]) -> str:
 
 
 def contract() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """``{metric family: (type, labels)}`` from _semconv.METRICS."""
+    """``{metric family: (type, labels)}`` from _semconv.METRICS (every instrumented process)."""
     return {name: (kind, labels) for name, kind, labels, *_ in METRICS}
+
+
+def redis_contract() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``{metric family: (type, labels)}`` of pygents.redis (processes running a RedisWorker)."""
+    return {prom: (kind, labels) for _otel, _unit, prom, kind, labels, _help in REDIS_METRICS}
+
+
+def dashboard_contract() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Every metric family a dashboard may query: pygents.observability's and pygents.redis'."""
+    return {**contract(), **redis_contract()}
 
 
 def series_names() -> dict[str, tuple[str, frozenset[str]]]:
@@ -156,7 +167,7 @@ def series_names() -> dict[str, tuple[str, frozenset[str]]]:
     histograms: ``_bucket`` (plus ``le``), ``_sum`` and ``_count``.
     """
     names: dict[str, tuple[str, frozenset[str]]] = {}
-    for family, (kind, labels) in contract().items():
+    for family, (kind, labels) in dashboard_contract().items():
         base = frozenset(labels) | TARGET_LABELS
         if kind == "histogram":
             names[f"{family}_bucket"] = (family, base | {"le"})

@@ -314,3 +314,31 @@ def test_every_published_port_is_on_loopback(services: dict[str, Any]) -> None:
     for name, service in services.items():
         for spec in service.get("ports", []):
             assert str(spec).startswith("127.0.0.1:"), f"{name}: {spec} is published publicly"
+
+
+def test_two_redis_workers_are_fed_by_the_demo_and_scraped(
+    services: dict[str, Any], prometheus_config: dict[str, Any]
+) -> None:
+    assert re.fullmatch(r"redis:7\.\d+\.\d+", services["redis"]["image"])
+    url = "redis://redis:6379/0"
+    demo = services["demo"]["command"]
+    assert option(demo, "--redis") == url, "the demo feeds the workers through Redis"
+    targets = {
+        t for job in prometheus_config["scrape_configs"] for sc in job["static_configs"]
+        for t in sc["targets"]
+    }  # fmt: skip
+    workers = [name for name in services if name.startswith("worker-")]
+    assert len(workers) == 2
+    names = set()
+    for name in workers:
+        command = services[name]["command"]
+        assert command[:2] == ["demo", "worker"], command
+        assert option(command, "--redis") == url
+        assert option(command, "--seed") == option(demo, "--seed"), "the same questions"
+        assert option(command, "--metrics-host") == "0.0.0.0"
+        port = int(option(command, "--metrics-port") or DEMO_METRICS_PORT)
+        assert port in container_ports(services[name])
+        assert f"{name}:{port}" in targets, f"Prometheus does not scrape {name}"
+        assert "redis" in services[name]["depends_on"]
+        names.add(option(command, "--name"))
+    assert names == set(workers), "each worker has its own --name"

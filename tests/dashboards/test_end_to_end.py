@@ -1,7 +1,10 @@
 """End to end, without Docker, on both metric pipelines: the same demo workload runs twice at
 once, as `pygents demo` serving pygents' own /metrics (the Prometheus collector), and as a
 program whose OpenTelemetry SDK exposes the metrics through the official
-`PrometheusMetricReader` (otel_workload.py). A real Prometheus (exemplar storage on,
+`PrometheusMetricReader` (otel_workload.py). Each job also has a Redis worker serving the demo's
+team, fed by `pygents demo --redis` through a real redis-server on loopback (`pygents demo
+worker`, and otel_worker.py on the OpenTelemetry pipeline), for the Redis panels. A real
+Prometheus (exemplar storage on,
 OpenMetrics, 1 s scrapes) scrapes both, as two jobs; every expression of every dashboard panel,
 macros substituted and the `job` variable set to each job in turn, returns data through the
 HTTP API; the exemplars Prometheus kept from the native job carry 32-hex trace ids; each
@@ -9,6 +12,7 @@ HTTP API; the exemplars Prometheus kept from the native job carry 32-hex trace i
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -62,14 +66,14 @@ NATIVE_JOB = "pygents-demo"
 OTEL_JOB = "pygents-otel"
 
 
-def prometheus_config(targets: dict[str, int], with_protocols: bool) -> dict[str, Any]:
+def prometheus_config(targets: dict[str, list[int]], with_protocols: bool) -> dict[str, Any]:
     jobs = []
-    for job_name, port in targets.items():
+    for job_name, ports in targets.items():
         job: dict[str, Any] = {
             "job_name": job_name,
             "scrape_interval": "1s",
             "scrape_timeout": "1s",
-            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+            "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in ports]}],
         }
         if with_protocols:
             job["scrape_protocols"] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1"]
@@ -130,6 +134,12 @@ def instant_query(base: str, expr: str, at: float) -> list[Any]:
 def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prometheus(
     tmp_path: Path,
 ) -> None:
+    with contextlib.ExitStack() as stack:
+        run_end_to_end(tmp_path, stack)
+
+
+def run_end_to_end(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    """The body of the test above; ``stack`` holds Redis and the Redis side of each job."""
     if not demo_available():
         missing("`python -m pygents demo` is not available")
     prometheus = find_executable("prometheus")
@@ -141,11 +151,16 @@ def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prome
     assert len(queries[NATIVE_JOB]) >= 20
 
     ports = {NATIVE_JOB: free_port(), OTEL_JOB: free_port()}
+    worker_ports = {NATIVE_JOB: free_port(), OTEL_JOB: free_port()}
     web_port = free_port()
     config_path = tmp_path / "prometheus.yml"
     with config_path.open("w", encoding="utf-8") as out:
-        config = prometheus_config(ports, prometheus_version(prometheus) >= SCRAPE_PROTOCOLS_SINCE)
+        config = prometheus_config(
+            {job: [ports[job], worker_ports[job]] for job in ports},
+            prometheus_version(prometheus) >= SCRAPE_PROTOCOLS_SINCE,
+        )
         YAML(typ="safe", pure=True).dump(config, out)
+    redis_url = stack.enter_context(load_helper("integration", "redis_server").redis_server())
 
     # The workloads' own environment: telemetry on (the suite turns auto-instrumentation off)
     # and no OTLP exporter inherited from the caller.
@@ -173,6 +188,29 @@ def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prome
         str(ports[OTEL_JOB]),
         str(DEMO_SECONDS),
     ]
+    # The Redis side of each job: a worker serving the demo's team, and a feeder.
+    namespaces = {NATIVE_JOB: "e2e-native", OTEL_JOB: "e2e-otel"}
+    worker_args = {
+        NATIVE_JOB: [
+            *[sys.executable, "-m", "pygents", "demo", "worker", "--redis", redis_url],
+            *["--namespace", namespaces[NATIVE_JOB], "--seed", "3", "--lease-ttl", "3"],
+            *["--metrics-port", str(worker_ports[NATIVE_JOB])],
+        ],
+        OTEL_JOB: [
+            sys.executable,
+            str(Path(__file__).with_name("otel_worker.py")),
+            str(worker_ports[OTEL_JOB]),
+            redis_url,
+            namespaces[OTEL_JOB],
+        ],
+    }
+    feeder_args = {
+        job: [
+            *[sys.executable, "-m", "pygents", "demo", "--redis", redis_url, "--seed", "3"],
+            *["--namespace", namespace, "--duration", str(DEMO_SECONDS), "--metrics-port", "0"],
+        ]
+        for job, namespace in namespaces.items()
+    }
     prometheus_args = [
         prometheus,
         f"--config.file={config_path}",
@@ -184,13 +222,28 @@ def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prome
     base = f"http://127.0.0.1:{web_port}"
     demo_log, otel_log = tmp_path / "demo.log", tmp_path / "otel.log"
     prometheus_log = tmp_path / "prometheus.log"
+    worker_logs = {job: tmp_path / f"worker-{job}.log" for job in worker_args}
+    feeder_logs = {job: tmp_path / f"feeder-{job}.log" for job in feeder_args}
 
     def logs() -> str:
         return "\n".join(
             f"--- {p.name}:\n{p.read_text(errors='replace')[-4000:]}"
-            for p in (demo_log, otel_log, prometheus_log)
+            for p in (
+                demo_log,
+                otel_log,
+                prometheus_log,
+                *worker_logs.values(),
+                *feeder_logs.values(),
+            )
             if p.exists()
         )
+
+    workers = {
+        job: stack.enter_context(started(args, worker_logs[job], env=env, cwd=tmp_path))
+        for job, args in worker_args.items()
+    }
+    for job, args in feeder_args.items():
+        stack.enter_context(started(args, feeder_logs[job], env=env, cwd=tmp_path))
 
     with (
         started(demo_args, demo_log, env=env, cwd=tmp_path) as demo,
@@ -208,13 +261,15 @@ def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prome
         def workloads_alive() -> None:
             assert demo.poll() is None, "the demo exited early\n" + logs()
             assert otel.poll() is None, "the OpenTelemetry workload exited early\n" + logs()
+            for job, worker in workers.items():
+                assert worker.poll() is None, f"the {job} Redis worker exited\n" + logs()
 
         def targets_up() -> bool:
             workloads_alive()
             targets = http_get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
-            return len(targets) == 2 and all(t["health"] == "up" for t in targets)
+            return len(targets) == 4 and all(t["health"] == "up" for t in targets)
 
-        wait_until(targets_up, 20, what="both /metrics to be scraped", details=logs)
+        wait_until(targets_up, 20, what="all four /metrics to be scraped", details=logs)
         scraping_since = time.time()
 
         # The live expositions, as Prometheus gets them: OpenMetrics from pygents' collector,
@@ -226,6 +281,7 @@ def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prome
         assert openmetrics.rstrip().endswith("# EOF"), "not an OpenMetrics exposition"
         for job in (NATIVE_JOB, OTEL_JOB):
             check_exposition(promtool, f"http://127.0.0.1:{ports[job]}/metrics")
+            check_exposition(promtool, f"http://127.0.0.1:{worker_ports[job]}/metrics")
 
         # Rounds of queries, each evaluating every expression for both jobs at one instant,
         # until a round in which all of them return data (bounded by the workloads' run).
@@ -287,8 +343,13 @@ def test_every_panel_expression_returns_data_on_both_pipelines_from_a_real_prome
 
 def load_otlp_receiver() -> Any:
     """The OTLP/HTTP receiver helper of tests/observability (a plain module, not a package)."""
-    path = ROOT / "tests" / "observability" / "otlp_receiver.py"
-    spec = importlib.util.spec_from_file_location("pygents_tests_otlp_receiver", path)
+    return load_helper("observability", "otlp_receiver")
+
+
+def load_helper(directory: str, name: str) -> Any:
+    """A helper module of another test directory (a plain module, not a package)."""
+    path = ROOT / "tests" / directory / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"pygents_tests_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

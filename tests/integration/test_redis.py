@@ -213,5 +213,7 @@ async def test_the_worker_metrics_reach_a_prometheus_registry(client: aioredis.R
             )
         )
         assert registry.get_sample_value("pygents_redis_leases_held") == 1.0
-        assert registry.get_sample_value("pygents_redis_dead_letters_total", {"agent": "m"}) is None
+        # Counters start at 0 for every agent served, so a rate sees their first event.
+        assert registry.get_sample_value("pygents_redis_dead_letters_total", {"agent": "m"}) == 0
+        assert registry.get_sample_value("pygents_redis_takeovers_total", {"agent": "m"}) == 0
     assert registry.get_sample_value("pygents_redis_leases_held") is None  # unregistered

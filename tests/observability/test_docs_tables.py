@@ -19,6 +19,7 @@ import pytest
 
 from pygents.observability import _semconv as sc
 from pygents.observability import configure, instrument
+from pygents.redis._telemetry import METRICS as REDIS_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "telemetry.md"
@@ -38,6 +39,9 @@ EVENTS_HEADER = ("event", "recorded on", "when", "attributes")
 LABELS_HEADER = ("label", "OpenTelemetry attribute", "values")
 INSTRUMENT_HEADER = ("keyword", "`None` (default) means", "other values")
 CONFIGURE_HEADER = ("keyword", "meaning")
+
+#: How the source cell of every pygents.redis metric begins.
+REDIS_SOURCE = "`pygents.redis.RedisWorker`:"
 
 # _semconv names that are strings but not attribute keys.
 _NOT_ATTRIBUTES = {"SEMCONV_VERSION", "SCHEMA_URL", "INSTRUMENTATION_NAME"}
@@ -227,14 +231,22 @@ def test_metrics_table_matches_semconv_exactly(tables: list[Table]) -> None:
         (prom, kind, labels, otel, unit, _squash(hooks))
         for prom, kind, labels, otel, unit, hooks, _doc in sc.METRICS
     ]
+    # Then the Redis worker's metrics (pygents.redis), their source cell naming the worker.
+    redis_sources = {row[0]: _squash(row[5]) for row in documented}
+    for otel, unit, prom, kind, labels, _help in REDIS_METRICS:
+        source = redis_sources.get(prom, "")
+        assert source.startswith(REDIS_SOURCE), f"{prom}: the source must say {REDIS_SOURCE}"
+        expected.append((prom, kind, labels, otel, unit, source))
     by_name = {row[0]: row for row in documented}
     assert len(by_name) == len(documented), "a Prometheus metric is documented twice"
     for row in expected:
         assert row[0] in by_name, f"{row[0]} is missing from the metrics table"
         assert by_name[row[0]] == row, f"{row[0]}: documented {by_name[row[0]]}, code {row}"
     extra = set(by_name) - {row[0] for row in expected}
-    assert not extra, f"metrics documented but not in _semconv.METRICS: {sorted(extra)}"
-    assert documented == expected, "the metrics table must list _semconv.METRICS in order"
+    assert not extra, f"metrics documented but in no METRICS of the code: {sorted(extra)}"
+    assert documented == expected, (
+        "the metrics table must list _semconv.METRICS, then pygents.redis METRICS, in order"
+    )
 
 
 def test_no_metric_is_documented_in_the_gen_ai_namespace(tables: list[Table], doc: str) -> None:

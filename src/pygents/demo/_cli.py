@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import os
 import random
@@ -26,6 +27,7 @@ __all__ = ["add_arguments", "run"]
 EXIT_OK = 0
 EXIT_NO_METRICS_PORT = 1
 EXIT_MISSING_EXTRAS = 2
+EXIT_NO_REDIS = 3
 #: 128 + the signal number, as a shell reports a process killed by it.
 EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -104,6 +106,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also print every span to stdout (verbose)",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="run no agent here: send the questions through Redis (redis://host:port/db) to "
+        "the team served by `pygents demo worker` processes (needs pygents[redis])",
+    )
+    parser.add_argument(
+        "--namespace",
+        default="pygents-demo",
+        help="with --redis: prefix of every Redis key (default pygents-demo)",
+    )
+    workers = parser.add_subparsers(dest="demo_command", metavar="worker")
+    worker = workers.add_parser(
+        "worker",
+        help="serve the demo's team from Redis (run several)",
+        description=(
+            "Serve the demo's agents from Redis with a pygents.redis.RedisWorker, together with "
+            "any number of other workers, telemetry on (Prometheus /metrics, and spans over OTLP "
+            "when OTEL_EXPORTER_OTLP_ENDPOINT is set). Feed it with `pygents demo --redis URL`. "
+            "SIGINT / SIGTERM stop it cleanly: turns in flight finish and the leases are given "
+            "back. Exit code: 130 on SIGINT, 143 on SIGTERM, 2 when an extra is missing, 3 "
+            "when Redis cannot be reached."
+        ),
+    )
+    from ._redis import add_worker_arguments
+
+    add_worker_arguments(worker, _positive_int, _positive_float, _port)
 
 
 def missing_extras() -> list[str]:
@@ -180,8 +209,102 @@ class RunInfo:
     planned_turns: int = 0
 
 
+def _redis_missing() -> int | None:
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    print(
+        'pygents demo over Redis needs the redis extra: python -m pip install "pygents[redis]"',
+        file=sys.stderr,
+    )
+    return EXIT_MISSING_EXTRAS
+
+
+def _say_unreachable(url: str, exc: Exception) -> int:
+    print(
+        f"pygents demo: Redis at {url} failed: {exc}. Is a redis-server running there "
+        f"(redis-server --port N), and is --redis its URL (redis://host:port/db)?",
+        file=sys.stderr,
+    )
+    return EXIT_NO_REDIS
+
+
+def _exit_code(signum: int | None) -> int:
+    if signum is None:
+        return EXIT_OK
+    return EXIT_FOR_SIGNAL.get(signal.Signals(signum), 128 + signum)
+
+
+def run_worker(options: argparse.Namespace) -> int:
+    """Run ``pygents demo worker`` with parsed ``options``; return the process exit code."""
+    missing = _redis_missing()
+    if missing is not None:
+        return missing
+    started = start_telemetry(options)
+    if isinstance(started, int):
+        return started
+    handle = started
+    from ._redis import serve_worker
+
+    port = handle.metrics_port if handle.metrics_port is not None else options.metrics_port
+    print(f"pygents demo worker: {options.redis}, namespace {options.namespace!r}")
+    print(f"  metrics: {_url(options.metrics_host, port)}")
+    print(f"  traces:  {_traces_destination(handle)}", flush=True)
+    from redis.exceptions import RedisError
+
+    caught: list[int] = []
+    stats: dict[str, object] = {}
+    try:
+        stats = asyncio.run(serve_worker(options, caught))
+    except KeyboardInterrupt:
+        caught.append(signal.SIGINT)
+    except RedisError as exc:
+        return _say_unreachable(options.redis, exc)
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            handle.shutdown(timeout=FLUSH_TIMEOUT)
+    print(f"pygents demo worker stopped: {stats}", flush=True)
+    return _exit_code(caught[0] if caught else None)
+
+
+def _run_feeder(options: argparse.Namespace) -> int:
+    missing = _redis_missing()
+    if missing is not None:
+        return missing
+    started = start_telemetry(options)
+    if isinstance(started, int):
+        return started
+    handle = started
+    from ._redis import feed_redis
+
+    seed = options.seed if options.seed is not None else 0
+    _banner(options, seed, handle)
+    from redis.exceptions import RedisError
+
+    caught: list[int] = []
+    questions = turns = 0
+    try:
+        questions, turns = asyncio.run(feed_redis(options, seed, caught))
+    except KeyboardInterrupt:
+        caught.append(signal.SIGINT)
+    except RedisError as exc:
+        return _say_unreachable(options.redis, exc)
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            handle.shutdown(timeout=FLUSH_TIMEOUT)
+    print(f"pygents demo: sent {questions} questions ({turns} planned turns) through Redis")
+    return _exit_code(caught[0] if caught else None)
+
+
 def run(options: argparse.Namespace) -> int:
     """Run the demo with parsed ``options``; return the process exit code."""
+    if getattr(options, "demo_command", None) == "worker":
+        return run_worker(options)
+    if options.redis is not None:
+        return _run_feeder(options)
     started = start_telemetry(options)
     if isinstance(started, int):
         return started
@@ -220,7 +343,8 @@ def _banner(options: argparse.Namespace, seed: int, handle: TelemetryHandle) -> 
     else:
         length = "until Ctrl-C"
     port = handle.metrics_port if handle.metrics_port is not None else options.metrics_port
-    print(f"pygents demo: seed {seed}, {options.agents} fetchers, {length}")
+    where = f", over Redis {options.redis}" if options.redis is not None else ""
+    print(f"pygents demo: seed {seed}, {options.agents} fetchers, {length}{where}")
     print(f"  metrics: {_url(options.metrics_host, port)}")
     print(f"  traces:  {_traces_destination(handle)}")
     print("  Ctrl-C stops it and prints the summary.", flush=True)

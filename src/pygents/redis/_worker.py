@@ -187,6 +187,11 @@ class RedisWorker:
             client_id=self.name,
             metrics=True,
         )
+        # Every counter starts at 0 for every agent this worker may serve: a series born at 1
+        # would hide its first event from rate() and increase() (and from the dashboards).
+        for agent_name in self._agents:
+            for counter in (_TAKEOVERS, _REDELIVERIES, _DEAD):
+                self.telemetry.count(counter, agent_name, 0.0)
         self.store = RedisStore(self._redis, namespace=namespace)
         self.queue = RedisQueue(self._redis, namespace=namespace, _telemetry=self.telemetry)
         self._ttl_ms = max(1, int(lease_ttl * 1000))

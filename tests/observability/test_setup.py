@@ -485,7 +485,7 @@ def test_the_demo_banner_never_prints_endpoint_credentials(
     monkeypatch.setenv(variable, endpoint)
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     options = argparse.Namespace(
-        turns=5, duration=None, agents=3, metrics_host="127.0.0.1", metrics_port=0
+        turns=5, duration=None, agents=3, metrics_host="127.0.0.1", metrics_port=0, redis=None
     )
     with configure(
         "t", set_global=False, prometheus_port=0, prometheus_registry=CollectorRegistry()
@@ -501,7 +501,7 @@ def test_the_demo_banner_says_when_nothing_is_exported(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     options = argparse.Namespace(
-        turns=None, duration=2.0, agents=3, metrics_host="127.0.0.1", metrics_port=0
+        turns=None, duration=2.0, agents=3, metrics_host="127.0.0.1", metrics_port=0, redis=None
     )
     with configure("t", set_global=False, prometheus_registry=False) as handle:
         _banner(options, 1, handle)

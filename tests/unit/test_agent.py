@@ -1228,3 +1228,51 @@ class TestAgentRegistry:
             AgentRegistry.get("a")
         Agent("a", "desc", [echo])
         assert [x.name for x in AgentRegistry.all()] == ["a"]
+
+
+async def test_requeue_puts_a_turn_back_first_and_reset_forgets_the_state() -> None:
+    from pygents import ContextItem, SafeExecutionError
+
+    @tool()
+    async def rq_step(x: int) -> int:
+        return x
+
+    @tool()
+    async def rq_other(x: int) -> int:
+        return x
+
+    agent = Agent("requeue_reset", "re-queues", [rq_step])
+    seen: list[Any] = []
+
+    @agent.after_put
+    async def counted(*args: Any) -> None:
+        seen.append(args)
+
+    await agent.put(Turn(rq_step, kwargs={"x": 1}))
+    agent.requeue(Turn(rq_step, kwargs={"x": 0}))
+    assert [t.kwargs["x"] for t in agent.turns] == [0, 1]
+    assert len(seen) == 1  # requeue fires no put hook
+    with pytest.raises(ValueError, match="does not accept tool"):
+        agent.requeue(Turn(rq_other, kwargs={"x": 2}))
+    with pytest.raises(TypeError):
+        agent.requeue("not a turn")  # type: ignore[arg-type]
+
+    await agent.context_queue.append(ContextItem(content="note"))
+    await agent.context_pool.add(ContextItem(id="k", description="d", content="v"))
+    agent.pause()
+    agent.reset()
+    assert len(agent) == 0 and not agent.turns
+    assert len(agent.context_queue) == 0 and len(agent.context_pool) == 0
+    assert not agent.is_paused
+
+    @tool()
+    async def rq_resets(x: int) -> int:
+        me = current_agent()
+        assert me is not None
+        with pytest.raises(SafeExecutionError, match="running"):
+            me.reset()
+        return x
+
+    runner = Agent("requeue_reset_running", "runs", [rq_resets])
+    await runner.put(Turn(rq_resets, kwargs={"x": 5}))
+    assert [v async for _t, v in runner.run()] == [5]

@@ -655,8 +655,8 @@ def test_busy_time_adds_concurrent_runs_and_ignores_an_end_without_a_start() -> 
     assert cell._total == pytest.approx(6) and cell.value == pytest.approx(6)
 
     store = MetricStore()
-    store.run_ended(("never-started",))
-    store.run_started(("a",))
+    store.busy(("never-started",)).end(time.monotonic())
+    store.busy(("a",)).start(time.monotonic())
     [(labels, (value, created))] = [
         item for item in store.snapshot("pygents_agent_busy_seconds_total") if item[0] == ("a",)
     ]

@@ -260,10 +260,12 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             span = state.span
             if span is not None:
                 self._open.pop(id(state), None)
-                span.set_attribute(sc.PYGENTS_AGENT_TURNS, state.turns)
                 if error is not None and isinstance(error, Exception):
+                    span.set_attribute(sc.PYGENTS_AGENT_TURNS, state.turns)
                     self.spans.mark_error(span, type(error).__name__, error)
-                span.end()
+                    span.end()
+                else:
+                    self.spans.end_counted(span, sc.PYGENTS_AGENT_TURNS, state.turns)
         except Exception as exc:
             self._failed("close_run", exc)
         try:

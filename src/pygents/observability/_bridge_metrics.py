@@ -8,6 +8,7 @@ and the per-lane caches, so a turn that completes normally builds no label tuple
 from __future__ import annotations
 
 from bisect import bisect_left
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from pygents import StopReason
@@ -61,6 +62,10 @@ class MetricRecorder:
         self._lock = store.lock
         self._observe = store.observe
         self._buckets = store.buckets
+        self._running = store.values["pygents_agent_running"]
+        self._paused = store.values["pygents_agent_paused"]
+        self._queue_items = store.values["pygents_context_queue_items"]
+        self._pool_items = store.values["pygents_context_pool_items"]
         if otel is not None:
             histograms = otel.histograms
             self._otel_turn = histograms["pygents_turn_duration_seconds"].record
@@ -72,21 +77,28 @@ class MetricRecorder:
 
     def run_started(self, agent: Any, owner: Any) -> None:
         """Gauges of an agent whose run starts (``owner`` labels its context containers)."""
-        store = self.store
-        labels = self.cells.agent(agent.name).labels
-        store.set("pygents_agent_running", labels, 1)
-        store.run_started(labels)
-        store.set("pygents_agent_paused", labels, 1 if agent.is_paused else 0)
-        store.watch_queue(labels, agent)
+        cells = self.cells.agent(agent.name)
+        labels = cells.labels
+        busy = cells.busy or self.cells.busy(cells)
+        now = monotonic()
+        with self._lock:
+            busy.start(now)
+        # Gauges are single assignments into the store's series (what MetricStore.set does).
+        self._running[labels] = 1.0
+        self._paused[labels] = 1.0 if agent.is_paused else 0.0
+        self.store.watch_queue(labels, agent)
         queue, pool = agent.context_queue, agent.context_pool
-        store.set("pygents_context_queue_items", (owner(queue),), len(queue))
-        store.set("pygents_context_pool_items", (owner(pool),), len(pool))
+        self._queue_items[(owner(queue),)] = float(len(queue))
+        self._pool_items[(owner(pool),)] = float(len(pool))
 
     def run_ended(self, agent: Any) -> None:
         """Gauges of an agent whose run ended."""
-        labels = self.cells.agent(agent.name).labels
-        self.store.set("pygents_agent_running", labels, 0)
-        self.store.run_ended(labels)
+        cells = self.cells.agent(agent.name)
+        busy = cells.busy or self.cells.busy(cells)
+        now = monotonic()
+        with self._lock:
+            busy.end(now)
+        self._running[cells.labels] = 0.0
 
     def enqueued(self, agent: Any) -> None:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from ._metrics import OtelMetrics
     from ._settings import LabelLimiter
-    from ._store import Counter, Histogram, MetricStore
+    from ._store import BusyTime, Counter, Histogram, MetricStore
 
 __all__ = ["AgentCells", "BoundedCache", "Cells", "Lane", "ToolCells", "TurnCells"]
 
@@ -40,13 +40,14 @@ class BoundedCache(dict[K, V]):
 
 
 class AgentCells:
-    """Series of one agent: its label, queue-wait histogram, enqueued counter."""
+    """Series of one agent: its label, queue-wait histogram, enqueued counter, busy time."""
 
-    __slots__ = ("enqueued", "label", "labels", "wait", "wait_attrs")
+    __slots__ = ("busy", "enqueued", "label", "labels", "wait", "wait_attrs")
 
     def __init__(self, store: MetricStore, otel: OtelMetrics | None, label: str) -> None:
         self.label = label
         self.labels = (label,)
+        self.busy: BusyTime | None = None  # looked up on the agent's first run (Cells.busy)
         self.wait = store.histogram("pygents_turn_queue_wait_seconds", self.labels)
         self.enqueued = store.counter("pygents_agent_turns_enqueued_total", self.labels)
         self.wait_attrs = (
@@ -105,6 +106,11 @@ class Cells:
         found = self._agents.get(name)
         if found is None:
             found = self._agents[name] = AgentCells(self.store, self.otel, self._agent_label(name))
+        return found
+
+    def busy(self, cells: AgentCells) -> BusyTime:
+        """The busy-time cell of an agent's cells (looked up once)."""
+        found = cells.busy = self.store.busy(cells.labels)
         return found
 
     def turn(self, agent: str, tool: str, reason: str, error_type: str | None = None) -> TurnCells:

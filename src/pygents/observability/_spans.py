@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Sequence
+from time import time_ns
 from typing import Any
 
 from pygents import StopReason
@@ -189,6 +190,14 @@ class Spans:
             return
         span.set_attributes(done)
         span.end(end_time=end_time)
+
+    def end_counted(self, span: Any, key: str, count: int) -> None:
+        """Set one int attribute (``key``, a constant of the bridge) and end the span now."""
+        if type(span) is self._fast_span and type(count) is int:
+            span._end_plain({key: count}, time_ns())
+            return
+        span.set_attribute(key, count)
+        span.end()
 
     def start_run(self, agent: Any) -> tuple[Any, Any]:
         """The ``invoke_agent`` span of an agent run."""

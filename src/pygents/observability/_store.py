@@ -119,6 +119,14 @@ class MetricStore:
         found: Histogram = self._cell(name, labels, lambda: Histogram(len(self.buckets)))
         return found
 
+    def busy(self, labels: Labels) -> BusyTime:
+        """The busy-time cell of one label set (``pygents_agent_busy_seconds_total``).
+
+        Its runs start and end under ``lock`` (``cell.start(time.monotonic())``).
+        """
+        found: BusyTime = self._cell(BUSY, labels, BusyTime)
+        return found
+
     def _cell(self, name: str, labels: Labels, make: Callable[[], Any]) -> Any:
         series = self.values[name]
         found = series.get(labels)
@@ -163,18 +171,6 @@ class MetricStore:
 
         self.values[DEPTH].setdefault(labels, 0.0)
         queues[key] = (labels, weakref.ref(agent, forget))
-
-    def run_started(self, labels: Labels) -> None:
-        """An agent's run loop started: its busy time counts from now (thread-safe)."""
-        cell: BusyTime = self._cell(BUSY, labels, BusyTime)
-        with self.lock:
-            cell.start(time.monotonic())
-
-    def run_ended(self, labels: Labels) -> None:
-        """An agent's run loop ended: its busy time stops counting (thread-safe)."""
-        cell: BusyTime = self._cell(BUSY, labels, BusyTime)
-        with self.lock:
-            cell.end(time.monotonic())
 
     def observe(
         self,

@@ -112,12 +112,13 @@ class AgentEvents:
                 if origin is not None:
                     turn.metadata.trace_context = traceparent(origin.get_span_context())
             if span is not None:
-                span.add_event(
+                self.spans.add_event(
+                    span,
                     sc.EVENT_PUT,
-                    {
-                        sc.GEN_AI_AGENT_NAME: agent.name,
-                        sc.GEN_AI_TOOL_NAME: turn.tool.metadata.name,
-                    },
+                    (
+                        (sc.GEN_AI_AGENT_NAME, agent.name),
+                        (sc.GEN_AI_TOOL_NAME, turn.tool.metadata.name),
+                    ),
                 )
             if self._routing:
                 self._routed()
@@ -161,4 +162,6 @@ class AgentEvents:
             return
         state.yields += 1
         if state.yields <= self.yield_events_cap:
-            state.span.add_event(sc.EVENT_YIELD, {sc.PYGENTS_TOOL_YIELD_INDEX: state.yields - 1})
+            self.spans.add_event(
+                state.span, sc.EVENT_YIELD, ((sc.PYGENTS_TOOL_YIELD_INDEX, state.yields - 1),)
+            )

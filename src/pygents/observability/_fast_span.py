@@ -121,6 +121,25 @@ def _sdk_span_code_names() -> dict[str, frozenset[str]] | None:
     return found
 
 
+#: The names ``Span.add_event`` references (1.27 through 1.45): the event's attributes bounded
+#: by the span's event limits (an immutable ``BoundedAttributes``), then ``_add_event(Event(...))``.
+_ADD_EVENT_NAMES = frozenset(
+    "BoundedAttributes Event _add_event _limits max_attribute_length max_event_attributes".split()
+)
+
+
+def _add_event_known() -> bool:
+    """True when the installed SDK's ``Span.add_event`` does what ``_ADD_EVENT_NAMES`` says."""
+    try:
+        names = _code_names(_SdkSpan.add_event)
+    except AttributeError:
+        return False
+    if not names <= _ADD_EVENT_NAMES or not hasattr(sdk_trace, "Event"):
+        logger.debug("shared event attributes off: add_event references %s", sorted(names))
+        return False
+    return True
+
+
 _READABLE_SPAN_PARAMETERS = (
     "self name context parent resource attributes events links kind instrumentation_info "
     "status start_time end_time instrumentation_scope"
@@ -369,6 +388,18 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                     self._links = BoundedList(self._limits.max_links)
         super().add_link(context, attributes)
 
+    def _add_shared_event(self, name: str, attributes: Any) -> None:
+        """``add_event(name, ...)`` with attributes from ``event_attributes()`` for this span.
+
+        What the SDK's ``add_event`` does, but the immutable ``BoundedAttributes`` it would
+        build is one built before for the same attributes and limits, shared between events.
+        """
+        if self._events is FastSpan._events:
+            with self._lock:
+                if self._events is FastSpan._events:
+                    self._events = BoundedList(self._limits.max_events)
+        self._add_event(_Event(name, attributes, None))
+
     def _set_plain_attributes(self, attributes: Mapping[str, Any]) -> None:
         """Set attributes the bridge made plain and never changes, without checking them.
 
@@ -465,6 +496,25 @@ if _RANDOM_FLAG:
     _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | _RANDOM)
     _NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM)
 
+_Event = sdk_trace.Event
+#: Whether events may share their attributes (see ``event_attributes``).
+SHARED_EVENTS = _add_event_known()
+
+
+def event_attributes(limits: Any, attributes: Mapping[str, Any]) -> BoundedAttributes:
+    """The attributes the SDK's ``add_event`` gives an event, for spans with these limits.
+
+    Immutable: one may serve every event of the same name and attributes (see
+    ``FastSpan._add_shared_event``).
+    """
+    return BoundedAttributes(
+        limits.max_event_attributes,
+        attributes,
+        max_value_len=limits.max_attribute_length,
+        immutable=True,
+    )
+
+
 _new_span = object.__new__
 _tuple_new = tuple.__new__
 
@@ -516,6 +566,8 @@ class FastTracer:
     """Starts the bridge's spans of one SDK tracer as ``FastSpan``s, or says it cannot."""
 
     span_type = FastSpan
+    #: ``event_attributes`` when events may share their attributes, else None.
+    shared_event_attributes = staticmethod(event_attributes) if SHARED_EVENTS else None
     all_plain = staticmethod(_all_plain)
 
     def __init__(self, tracer: Any) -> None:

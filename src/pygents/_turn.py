@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Turn", "TurnMetadata"]
 
+_new = object.__new__
+
 _NO_TAGS: frozenset[str] = frozenset()
 
 
@@ -157,7 +159,9 @@ class Turn(Generic[T]):
         A fresh view each time (the values live on the turn): caching it on the turn would
         make every turn a reference cycle, left for the cyclic GC to find.
         """
-        return TurnMetadata._of(self)
+        view = _new(TurnMetadata)  # TurnMetadata._of(self), without the call
+        view._turn = self
+        return view
 
     @metadata.setter
     def metadata(self, value: TurnMetadata) -> None:

@@ -302,7 +302,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             try:
                 parent = self._get_current()
                 if not spans.suppressed(parent):
-                    origin = turn.metadata.trace_context
+                    origin = state.meta.trace_context
                     served = None
                     if origin is not None and agent is not None and agent.is_serving:
                         # A served agent's turn belongs to the request that put it.
@@ -332,7 +332,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             return
         state.closed = True
         end = time_ns()
-        meta = turn.metadata
+        meta = state.meta
         reason = meta.stop_reason
         error_type = None
         if reason is _TIMEOUT:

@@ -36,7 +36,7 @@ class RunState(State):
 class TurnState(State):
     """A turn between open and close (one per turn: its fields are set without a super call)."""
 
-    __slots__ = ("agent", "lane", "tool_error", "tool_start", "tool_time", "turn")
+    __slots__ = ("agent", "lane", "meta", "tool_error", "tool_start", "tool_time", "turn")
 
     def __init__(self, turn: Any, agent: Any, lane: Lane, start: int) -> None:
         self.start = start
@@ -45,6 +45,7 @@ class TurnState(State):
         self.closed = False
         self.yields = 0
         self.turn = turn
+        self.meta = turn.metadata  # one view of the turn's metadata for its open and close
         self.agent = agent
         self.lane = lane
         self.tool_start = 0.0

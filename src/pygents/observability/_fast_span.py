@@ -31,7 +31,9 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
@@ -196,8 +198,6 @@ def _quiet_processors(multi: Any) -> tuple[Any, ...] | None:
 
 
 def _sdk_samplers() -> tuple[frozenset[type], frozenset[type]]:
-    from opentelemetry.sdk.trace import sampling
-
     static = frozenset(
         getattr(sampling, name)
         for name in ("StaticSampler", "TraceIdRatioBased")
@@ -550,6 +550,96 @@ _DIRECT_CONTEXT, _DEFAULT_TRACE_STATE, _TRACE_ID_MAX, _SPAN_ID_MAX = _span_conte
 _get_current_span = trace_api.get_current_span
 
 
+def _indexed_context() -> bool:
+    """Whether a ``SpanContext``'s fields are its tuple's items, in the order unpacked below.
+
+    ``(trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)``: its properties
+    read ``self[0]`` to ``self[5]`` (API 1.27 through 1.45); checked on an instance.
+    """
+    try:
+        sample = SpanContext(3, 5, True, TraceFlags(1))
+        fields = ("trace_id", "span_id", "is_remote", "trace_flags", "trace_state", "is_valid")
+        return (
+            len(tuple(sample)) == 6
+            and type(sample).__getitem__ is tuple.__getitem__
+            and all(getattr(sample, f) is v for f, v in zip(fields, tuple(sample), strict=True))
+            and all(_code_names(getattr(SpanContext, f).fget) <= frozenset() for f in fields)
+        )
+    except Exception:
+        return False
+
+
+#: SpanContext fields read by unpacking (see ``_indexed_context``).
+INDEXED_CONTEXT = _indexed_context()
+
+
+def _span_key() -> str | None:
+    """The context key of the current span, when the API's span functions are the known code.
+
+    ``get_current_span(context)`` is ``context.get(_SPAN_KEY)`` checked to be a ``Span``;
+    ``set_span_in_context(span, context)`` is ``Context({**context, _SPAN_KEY: span})``; the
+    SDK's ``Span.get_span_context()`` returns ``_context`` (API and SDK 1.27 through 1.45).
+    """
+    from opentelemetry import context as context_api
+    from opentelemetry.trace import propagation
+
+    expected = {
+        propagation.get_current_span: "INVALID_SPAN Span _SPAN_KEY context get_value isinstance",
+        propagation.set_span_in_context: "_SPAN_KEY context set_value",
+        context_api.get_value: "get get_current",
+        context_api.set_value: "Context copy get_current",
+        _SdkSpan.get_span_context: "SpanContext _context cast trace_api typing",
+    }
+    try:
+        for function, names in expected.items():
+            if not _code_names(function) <= frozenset(names.split()):
+                return None
+        key = propagation._SPAN_KEY
+        known = (
+            trace_api.get_current_span is propagation.get_current_span
+            and trace_api.set_span_in_context is propagation.set_span_in_context
+            and getattr(propagation, "get_value", None) is context_api.get_value
+            and getattr(propagation, "set_value", None) is context_api.set_value
+        )
+    except AttributeError:
+        return None
+    return key if known and type(key) is str else None
+
+
+_SPAN_KEY = _span_key()
+
+
+def context_with(span: Any, parent: Any) -> Any:
+    """``trace.set_span_in_context(span, parent)``, one dict copy (``parent`` not None)."""
+    values = parent.copy()
+    values[_SPAN_KEY] = span
+    return Context(values)
+
+
+def _decisions_known() -> bool:
+    """Whether ``Decision.is_sampled()`` / ``is_recording()`` are the identity tests below."""
+    Decision = sampling.Decision
+    try:
+        return _code_names(Decision.is_sampled) <= {"Decision", "RECORD_AND_SAMPLE"} and (
+            _code_names(Decision.is_recording) <= {"Decision", "RECORD_ONLY", "RECORD_AND_SAMPLE"}
+        )
+    except AttributeError:
+        return False
+
+
+_DECISIONS_KNOWN = _decisions_known()
+_RECORD_AND_SAMPLE = sampling.Decision.RECORD_AND_SAMPLE
+_DROP = sampling.Decision.DROP
+#: TraceFlags.random_trace_id is ``bool(flags & RANDOM_TRACE_ID)``: the bit, read directly.
+_RANDOM_BIT = (
+    int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
+    if _RANDOM_FLAG
+    and _code_names(vars(TraceFlags)["random_trace_id"].fget)
+    <= {"RANDOM_TRACE_ID", "TraceFlags", "bool"}
+    else 0
+)
+
+
 def _no_op_tracer_metrics() -> type | None:
     try:
         from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
@@ -569,6 +659,10 @@ class FastTracer:
     #: ``event_attributes`` when events may share their attributes, else None.
     shared_event_attributes = staticmethod(event_attributes) if SHARED_EVENTS else None
     all_plain = staticmethod(_all_plain)
+    #: ``context_with`` when the API's span functions are the known code, else None.
+    context_with = staticmethod(context_with) if _SPAN_KEY is not None else None
+    #: Whether a span context's fields may be read by unpacking it.
+    indexed_context = INDEXED_CONTEXT
 
     def __init__(self, tracer: Any) -> None:
         self.tracer = tracer
@@ -616,12 +710,24 @@ class FastTracer:
         tracer = self.tracer
         if _CHECK_ENABLED and not tracer._is_enabled():
             return None
-        parent: SpanContext | None = _get_current_span(parent_context).get_span_context()
+        current = None
+        if _SPAN_KEY is not None and parent_context is not None:
+            current = parent_context.get(_SPAN_KEY)
+        if current is not None and (type(current) is FastSpan or type(current) is _SdkSpan):
+            parent: SpanContext | None = current._context  # its get_span_context()
+        else:
+            parent = _get_current_span(parent_context).get_span_context()
         if type(parent) is not SpanContext:
             return None  # None or an unusual context: the SDK's own checks apply
+        if INDEXED_CONTEXT:
+            parent_trace, _, parent_remote, parent_flags, parent_state, parent_valid = parent
+        else:
+            parent_trace, parent_remote = parent.trace_id, parent.is_remote
+            parent_flags, parent_state = parent.trace_flags, parent.trace_state
+            parent_valid = parent.is_valid
         id_generator = tracer.id_generator
-        if parent.is_valid:
-            trace_id = parent.trace_id
+        if parent_valid:
+            trace_id = parent_trace
         else:
             parent = None
             trace_id = id_generator.generate_trace_id()
@@ -633,15 +739,15 @@ class FastTracer:
         if (
             local is not None
             and parent is not None
-            and parent.trace_flags & 1  # TraceFlags.sampled
-            and not parent.is_remote
+            and parent_flags & 1  # TraceFlags.sampled
+            and not parent_remote
             and sampler._local_parent_sampled is local
         ):
             # What the SDK's ParentBased sampler returns for a local sampled parent when that
             # delegate is a static "sample" (the default ALWAYS_ON): its decision, the given
             # attributes, the parent's trace state (see _static_delegate).
             decision = local._decision
-            trace_state = parent.trace_state
+            trace_state = parent_state
             span_attributes: Any = attributes
         elif root is not None and parent is None and sampler._root is root:
             # The same for a root span (no valid parent): no trace state.
@@ -649,20 +755,27 @@ class FastTracer:
             trace_state = None
             span_attributes = attributes
         else:
-            sampled = sampler.should_sample(
+            result = sampler.should_sample(
                 None, trace_id, name, SpanKind.INTERNAL, attributes, links
             )
-            decision = sampled.decision
-            trace_state = sampled.trace_state
-            span_attributes = sampled.attributes
+            decision = result.decision
+            trace_state = result.trace_state
+            span_attributes = result.attributes
+        if _DECISIONS_KNOWN and decision is _RECORD_AND_SAMPLE:
+            sampled = recording = True
+        elif _DECISIONS_KNOWN and decision is _DROP:
+            sampled = recording = False
+        else:
+            sampled = decision.is_sampled()
+            recording = decision.is_recording()
         if _RANDOM_FLAG and (
             id_generator.is_trace_id_random()
             if parent is None
-            else parent.trace_flags.random_trace_id
+            else (parent_flags & _RANDOM_BIT if _RANDOM_BIT else parent_flags.random_trace_id)
         ):
-            flags = _SAMPLED_RANDOM if decision.is_sampled() else _NOT_SAMPLED_RANDOM
+            flags = _SAMPLED_RANDOM if sampled else _NOT_SAMPLED_RANDOM
         else:
-            flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
+            flags = _SAMPLED if sampled else _NOT_SAMPLED
         span_id = id_generator.generate_span_id()
         if _DIRECT_CONTEXT:
             # SpanContext.__new__ written out (its known code): one tuple, no Python call.
@@ -686,7 +799,7 @@ class FastTracer:
             metrics = tracer._tracer_metrics
             if type(metrics) is not _NO_OP_TRACER_METRICS:
                 end_metrics = metrics.start_span(parent, decision)
-        if not decision.is_recording():
+        if not recording:
             return NonRecordingSpan(context=context)
         span = _new_span(FastSpan)
         limits = tracer._span_limits

@@ -146,7 +146,12 @@ class Spans:
         """The trace id of a sampled span (for exemplars), else None."""
         # A fast span's context is its field (get_span_context() returns it); bit 0 of the
         # flags is SAMPLED (TraceFlags.sampled, without the property call).
-        context = span._context if type(span) is self._fast_span else span.get_span_context()
+        if type(span) is self._fast_span:
+            context = span._context
+            if self._fast.indexed_context:
+                return context[0] if context[3] & 1 and context[0] else None
+        else:
+            context = span.get_span_context()
         return context.trace_id if context.trace_flags & 1 and context.trace_id else None
 
     # -- starting ----------------------------------------------------------------------------
@@ -183,7 +188,7 @@ class Spans:
         if fast is not None:
             span = fast.start_span(name, attributes, span_links, self._is_plain(attributes), parent)
             if span is not None:
-                return span, self.context_with(span, parent)
+                return span, (fast.context_with or self.context_with)(span, parent)
         span = self.tracer.start_span(
             name, context=parent, kind=self._INTERNAL, attributes=attributes, links=span_links
         )

@@ -143,6 +143,18 @@ def detach(opened: Opened, tokens: Any) -> None:
 
 def close_run(opened: Opened, tokens: Any, agent: Any, error: BaseException | None) -> None:
     """Detach (if attached) and close every opened run state, innermost first."""
+    if len(opened) == 1:  # one scope: detach and close written out (no dispatch call)
+        scope, state = opened[0]
+        if tokens is not None and tokens is not _FAILED:
+            try:
+                scope.detach(None if tokens is _NONE else tokens)
+            except Exception as exc:
+                _broken(scope, "detach", exc)
+        try:
+            scope.close_run(agent, state, error)
+        except Exception as exc:
+            _broken(scope, "close_run", exc)
+        return
     if tokens is not None:
         detach(opened, tokens)
     for scope, state in reversed(opened):
@@ -154,6 +166,18 @@ def close_run(opened: Opened, tokens: Any, agent: Any, error: BaseException | No
 
 def close_turn(opened: Opened, tokens: Any, turn: Any, error: BaseException | None) -> None:
     """Detach (if attached) and close every opened turn state, innermost first."""
+    if len(opened) == 1:  # as in close_run
+        scope, state = opened[0]
+        if tokens is not None and tokens is not _FAILED:
+            try:
+                scope.detach(None if tokens is _NONE else tokens)
+            except Exception as exc:
+                _broken(scope, "detach", exc)
+        try:
+            scope.close_turn(turn, state, error)
+        except Exception as exc:
+            _broken(scope, "close_turn", exc)
+        return
     if tokens is not None:
         detach(opened, tokens)
     for scope, state in reversed(opened):
@@ -167,6 +191,18 @@ def close_call(
     opened: Opened, tokens: Any, tool: Any, result: Any, error: BaseException | None
 ) -> None:
     """Detach (if attached) and close every opened tool-invocation state, innermost first."""
+    if len(opened) == 1:  # as in close_run
+        scope, state = opened[0]
+        if tokens is not None and tokens is not _FAILED:
+            try:
+                scope.detach(None if tokens is _NONE else tokens)
+            except Exception as exc:
+                _broken(scope, "detach", exc)
+        try:
+            scope.close_call(tool, state, result, error)
+        except Exception as exc:
+            _broken(scope, "close_call", exc)
+        return
     if tokens is not None:
         detach(opened, tokens)
     for scope, state in reversed(opened):

@@ -104,26 +104,20 @@ class ContextAccess:
         self.get_current: Callable[[], Any]
         self.attach: Callable[[Any], Any]
         self.detach: Callable[[Any], None]
+        #: Whether instrumentation is on (honours ``suppress_instrumentation()``); when
+        #: ``direct``, the context keys that switch it off, read directly instead.
+        self.keys: tuple[str, ...]
+        self.enabled: Callable[[], bool] = _instrumentation_switch()
         if var is not None and keys is not None:
             self.get_current = var.get
             self.attach = var.set
             self.detach = var.reset
-            self._keys = keys
+            self.keys = keys
         else:
             self.get_current = otel_context.get_current
             self.attach = otel_context.attach
             self.detach = otel_context.detach
-            self._keys = ()
-            self._enabled = _instrumentation_switch()
-
-    def suppressed(self, context: Any) -> bool:
-        """True when ``suppress_instrumentation()`` is in effect in ``context`` (the current)."""
-        if self.direct:
-            for key in self._keys:
-                if context.get(key):
-                    return True
-            return False
-        return not self._enabled()
+            self.keys = ()
 
 
 def _instrumentation_switch() -> Callable[[], bool]:

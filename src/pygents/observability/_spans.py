@@ -86,7 +86,15 @@ class Spans:
             self._awaiting_sdk = False
             # The proxy now delegates to the SDK's tracer: the fast path may use that one.
             self._use_fast(_fast_tracer(getattr(self.tracer, "_tracer", None)))
-        return self.context.suppressed(self.get_current() if context is None else context)
+        if context is None:
+            context = self.get_current()
+        access = self.context
+        if access.direct:  # what is_instrumentation_enabled() reads, read directly
+            for key in access.keys:
+                if context.get(key):
+                    return True
+            return False
+        return not access.enabled()
 
     # -- names and attributes ----------------------------------------------------------------
 
@@ -186,7 +194,9 @@ class Spans:
         span_links: Sequence[Any] = links or _NO_LINKS
         fast = self._fast
         if fast is not None:
-            span = fast.start_span(name, attributes, span_links, self._is_plain(attributes), parent)
+            # _is_plain() without the call when the dict is known already.
+            plain = self._plain.get(id(attributes)) is attributes or self._is_plain(attributes)
+            span = fast.start_span(name, attributes, span_links, plain, parent)
             if span is not None:
                 return span, (fast.context_with or self.context_with)(span, parent)
         span = self.tracer.start_span(
@@ -196,7 +206,9 @@ class Spans:
 
     def end_done(self, span: Any, done: dict[str, Any], end_time: int) -> None:
         """Set a completed turn's closing attributes (``done``, plain) and end its span."""
-        if type(span) is self._fast_span and self._is_plain(done):
+        if type(span) is self._fast_span and (
+            self._plain.get(id(done)) is done or self._is_plain(done)
+        ):
             span._end_plain(done, end_time)  # one lock, no checks: the bridge's own dict
             return
         span.set_attributes(done)

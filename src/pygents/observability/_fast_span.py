@@ -609,13 +609,6 @@ def _span_key() -> str | None:
 _SPAN_KEY = _span_key()
 
 
-def context_with(span: Any, parent: Any) -> Any:
-    """``trace.set_span_in_context(span, parent)``, one dict copy (``parent`` not None)."""
-    values = parent.copy()
-    values[_SPAN_KEY] = span
-    return Context(values)
-
-
 def _decisions_known() -> bool:
     """Whether ``Decision.is_sampled()`` / ``is_recording()`` are the identity tests below."""
     Decision = sampling.Decision
@@ -659,8 +652,6 @@ class FastTracer:
     #: ``event_attributes`` when events may share their attributes, else None.
     shared_event_attributes = staticmethod(event_attributes) if SHARED_EVENTS else None
     all_plain = staticmethod(_all_plain)
-    #: ``context_with`` when the API's span functions are the known code, else None.
-    context_with = staticmethod(context_with) if _SPAN_KEY is not None else None
     #: Whether a span context's fields may be read by unpacking it.
     indexed_context = INDEXED_CONTEXT
 
@@ -697,8 +688,10 @@ class FastTracer:
         links: Sequence[Any],
         plain: bool = False,
         parent_context: Any = None,
-    ) -> Any | None:
+    ) -> tuple[Any, Any] | None:
         """Start an INTERNAL span in the current context, or None to use the public API.
+
+        Returns the span and a context holding it (``set_span_in_context(span, parent)``).
 
         ``plain``: the caller made ``attributes`` of str keys and str/bool/int/float values
         and never changes them, so they need no check when the sampler keeps them.
@@ -800,7 +793,8 @@ class FastTracer:
             if type(metrics) is not _NO_OP_TRACER_METRICS:
                 end_metrics = metrics.start_span(parent, decision)
         if not recording:
-            return NonRecordingSpan(context=context)
+            unsampled = NonRecordingSpan(context=context)
+            return unsampled, trace_api.set_span_in_context(unsampled, parent_context)
         span = _new_span(FastSpan)
         limits = tracer._span_limits
         span._name = name
@@ -844,7 +838,12 @@ class FastTracer:
         if links:
             span._links = span._new_links(links)
         span._start_time = time_ns()
-        return span
+        if _SPAN_KEY is not None and parent_context is not None:
+            # set_span_in_context(span, parent_context) written out (see _span_key).
+            values = parent_context.copy()
+            values[_SPAN_KEY] = span
+            return span, Context(values)
+        return span, trace_api.set_span_in_context(span, parent_context)
 
 
 def fast_tracer(tracer: Any) -> FastTracer | None:

@@ -196,9 +196,11 @@ class Spans:
         if fast is not None:
             # _is_plain() without the call when the dict is known already.
             plain = self._plain.get(id(attributes)) is attributes or self._is_plain(attributes)
-            span = fast.start_span(name, attributes, span_links, plain, parent)
-            if span is not None:
-                return span, (fast.context_with or self.context_with)(span, parent)
+            started: tuple[Any, Any] | None = fast.start_span(
+                name, attributes, span_links, plain, parent
+            )
+            if started is not None:
+                return started
         span = self.tracer.start_span(
             name, context=parent, kind=self._INTERNAL, attributes=attributes, links=span_links
         )

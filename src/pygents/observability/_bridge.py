@@ -348,7 +348,22 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         span = state.span
         if span is not None:
             try:
-                trace_id = self._end_turn_span(turn, state, reason, error_type, error, end)
+                spans = self.spans
+                lane = state.lane
+                if (
+                    reason is _COMPLETED
+                    and error_type is None
+                    and not lane.tool.is_generator
+                    and not spans.capture.enabled
+                    and not isinstance(turn.output, _ROUTED)
+                ):
+                    # The common case: completed, nothing to route or capture; closing
+                    # attributes and end in one (the trace id is for exemplars only).
+                    trace_id = spans.end_done(
+                        span, lane.done_attributes, end, self.metrics is not None
+                    )
+                else:
+                    trace_id = self._end_turn_span(turn, state, reason, error_type, error, end)
             except Exception as exc:
                 self._failed("close_turn", exc)
         if self.metrics is not None:
@@ -379,7 +394,10 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         error: BaseException | None,
         end: int,
     ) -> int | None:
-        """End the turn's span (or keep it for routing); return its trace id if sampled."""
+        """End the turn's span (or keep it for routing); return its trace id if sampled.
+
+        Every case but the common one (see ``close_turn``).
+        """
         span = state.span
         output = turn.output
         lane = state.lane
@@ -387,16 +405,6 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         spans = self.spans
         # The trace id is for exemplars only.
         trace_id: int | None = None if self.metrics is None else spans.trace_id(span)
-        if (
-            reason is _COMPLETED
-            and error_type is None
-            and not tool.is_generator
-            and not isinstance(output, _ROUTED)
-        ):
-            # The common case: completed, nothing to route; closing attributes and end in one.
-            if not spans.capture.enabled:
-                spans.end_done(span, lane.done_attributes, end)
-                return trace_id
         spans.finish_turn(span, lane, tool, output, reason, error_type, error)
         if reason is _COMPLETED and not tool.is_generator and output is not None:
             if isinstance(output, Turn) and output.metadata.trace_context is None:

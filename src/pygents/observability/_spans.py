@@ -206,15 +206,24 @@ class Spans:
         )
         return span, self.context_with(span, parent)
 
-    def end_done(self, span: Any, done: dict[str, Any], end_time: int) -> None:
-        """Set a completed turn's closing attributes (``done``, plain) and end its span."""
+    def end_done(
+        self, span: Any, done: dict[str, Any], end_time: int, trace: bool = False
+    ) -> int | None:
+        """Set a completed turn's closing attributes (``done``, plain) and end its span.
+
+        Returns ``trace_id(span)`` when ``trace`` is true (for exemplars), else None.
+        """
         if type(span) is self._fast_span and (
             self._plain.get(id(done)) is done or self._is_plain(done)
         ):
             span._end_plain(done, end_time)  # one lock, no checks: the bridge's own dict
-            return
-        span.set_attributes(done)
-        span.end(end_time=end_time)
+            if trace and self._fast.indexed_context:  # trace_id() without the call
+                context = span._context
+                return context[0] if context[3] & 1 and context[0] else None
+        else:
+            span.set_attributes(done)
+            span.end(end_time=end_time)
+        return self.trace_id(span) if trace else None
 
     def add_event(self, span: Any, name: str, items: tuple[tuple[str, Any], ...]) -> None:
         """Add an event whose attributes are the bridge's own ``items`` (str keys, plain values).

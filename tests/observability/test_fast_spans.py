@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
     Decision,
@@ -103,9 +104,8 @@ async def run_both_ways(
         collect = Collect()
         with isolated_registries():
             tracer_provider = TracerProvider(
-                id_generator=CountingIds(),
                 resource=Resource.create({"service.name": "fast-spans"}),
-                **provider,
+                **{"id_generator": CountingIds(), **provider},
             )
             tracer_provider.add_span_processor(collect)
             assert instrument(
@@ -358,6 +358,19 @@ async def test_the_user_span_calls_land_as_the_sdk_puts_them(
     assert busy["links"][0][1] == [("why", "test")]
     child = next(s for s in spans if s["name"] == "child of the tool")
     assert child["parent"] == busy["context"]
+
+
+async def test_the_sdk_random_ids_are_drawn_as_the_sdk_draws_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the SDK's own ``RandomIdGenerator`` both paths draw the same ids from ``random``."""
+
+    async def seeded(tracer: trace_api.Tracer) -> None:
+        random.seed(20261130)
+        await everything(tracer)
+
+    spans = await assert_same(seeded, monkeypatch, minimum=10, id_generator=RandomIdGenerator())
+    assert len({s["context"][1] for s in spans}) == len(spans)  # fresh span ids, all drawn
 
 
 @pytest.mark.parametrize(

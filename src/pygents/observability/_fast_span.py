@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import random
 import types
 from collections.abc import Callable, Mapping, Sequence
 from threading import Lock
@@ -33,6 +34,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import id_generator as id_generator_module
 from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.util import BoundedList
@@ -246,8 +248,6 @@ def _static_delegate(sampler: Any, which: str) -> Any:
     without a parent), whatever else it is given. Checked against the code of the SDK's
     ``should_sample`` methods; None (ask the sampler) for anything else.
     """
-    from opentelemetry.sdk.trace import sampling
-
     if type(sampler) not in _PARENT_BASED_SAMPLERS:
         return None
     if type(sampler).should_sample is not sampling.ParentBased.should_sample:
@@ -609,6 +609,23 @@ def _span_key() -> str | None:
 _SPAN_KEY = _span_key()
 
 
+def _random_span_ids() -> bool:
+    """Whether ``RandomIdGenerator.generate_span_id()`` is ``getrandbits(64)`` until non-zero."""
+    try:
+        return (
+            _code_names(_RandomIdGenerator.generate_span_id)
+            <= {"random", "getrandbits", "trace", "INVALID_SPAN_ID"}
+            and trace_api.INVALID_SPAN_ID == 0
+            and getattr(id_generator_module, "random", None) is random
+        )
+    except AttributeError:
+        return False
+
+
+_RandomIdGenerator = id_generator_module.RandomIdGenerator
+_RANDOM_SPAN_IDS = _random_span_ids()
+
+
 def _decisions_known() -> bool:
     """Whether ``Decision.is_sampled()`` / ``is_recording()`` are the identity tests below."""
     Decision = sampling.Decision
@@ -697,7 +714,11 @@ class FastTracer:
         and never changes them, so they need no check when the sampler keeps them.
         ``parent_context``: the current context, if the caller has it already.
         """
-        quiet = self._processors_quiet()
+        quiet = (
+            self._quiet
+            if self._multi._span_processors is self._checked  # _processors_quiet(), no call
+            else self._processors_quiet()
+        )
         if quiet is None:
             return None
         tracer = self.tracer
@@ -769,7 +790,14 @@ class FastTracer:
             flags = _SAMPLED_RANDOM if sampled else _NOT_SAMPLED_RANDOM
         else:
             flags = _SAMPLED if sampled else _NOT_SAMPLED
-        span_id = id_generator.generate_span_id()
+        if type(id_generator) is _RandomIdGenerator and _RANDOM_SPAN_IDS:
+            # RandomIdGenerator.generate_span_id() without the call (random.getrandbits looked
+            # up on each call, as it does: a patched one is used too).
+            span_id = random.getrandbits(64)
+            while not span_id:
+                span_id = random.getrandbits(64)
+        else:
+            span_id = id_generator.generate_span_id()
         if _DIRECT_CONTEXT:
             # SpanContext.__new__ written out (its known code): one tuple, no Python call.
             context = _tuple_new(

@@ -400,8 +400,9 @@ async def test_samplers_decide_the_same(sampler: Sampler, monkeypatch: pytest.Mo
         SpanLimits(max_attribute_length=4),
         SpanLimits(max_span_attributes=6, max_link_attributes=0),
         SpanLimits(max_span_attributes=0),
+        SpanLimits(max_links=0, max_link_attributes=0),
     ],
-    ids=["counts", "length", "just-enough", "none"],
+    ids=["counts", "length", "just-enough", "none", "no-links"],
 )
 async def test_span_limits_apply_the_same(
     limits: SpanLimits, monkeypatch: pytest.MonkeyPatch

@@ -25,6 +25,7 @@ import inspect
 import logging
 import random
 import types
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from threading import Lock
 from time import time_ns
@@ -546,6 +547,7 @@ def _span_context_constants() -> tuple[bool, Any, int, int]:
         return False, None, 0, 0
 
 
+_new_object = object.__new__
 _DIRECT_CONTEXT, _DEFAULT_TRACE_STATE, _TRACE_ID_MAX, _SPAN_ID_MAX = _span_context_constants()
 _get_current_span = trace_api.get_current_span
 
@@ -624,6 +626,66 @@ def _random_span_ids() -> bool:
 
 _RandomIdGenerator = id_generator_module.RandomIdGenerator
 _RANDOM_SPAN_IDS = _random_span_ids()
+
+
+def _links_known() -> bool:
+    """Whether ``Span._new_links`` and ``BoundedList`` are the code ``_new_links`` writes out."""
+    expected = {
+        _SdkSpan._new_links: "BoundedAttributes BoundedList _attributes _is_valid_link _limits "
+        "append attributes context from_seq max_attribute_length max_link_attributes max_links",
+        BoundedList.__init__: "Lock _dq _lock deque dropped threading",
+        BoundedList.extend: "_dq _lock dropped extend len maxlen",
+        vars(BoundedList)["from_seq"].__func__: "extend tuple",
+    }
+    try:
+        return (
+            all(_code_names(f) <= frozenset(n.split()) for f, n in expected.items())
+            and BoundedList.__new__ is object.__new__
+            and callable(getattr(sdk_trace, "_is_valid_link", None))
+        )
+    except AttributeError:
+        return False
+
+
+_LINKS_KNOWN = _links_known()
+#: (max link attributes, max attribute length) -> the empty link attributes the SDK would build.
+_EMPTY_LINK_ATTRIBUTES: dict[tuple[Any, Any], BoundedAttributes] = {}
+
+
+def _new_links(span: Any, links: Sequence[Any]) -> Any:
+    """``span._new_links(links)`` (``links`` not empty), written out (see ``_links_known``).
+
+    A link without attributes gets the immutable empty ``BoundedAttributes`` the SDK would
+    build, one per limits, shared; the ``BoundedList`` is made with its fields directly.
+    """
+    limits = span._limits
+    is_valid = sdk_trace._is_valid_link
+    valid = []
+    for link in links:
+        if link and is_valid(link.context, link.attributes):
+            attributes = link.attributes
+            if attributes is None:
+                key = (limits.max_link_attributes, limits.max_attribute_length)
+                empty = _EMPTY_LINK_ATTRIBUTES.get(key)
+                if empty is None:
+                    empty = _EMPTY_LINK_ATTRIBUTES[key] = BoundedAttributes(
+                        key[0], None, max_value_len=key[1], immutable=True
+                    )
+                link._attributes = empty
+            else:
+                link._attributes = BoundedAttributes(
+                    limits.max_link_attributes,
+                    attributes,
+                    max_value_len=limits.max_attribute_length,
+                    immutable=True,
+                )
+            valid.append(link)
+    maxlen = limits.max_links
+    bounded: Any = _new_object(BoundedList)  # BoundedList.from_seq(maxlen, valid)
+    bounded.dropped = max(0, len(valid) - maxlen) if maxlen is not None else 0
+    bounded._dq = deque(valid, maxlen=maxlen)
+    bounded._lock = Lock()
+    return bounded
 
 
 def _decisions_known() -> bool:
@@ -864,7 +926,7 @@ class FastTracer:
                 max_value_len=limits.max_span_attribute_length,
             )
         if links:
-            span._links = span._new_links(links)
+            span._links = _new_links(span, links) if _LINKS_KNOWN else span._new_links(links)
         span._start_time = time_ns()
         if _SPAN_KEY is not None and parent_context is not None:
             # set_span_in_context(span, parent_context) written out (see _span_key).

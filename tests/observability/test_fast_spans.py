@@ -607,3 +607,71 @@ def test_links_are_made_as_the_sdk_makes_them() -> None:
     span.end()
     assert [link.context.span_id for link in collect.spans[0].links] == [0xB]
     provider.shutdown()
+
+
+def test_a_bridge_event_on_an_ended_span_is_refused_as_the_sdk_refuses_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_events=2))
+    collect = Collect()
+    provider.add_span_processor(collect)
+    spans = instrumented(provider)
+    span, _context = spans.start("evented", {"k": "v"}, None)
+    assert type(span) is FastSpan
+    for n in range(3):  # one more than the limit: the oldest is dropped and counted
+        spans.add_event(span, f"early-{n}", (("n", n),))
+    span.end()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+        spans.add_event(span, "late", (("n", 9),))
+        plain = provider.get_tracer("sdk").start_span("plain")
+        plain.end()
+        plain.add_event("late", {"n": 9})
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry")]
+    assert warnings == ["Tried calling _add_event on an ended span."] * 2
+    (ended,) = [s for s in collect.spans if s.name == "evented"]
+    assert [(e.name, dict(e.attributes or {})) for e in ended.events] == [
+        ("early-1", {"n": 1}),
+        ("early-2", {"n": 2}),
+    ]
+    assert ended.dropped_events == 1
+    assert all(e.timestamp >= ended.start_time for e in ended.events)
+    provider.shutdown()
+
+
+async def test_a_carrier_changed_after_the_bridge_wrote_it_is_read_as_changed() -> None:
+    # The bridge reads back the carriers it wrote without parsing them, unless they changed.
+    provider = TracerProvider()
+    collect = Collect()
+    provider.add_span_processor(collect)
+    instrumented(provider)
+    elsewhere = SpanContext(0xABC, 0xDEF, True, TraceFlags(1))
+    queued: list[Turn[Any]] = []
+
+    @tool()
+    async def follower(n: int) -> int:
+        return n
+
+    @tool()
+    async def leader() -> None:
+        for n in range(2):
+            turn = Turn(follower, kwargs={"n": n})
+            queued.append(turn)
+            await me.put(turn)
+        carrier = queued[1].metadata.trace_context
+        assert carrier is not None  # written by the bridge as it was put
+        carrier["traceparent"] = traceparent(elsewhere)["traceparent"]
+
+    me = Agent("carriers", "d", [leader, follower])
+    await me.put(Turn(leader))
+    [_ async for _ in me.run()]
+    spans = {s.name: s for s in collect.spans if s.name.startswith("execute_tool leader")}
+    (lead,) = spans.values()
+    followers = [s for s in collect.spans if s.name.startswith("execute_tool follower")]
+    assert [
+        [(link.context.trace_id, link.context.span_id) for link in s.links] for s in followers
+    ] == [
+        [(lead.context.trace_id, lead.context.span_id)],
+        [(0xABC, 0xDEF)],
+    ]
+    assert all(link.context.is_remote for s in followers for link in s.links)
+    provider.shutdown()

@@ -41,7 +41,6 @@ from ._bridge_events import AgentEvents
 from ._bridge_metrics import MetricRecorder, tool_outcome
 from ._bridge_state import CallState, RunState, State, TurnState
 from ._cells import BoundedCache, Lane
-from ._propagation import traceparent
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
 
 if TYPE_CHECKING:
@@ -409,7 +408,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         if reason is _COMPLETED and not tool.is_generator and output is not None:
             if isinstance(output, Turn) and output.metadata.trace_context is None:
                 # Tool-driven flow control: the returned turn links back to this one.
-                output.metadata.trace_context = traceparent(span.get_span_context())
+                output.metadata.trace_context = spans.carrier(span)
             agent = state.agent
             if agent is not None and isinstance(output, _ROUTED):
                 # The agent routes the output next (put / append / add): keep the span open

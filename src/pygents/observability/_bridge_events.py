@@ -13,7 +13,6 @@ from pygents import current_agent, current_turn
 
 from . import _semconv as sc
 from ._bridge_state import CallState, RunState, State, TurnState
-from ._propagation import traceparent
 
 if TYPE_CHECKING:
     from ._bridge_metrics import MetricRecorder
@@ -110,7 +109,7 @@ class AgentEvents:
                 if origin is None and valid:
                     origin = current
                 if origin is not None:
-                    turn.metadata.trace_context = traceparent(origin.get_span_context())
+                    turn.metadata.trace_context = self.spans.carrier(origin)
             if span is not None:
                 self.spans.add_event(
                     span,

@@ -395,11 +395,32 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
         What the SDK's ``add_event`` does, but the immutable ``BoundedAttributes`` it would
         build is one built before for the same attributes and limits, shared between events.
         """
-        if self._events is FastSpan._events:
-            with self._lock:
-                if self._events is FastSpan._events:
-                    self._events = BoundedList(self._limits.max_events)
-        self._add_event(_Event(name, attributes, None))
+        if not _EVENTS_KNOWN:
+            if self._events is FastSpan._events:
+                with self._lock:
+                    if self._events is FastSpan._events:
+                        self._events = BoundedList(self._limits.max_events)
+            self._add_event(_Event(name, attributes, None))
+            return
+        # ``_add_event(Event(name, attributes))`` written out (see ``_events_known``): the
+        # event made with its fields, appended under the span's lock and the list's, as the
+        # SDK's ``_check_span_ended`` wrapper and ``BoundedList.append`` do.
+        event = _new_object(_Event)
+        event._name = name
+        event._timestamp = time_ns()
+        event._attributes = attributes
+        with self._lock:
+            if self._end_time is None:
+                events = self._events
+                if events is FastSpan._events:
+                    events = self._events = _new_bounded_list(self._limits.max_events)
+                with events._lock:
+                    queue = events._dq
+                    if queue.maxlen is not None and len(queue) == queue.maxlen:
+                        events.dropped += 1
+                    queue.append(event)
+                return
+        _sdk_logger.warning("Tried calling %s on an ended span.", "_add_event")
 
     def _set_plain_attributes(self, attributes: Mapping[str, Any]) -> None:
         """Set attributes the bridge made plain and never changes, without checking them.
@@ -648,6 +669,54 @@ def _links_known() -> bool:
 
 
 _LINKS_KNOWN = _links_known()
+
+
+def _new_bounded_list(maxlen: int | None) -> Any:
+    """``BoundedList(maxlen)``, its fields set directly (known code: see ``_links_known``)."""
+    bounded: Any = _new_object(BoundedList)
+    bounded.dropped = 0
+    bounded._dq = deque(maxlen=maxlen)
+    bounded._lock = Lock()
+    return bounded
+
+
+def _events_known() -> bool:
+    """Whether adding an event is the code ``FastSpan._add_shared_event`` writes out.
+
+    ``Span._add_event`` is ``_check_span_ended``'s wrapper (under the span's lock, unless the
+    span ended: then a warning) around ``self._events.append(event)``; ``BoundedList.append``
+    counts a drop when full; ``Event.__init__`` sets the name, a ``time_ns()`` timestamp and
+    the attributes, on an instance without slots.
+    """
+    add = _SdkSpan._add_event
+    inner = [
+        cell.cell_contents
+        for cell in getattr(add, "__closure__", None) or ()
+        if isinstance(cell.cell_contents, types.FunctionType)
+    ]
+    event_base = getattr(sdk_trace, "EventBase", None)
+    if len(inner) != 1 or event_base is None or not _LINKS_KNOWN:
+        return False
+    expected = {
+        add: "_end_time _lock __name__ logger warning",
+        inner[0]: "_events append",
+        BoundedList.append: "_dq _lock append dropped len maxlen",
+        _Event.__init__: "__init__ _attributes super",
+        event_base.__init__: "_name _timestamp time_ns",
+    }
+    try:
+        return (
+            all(_code_names(f) <= frozenset(n.split()) for f, n in expected.items())
+            and _Event.__new__ is object.__new__
+            and "__slots__" not in vars(_Event)
+            and "__slots__" not in vars(event_base)
+            and getattr(sdk_trace, "logger", None) is _sdk_logger
+        )
+    except AttributeError:
+        return False
+
+
+_EVENTS_KNOWN = _events_known()
 #: (max link attributes, max attribute length) -> the empty link attributes the SDK would build.
 _EMPTY_LINK_ATTRIBUTES: dict[tuple[Any, Any], BoundedAttributes] = {}
 

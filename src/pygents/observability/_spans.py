@@ -17,7 +17,7 @@ from pygents import StopReason
 
 from . import _semconv as sc
 from ._cells import BoundedCache
-from ._propagation import parse_traceparent
+from ._propagation import parse_traceparent, traceparent
 from ._settings import ContentCapture
 
 __all__ = ["Spans"]
@@ -25,6 +25,8 @@ __all__ = ["Spans"]
 _COMPLETED = StopReason.COMPLETED
 _NO_LINKS: tuple[Any, ...] = ()
 _PLAIN_BOUND = 1024
+#: Carriers ``carrier()`` wrote and no turn has been linked by yet (see ``links``).
+_CARRIER_BOUND = 4096
 
 
 class Spans:
@@ -63,6 +65,9 @@ class Spans:
         #: (str keys, str/bool/int/float values): the fast path stores them without checking.
         #: Keyed by id; holding the dict keeps the id from being reused. Bounded.
         self._plain: dict[int, dict[str, Any]] = {}
+        #: id(carrier) -> (carrier, its traceparent string, the span context it names), for
+        #: the carriers ``carrier()`` wrote: ``links()`` reads them back without parsing.
+        self._carriers: dict[int, tuple[dict[str, str], str, Any]] = {}
 
     # -- when not to trace -------------------------------------------------------------------
 
@@ -117,9 +122,41 @@ class Spans:
             self._tool_attrs[key] = found
         return found
 
+    def carrier(self, span: Any) -> dict[str, str]:
+        """A W3C carrier naming ``span``, for a turn whose causal origin it is.
+
+        Remembered (bounded) until ``links()`` reads it, so a turn linked in this process
+        costs no parse.
+        """
+        context = span.get_span_context()
+        carrier = traceparent(context)
+        carriers = self._carriers
+        if len(carriers) >= _CARRIER_BOUND:  # carriers of turns never run here (or re-run)
+            carriers.clear()
+        carriers[id(carrier)] = (carrier, carrier["traceparent"], context)
+        return carrier
+
+    def _origin(self, carrier: dict[str, str] | None) -> tuple[int, int, int] | None:
+        """``parse_traceparent(carrier)``, read back without parsing for a carrier we wrote."""
+        if carrier is None:
+            return None
+        written = self._carriers.pop(id(carrier), None)
+        if (
+            written is not None
+            and written[0] is carrier
+            and carrier.get("traceparent") is written[1]
+            and written[2].is_valid
+            and written[2].trace_flags <= 0xFF
+        ):
+            # The carrier ``carrier()`` wrote, still holding the very string it wrote: parsing
+            # it would give the ids and flags of the span context it was written from.
+            origin = written[2]
+            return origin.trace_id, origin.span_id, int(origin.trace_flags)
+        return parse_traceparent(carrier)
+
     def links(self, carrier: dict[str, str] | None) -> list[Any] | None:
         """A link to the span a W3C carrier names (a turn's causal origin), if valid."""
-        parsed = parse_traceparent(carrier)
+        parsed = self._origin(carrier)
         if parsed is None:
             return None
         trace_id, span_id, flags = parsed
@@ -133,7 +170,7 @@ class Spans:
         For a served agent's turn: the request that put it is its trace (one trace per
         request), and the span current now (the busy period's ``invoke_agent``) is linked.
         """
-        parsed = parse_traceparent(carrier)
+        parsed = self._origin(carrier)
         if parsed is None:
             return None
         trace_id, span_id, flags = parsed

@@ -275,11 +275,12 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         if scoped:
                             _scope.close_turn(scoped, scoped_tokens, turn, turn_error)
                     agent._current_turn = None
-                    routed = value.__class__ not in _UNROUTED and isinstance(value, _ROUTED)
+                    cls = value.__class__
+                    routed = cls not in _UNROUTED and (cls is Turn or isinstance(value, _ROUTED))
                     if routed:
                         # Routed in the turn's frame (put/append/add hooks see this turn).
                         try:
-                            if value.__class__ is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
+                            if cls is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
                                 agent._enqueue(value)  # no put hook (nor agent hook): no await
                             else:
                                 await route_in_frame(agent, value)

@@ -63,7 +63,7 @@ def awaiting(task: asyncio.Task[Any]) -> list[str]:
 def dump_tasks() -> None:
     """Every asyncio task and where it waits, to stderr."""
     tasks = asyncio.all_tasks()
-    lines = [f"--- {NAME}: aclose() has not ended 20 s after SIGTERM; {len(tasks)} tasks:"]
+    lines = [f"--- {NAME}: not stopped 20 s after SIGTERM; {len(tasks)} tasks:"]
     for task in tasks:
         lines.append(f"--- {task!r}")
         lines.extend(awaiting(task))
@@ -120,12 +120,12 @@ async def main() -> None:
     log(t="ready", w=NAME, pid=os.getpid())
     await stop.wait()
     # Where a stop that hangs waits: the tasks from the loop (if it still turns), every
-    # thread's stack from faulthandler's own thread (if it does not).
-    watchdog = asyncio.get_running_loop().call_later(20, dump_tasks)
+    # thread's stack from faulthandler's own thread (if it does not). Left armed until the
+    # process ends: a hang after aclose() (asyncio.run() cancelling the tasks left, the
+    # telemetry's shutdown) is a stop that hangs too.
+    asyncio.get_running_loop().call_later(20, dump_tasks)
     faulthandler.dump_traceback_later(20.5, file=sys.stderr)
     await worker.aclose()
-    faulthandler.cancel_dump_traceback_later()
-    watchdog.cancel()
     log(t="stats", **worker.stats())
     if handle is not None:
         handle.shutdown()

@@ -6,15 +6,20 @@ the turn ends) and works for a millisecond; ``step(n)`` with ``n % 10 == 9`` ret
 ``tail(n)`` (a tool-returned turn: it stays with the agent), with ``n % 10 == 0`` it sends
 ``ping(n)`` to the next agent (through Redis). SIGTERM stops the worker cleanly; it then logs
 its counters. With ``--otel`` telemetry is configured from the OTEL_* environment (OTLP).
+
+A worker that has not stopped 20 s after SIGTERM writes the stack of every asyncio task and
+of every thread to stderr: a stop that hangs (seen in CI, rarely) then says where it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
 import signal
 import sys
+from typing import Any
 
 OTEL = "--otel" in sys.argv
 if not OTEL:
@@ -29,6 +34,40 @@ out = open(LOG, "a", buffering=1)  # line-buffered, kept open
 
 def log(**record: object) -> None:
     out.write(json.dumps(record) + "\n")  # line-buffered: in the kernel before the next await
+
+
+def awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits: its coroutine, then each coroutine it awaits, down to a future.
+
+    ``Task.print_stack()`` shows only the task's own coroutine; the frame that waits is at
+    the end of the chain of awaits.
+    """
+    lines = []
+    node: Any = task.get_coro()
+    while node is not None:
+        frame = getattr(node, "cr_frame", None) or getattr(node, "ag_frame", None)
+        frame = frame or getattr(node, "gi_frame", None)
+        if frame is None:
+            lines.append(f"    awaiting {node!r}")
+            break
+        code = frame.f_code
+        lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        node = (
+            getattr(node, "cr_await", None)
+            or getattr(node, "ag_await", None)
+            or getattr(node, "gi_yieldfrom", None)
+        )
+    return lines
+
+
+def dump_tasks() -> None:
+    """Every asyncio task and where it waits, to stderr."""
+    tasks = asyncio.all_tasks()
+    lines = [f"--- {NAME}: not stopped 20 s after SIGTERM; {len(tasks)} tasks:"]
+    for task in tasks:
+        lines.append(f"--- {task!r}")
+        lines.extend(awaiting(task))
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def me() -> tuple[str, int]:
@@ -80,6 +119,12 @@ async def main() -> None:
     await worker.start()
     log(t="ready", w=NAME, pid=os.getpid())
     await stop.wait()
+    # Where a stop that hangs waits: the tasks from the loop (if it still turns), every
+    # thread's stack from faulthandler's own thread (if it does not). Left armed until the
+    # process ends: a hang after aclose() (asyncio.run() cancelling the tasks left, the
+    # telemetry's shutdown) is a stop that hangs too.
+    asyncio.get_running_loop().call_later(20, dump_tasks)
+    faulthandler.dump_traceback_later(20.5, file=sys.stderr)
     await worker.aclose()
     log(t="stats", **worker.stats())
     if handle is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -217,3 +217,153 @@ async def test_the_worker_metrics_reach_a_prometheus_registry(client: aioredis.R
         assert registry.get_sample_value("pygents_redis_dead_letters_total", {"agent": "m"}) == 0
         assert registry.get_sample_value("pygents_redis_takeovers_total", {"agent": "m"}) == 0
     assert registry.get_sample_value("pygents_redis_leases_held") is None  # unregistered
+
+
+class LosesACancellation(aioredis.Redis):
+    """A client that loses the cancellation of a task running one given command.
+
+    redis-py sends a command through ``asyncio.wait_for()`` when the connection has a socket
+    timeout (5 s by default in redis-py 8); on Python 3.11, a task cancelled just as the send
+    completes gets the command's result and no ``CancelledError`` (fixed in 3.12). This client
+    does that on every Python, for the next ``command`` after ``arm()``: it calls ``then``
+    (which cancels the task), lets the command finish, and returns its result.
+    """
+
+    command = ""
+    then: Callable[[], object] | None = None
+    lost: list[asyncio.Task[Any]]
+
+    def arm(self, command: str, then: Callable[[], object]) -> None:
+        self.command, self.then, self.lost = command, then, []
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] != self.command:
+            return await super().execute_command(*args, **options)
+        self.command = ""
+        task = asyncio.current_task()
+        assert task is not None
+        sending = asyncio.ensure_future(super().execute_command(*args, **options))
+        assert self.then is not None
+        self.then()
+        try:
+            return await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            self.lost.append(task)  # the task stays cancelling, as wait_for() leaves it
+            return await sending
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "TIME",  # the lease loop's round starts with it
+        "XREADGROUP",  # the reader waits in it
+    ],
+)
+async def test_a_worker_stops_when_a_loop_loses_its_cancellation(
+    redis_url: str, command: str
+) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("c", "works", [work])
+    client = LosesACancellation.from_url(redis_url)
+    await client.flushdb()
+    queue = RedisQueue(client, namespace="t")
+    worker = RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=1.0, prometheus_registry=False
+    )
+    await worker.start()
+    closing: list[asyncio.Task[None]] = []
+    try:
+        await wait_for(lambda: worker.owned == ["c"])
+        await queue.send("c", Turn("work", kwargs={"n": 1}))
+        await wait_for(lambda: runs == [1])
+        # aclose() starts while the loop is in the command, and cancels it there.
+        client.arm(command, lambda: closing.append(asyncio.create_task(worker.aclose())))
+        await wait_for(lambda: bool(closing))
+        try:
+            async with asyncio.timeout(10):
+                await closing[0]
+        except TimeoutError:
+            pytest.fail("aclose() did not end: a loop serves on after losing its cancellation")
+        assert [t.get_name() for t in client.lost] == [
+            f"pygents redis {'leases' if command == 'TIME' else 'reader'} w1"
+        ]
+    finally:
+        for task in worker._tasks:  # a loop still running (the bug): its next cancel is not lost
+            task.cancel()
+        await client.aclose()
+    # Stopped as usual: the lease given back, the turn's checkpoint kept.
+    check = aioredis.Redis.from_url(redis_url)
+    assert await check.keys("t:*:lease") == []
+    saved = await RedisStore(check, namespace="t").load("c")
+    assert saved is not None and json.loads(saved.data)["state"]["current_turn"] is None
+    await check.aclose()
+
+
+@pytest.mark.parametrize("noticed", [False, True], ids=["close-first", "lease-round-first"])
+async def test_a_worker_stops_when_its_lease_is_lost_during_the_turn_in_flight(
+    client: aioredis.Redis, noticed: bool
+) -> None:
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    @tool()
+    async def slow() -> None:
+        started.set()
+        await finish.wait()
+
+    agent = Agent("l", "slow", [slow])
+    queue = RedisQueue(client, namespace="t")
+    worker = RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=1.0, prometheus_registry=False
+    )
+    await worker.start()
+    await wait_for(lambda: worker.owned == ["l"])
+    await queue.send("l", Turn("slow"))
+    await wait_for(started.is_set)
+    # Another worker holds the lease now (this one stalled past it), and this one is asked to
+    # stop while the turn is still running: before its lease round sees the loss (aclose()
+    # releases the agent), or after (the round is releasing it when aclose() cancels it).
+    await client.set(worker.keys.lease("l"), "w2")
+    if noticed:
+        await asyncio.sleep(1.0)  # three lease rounds
+    closing = asyncio.create_task(worker.aclose())
+    await asyncio.sleep(0.5)
+    finish.set()
+    async with asyncio.timeout(10):
+        await closing
+    assert await client.get(worker.keys.lease("l")) == b"w2"  # not given back: not its own
+    # The checkpoint still holds the turn (a save after the lease was lost is refused), so the
+    # next owner runs it.
+    saved = await RedisStore(client, namespace="t").load("l")
+    assert saved is not None
+    state = json.loads(saved.data)["state"]
+    held = [state["current_turn"], *state["queue"]]
+    assert [t["tool_name"] for t in held if t is not None] == ["slow"]
+
+
+async def test_a_worker_stops_when_redis_is_gone() -> None:
+    started = asyncio.Event()
+
+    @tool()
+    async def work() -> None:
+        started.set()
+
+    agent = Agent("u", "works", [work])
+    with redis_server() as url:
+        worker = RedisWorker(
+            [agent], url, namespace="t", name="w1", lease_ttl=1.0, prometheus_registry=False
+        )
+        await worker.start()
+        await wait_for(lambda: worker.owned == ["u"])
+        queue = RedisQueue(url, namespace="t")
+        await queue.send("u", Turn("work"))
+        await queue.aclose()
+        await wait_for(started.is_set)
+    # The server is stopped: no lease can be renewed or given back, no checkpoint written.
+    async with asyncio.timeout(30):
+        await worker.aclose()
+    assert worker.owned == []

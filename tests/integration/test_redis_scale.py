@@ -55,13 +55,18 @@ def test_three_workers_100_agents_10000_turns_one_worker_killed(tmp_path: Path) 
     started = time.monotonic()
     with redis_server() as url:
         logs = [tmp_path / f"w{k}.jsonl" for k in range(3)]
-        workers = [
-            subprocess.Popen(
-                [sys.executable, str(WORKER), url, str(log), f"w{k}", str(AGENTS)],
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-            for k, log in enumerate(logs)
-        ]
+        # Each worker's stderr in a file: a worker that does not stop writes its tasks there.
+        errors = [log.with_suffix(".err") for log in logs]
+        workers = []
+        for k, (log, error) in enumerate(zip(logs, errors, strict=True)):
+            with error.open("wb") as err:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, str(WORKER), url, str(log), f"w{k}", str(AGENTS)],
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                        stderr=err,
+                    )
+                )
         try:
             wait_until(logs, lambda ls: sum(r["t"] == "ready" for r in ls) == 3, 30, "workers")
 
@@ -87,8 +92,14 @@ def test_three_workers_100_agents_10000_turns_one_worker_killed(tmp_path: Path) 
             finished = time.monotonic()
             for w in workers[1:]:
                 w.send_signal(signal.SIGTERM)
-            for w in workers[1:]:
-                assert w.wait(30) == 0
+            for w, error in zip(workers[1:], errors[1:], strict=True):
+                try:
+                    code = w.wait(30)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+                    w.wait(10)
+                    pytest.fail(f"a worker did not stop on SIGTERM:\n{error.read_text()}")
+                assert code == 0, error.read_text()
             lines = records(logs)
         finally:
             for w in workers:

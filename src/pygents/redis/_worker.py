@@ -363,9 +363,17 @@ class RedisWorker:
             *_, live = await pipe.execute()
         return max(1, int(live))
 
+    # Both loops end when cancelled, and also by themselves at their next round once the worker
+    # is closing: aclose() cannot count on the cancellation arriving. redis-py sends a command
+    # through asyncio.wait_for() when the connection has a socket timeout (5 s by default in
+    # redis-py 8), and on Python 3.11 wait_for() hands the command's result to a task that was
+    # cancelled just as the send completed, and drops the cancellation (fixed in 3.12, where
+    # wait_for() is built on asyncio.timeout()). A loop that stopped only on CancelledError then
+    # served on, and aclose() waited for it forever.
+
     async def _lease_loop(self) -> None:
         first = True
-        while True:
+        while not self._closing:
             try:
                 live = await self._heartbeat()
                 if first:  # let workers started together see each other before taking leases
@@ -539,7 +547,7 @@ class RedisWorker:
 
     async def _read_loop(self) -> None:
         prefetch = self._prefetch
-        while True:
+        while not self._closing:  # see _lease_loop: a cancellation can be lost
             streams: dict[Any, Any] = {
                 self.keys.stream(n): ">"
                 for n, o in self._owned.items()

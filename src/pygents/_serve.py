@@ -314,6 +314,11 @@ class Service:
             await self._cancel()
 
     async def _cancel(self) -> None:
+        # Halted too: an agent's task whose cancellation is lost (its turn awaited something
+        # that swallows it, such as Python 3.11's asyncio.wait_for(), which redis-py uses)
+        # stops after that turn instead of serving on with nobody to stop it.
+        self._halt = True
+        self._wake_all()
         tasks = [t for t in self._tasks.values() if not t.done()]
         for task in tasks:
             task.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -219,6 +220,34 @@ async def test_cancellation_queues_the_interrupted_turn_again_with_its_attempt()
     await service.start()
     await service.aclose(drain=True)
     assert attempts == [1, 1, 2, 1]
+
+
+async def test_a_service_whose_turn_swallows_the_cancellation_still_stops() -> None:
+    # Python 3.11's asyncio.wait_for() (redis-py sends commands through it) hands a result to
+    # a task cancelled just as the awaited operation ends, and drops the CancelledError.
+    started = asyncio.Event()
+    ran: list[int] = []
+
+    @tool()
+    async def stubborn(n: int) -> None:
+        ran.append(n)
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # the lost cancellation
+            await asyncio.sleep(0.2)
+
+    agent = Agent("stubborn", "", [stubborn])
+    for n in range(3):
+        await agent.put(Turn("stubborn", kwargs={"n": n}))
+    service = Service([agent])
+    waiting = asyncio.create_task(service.serve_forever())
+    await started.wait()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):  # without the halt it served on: no end
+            await waiting
+    assert not service.is_serving and not agent.is_running
+    assert ran == [0]  # the turn in flight ended; the rest stay queued
+    assert [t.kwargs["n"] for t in agent.turns] == [1, 2]
 
 
 async def test_stop_reaches_an_agent_paused_at_its_gate() -> None:

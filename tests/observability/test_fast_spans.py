@@ -675,3 +675,39 @@ async def test_a_carrier_changed_after_the_bridge_wrote_it_is_read_as_changed() 
     ]
     assert all(link.context.is_remote for s in followers for link in s.links)
     provider.shutdown()
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["written-out", "api"])
+def test_a_remote_link_is_the_one_the_api_makes(
+    known: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pygents.observability import _fast_span
+
+    assert _fast_span._REMOTE_LINKS  # the installed API is the known code
+    monkeypatch.setattr(_fast_span, "_REMOTE_LINKS", known)
+    for trace_id, span_id, flags in [(0xA, 0xB, 1), (1 << 127, (1 << 64) - 1, 0), (0, 5, 3)]:
+        made = _fast_span.remote_link(trace_id, span_id, flags)
+        expected = Link(SpanContext(trace_id, span_id, True, TraceFlags(flags)))
+        assert type(made) is Link and type(made.context) is SpanContext
+        assert tuple(made.context) == tuple(expected.context)
+        assert type(made.context.trace_flags) is TraceFlags
+        assert made.context.is_valid == expected.context.is_valid
+        assert made.attributes is None and made.dropped_attributes == 0
+
+
+def test_a_carrier_the_bridge_wrote_reads_back_as_parsing_it_would() -> None:
+    from pygents.observability._propagation import parse_traceparent
+
+    provider = TracerProvider()
+    spans = instrumented(provider)
+    rng = random.Random(7)
+    for _ in range(200):
+        trace_id, span_id = rng.getrandbits(128) or 1, rng.getrandbits(64) or 1
+        origin = trace_api.NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(1)))
+        carrier = spans.carrier(origin)
+        assert spans._origin(carrier) == parse_traceparent(carrier) == (trace_id, span_id, 1)
+    # Out of the W3C format's range: not remembered, parsed (and refused) as before.
+    odd = trace_api.NonRecordingSpan(SpanContext(1, 2, False, TraceFlags(0x1FF)))
+    carrier = spans.carrier(odd)
+    assert id(carrier) not in spans._carriers and spans._origin(carrier) is None
+    provider.shutdown()

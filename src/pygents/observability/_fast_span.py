@@ -793,6 +793,47 @@ def _no_op_tracer_metrics() -> type | None:
 _NO_OP_TRACER_METRICS = _no_op_tracer_metrics()
 
 
+def _remote_links_known() -> bool:
+    """Whether ``Link.__init__`` only stores the context and the attributes (API 1.27-1.45)."""
+    try:
+        return (
+            _DIRECT_CONTEXT
+            and _code_names(trace_api.Link.__init__) <= {"__init__", "_attributes", "super"}
+            and _code_names(trace_api._LinkBase.__init__) <= {"_context"}
+            and trace_api.Link.__new__ is object.__new__
+            and tuple(inspect.signature(trace_api.Link.__init__).parameters)
+            == ("self", "context", "attributes")
+        )
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+_REMOTE_LINKS = _remote_links_known()
+_Link = trace_api.Link
+
+
+def remote_link(trace_id: int, span_id: int, flags: int) -> Any:
+    """``Link(SpanContext(trace_id, span_id, True, TraceFlags(flags)))``, without the calls."""
+    if not _REMOTE_LINKS:
+        return _Link(SpanContext(trace_id, span_id, True, TraceFlags(flags)))
+    # SpanContext.__new__ and Link.__init__ written out (their known code).
+    context = _tuple_new(
+        SpanContext,
+        (
+            trace_id,
+            span_id,
+            True,
+            TraceFlags(flags),
+            _DEFAULT_TRACE_STATE,
+            0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
+        ),
+    )
+    link = _new_object(_Link)
+    link._context = context
+    link._attributes = None
+    return link
+
+
 class FastTracer:
     """Starts the bridge's spans of one SDK tracer as ``FastSpan``s, or says it cannot."""
 
@@ -802,6 +843,7 @@ class FastTracer:
     all_plain = staticmethod(_all_plain)
     #: Whether a span context's fields may be read by unpacking it.
     indexed_context = INDEXED_CONTEXT
+    remote_link = staticmethod(remote_link)
 
     def __init__(self, tracer: Any) -> None:
         self.tracer = tracer

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["parse_traceparent", "traceparent"]
+__all__ = ["carrier_of", "parse_traceparent", "traceparent"]
 
 
 def traceparent(span_context: Any) -> dict[str, str]:
     """A W3C trace-context carrier for a span context."""
+    return carrier_of(span_context.trace_id, span_context.span_id, span_context.trace_flags)
+
+
+def carrier_of(trace_id: int, span_id: int, flags: int) -> dict[str, str]:
+    """A W3C trace-context carrier for these ids and flags."""
     # One %-format of a tuple: 2.7x cheaper than an f-string with three format specs.
-    value = "00-%032x-%016x-%02x" % (  # noqa: UP031
-        span_context.trace_id,
-        span_context.span_id,
-        span_context.trace_flags,
-    )
-    return {"traceparent": value}
+    return {"traceparent": "00-%032x-%016x-%02x" % (trace_id, span_id, flags)}  # noqa: UP031
 
 
 def parse_traceparent(carrier: dict[str, str] | None) -> tuple[int, int, int] | None:

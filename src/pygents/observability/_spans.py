@@ -17,7 +17,7 @@ from pygents import StopReason
 
 from . import _semconv as sc
 from ._cells import BoundedCache
-from ._propagation import parse_traceparent, traceparent
+from ._propagation import carrier_of, parse_traceparent
 from ._settings import ContentCapture
 
 __all__ = ["Spans"]
@@ -65,9 +65,9 @@ class Spans:
         #: (str keys, str/bool/int/float values): the fast path stores them without checking.
         #: Keyed by id; holding the dict keeps the id from being reused. Bounded.
         self._plain: dict[int, dict[str, Any]] = {}
-        #: id(carrier) -> (carrier, its traceparent string, the span context it names), for
-        #: the carriers ``carrier()`` wrote: ``links()`` reads them back without parsing.
-        self._carriers: dict[int, tuple[dict[str, str], str, Any]] = {}
+        #: id(carrier) -> (carrier, its traceparent string, what parsing it gives), for the
+        #: carriers ``carrier()`` wrote: ``links()`` reads them back without parsing.
+        self._carriers: dict[int, tuple[dict[str, str], str, tuple[int, int, int]]] = {}
 
     # -- when not to trace -------------------------------------------------------------------
 
@@ -128,12 +128,20 @@ class Spans:
         Remembered (bounded) until ``links()`` reads it, so a turn linked in this process
         costs no parse.
         """
-        context = span.get_span_context()
-        carrier = traceparent(context)
-        carriers = self._carriers
-        if len(carriers) >= _CARRIER_BOUND:  # carriers of turns never run here (or re-run)
-            carriers.clear()
-        carriers[id(carrier)] = (carrier, carrier["traceparent"], context)
+        if type(span) is self._fast_span and self._fast.indexed_context:
+            trace_id, span_id, _remote, flags = span._context[:4]
+        else:
+            context = span.get_span_context()
+            trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
+        carrier = carrier_of(trace_id, span_id, flags)
+        # What parsing the carrier gives, known without parsing for ids and flags in range
+        # (each then formats to exactly the digits the W3C format has); the rest is parsed.
+        if 0 < trace_id < 1 << 128 and 0 < span_id < 1 << 64 and 0 <= flags <= 0xFF:
+            carriers = self._carriers
+            if len(carriers) >= _CARRIER_BOUND:  # carriers of turns never run here (or re-run)
+                carriers.clear()
+            parsed = (trace_id, span_id, int(flags))
+            carriers[id(carrier)] = (carrier, carrier["traceparent"], parsed)
         return carrier
 
     def _origin(self, carrier: dict[str, str] | None) -> tuple[int, int, int] | None:
@@ -141,17 +149,13 @@ class Spans:
         if carrier is None:
             return None
         written = self._carriers.pop(id(carrier), None)
+        # The carrier ``carrier()`` wrote, still holding the very string it wrote.
         if (
             written is not None
             and written[0] is carrier
             and carrier.get("traceparent") is written[1]
-            and written[2].is_valid
-            and written[2].trace_flags <= 0xFF
         ):
-            # The carrier ``carrier()`` wrote, still holding the very string it wrote: parsing
-            # it would give the ids and flags of the span context it was written from.
-            origin = written[2]
-            return origin.trace_id, origin.span_id, int(origin.trace_flags)
+            return written[2]
         return parse_traceparent(carrier)
 
     def links(self, carrier: dict[str, str] | None) -> list[Any] | None:
@@ -159,6 +163,9 @@ class Spans:
         parsed = self._origin(carrier)
         if parsed is None:
             return None
+        fast = self._fast
+        if fast is not None:
+            return [fast.remote_link(*parsed)]
         trace_id, span_id, flags = parsed
         return [self._Link(self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags)))]
 

@@ -17,7 +17,7 @@ from opentelemetry.semconv.schemas import Schemas
 from pygents import Agent, Turn, tool
 from pygents.observability import _semconv as sc
 
-#: Required attributes per operation, semantic conventions 1.37.0 (GenAI spans).
+#: Required attributes per operation, semantic conventions 1.38.0 (GenAI spans; as in 1.37.0).
 REQUIRED = {
     "invoke_agent": {"gen_ai.operation.name", "gen_ai.provider.name"},
     "execute_tool": {"gen_ai.operation.name"},
@@ -31,15 +31,15 @@ PROVIDED = {
 
 #: The installed conventions package, ``0.<minor>b<n>``: it knows the names and schemas of the
 #: conventions released before it. The checks against it need one that knows ours: schema
-#: 1.37.0 from 0.58b0 (SDK 1.37), and every ``gen_ai.*`` name pygents writes from 0.60b0 (SDK
-#: 1.39; ``gen_ai.tool.call.arguments`` / ``.result`` came after 1.37.0). Older packages, which
-#: the SDK floor (1.31, conventions 0.52b0) allows, have nothing to check them against.
+#: 1.38.0 and every ``gen_ai.*`` name pygents writes, from 0.60b0 (SDK 1.39;
+#: ``gen_ai.tool.call.arguments`` / ``.result`` came in 1.38.0). Older packages, which the SDK
+#: floor (1.31, conventions 0.52b0) allows, have nothing to check them against.
 CONVENTIONS = metadata.version("opentelemetry-semantic-conventions")
 CONVENTIONS_MINOR = int(CONVENTIONS.split(".")[1].split("b")[0])
 KNOWS_OUR_NAMES = CONVENTIONS_MINOR >= 60
 needs_our_schema = pytest.mark.skipif(
-    CONVENTIONS_MINOR < 58,
-    reason=f"opentelemetry-semantic-conventions {CONVENTIONS} predates 0.58b0, the first "
+    CONVENTIONS_MINOR < 60,
+    reason=f"opentelemetry-semantic-conventions {CONVENTIONS} predates 0.60b0, the first "
     f"to list schema {sc.SEMCONV_VERSION}",
 )
 needs_our_names = pytest.mark.skipif(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-SEMCONV_VERSION = "1.37.0"
+SEMCONV_VERSION = "1.38.0"
 """The OpenTelemetry semantic-conventions version the span, attribute and metric names follow."""
 SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
 """The schema URL of ``SEMCONV_VERSION``; the tracer and meter are created with it."""

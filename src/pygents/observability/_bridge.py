@@ -53,6 +53,8 @@ _COMPLETED = StopReason.COMPLETED
 _TIMEOUT = StopReason.TIMEOUT
 _ERROR = StopReason.ERROR
 _ROUTED = (Turn, ContextItem)  # outputs the agent routes (put / append / add)
+#: Output types that are never routed: a set lookup answers for them without ``isinstance``.
+_UNROUTED = frozenset((int, float, str, bool, type(None), bytes, dict, list, tuple))
 
 
 class Bridge(ExecutionScope, AgentEvents, ContextEvents):
@@ -354,7 +356,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
                     and error_type is None
                     and not lane.tool.is_generator
                     and not spans.capture.enabled
-                    and not isinstance(turn.output, _ROUTED)
+                    and (turn.output.__class__ in _UNROUTED or not isinstance(turn.output, _ROUTED))
                 ):
                     # The common case: completed, nothing to route or capture; closing
                     # attributes and end in one (the trace id is for exemplars only).

@@ -340,7 +340,9 @@ class Agent:
 
     def _enqueue(self, turn: Turn) -> None:
         """``put()`` without its hooks: accept and enqueue ``turn`` now (no put hook exists)."""
-        self._accept(turn)
+        tool = turn._tool if turn.__class__ is Turn else None
+        if tool is None or self._tools.get(tool.__name__) is not tool:
+            self._accept(turn)  # its tests, written out above for a plain Turn; it raises
         turn._enqueued = time()
         self._queue.append(turn)
         if self._nonempty is not None:

@@ -1276,3 +1276,29 @@ async def test_requeue_puts_a_turn_back_first_and_reset_forgets_the_state() -> N
     runner = Agent("requeue_reset_running", "runs", [rq_resets])
     await runner.put(Turn(rq_resets, kwargs={"x": 5}))
     assert [v async for _t, v in runner.run()] == [5]
+
+
+async def test_put_without_hooks_checks_what_it_enqueues() -> None:
+    @tool()
+    async def own_step(x: int) -> int:
+        return x
+
+    @tool()
+    async def foreign_step(x: int) -> int:
+        return x
+
+    class MarkedTurn(Turn[int]):
+        __slots__ = ()
+
+    agent = Agent("put_checks", "checks puts", [own_step])
+    with pytest.raises(TypeError, match="put\\(\\) takes a Turn, got str"):
+        await agent.put("own_step")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="does not accept tool 'foreign_step'"):
+        await agent.put(Turn(foreign_step, kwargs={"x": 1}))
+    await agent.put(MarkedTurn(own_step, kwargs={"x": 2}))  # a Turn subclass is a Turn
+    await agent.put(Turn(own_step, kwargs={"x": 3}))
+    assert [(type(t).__name__, t.kwargs["x"]) for t in agent.turns] == [
+        ("MarkedTurn", 2),
+        ("Turn", 3),
+    ]
+    assert [value async for _turn, value in agent.run()] == [2, 3]

@@ -170,3 +170,36 @@ def test_an_unreachable_redis_is_reported(worker: bool) -> None:
     assert result.returncode == 3, result.stdout + result.stderr
     assert f"Redis at {url} failed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_the_feeder_stops_when_a_redis_command_swallows_its_cancellation(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.11's asyncio.wait_for() (redis-py sends commands through it) can hand a reply
+    # to a task cancelled as it arrives and drop the cancellation: the feeder must stop anyway.
+    import argparse
+    import asyncio
+
+    from pygents.demo import _cli
+    from pygents.demo._redis import feed_redis
+    from pygents.redis import RedisQueue
+
+    swallowed: list[int] = []
+
+    async def slow_depth(self: RedisQueue, name: str) -> int:
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            swallowed.append(1)  # the reply "arrived": the cancellation is lost
+        return 0
+
+    monkeypatch.setattr(RedisQueue, "depth", slow_depth)
+    parser = argparse.ArgumentParser()
+    _cli.add_arguments(parser)
+    options = parser.parse_args(
+        ["--redis", redis_url, "--duration", "0.3", "--namespace", "lost-cancel"]
+    )
+    async with asyncio.timeout(10):  # without the halt, the feeder fed on: no end
+        questions, _planned = await feed_redis(options, 7, [])
+    assert swallowed == [1]
+    assert questions >= 1

@@ -180,7 +180,10 @@ async def feed_redis(options: argparse.Namespace, seed: int, caught: list[int]) 
     world = World(seed, [a.name for a in crew.fetchers], [a.name for a in crew.writers])
     queue = RedisQueue(options.redis, namespace=options.namespace)
     counts = [0, 0]
-    feeding = asyncio.create_task(_feed(queue, crew.planners, world, options, counts))
+    # Set before the feeder is cancelled: on Python 3.11 redis-py's asyncio.wait_for() can
+    # swallow a cancellation that meets the end of a command, and the feeder would feed on.
+    halt = asyncio.Event()
+    feeding = asyncio.create_task(_feed(queue, crew.planners, world, options, counts, halt))
     stopping = asyncio.create_task(stop.wait())
     try:
         waiting = [feeding, stopping]
@@ -188,6 +191,7 @@ async def feed_redis(options: argparse.Namespace, seed: int, caught: list[int]) 
         if feeding.done():
             feeding.result()  # a bug, or Redis unreachable: let it show
     finally:
+        halt.set()
         for task in (feeding, stopping):
             task.cancel()
         await asyncio.gather(feeding, stopping, return_exceptions=True)
@@ -203,13 +207,16 @@ async def _feed(
     world: World,
     options: argparse.Namespace,
     counts: list[int],
+    halt: asyncio.Event,
 ) -> None:
     names = [p.name for p in planners]
     limit = WAITING_PER_FETCHER * options.agents
     job = 0
-    while options.turns is None or counts[1] < options.turns:
+    while not halt.is_set() and (options.turns is None or counts[1] < options.turns):
         # The depths live in Redis, moved by other processes: no local event to wait on.
-        while sum([await queue.depth(n) for n in names]) >= limit:  # noqa: ASYNC110
+        while sum([await queue.depth(n) for n in names]) >= limit:
+            if halt.is_set():
+                return
             await asyncio.sleep(BACKOFF)
         await queue.send(names[job % len(names)], new_question(world, job))
         counts[0] += 1

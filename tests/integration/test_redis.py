@@ -423,6 +423,38 @@ async def test_the_owner_runs_entries_left_pending_under_another_consumer(
     assert await queue.depth("p") == 0
 
 
+async def test_a_worker_that_lost_the_lease_claims_and_hands_over_nothing(
+    client: aioredis.Redis,
+) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("q", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    stream = queue.keys.stream("q")
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await queue.send("q", Turn("work", kwargs={"n": 0}))
+        await wait_for(lambda: runs == [0])
+        # w2 holds the lease now; w1 notices at its next lease round (within 0.2 s). Until
+        # then its claims are refused by the fence, and what it reads it leaves to w2.
+        await client.set(worker.keys.lease("q"), "w2", px=60_000)
+        await read_as_ghost(
+            client, queue, "q", [Turn("work", kwargs={"n": 1})], [Turn("work", kwargs={"n": 2})]
+        )
+        await wait_for(lambda: worker.owned == [])
+        await asyncio.sleep(0.3)
+    assert runs == [0]
+    assert await client.xlen(stream) == 2  # both still there for w2
+    pending = await client.xpending_range(stream, GROUP, "-", "+", 10)
+    assert decode(pending[0]["consumer"]) == "ghost"  # n=1: not taken from the other reader
+    assert {decode(p["consumer"]) for p in pending[1:]} <= {"w1"}  # n=2, if w1 read it
+
+
 class HoldsARead(aioredis.Redis):
     """A client whose next ``XREADGROUP`` over a given stream blocks for 30 s (not 0.2 s).
 

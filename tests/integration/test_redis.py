@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from redis_server import redis_server
 
 from pygents import Agent, AgentRegistry, Turn, current_agent, current_turn, tool
-from pygents.redis import LeaseLostError, RedisQueue, RedisStore, RedisWorker
+from pygents.redis import GROUP, LeaseLostError, RedisQueue, RedisStore, RedisWorker
+from pygents.redis._queue import encode_turn
 from pygents.store import Checkpoint, CheckpointStore
 
 
@@ -367,3 +368,200 @@ async def test_a_worker_stops_when_redis_is_gone() -> None:
     async with asyncio.timeout(30):
         await worker.aclose()
     assert worker.owned == []
+
+
+async def read_as_ghost(
+    client: aioredis.Redis, queue: RedisQueue, agent: str, read: list[Turn], later: list[Turn]
+) -> None:
+    """Append ``read`` to the agent's stream and read it as consumer ``ghost``, then ``later``.
+
+    One transaction: no worker's blocked read is served in between, so the ``read`` entries
+    are pending under ``ghost`` (a worker that read them as it lost or gave up the agent),
+    and the ``later`` ones go to the owner's reader afterwards.
+    """
+    stream = queue.keys.stream(agent)
+    async with client.pipeline(transaction=True) as pipe:
+        for turn in read:
+            pipe.xadd(stream, {"turn": encode_turn(turn)})
+        pipe.xreadgroup(GROUP, "ghost", {stream: ">"}, count=100)
+        for turn in later:
+            pipe.xadd(stream, {"turn": encode_turn(turn)})
+        await pipe.execute()
+
+
+@pytest.mark.parametrize("later", [0, 2], ids=["alone", "before-later-turns"])
+async def test_the_owner_runs_entries_left_pending_under_another_consumer(
+    client: aioredis.Redis, later: int
+) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("p", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await queue.send("p", Turn("work", kwargs={"n": 0}))
+        await wait_for(lambda: runs == [0])  # the agent is served: its takeover claim is done
+        await read_as_ghost(
+            client,
+            queue,
+            "p",
+            [Turn("work", kwargs={"n": n}) for n in (1, 2, 3)],
+            [Turn("work", kwargs={"n": n}) for n in range(4, 4 + later)],
+        )
+        # Within a couple of lease rounds (0.2 s each), not at some later takeover.
+        await wait_for(lambda: len(runs) == 4 + later, within=2.0)
+        await asyncio.sleep(0.5)  # nothing runs twice
+        assert worker.stats()["redeliveries"] == 3
+    # In stream order: the claimed entries before the ones sent after them.
+    assert runs == list(range(4 + later))
+    assert (await client.xpending(queue.keys.stream("p"), GROUP))["pending"] == 0
+    assert await queue.depth("p") == 0
+
+
+async def test_a_worker_that_lost_the_lease_claims_and_hands_over_nothing(
+    client: aioredis.Redis,
+) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("q", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    stream = queue.keys.stream("q")
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await queue.send("q", Turn("work", kwargs={"n": 0}))
+        await wait_for(lambda: runs == [0])
+        # w2 holds the lease now; w1 notices at its next lease round (within 0.2 s). Until
+        # then its claims are refused by the fence, and what it reads it leaves to w2.
+        await client.set(worker.keys.lease("q"), "w2", px=60_000)
+        await read_as_ghost(
+            client, queue, "q", [Turn("work", kwargs={"n": 1})], [Turn("work", kwargs={"n": 2})]
+        )
+        await wait_for(lambda: worker.owned == [])
+        await asyncio.sleep(0.3)
+    assert runs == [0]
+    assert await client.xlen(stream) == 2  # both still there for w2
+    pending = await client.xpending_range(stream, GROUP, "-", "+", 10)
+    assert decode(pending[0]["consumer"]) == "ghost"  # n=1: not taken from the other reader
+    assert {decode(p["consumer"]) for p in pending[1:]} <= {"w1"}  # n=2, if w1 read it
+
+
+class HoldsARead(aioredis.Redis):
+    """A client whose next ``XREADGROUP`` over a given stream blocks for 30 s (not 0.2 s).
+
+    The reader then waits in Redis, over every stream of the agents it owned when the read
+    began, while the worker gives one of those agents up and another worker takes it.
+    """
+
+    stream = ""
+    holding = False
+    returned: Any = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] != "XREADGROUP" or self.stream not in args:
+            return await super().execute_command(*args, **options)
+        self.stream = ""
+        block = args.index(b"BLOCK")
+        args = (*args[:block], b"BLOCK", 30_000, *args[block + 2 :])
+        self.holding = True
+        self.returned = await super().execute_command(*args, **options)
+        return self.returned
+
+
+@pytest.mark.timeout(60)
+async def test_entries_read_by_a_worker_giving_an_agent_up_run_at_the_next_owner(
+    redis_url: str, tmp_path: Any
+) -> None:
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    runs: list[tuple[str, int]] = []
+
+    @tool()
+    async def step(n: int) -> None:
+        me = current_agent()
+        assert me is not None
+        runs.append((me.name, n))
+
+    @tool()
+    async def tail(n: int) -> None: ...
+
+    @tool()
+    async def ping(n: int) -> None: ...
+
+    names = [f"agent-{i:03d}" for i in range(4)]
+    agents = [Agent(name, "works", [step, tail, ping]) for name in names]
+    client = HoldsARead.from_url(redis_url)
+    await client.flushdb()
+    queue = RedisQueue(client, tracer_provider=False)
+    moved = queue.keys.stream("agent-003")  # w0 gives agent-002 and agent-003 up to w1
+    w0 = RedisWorker(agents, client, name="w0", lease_ttl=1.0, prometheus_registry=False)
+    await w0.start()
+    log = tmp_path / "w1.jsonl"
+    w1: asyncio.subprocess.Process | None = None
+    try:
+        for name in names:
+            await queue.send(name, Turn("step", kwargs={"n": 0}))
+        await wait_for(lambda: len(runs) == 4)  # w0 serves all four
+        client.stream = moved
+        await wait_for(lambda: client.holding)  # w0's reader waits in XREADGROUP
+        w1 = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).with_name("redis_worker.py")),
+            redis_url,
+            str(log),
+            "w1",
+            "4",
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = asyncio.get_running_loop().time() + 30
+        while await client.get(queue.keys.lease("agent-003")) != b"w1":
+            assert asyncio.get_running_loop().time() < deadline, "w1 did not take agent-003"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # w1 has claimed what was pending (nothing) and reads
+        assert "agent-003" not in w0.owned
+        # The read w0 began while it owned agent-003 gets this turn: it was waiting first.
+        sent = await queue.send("agent-003", Turn("step", kwargs={"n": 1}))
+        await wait_for(lambda: client.returned is not None)
+        assert [decode(s) for s, _ in client.returned] == [moved]
+        assert [decode(i) for i, _ in client.returned[0][1]] == [sent]
+        # w0 no longer serves agent-003 and leaves the entry; w1 claims and runs it.
+
+        def ran() -> list[dict[str, Any]]:
+            lines = log.read_text().splitlines() if log.exists() else []
+            return [r for r in map(json.loads, lines) if r["t"] == "step"]
+
+        await wait_for(lambda: bool(ran()), within=5.0)
+        await asyncio.sleep(0.5)
+        assert ran() == [{"t": "step", "a": "agent-003", "n": 1, "at": 1, "w": "w1"}]
+        assert ("agent-003", 1) not in runs
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await client.xpending(moved, GROUP))["pending"]:
+            assert asyncio.get_running_loop().time() < deadline, "left pending"
+            await asyncio.sleep(0.05)
+    finally:
+        await w0.aclose()
+        if w1 is not None:
+            w1.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(30):
+                    await w1.wait()
+            except TimeoutError:
+                w1.kill()
+                await w1.wait()
+        await client.aclose()
+
+
+def decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RELEASE", "RENEW", "SAVE"]
+__all__ = ["CLAIM", "RELEASE", "RENEW", "SAVE"]
 
 # KEYS: checkpoint hash, index set, lease ('' for none), stream, dead stream
 # ARGV: agent, seq, data, saved_at, worker id, group, n acks, ack ids..., dead-letter fields...
@@ -56,4 +56,34 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+# KEYS: lease, stream. ARGV: worker id, group, most entries per other consumer.
+# Returns -1 when the lease is not the worker's (nothing claimed). Else it moves to the worker
+# the entries of the agent's stream that other consumers of the group read and never
+# acknowledged (a worker that read them as it lost or gave up the agent), and returns them
+# ({id, fields} each, per consumer in id order). The worker's own entries are left alone.
+# When nothing is pending under another consumer, it costs a GET and an XPENDING summary.
+CLAIM = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local claimed = {}
+local summary = redis.call('XPENDING', KEYS[2], ARGV[2])
+if summary[1] == 0 then
+  return claimed
+end
+for _, consumer in ipairs(summary[4]) do
+  if consumer[1] ~= ARGV[1] then
+    local ids = {}
+    local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', '+', ARGV[3], consumer[1])
+    for _, entry in ipairs(pending) do ids[#ids + 1] = entry[1] end
+    if #ids > 0 then
+      for _, entry in ipairs(redis.call('XCLAIM', KEYS[2], ARGV[2], ARGV[1], 0, unpack(ids))) do
+        if type(entry) == 'table' then claimed[#claimed + 1] = entry end
+      end
+    end
+  end
+end
+return claimed
 """

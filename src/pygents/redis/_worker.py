@@ -9,7 +9,10 @@ and the acknowledgement (``XACK`` + ``XDEL``) of its entry are one atomic script
 lease, so a turn is either still in the stream or in the agent's checkpoint, never both or
 neither. When a lease expires (its worker died), another worker takes the agent over: it
 restores the checkpoint (the turn in flight first, one attempt higher), claims the entries
-the dead worker had read but not handed over (``XAUTOCLAIM``), and serves on.
+the dead worker had read but not handed over (``XAUTOCLAIM``), and serves on. A worker that
+lost an agent's lease while alive, or gave the agent up, may still read entries of its stream
+(a read begun before): the owner claims those from the group (``XCLAIM``, fenced by its
+lease) every lease round and before it hands over any entry it reads after them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from pygents import (
     AgentRegistry,
@@ -55,6 +58,7 @@ _log = logging.getLogger("pygents.redis")
 _TAKEOVERS = "pygents.redis.takeovers"
 _REDELIVERIES = "pygents.redis.redeliveries"
 _DEAD = "pygents.redis.dead_letters"
+_CLAIM_COUNT = 1000  # most entries claimed from one other consumer at a time
 
 
 @dataclass(eq=False)
@@ -204,6 +208,7 @@ class RedisWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._renew = self._redis.register_script(_scripts.RENEW)
         self._release_script = self._redis.register_script(_scripts.RELEASE)
+        self._claim_script = self._redis.register_script(_scripts.CLAIM)
         self._previous_router: SendRouter | None = None
         self._started = False
         self._closing = False
@@ -244,6 +249,7 @@ class RedisWorker:
         self._started = True
         for agent_name in self._agents:
             await self.queue.ensure_group(agent_name)
+        await self._redis.script_load(_scripts.CLAIM)
         await self._heartbeat()
         if self._route:
             self._previous_router = set_send_router(self._route_send)
@@ -547,7 +553,12 @@ class RedisWorker:
 
     async def _read_loop(self) -> None:
         prefetch = self._prefetch
+        loop = asyncio.get_running_loop()
+        sweep_at = 0.0
         while not self._closing:  # see _lease_loop: a cancellation can be lost
+            if loop.time() >= sweep_at:  # once a lease round: what other consumers left
+                sweep_at = loop.time() + self._tick
+                await self._hand_over(list(self._owned), {})
             streams: dict[Any, Any] = {
                 self.keys.stream(n): ">"
                 for n, o in self._owned.items()
@@ -571,13 +582,82 @@ class RedisWorker:
                 await asyncio.sleep(self._tick)
                 continue
             batches: Any = response or ()
-            for stream_raw, entries in batches:
-                name = decode(stream_raw).split(":{", 1)[1].rsplit("}:", 1)[0]
+            read = {
+                decode(stream_raw).split(":{", 1)[1].rsplit("}:", 1)[0]: entries
+                for stream_raw, entries in batches
+            }
+            if read:
+                await self._hand_over(list(read), read)
+
+    async def _hand_over(self, names: list[str], read: dict[str, Any]) -> None:
+        """Hand over the entries just read and, first, those other consumers left pending.
+
+        Another consumer's entries in an agent's stream were read by a worker as it lost the
+        agent's lease or gave the agent up (its read had begun before), after the owner's
+        claim at acquisition. Claimed right after this worker's own read, they are all the
+        entries read before the ones it got, so the agent gets every entry in stream order.
+        The read entries of an agent this worker no longer serves are left pending: its next
+        owner claims them.
+        """
+        names = [n for n in names if self._serves(n)]
+        if not names:
+            return
+        try:
+            claimed = await self._claim(names)
+        except RedisError as exc:  # claimed at a later round; the read entries go on
+            _log.warning("pygents.redis: worker %s: claim failed: %s", self.name, exc)
+            claimed = {}
+        for name in names:
+            found = claimed.get(name, [])
+            if found is None:
+                continue  # the lease is another worker's: it claims the read entries
+            entries = [(i, f, 2) for i, f in found] + [(i, f, 1) for i, f in read.get(name, ())]
+            if found:
+                entries.sort(key=lambda e: _entry_order(e[0]))
+            for entry_id, fields, delivery in entries:
                 owned = self._owned.get(name)
-                for entry_id, fields in entries:
-                    if owned is None or owned.leaving:
-                        break  # left pending: the next owner claims it
-                    await self._deliver(owned, decode(entry_id), fields, delivery=1)
+                if owned is None or owned.leaving:
+                    break  # left pending: the next owner claims it
+                if delivery == 2:
+                    self.telemetry.count(_REDELIVERIES, name)
+                await self._deliver(owned, decode(entry_id), fields, delivery=delivery)
+
+    def _serves(self, name: str) -> bool:
+        owned = self._owned.get(name)
+        return owned is not None and owned.ready and not owned.leaving
+
+    async def _claim(self, names: list[str]) -> dict[str, list[tuple[Any, Any]] | None]:
+        """Move to this worker the entries other consumers left pending in these streams.
+
+        One round trip: a script per agent (``_scripts.CLAIM``), fenced by its lease. Returns
+        each agent's entries claimed, or None for an agent whose lease is not this worker's.
+        """
+        sha = self._claim_script.sha
+        for _ in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for n in names:
+                    pipe.evalsha(
+                        sha,
+                        2,
+                        self.keys.lease(n),
+                        self.keys.stream(n),
+                        self.name,
+                        GROUP,
+                        _CLAIM_COUNT,
+                    )
+                results = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in results):
+                break
+            await self._redis.script_load(_scripts.CLAIM)  # Redis restarted: load it again
+        claimed: dict[str, list[tuple[Any, Any]] | None] = {}
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, Exception):
+                raise result
+            if not isinstance(result, list):
+                claimed[name] = None
+                continue
+            claimed[name] = [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in result]
+        return claimed
 
     async def _deliver(self, owned: _Owned, entry_id: str, raw: Any, delivery: int) -> None:
         """Hand one stream entry's turn to its agent (checkpointed and acked in one step)."""
@@ -652,6 +732,12 @@ def _register_failed_hook() -> None:
         _FAILED_HOOK = hook([TurnHook.ON_ERROR, TurnHook.ON_TIMEOUT])(pygents_redis_turn_failed)
     elif HookRegistry.lookup(_FAILED_HOOK.metadata.name) is not _FAILED_HOOK:
         HookRegistry.register(_FAILED_HOOK)
+
+
+def _entry_order(entry_id: Any) -> tuple[int, int]:
+    """A stream entry id (``ms-seq``) as numbers, to sort by."""
+    ms, _, seq = decode(entry_id).partition("-")
+    return int(ms), int(seq or 0)
 
 
 def decode(value: Any) -> str:

@@ -59,8 +59,9 @@ class Spans:
         #: (tool, timeout) -> (span name, start attributes); bounded like every name cache.
         self._tool_attrs: BoundedCache[tuple[Any, Any], tuple[str, dict[str, Any]]]
         self._tool_attrs = BoundedCache()
-        #: (agent name, description, tags) -> start attributes of its runs.
-        self._run_attrs: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache()
+        #: (agent name, description, tags) -> (span name, start attributes) of its runs.
+        self._run_attrs: BoundedCache[tuple[Any, ...], tuple[str, dict[str, Any]]]
+        self._run_attrs = BoundedCache()
         #: Attribute dicts this class (or the bridge) built, never changes, and found plain
         #: (str keys, str/bool/int/float values): the fast path stores them without checking.
         #: Keyed by id; holding the dict keeps the id from being reused. Bounded.
@@ -295,11 +296,13 @@ class Spans:
     def start_run(self, agent: Any) -> tuple[Any, Any]:
         """The ``invoke_agent`` span of an agent run."""
         tags = agent.tags
-        key = (agent.name, agent.description, tuple(sorted(tags)) if tags else ())
-        attributes = self._run_attrs.get(key)
-        if attributes is None:
-            attributes = self._run_attrs[key] = self._run_attributes(agent)
-        return self.start(sc.SPAN_INVOKE_AGENT.format(agent=agent.name), attributes)
+        name = agent.name
+        key = (name, agent.description, tuple(sorted(tags)) if tags else ())
+        found = self._run_attrs.get(key)
+        if found is None:
+            span_name = sc.SPAN_INVOKE_AGENT.format(agent=name)
+            found = self._run_attrs[key] = (span_name, self._run_attributes(agent))
+        return self.start(found[0], found[1])
 
     @staticmethod
     def _run_attributes(agent: Any) -> dict[str, Any]:

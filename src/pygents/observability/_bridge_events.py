@@ -90,8 +90,19 @@ class AgentEvents:
             span.add_event(name, attributes)
 
     def after_put(self, agent: Any, turn: Any) -> None:
-        if self.spans is not None:
-            span = self._current_span()
+        spans = self.spans
+        if spans is not None:
+            # What _current_span() finds, each part looked up once (the origin needs them too).
+            running = current_turn()
+            call = self._call.get()
+            in_call = call is not None and not call.closed and call.turn is running
+            turn_span = None if running is None else self._turn_span(running)
+            if in_call:
+                span = call.span  # type: ignore[union-attr]
+            elif turn_span is not None:
+                span = turn_span
+            else:
+                span = self._run_span()
             if turn.metadata.trace_context is None:
                 # Causality: remember where the turn was enqueued from. Inside a tool's step,
                 # the current span (the tool's, or a user's span within it); while the agent
@@ -99,17 +110,16 @@ class AgentEvents:
                 # Outside a step of the turn the core says is current (routing it), the span
                 # current is the agent run's (or none).
                 origin = None
-                current = self.spans.current_span()
+                current = spans.current_span()
                 valid = current.get_span_context().is_valid
-                call = self._call.get()
-                if (call is None or call.closed or call.turn is not current_turn()) and (
-                    not valid or current is self._run_span()
+                if not in_call and (
+                    not valid or current is (span if turn_span is None else self._run_span())
                 ):
-                    origin = self._turn_span()
+                    origin = turn_span
                 if origin is None and valid:
                     origin = current
                 if origin is not None:
-                    turn.metadata.trace_context = self.spans.carrier(origin)
+                    turn.metadata.trace_context = spans.carrier(origin)
             if span is not None:
                 self.spans.add_event(
                     span,

@@ -789,3 +789,47 @@ async def test_leases_lost_during_long_turns_do_not_stop_the_other_renewals(
     assert seen and set(seen) == {b"w1"}
     assert runs == [("k", n) for n in range(15)]
     assert worker.stats()["takeovers"] == 0
+
+
+async def test_a_turn_failing_as_its_worker_stops_is_retried_by_the_next(
+    client: aioredis.Redis,
+) -> None:
+    attempts: list[int] = []
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    @tool()
+    async def flaky() -> None:
+        turn = current_turn()
+        assert turn is not None
+        attempts.append(turn.metadata.attempt)
+        if turn.metadata.attempt == 1:
+            started.set()
+            await finish.wait()
+            raise RuntimeError("boom")
+
+    agent = Agent("r", "fails once", [flaky])
+    queue = RedisQueue(client, namespace="t")
+    one = RedisWorker(
+        [agent], client, namespace="t", name="one", lease_ttl=0.5, prometheus_registry=False
+    )
+    await one.start()
+    await wait_for(lambda: one.owned == ["r"])
+    await queue.send("r", Turn("flaky"))
+    await wait_for(started.is_set)
+    closing = asyncio.create_task(one.aclose())
+    await wait_for(lambda: "r" in one._owned and one._owned["r"].leaving)
+    await asyncio.sleep(0.1)  # the agent's service is told to stop after this turn
+    finish.set()
+    async with asyncio.timeout(10):
+        await closing
+    assert attempts == [1]
+    # Not dropped: the retry is in the last checkpoint, and the next worker runs it.
+    saved = await RedisStore(client, namespace="t").load("r")
+    assert saved is not None
+    state = json.loads(saved.data)["state"]
+    assert [t["metadata"]["attempt"] for t in state["queue"]] == [2]
+    async with RedisWorker(
+        [agent], client, namespace="t", name="two", lease_ttl=0.5, prometheus_registry=False
+    ):
+        await wait_for(lambda: attempts == [1, 2])
+    assert await queue.dead_letters() == []

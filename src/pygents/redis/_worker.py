@@ -774,7 +774,9 @@ async def pygents_redis_turn_failed(turn: Turn, exception: BaseException | None 
     name = getattr(agent, "name", None)
     for worker in _WORKERS:
         owned = worker._owned.get(name or "")
-        if owned is not None and owned.agent is agent and not owned.leaving:
+        # An agent being released too: its last checkpoint keeps the retry (or writes the
+        # dead letter). Not one whose lease is lost: the next owner runs the turn again.
+        if owned is not None and owned.agent is agent and not owned.lost:
             worker._on_failed(owned, turn, exception)
             return
 

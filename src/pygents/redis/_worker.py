@@ -3,16 +3,19 @@
 Per agent, Redis holds: a stream (its inbox), a lease (the owning worker's id, expiring), a
 checkpoint (``RedisStore``). A worker keeps about ``ceil(agents / live workers)`` leases,
 renewing them every ``lease_ttl / 3``; each owned agent runs in a ``pygents.Service`` of its
-own, checkpointed into Redis. The worker reads the owned agents' streams with one consumer
-group (``XREADGROUP``) and hands each turn to its agent: the checkpoint that holds the turn
-and the acknowledgement (``XACK`` + ``XDEL``) of its entry are one atomic script, fenced by the
-lease, so a turn is either still in the stream or in the agent's checkpoint, never both or
-neither. When a lease expires (its worker died), another worker takes the agent over: it
-restores the checkpoint (the turn in flight first, one attempt higher), claims the entries
-the dead worker had read but not handed over (``XAUTOCLAIM``), and serves on. A worker that
-lost an agent's lease while alive, or gave the agent up, may still read entries of its stream
-(a read begun before): the owner claims those from the group (``XCLAIM``, fenced by its
-lease) every lease round and before it hands over any entry it reads after them.
+own, checkpointed into Redis. Giving an agent up (rebalancing, a lost lease, ``aclose()``) runs
+as a task of its own, which waits for the agent's turn in flight: the worker's leases, that
+agent's too unless lost, are renewed meanwhile, so a long turn costs no lease. The worker reads
+the owned agents' streams with one consumer group (``XREADGROUP``) and hands each turn to its
+agent: the checkpoint that holds the turn and the acknowledgement (``XACK`` + ``XDEL``) of its
+entry are one atomic script, fenced by the lease, so a turn is either still in the stream or in
+the agent's checkpoint, never both or neither. When a lease expires (its worker died), another
+worker takes the agent over: it restores the checkpoint (the turn in flight first, one attempt
+higher), claims the entries the dead worker had read but not handed over (``XAUTOCLAIM``), and
+serves on. A worker that lost an agent's lease while alive, or gave the agent up, may still
+read entries of its stream (a read begun before): the owner claims those from the group
+(``XCLAIM``, fenced by its lease) every lease round and before it hands over any entry it reads
+after them.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """A worker process for the Redis scale-out tests: serves AGENTS agents with pygents.redis.
 
-``python redis_worker.py URL LOG NAME AGENTS [--otel]``: every ``step(n)`` logs
-``{"t": "step", "a": agent, "n": n, "at": attempt, "w": worker}`` (one line, written before
-the turn ends) and works for a millisecond; ``step(n)`` with ``n % 10 == 9`` returns
+``python redis_worker.py URL LOG NAME AGENTS [--otel] [--lease-ttl=SECONDS]``: every
+``step(n)`` logs ``{"t": "step", "a": agent, "n": n, "at": attempt, "w": worker}`` (one line,
+written before the turn ends) and works for a millisecond; ``step(n)`` with ``n % 10 == 9`` returns
 ``tail(n)`` (a tool-returned turn: it stays with the agent), with ``n % 10 == 0`` it sends
 ``ping(n)`` to the next agent (through Redis). SIGTERM stops the worker cleanly; it then logs
 its counters. With ``--otel`` telemetry is configured from the OTEL_* environment (OTLP).
+``slow()`` (a turn some tests run long in another worker) only logs ``{"t": "slow", ...}``
+here. The lease lasts 1 s unless ``--lease-ttl`` says otherwise.
 
 A worker that has not stopped 20 s after SIGTERM writes the stack of every asyncio task and
 of every thread to stderr: a stop that hangs (seen in CI, rarely) then says where it waits.
@@ -29,6 +31,7 @@ from pygents import Agent, Turn, current_agent, current_turn, tool  # noqa: E402
 from pygents.redis import RedisWorker  # noqa: E402
 
 URL, LOG, NAME, AGENTS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+LEASE_TTL = float(next((a[12:] for a in sys.argv if a.startswith("--lease-ttl=")), 1.0))
 out = open(LOG, "a", buffering=1)  # line-buffered, kept open
 
 
@@ -104,15 +107,22 @@ async def ping(n: int) -> None:
     log(t="ping", a=name, n=n, at=attempt, w=NAME)
 
 
+@tool()
+async def slow() -> None:
+    """A turn that runs long elsewhere; here it is only logged."""
+    name, attempt = me()
+    log(t="slow", a=name, at=attempt, w=NAME)
+
+
 async def main() -> None:
     handle = None
     if OTEL:
         from pygents.observability import configure
 
         handle = configure(service_name=f"pygents-worker-{NAME}")
-    agents = [Agent(f"agent-{i:03d}", "works", [step, tail, ping]) for i in range(AGENTS)]
+    agents = [Agent(f"agent-{i:03d}", "works", [step, tail, ping, slow]) for i in range(AGENTS)]
     worker = RedisWorker(
-        agents, URL, name=NAME, lease_ttl=1.0, prefetch=8, prometheus_registry=False
+        agents, URL, name=NAME, lease_ttl=LEASE_TTL, prefetch=8, prometheus_registry=False
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -565,3 +569,267 @@ async def test_entries_read_by_a_worker_giving_an_agent_up_run_at_the_next_owner
 
 def decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# -- a turn longer than the lease: releases do not stop renewals ---------------------------------
+
+WORKER = __file__.rsplit("/", 1)[0] + "/redis_worker.py"
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    url: str, log: Any, name: str, agents: int, lease_ttl: float
+) -> AsyncIterator[None]:
+    """Another worker (``redis_worker.py``) serving ``agents`` agents, stopped with SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        WORKER,
+        url,
+        str(log),
+        name,
+        str(agents),
+        f"--lease-ttl={lease_ttl}",
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        await wait_for(lambda: any(r["t"] == "ready" for r in logged(log)), within=30)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(30):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def logged(log: Any) -> list[dict[str, Any]]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+async def watch_lease(client: aioredis.Redis, key: str, seen: list[Any]) -> None:
+    """Append the lease's value every 20 ms (until cancelled)."""
+    while True:
+        seen.append(await client.get(key))
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(60)
+async def test_giving_an_agent_up_during_a_long_turn_keeps_the_other_leases(
+    redis_url: str, tmp_path: Any
+) -> None:
+    runs: list[tuple[str, int]] = []
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    @tool()
+    async def step(n: int) -> None:
+        me = current_agent()
+        assert me is not None
+        runs.append((me.name, n))
+
+    @tool()
+    async def slow() -> None:
+        me = current_agent()
+        assert me is not None
+        runs.append((me.name, -1))
+        started.set()
+        await finish.wait()
+
+    keep, move = "agent-000", "agent-001"  # w0 gives up the last of its names: agent-001
+    agents = [Agent(n, "works", [step, slow]) for n in (keep, move)]
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    queue = RedisQueue(client, tracer_provider=False)
+    w0 = RedisWorker(agents, client, name="w0", lease_ttl=0.5, prometheus_registry=False)
+    await w0.start()
+    log = tmp_path / "w1.jsonl"
+    seen: list[Any] = []
+    watching: asyncio.Task[None] | None = None
+    try:
+        await wait_for(lambda: w0.owned == [keep, move])
+        await queue.send(keep, Turn("step", kwargs={"n": 0}))
+        await queue.send(move, Turn("slow"))
+        await wait_for(lambda: started.is_set() and (keep, 0) in runs)
+        watching = asyncio.create_task(watch_lease(client, queue.keys.lease(keep), seen))
+        # w1 joins: w0's share is one agent, and it gives agent-001 up while its turn runs.
+        async with worker_process(redis_url, log, "w1", 2, 0.5):
+            await wait_for(lambda: move in w0._owned and w0._owned[move].leaving, within=20)
+            # The turn goes on for four leases; agent-000 is served here all along.
+            for n in range(1, 21):
+                await queue.send(keep, Turn("step", kwargs={"n": n}))
+                await asyncio.sleep(0.1)
+            await wait_for(lambda: [n for a, n in runs if a == keep] == list(range(21)))
+            assert w0.owned == [keep, move]  # agent-001 still here, finishing its turn
+            finish.set()
+            deadline = asyncio.get_running_loop().time() + 10
+            while await client.get(queue.keys.lease(move)) != b"w1":  # given back, then taken
+                assert asyncio.get_running_loop().time() < deadline, "w1 did not take agent-001"
+                await asyncio.sleep(0.05)
+            assert w0.owned == [keep]
+            await asyncio.sleep(0.5)
+    finally:
+        if watching is not None:
+            watching.cancel()
+        await w0.aclose()
+        await client.aclose()
+    assert seen and set(seen) == {b"w0"}  # agent-000's lease never expired
+    assert [n for a, n in runs if a == keep] == list(range(21))  # each once, here, in order
+    assert runs.count((move, -1)) == 1
+    # w1 ran nothing: not the turn of agent-001 (still running here), nor agent-000's.
+    assert [r for r in logged(log) if r["t"] in ("step", "slow")] == []
+
+
+@pytest.mark.timeout(60)
+async def test_a_closing_worker_keeps_the_lease_of_a_turn_in_flight_until_it_ends(
+    redis_url: str, tmp_path: Any
+) -> None:
+    runs: list[int] = []
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    @tool()
+    async def step(n: int) -> None:
+        runs.append(n)
+
+    @tool()
+    async def slow() -> None:
+        runs.append(-1)
+        started.set()
+        await finish.wait()
+
+    name = "agent-000"
+    agent = Agent(name, "works", [step, slow])
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    queue = RedisQueue(client, tracer_provider=False)
+    w0 = RedisWorker([agent], client, name="w0", lease_ttl=0.5, prometheus_registry=False)
+    await w0.start()
+    log = tmp_path / "w1.jsonl"
+    try:
+        await wait_for(lambda: w0.owned == [name])
+        await queue.send(name, Turn("slow"))
+        await wait_for(started.is_set)
+        # w1 is ready to take the agent the moment its lease is free.
+        async with worker_process(redis_url, log, "w1", 1, 0.5):
+            await asyncio.sleep(0.5)
+            closing = asyncio.create_task(w0.aclose())
+            await asyncio.sleep(1.5)  # three leases: still w0's, still running
+            assert not closing.done()
+            assert await client.get(queue.keys.lease(name)) == b"w0"
+            finish.set()
+            async with asyncio.timeout(10):
+                await closing
+            # The checkpoint holds the turn's completion: nothing in flight, nothing queued.
+            saved = await RedisStore(client).load(name)
+            assert saved is not None
+            state = json.loads(saved.data)["state"]
+            assert state["current_turn"] is None and state["queue"] == []
+            deadline = asyncio.get_running_loop().time() + 10
+            while await client.get(queue.keys.lease(name)) != b"w1":  # given back, then taken
+                assert asyncio.get_running_loop().time() < deadline, "w1 did not take the agent"
+                await asyncio.sleep(0.05)
+            await queue.send(name, Turn("step", kwargs={"n": 1}))
+            await wait_for(lambda: any(r["t"] == "step" for r in logged(log)), within=10)
+    finally:
+        finish.set()
+        await w0.aclose()
+        await client.aclose()
+    assert runs == [-1]  # the long turn ran once, here
+    assert [(r["t"], r["w"]) for r in logged(log) if r["t"] in ("step", "slow")] == [("step", "w1")]
+
+
+async def test_leases_lost_during_long_turns_do_not_stop_the_other_renewals(
+    client: aioredis.Redis,
+) -> None:
+    runs: list[tuple[str, int]] = []
+    started: list[str] = []
+    finish = asyncio.Event()
+
+    @tool()
+    async def step(n: int) -> None:
+        me = current_agent()
+        assert me is not None
+        runs.append((me.name, n))
+
+    @tool()
+    async def slow() -> None:
+        me = current_agent()
+        assert me is not None
+        started.append(me.name)
+        await finish.wait()
+
+    agents = [Agent(n, "works", [step, slow]) for n in ("k", "l1", "l2")]
+    queue = RedisQueue(client, namespace="t")
+    seen: list[Any] = []
+    async with RedisWorker(
+        agents, client, namespace="t", name="w1", lease_ttl=0.5, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: worker.owned == ["k", "l1", "l2"])
+        await queue.send("l1", Turn("slow"))
+        await queue.send("l2", Turn("slow"))
+        await wait_for(lambda: sorted(started) == ["l1", "l2"])
+        watching = asyncio.create_task(watch_lease(client, worker.keys.lease("k"), seen))
+        try:
+            # Both leases are another worker's now (this one stalled past them, say).
+            for lost in ("l1", "l2"):
+                await client.set(worker.keys.lease(lost), "w2", px=60_000)
+            await wait_for(lambda: all(worker._owned[n].leaving for n in ("l1", "l2")))
+            # The two turns go on for three leases; k's lease is renewed, k is served.
+            for n in range(15):
+                await queue.send("k", Turn("step", kwargs={"n": n}))
+                await asyncio.sleep(0.1)
+            await wait_for(lambda: len(runs) == 15)
+            finish.set()
+            await wait_for(lambda: worker.owned == ["k"])
+            await asyncio.sleep(0.3)
+        finally:
+            finish.set()
+            watching.cancel()
+    assert seen and set(seen) == {b"w1"}
+    assert runs == [("k", n) for n in range(15)]
+    assert worker.stats()["takeovers"] == 0
+
+
+async def test_a_turn_failing_as_its_worker_stops_is_retried_by_the_next(
+    client: aioredis.Redis,
+) -> None:
+    attempts: list[int] = []
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    @tool()
+    async def flaky() -> None:
+        turn = current_turn()
+        assert turn is not None
+        attempts.append(turn.metadata.attempt)
+        if turn.metadata.attempt == 1:
+            started.set()
+            await finish.wait()
+            raise RuntimeError("boom")
+
+    agent = Agent("r", "fails once", [flaky])
+    queue = RedisQueue(client, namespace="t")
+    one = RedisWorker(
+        [agent], client, namespace="t", name="one", lease_ttl=0.5, prometheus_registry=False
+    )
+    await one.start()
+    await wait_for(lambda: one.owned == ["r"])
+    await queue.send("r", Turn("flaky"))
+    await wait_for(started.is_set)
+    closing = asyncio.create_task(one.aclose())
+    await wait_for(lambda: "r" in one._owned and one._owned["r"].leaving)
+    await asyncio.sleep(0.1)  # the agent's service is told to stop after this turn
+    finish.set()
+    async with asyncio.timeout(10):
+        await closing
+    assert attempts == [1]
+    # Not dropped: the retry is in the last checkpoint, and the next worker runs it.
+    saved = await RedisStore(client, namespace="t").load("r")
+    assert saved is not None
+    state = json.loads(saved.data)["state"]
+    assert [t["metadata"]["attempt"] for t in state["queue"]] == [2]
+    async with RedisWorker(
+        [agent], client, namespace="t", name="two", lease_ttl=0.5, prometheus_registry=False
+    ):
+        await wait_for(lambda: attempts == [1, 2])
+    assert await queue.dead_letters() == []

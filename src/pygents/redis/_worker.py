@@ -3,16 +3,19 @@
 Per agent, Redis holds: a stream (its inbox), a lease (the owning worker's id, expiring), a
 checkpoint (``RedisStore``). A worker keeps about ``ceil(agents / live workers)`` leases,
 renewing them every ``lease_ttl / 3``; each owned agent runs in a ``pygents.Service`` of its
-own, checkpointed into Redis. The worker reads the owned agents' streams with one consumer
-group (``XREADGROUP``) and hands each turn to its agent: the checkpoint that holds the turn
-and the acknowledgement (``XACK`` + ``XDEL``) of its entry are one atomic script, fenced by the
-lease, so a turn is either still in the stream or in the agent's checkpoint, never both or
-neither. When a lease expires (its worker died), another worker takes the agent over: it
-restores the checkpoint (the turn in flight first, one attempt higher), claims the entries
-the dead worker had read but not handed over (``XAUTOCLAIM``), and serves on. A worker that
-lost an agent's lease while alive, or gave the agent up, may still read entries of its stream
-(a read begun before): the owner claims those from the group (``XCLAIM``, fenced by its
-lease) every lease round and before it hands over any entry it reads after them.
+own, checkpointed into Redis. Giving an agent up (rebalancing, a lost lease, ``aclose()``) runs
+as a task of its own, which waits for the agent's turn in flight: the worker's leases, that
+agent's too unless lost, are renewed meanwhile, so a long turn costs no lease. The worker reads
+the owned agents' streams with one consumer group (``XREADGROUP``) and hands each turn to its
+agent: the checkpoint that holds the turn and the acknowledgement (``XACK`` + ``XDEL``) of its
+entry are one atomic script, fenced by the lease, so a turn is either still in the stream or in
+the agent's checkpoint, never both or neither. When a lease expires (its worker died), another
+worker takes the agent over: it restores the checkpoint (the turn in flight first, one attempt
+higher), claims the entries the dead worker had read but not handed over (``XAUTOCLAIM``), and
+serves on. A worker that lost an agent's lease while alive, or gave the agent up, may still
+read entries of its stream (a read begun before): the owner claims those from the group
+(``XCLAIM``, fenced by its lease) every lease round and before it hands over any entry it reads
+after them.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ class _Owned:
     agent: Any
     service: Service | None = None
     ready: bool = False  # its stream is read (after restore and claiming)
-    leaving: bool = False
+    leaving: bool = False  # being released (a task of its own): no new turns, lease renewed
+    lost: bool = False  # its lease is another worker's (not renewed, not given back)
     handed: list[tuple[str, Turn]] = field(default_factory=list)  # entries put, not yet acked
     dead: list[str] | None = None  # a dead letter for the next checkpoint
     watch: asyncio.Task[None] | None = None
@@ -206,6 +210,7 @@ class RedisWorker:
         self._route = route_sends
         self._owned: dict[str, _Owned] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._releases: set[asyncio.Task[None]] = set()
         self._renew = self._redis.register_script(_scripts.RENEW)
         self._release_script = self._redis.register_script(_scripts.RELEASE)
         self._claim_script = self._redis.register_script(_scripts.CLAIM)
@@ -270,18 +275,23 @@ class RedisWorker:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop: finish each turn in flight, checkpoint, give the leases back (idempotent)."""
+        """Stop: finish each turn in flight, checkpoint, give the leases back (idempotent).
+
+        The leases are renewed until every agent's turn in flight has ended and its lease
+        was given back: a turn longer than ``lease_ttl`` is not taken over and run again.
+        """
         if self._closing:
             await self._stopped.wait()
             return
         self._closing = True
         try:
+            # No new work: the reader and the lease loop (acquisitions, rebalancing) stop.
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await asyncio.gather(
-                *(self._release(n) for n in list(self._owned)), return_exceptions=True
-            )
+            for name in list(self._owned):
+                self._leave(name)
+            await self._renew_until_released()
             with contextlib.suppress(RedisError):
                 await self._redis.zrem(self.keys.workers, self.name)
         finally:
@@ -388,10 +398,13 @@ class RedisWorker:
                     live = await self._heartbeat()
                 await self._renew_all()
                 target = math.ceil(len(self._agents) / live)
-                extra = len(self._owned) - target
-                if extra > 0:
-                    names = sorted(self._owned)[-extra:]
-                    await asyncio.gather(*(self._release(n) for n in names))
+                # Agents being released still hold their lease (renewed above) until their
+                # turn in flight ends; they are not counted, and not released twice.
+                staying = sorted(n for n, o in self._owned.items() if not o.leaving)
+                extra = len(staying) - target
+                if extra > 0 and not self._closing:
+                    for name in staying[-extra:]:
+                        self._leave(name)
                 elif extra < 0:
                     await self._acquire_some(-extra)
                 await self._measure()
@@ -402,16 +415,46 @@ class RedisWorker:
             await asyncio.sleep(self._tick)
 
     async def _renew_all(self) -> None:
-        names = list(self._owned)
-        if not names:
+        """Renew every lease held, those of agents being released included; release the lost.
+
+        Never waits for a turn: a release runs as a task of its own (``_leave``).
+        """
+        held = [(n, o) for n, o in self._owned.items() if not o.lost]
+        if not held:
             return
         lost = await self._renew(
-            keys=[self.keys.lease(n) for n in names], args=[self.name, self._ttl_ms]
+            keys=[self.keys.lease(n) for n, _ in held], args=[self.name, self._ttl_ms]
         )
         for index in lost:
-            name = names[int(index) - 1]
+            name, owned = held[int(index) - 1]
+            if self._owned.get(name) is not owned:
+                continue  # released meanwhile: its lease was given back
+            owned.lost = True
             _log.warning("pygents.redis: worker %s lost the lease of %r", self.name, name)
-            await self._release(name, lost=True)
+            self._leave(name, give_back=False)
+
+    async def _renew_until_released(self) -> None:
+        """While closing: renew the leases every round until every release has ended.
+
+        Cancelled, it cancels the releases (each agent's turn in flight is interrupted, queued
+        again and checkpointed, as when a ``Service`` is cancelled) and waits for them.
+        """
+        try:
+            while self._releases:
+                try:
+                    await self._renew_all()
+                except Exception as exc:  # Redis down: the leases may expire
+                    _log.warning(
+                        "pygents.redis: worker %s: lease renewal failed: %s", self.name, exc
+                    )
+                if self._releases:
+                    await asyncio.wait(set(self._releases), timeout=self._tick)
+        except asyncio.CancelledError:
+            releases = list(self._releases)
+            for task in releases:
+                task.cancel()
+            await asyncio.gather(*releases, return_exceptions=True)
+            raise
 
     async def _acquire_some(self, wanted: int) -> None:
         names = sorted(self._agents)
@@ -427,10 +470,7 @@ class RedisWorker:
                     wanted -= 1
                 except Exception as exc:
                     _log.error("pygents.redis: worker %s cannot serve %r: %s", self.name, name, exc)
-                    await self._release(name, lost=True)
-                    await self._release_script(
-                        keys=[self.keys.lease(name), self.keys.owner(name)], args=[self.name]
-                    )
+                    self._leave(name)  # what it started stops; then the lease is given back
 
     async def _acquire(self, name: str) -> None:
         agent = self._agents[name]
@@ -506,34 +546,54 @@ class RedisWorker:
                 "pygents.redis: worker %s stopped serving %r; its lease expires", self.name, name
             )
             owned.watch = None
-            await self._release(name, lost=True)
+            self._leave(name, give_back=False)
 
-    async def _release(self, name: str, *, lost: bool = False) -> None:
+    def _leave(self, name: str, *, give_back: bool = True) -> None:
+        """Start releasing an agent, in a task of its own (once per agent).
+
+        The agent takes no new turns; its turn in flight ends and is checkpointed; then the
+        agent is dropped and, with ``give_back``, its lease deleted. Until then the lease loop
+        (or ``aclose()``) renews the lease: nothing waits for the turn but this task.
+        """
         owned = self._owned.get(name)
         if owned is None or owned.leaving:
             return
         owned.leaving = True
         if owned.watch is not None and owned.watch is not asyncio.current_task():
             owned.watch.cancel()
+        task = asyncio.create_task(
+            self._release(name, owned, give_back=give_back), name=f"pygents release {name}"
+        )
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, name: str, owned: _Owned, *, give_back: bool) -> None:
         service = owned.service
         try:
             if service is not None:
-                if lost:
-                    service.stop()
                 await service.aclose()
         except LeaseLostError:
             pass
         except Exception as exc:
             _log.warning("pygents.redis: worker %s: agent %r stopped with %s", self.name, name, exc)
         finally:
-            self._owned.pop(name, None)
+            if self._owned.get(name) is owned:
+                del self._owned[name]
             if not owned.agent.is_running:
                 owned.agent.reset()  # the next owner restores it from the checkpoint
-        if not lost:
-            await self._release_script(
-                keys=[self.keys.lease(name), self.keys.owner(name)], args=[self.name]
-            )
-        self.telemetry.depths.pop(name, None)
+            self.telemetry.depths.pop(name, None)
+        if give_back and not owned.lost:
+            try:
+                await self._release_script(
+                    keys=[self.keys.lease(name), self.keys.owner(name)], args=[self.name]
+                )
+            except RedisError as exc:  # it expires instead
+                _log.warning(
+                    "pygents.redis: worker %s: giving back the lease of %r failed: %s",
+                    self.name,
+                    name,
+                    exc,
+                )
 
     async def _measure(self) -> None:
         names = list(self._owned)
@@ -717,7 +777,9 @@ async def pygents_redis_turn_failed(turn: Turn, exception: BaseException | None 
     name = getattr(agent, "name", None)
     for worker in _WORKERS:
         owned = worker._owned.get(name or "")
-        if owned is not None and owned.agent is agent and not owned.leaving:
+        # An agent being released too: its last checkpoint keeps the retry (or writes the
+        # dead letter). Not one whose lease is lost: the next owner runs the turn again.
+        if owned is not None and owned.agent is agent and not owned.lost:
             worker._on_failed(owned, turn, exception)
             return
 

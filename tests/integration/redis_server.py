@@ -14,10 +14,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["redis_server", "require_redis_server"]
+__all__ = ["redis_server", "require_redis_server", "stopped"]
 
 
 def require_redis_server() -> str:
@@ -77,3 +79,17 @@ def redis_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+def stopped(process: subprocess.Popen[Any], log: Path, within: float = 30.0) -> int:
+    """The exit code of a worker process sent SIGTERM; fail (it is killed) if it runs on.
+
+    A worker that does not stop writes its tasks' stacks to its log first (see
+    ``redis_worker.py``): the failure shows them.
+    """
+    try:
+        return process.wait(within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        pytest.fail(f"a worker did not stop on SIGTERM:\n{log.read_text(errors='replace')}")

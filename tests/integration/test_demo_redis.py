@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from redis_server import redis_server
+from redis_server import redis_server, stopped
 
 ROOT = Path(__file__).resolve().parents[2]
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
@@ -120,13 +120,7 @@ def test_workers_serve_what_the_redis_feeder_sends(redis_url: str, tmp_path: Pat
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
     for worker, log in zip(workers, logs, strict=True):
-        try:
-            code = worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
-            pytest.fail(f"a worker did not stop on SIGTERM:\n{log.read_text()}")
-        assert code == 143, log.read_text()
+        assert stopped(worker, log) == 143, log.read_text()
         assert "'leases_held': 0" in log.read_text()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import redis_server
+from redis_server import redis_server, stopped
 
 from pygents import Agent, Turn, tool
 from pygents.redis import RedisQueue
@@ -93,13 +93,7 @@ def test_three_workers_100_agents_10000_turns_one_worker_killed(tmp_path: Path) 
             for w in workers[1:]:
                 w.send_signal(signal.SIGTERM)
             for w, error in zip(workers[1:], errors[1:], strict=True):
-                try:
-                    code = w.wait(30)
-                except subprocess.TimeoutExpired:
-                    w.kill()
-                    w.wait(10)
-                    pytest.fail(f"a worker did not stop on SIGTERM:\n{error.read_text()}")
-                assert code == 0, error.read_text()
+                assert stopped(w, error) == 0, error.read_text()
             lines = records(logs)
         finally:
             for w in workers:

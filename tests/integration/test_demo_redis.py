@@ -166,34 +166,45 @@ def test_an_unreachable_redis_is_reported(worker: bool) -> None:
     assert "Traceback" not in result.stderr
 
 
-async def test_the_feeder_stops_when_a_redis_command_swallows_its_cancellation(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_feeder_stops_when_a_redis_command_swallows_its_cancellation(redis_url: str) -> None:
     # Python 3.11's asyncio.wait_for() (redis-py sends commands through it) can hand a reply
     # to a task cancelled as it arrives and drop the cancellation: the feeder must stop anyway.
-    import argparse
-    import asyncio
+    # In a process of its own, as the demo runs (its tools are registered at import).
+    code = """
+import argparse, asyncio, sys
+from pygents.demo import _cli
+from pygents.demo._redis import feed_redis
+from pygents.redis import RedisQueue
 
-    from pygents.demo import _cli
-    from pygents.demo._redis import feed_redis
-    from pygents.redis import RedisQueue
+swallowed = []
 
-    swallowed: list[int] = []
+async def slow_depth(self, name):
+    try:
+        await asyncio.sleep(0.2)
+    except asyncio.CancelledError:
+        swallowed.append(1)  # the reply "arrived": the cancellation is lost
+    return 0
 
-    async def slow_depth(self: RedisQueue, name: str) -> int:
-        try:
-            await asyncio.sleep(0.2)
-        except asyncio.CancelledError:
-            swallowed.append(1)  # the reply "arrived": the cancellation is lost
-        return 0
-
-    monkeypatch.setattr(RedisQueue, "depth", slow_depth)
-    parser = argparse.ArgumentParser()
-    _cli.add_arguments(parser)
-    options = parser.parse_args(
-        ["--redis", redis_url, "--duration", "0.3", "--namespace", "lost-cancel"]
-    )
-    async with asyncio.timeout(10):  # without the halt, the feeder fed on: no end
-        questions, _planned = await feed_redis(options, 7, [])
-    assert swallowed == [1]
-    assert questions >= 1
+RedisQueue.depth = slow_depth
+parser = argparse.ArgumentParser()
+_cli.add_arguments(parser)
+options = parser.parse_args(
+    ["--redis", sys.argv[1], "--duration", "0.3", "--namespace", "lost-cancel"]
+)
+questions, _planned = asyncio.run(feed_redis(options, 7, []))
+print("swallowed", len(swallowed), "questions", questions)
+"""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, redis_url],
+            env={**env(), "PYGENTS_TELEMETRY": "off"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired as exc:  # without the halt, the feeder fed on: no end
+        pytest.fail(f"the feeder did not stop: {exc.stderr!r}")
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"swallowed (\d+) questions (\d+)", done.stdout)
+    assert found, done.stdout
+    assert int(found.group(1)) == 1 and int(found.group(2)) >= 1

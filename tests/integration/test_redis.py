@@ -13,9 +13,18 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from redis_server import redis_server
 
-from pygents import Agent, AgentRegistry, Turn, current_agent, current_turn, tool
+from pygents import (
+    Agent,
+    AgentRegistry,
+    CheckpointStoreError,
+    Turn,
+    current_agent,
+    current_turn,
+    tool,
+)
 from pygents.redis import GROUP, LeaseLostError, RedisQueue, RedisStore, RedisWorker
 from pygents.redis._queue import encode_turn
 from pygents.store import Checkpoint, CheckpointStore
@@ -833,3 +842,36 @@ async def test_a_turn_failing_as_its_worker_stops_is_retried_by_the_next(
     ):
         await wait_for(lambda: attempts == [1, 2])
     assert await queue.dead_letters() == []
+
+
+async def test_a_redis_that_never_answers_times_a_command_out() -> None:
+    from pygents.redis._store import SOCKET_TIMEOUT, connect
+
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read()  # takes every command, answers none
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        # A client made from a URL gets redis-py 8's timeouts, whatever redis-py is installed.
+        client, owned = connect(f"redis://127.0.0.1:{port}")
+        kwargs = client.connection_pool.connection_kwargs
+        assert owned and SOCKET_TIMEOUT == 5.0
+        assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == SOCKET_TIMEOUT
+        await client.aclose()
+        # A timeout in the URL wins; a command then fails instead of waiting forever.
+        store = RedisStore(f"redis://127.0.0.1:{port}?socket_timeout=0.3")
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(CheckpointStoreError, match="Timeout reading") as failed:
+            await store.load("a")
+        assert isinstance(failed.value.__cause__, RedisError)
+        assert asyncio.get_running_loop().time() - started < 4
+        await store.aclose()
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -24,10 +24,20 @@ class LeaseLostError(CheckpointStoreError):
     """
 
 
+#: Seconds a client made from a URL waits to connect, and for a reply, before it raises
+#: (redis-py's own default from 8.0; earlier releases wait forever on a Redis that accepts
+#: connections and never answers). A ``socket_timeout`` / ``socket_connect_timeout`` in the URL
+#: wins. Longer than any blocking command pygents sends (``XREADGROUP`` blocks 200 ms).
+SOCKET_TIMEOUT = 5.0
+
+
 def connect(redis: aioredis.Redis | str) -> tuple[aioredis.Redis, bool]:
     """Return a client for ``redis`` (a client, kept; or a URL, connected) and whether we own it."""
     if isinstance(redis, str):
-        return aioredis.Redis.from_url(redis), True
+        client = aioredis.Redis.from_url(
+            redis, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+        )
+        return client, True
     if isinstance(redis, aioredis.Redis):
         return redis, False
     raise TypeError(f"expected a redis.asyncio.Redis client or a redis:// URL, got {redis!r}")

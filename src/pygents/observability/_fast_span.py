@@ -671,11 +671,14 @@ def _links_known() -> bool:
 _LINKS_KNOWN = _links_known()
 
 
-def _new_bounded_list(maxlen: int | None) -> Any:
-    """``BoundedList(maxlen)``, its fields set directly (known code: see ``_links_known``)."""
+def _new_bounded_list(maxlen: int | None, items: Sequence[Any] = ()) -> Any:
+    """``BoundedList.from_seq(maxlen, items)``, its fields set directly (see ``_links_known``).
+
+    Without ``items``, ``BoundedList(maxlen)``.
+    """
     bounded: Any = _new_object(BoundedList)
-    bounded.dropped = 0
-    bounded._dq = deque(maxlen=maxlen)
+    bounded.dropped = max(0, len(items) - maxlen) if items and maxlen is not None else 0
+    bounded._dq = deque(items, maxlen=maxlen)
     bounded._lock = Lock()
     return bounded
 
@@ -749,12 +752,7 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
                     immutable=True,
                 )
             valid.append(link)
-    maxlen = limits.max_links
-    bounded: Any = _new_object(BoundedList)  # BoundedList.from_seq(maxlen, valid)
-    bounded.dropped = max(0, len(valid) - maxlen) if maxlen is not None else 0
-    bounded._dq = deque(valid, maxlen=maxlen)
-    bounded._lock = Lock()
-    return bounded
+    return _new_bounded_list(limits.max_links, valid)
 
 
 def _decisions_known() -> bool:

@@ -34,16 +34,12 @@ class AgentEvents:
     def _end_routed(self, turn: Any) -> None:
         raise NotImplementedError
 
-    def _turn_span(self, turn: Any = None) -> Any:
-        """The span of the turn the core says is current (``current_turn()``), if open.
+    def _turn_span(self, turn: Any) -> Any:
+        """The span of ``turn`` (the turn the core says is current), if open.
 
         Events of a turn fired outside its own steps (the agent routing what the turn
         produced) belong to it too.
         """
-        if turn is None:
-            turn = current_turn()
-            if turn is None:
-                return None
         if self._routing:
             pending = self._routing.get(turn)
             if pending is not None:
@@ -64,17 +60,23 @@ class AgentEvents:
             return call
         return None if turn is None else self._turns.get(turn)
 
-    def _current_span(self) -> Any:
-        """The span events belong to: the tool call's, the turn's, else the agent run's."""
+    def _locate(self) -> tuple[Any, Any, bool]:
+        """(the span events belong to, the current turn's span, whether a tool call's).
+
+        The span is the tool call's (a direct call made in the turn the core says is
+        current), else that turn's, else the agent run's. The turn's span is not looked up
+        for a tool call's events (None then).
+        """
         turn = current_turn()
         call = self._call.get()
         if call is not None and not call.closed and call.turn is turn:
-            return call.span
-        if turn is not None:
-            span = self._turn_span(turn)
-            if span is not None:
-                return span
-        return self._run_span()
+            return call.span, None, True
+        turn_span = None if turn is None else self._turn_span(turn)
+        return (self._run_span() if turn_span is None else turn_span), turn_span, False
+
+    def _current_span(self) -> Any:
+        """The span events belong to: the tool call's, the turn's, else the agent run's."""
+        return self._locate()[0]
 
     def _run_span(self) -> Any:
         """The span of the run of the agent the core says is current, if open."""
@@ -92,17 +94,7 @@ class AgentEvents:
     def after_put(self, agent: Any, turn: Any) -> None:
         spans = self.spans
         if spans is not None:
-            # What _current_span() finds, each part looked up once (the origin needs them too).
-            running = current_turn()
-            call = self._call.get()
-            in_call = call is not None and not call.closed and call.turn is running
-            turn_span = None if running is None else self._turn_span(running)
-            if in_call:
-                span = call.span  # type: ignore[union-attr]
-            elif turn_span is not None:
-                span = turn_span
-            else:
-                span = self._run_span()
+            span, turn_span, in_call = self._locate()  # the origin below needs all three
             if turn.metadata.trace_context is None:
                 # Causality: remember where the turn was enqueued from. Inside a tool's step,
                 # the current span (the tool's, or a user's span within it); while the agent
@@ -121,7 +113,7 @@ class AgentEvents:
                 if origin is not None:
                     turn.metadata.trace_context = spans.carrier(origin)
             if span is not None:
-                self.spans.add_event(
+                spans.add_event(
                     span,
                     sc.EVENT_PUT,
                     (

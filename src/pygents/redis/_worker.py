@@ -496,7 +496,6 @@ class RedisWorker:
             for entry_id, fields in entries:
                 if fields is None:
                     continue
-                self.telemetry.count(_REDELIVERIES, name)
                 await self._deliver(owned, decode(entry_id), fields, delivery=2)
             cursor = decode(cursor_raw)
             if cursor == "0-0":
@@ -678,8 +677,6 @@ class RedisWorker:
                 owned = self._owned.get(name)
                 if owned is None or owned.leaving:
                     break  # left pending: the next owner claims it
-                if delivery == 2:
-                    self.telemetry.count(_REDELIVERIES, name)
                 await self._deliver(owned, decode(entry_id), fields, delivery=delivery)
 
     def _serves(self, name: str) -> bool:
@@ -720,8 +717,14 @@ class RedisWorker:
         return claimed
 
     async def _deliver(self, owned: _Owned, entry_id: str, raw: Any, delivery: int) -> None:
-        """Hand one stream entry's turn to its agent (checkpointed and acked in one step)."""
+        """Hand one stream entry's turn to its agent (checkpointed and acked in one step).
+
+        ``delivery``: 1 for an entry read from the stream, 2 for one claimed from another
+        worker (counted as a redelivery).
+        """
         agent = owned.agent
+        if delivery > 1:
+            self.telemetry.count(_REDELIVERIES, agent.name)
         fields = decode_fields(raw)
         incoming: dict[str, str] = {
             k: fields[k] for k in ("traceparent", "tracestate") if k in fields

@@ -494,11 +494,6 @@ class HoldsARead(aioredis.Redis):
 async def test_entries_read_by_a_worker_giving_an_agent_up_run_at_the_next_owner(
     redis_url: str, tmp_path: Any
 ) -> None:
-    import os
-    import signal
-    import sys
-    from pathlib import Path
-
     runs: list[tuple[str, int]] = []
 
     @tool()
@@ -522,57 +517,39 @@ async def test_entries_read_by_a_worker_giving_an_agent_up_run_at_the_next_owner
     w0 = RedisWorker(agents, client, name="w0", lease_ttl=1.0, prometheus_registry=False)
     await w0.start()
     log = tmp_path / "w1.jsonl"
-    w1: asyncio.subprocess.Process | None = None
     try:
         for name in names:
             await queue.send(name, Turn("step", kwargs={"n": 0}))
         await wait_for(lambda: len(runs) == 4)  # w0 serves all four
         client.stream = moved
         await wait_for(lambda: client.holding)  # w0's reader waits in XREADGROUP
-        w1 = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(Path(__file__).with_name("redis_worker.py")),
-            redis_url,
-            str(log),
-            "w1",
-            "4",
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        deadline = asyncio.get_running_loop().time() + 30
-        while await client.get(queue.keys.lease("agent-003")) != b"w1":
-            assert asyncio.get_running_loop().time() < deadline, "w1 did not take agent-003"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # w1 has claimed what was pending (nothing) and reads
-        assert "agent-003" not in w0.owned
-        # The read w0 began while it owned agent-003 gets this turn: it was waiting first.
-        sent = await queue.send("agent-003", Turn("step", kwargs={"n": 1}))
-        await wait_for(lambda: client.returned is not None)
-        assert [decode(s) for s, _ in client.returned] == [moved]
-        assert [decode(i) for i, _ in client.returned[0][1]] == [sent]
-        # w0 no longer serves agent-003 and leaves the entry; w1 claims and runs it.
+        async with worker_process(redis_url, log, "w1", 4, lease_ttl=1.0):
+            deadline = asyncio.get_running_loop().time() + 30
+            while await client.get(queue.keys.lease("agent-003")) != b"w1":
+                assert asyncio.get_running_loop().time() < deadline, "w1 did not take agent-003"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # w1 has claimed what was pending (nothing) and reads
+            assert "agent-003" not in w0.owned
+            # The read w0 began while it owned agent-003 gets this turn: it was waiting first.
+            sent = await queue.send("agent-003", Turn("step", kwargs={"n": 1}))
+            await wait_for(lambda: client.returned is not None)
+            assert [decode(s) for s, _ in client.returned] == [moved]
+            assert [decode(i) for i, _ in client.returned[0][1]] == [sent]
+            # w0 no longer serves agent-003 and leaves the entry; w1 claims and runs it.
 
-        def ran() -> list[dict[str, Any]]:
-            lines = log.read_text().splitlines() if log.exists() else []
-            return [r for r in map(json.loads, lines) if r["t"] == "step"]
+            def ran() -> list[dict[str, Any]]:
+                return [r for r in logged(log) if r["t"] == "step"]
 
-        await wait_for(lambda: bool(ran()), within=5.0)
-        await asyncio.sleep(0.5)
-        assert ran() == [{"t": "step", "a": "agent-003", "n": 1, "at": 1, "w": "w1"}]
-        assert ("agent-003", 1) not in runs
-        deadline = asyncio.get_running_loop().time() + 5
-        while (await client.xpending(moved, GROUP))["pending"]:
-            assert asyncio.get_running_loop().time() < deadline, "left pending"
-            await asyncio.sleep(0.05)
+            await wait_for(lambda: bool(ran()), within=5.0)
+            await asyncio.sleep(0.5)
+            assert ran() == [{"t": "step", "a": "agent-003", "n": 1, "at": 1, "w": "w1"}]
+            assert ("agent-003", 1) not in runs
+            deadline = asyncio.get_running_loop().time() + 5
+            while (await client.xpending(moved, GROUP))["pending"]:
+                assert asyncio.get_running_loop().time() < deadline, "left pending"
+                await asyncio.sleep(0.05)
     finally:
         await w0.aclose()
-        if w1 is not None:
-            w1.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await w1.wait()
-            except TimeoutError:
-                w1.kill()
-                await w1.wait()
         await client.aclose()
 
 

@@ -329,14 +329,30 @@ class Agent:
             self._enqueue(turn)
             return
         self._accept(turn)
-        if hooks or _G_BEFORE_PUT:
-            await self._fire(AgentHook.BEFORE_PUT, turn)
-        turn._enqueued = time()
-        self._queue.append(turn)
-        if self._nonempty is not None:
-            self._nonempty.set()
-        if hooks or _G_AFTER_PUT:
-            await self._fire(AgentHook.AFTER_PUT, turn)
+        # What two ``_fire`` calls do, with the frame switched once for both (when put is
+        # called outside this agent's frame) and no coroutine of ``_in_frame``'s per hook.
+        outer = FRAME.get()
+        switched = outer[0] is not self
+        if switched:
+            FRAME.set((self, outer[1], outer[2]))
+        try:
+            if hooks or _G_BEFORE_PUT:
+                pending = fire(
+                    AgentHook.BEFORE_PUT, (hooks,), _G_BEFORE_PUT, self._tags, self, turn
+                )
+                if pending is not DONE:
+                    await pending
+            turn._enqueued = time()
+            self._queue.append(turn)
+            if self._nonempty is not None:
+                self._nonempty.set()
+            if hooks or _G_AFTER_PUT:
+                pending = fire(AgentHook.AFTER_PUT, (hooks,), _G_AFTER_PUT, self._tags, self, turn)
+                if pending is not DONE:
+                    await pending
+        finally:
+            if switched:
+                FRAME.set(outer)
 
     def _enqueue(self, turn: Turn) -> None:
         """``put()`` without its hooks: accept and enqueue ``turn`` now (no put hook exists)."""

@@ -395,6 +395,43 @@ async def test_turn_returned_by_a_tool_links_to_the_creating_turn(telemetry: Any
     assert is_child_of(second_span, run)
 
 
+async def test_a_turn_whose_output_is_routed_ends_like_any_completed_turn(telemetry: Any) -> None:
+    # Its span stays open until the agent has routed the output (so the routing's event lands
+    # on it), then ends with the end time and closing attributes of a completed turn.
+    @tool()
+    async def hand_over() -> Turn:
+        return Turn("take", kwargs={"n": 1})
+
+    @tool()
+    async def take(n: int) -> ContextItem:
+        return ContextItem(content=f"note {n}")
+
+    @tool()
+    async def pooled() -> ContextItem:
+        return ContextItem(content="doc", id="doc", description="a doc")
+
+    agent = Agent("router", "d", [hand_over, take, pooled])
+    await agent.put(Turn(hand_over))
+    await agent.put(Turn(pooled))
+    assert await drain(agent) == []  # every output was routed
+
+    expected_event = {
+        "hand_over": "pygents.agent.put",
+        "take": "pygents.context_queue.append",
+        "pooled": "pygents.context_pool.add",
+    }
+    for name, event in expected_event.items():
+        span = only(telemetry.by_name(EXECUTE.format(name)))
+        assert span.attributes["pygents.turn.stop_reason"] == "completed", name
+        assert span.attributes["pygents.turn.values"] == 1, name
+        assert span.status.status_code is StatusCode.UNSET, name
+        assert event_names(span) == [event], name
+        assert span.start_time <= span.events[0].timestamp
+        assert span.end_time <= span.events[0].timestamp  # ended when the tool returned
+    put = only(telemetry.by_name(EXECUTE.format("hand_over"))).events[0]
+    assert dict(put.attributes) == {"gen_ai.agent.name": "router", "gen_ai.tool.name": "take"}
+
+
 async def test_turn_streamed_by_a_tool_links_to_the_streaming_turn(telemetry: Any) -> None:
     @tool()
     async def fan_out():

@@ -85,7 +85,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         #: stream yielded) still find its span.
         self._turns: dict[Any, TurnState] = {}
         #: Turns whose output the agent routes next: their span stays open for those events.
-        self._routing: dict[Any, tuple[Any, int, Any]] = {}
+        #: (span, end time, agent, its closing attributes if not set yet).
+        self._routing: dict[Any, tuple[Any, int, Any, dict[str, Any] | None]] = {}
         self._lanes: BoundedCache[tuple[str, Any, Any], Lane] = BoundedCache()
         limit = label_limit()
         self._agent_label = LabelLimiter("agent", limit)
@@ -406,25 +407,35 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         spans = self.spans
         # The trace id is for exemplars only.
         trace_id: int | None = None if self.metrics is None else spans.trace_id(span)
-        spans.finish_turn(span, lane, tool, output, reason, error_type, error)
+        agent = state.agent
+        routed = False
         if reason is _COMPLETED and not tool.is_generator and output is not None:
             if isinstance(output, Turn) and output.metadata.trace_context is None:
                 # Tool-driven flow control: the returned turn links back to this one.
                 output.metadata.trace_context = spans.carrier(span)
-            agent = state.agent
-            if agent is not None and isinstance(output, _ROUTED):
-                # The agent routes the output next (put / append / add): keep the span open
-                # for those events; the routing's event (or the run's end) closes it.
-                self._routing[turn] = (span, end, agent)
+            # The agent routes the output next (put / append / add): the span stays open for
+            # those events; the routing's event (or the run's end) closes it.
+            routed = agent is not None and isinstance(output, _ROUTED)
+            if routed and not spans.capture.enabled:
+                # Completed, nothing to capture: its closing attributes are set as it ends,
+                # under the same lock (see end_done).
+                self._routing[turn] = (span, end, agent, lane.done_attributes)
                 return trace_id
+        spans.finish_turn(span, lane, tool, output, reason, error_type, error)
+        if routed:
+            self._routing[turn] = (span, end, agent, None)
+            return trace_id
         span.end(end_time=end)
         return trace_id
 
     def _end_routed(self, turn: Any) -> None:
         pending = self._routing.pop(turn, None)
         if pending is not None:
-            span, end_time, _agent = pending
-            span.end(end_time=end_time)
+            span, end_time, _agent, done = pending
+            if done is None:  # closing attributes set already
+                span.end(end_time=end_time)
+            else:
+                self.spans.end_done(span, done, end_time)
 
     # -- tool calls ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ class ContextEvents:
     store: MetricStore | None
     _owner_label: LabelLimiter
 
-    _routing: dict[Any, tuple[Any, int, Any]]
+    _routing: dict[Any, tuple[Any, int, Any, dict[str, Any] | None]]
 
     def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
         raise NotImplementedError

@@ -29,7 +29,7 @@ class AgentEvents:
     _call: ContextVar[CallState | None]
     _runs: dict[Any, RunState]
     _turns: dict[Any, TurnState]
-    _routing: dict[Any, tuple[Any, int, Any]]
+    _routing: dict[Any, tuple[Any, int, Any, dict[str, Any] | None]]
 
     def _end_routed(self, turn: Any) -> None:
         raise NotImplementedError
@@ -102,13 +102,12 @@ class AgentEvents:
                 # Outside a step of the turn the core says is current (routing it), the span
                 # current is the agent run's (or none).
                 origin = None
-                current = spans.current_span()
-                valid = current.get_span_context().is_valid
+                current = spans.current_valid()  # None: no span, or an invalid one
                 if not in_call and (
-                    not valid or current is (span if turn_span is None else self._run_span())
+                    current is None or current is (span if turn_span is None else self._run_span())
                 ):
                     origin = turn_span
-                if origin is None and valid:
+                if origin is None:
                     origin = current
                 if origin is not None:
                     turn.metadata.trace_context = spans.carrier(origin)

@@ -51,6 +51,27 @@ logger = logging.getLogger(__name__)
 
 
 _SdkSpan: Any = sdk_trace.Span
+
+
+def _sdk_span_types() -> frozenset[type]:
+    """The SDK's span classes whose ``get_span_context()`` is ``Span``'s (its ``_context``).
+
+    ``Span``, and the ``_Span`` the SDK's tracer makes (a subclass that only closes the ABC)
+    when it adds nothing else.
+    """
+    found = {_SdkSpan}
+    private = getattr(sdk_trace, "_Span", None)
+    if (
+        isinstance(private, type)
+        and issubclass(private, _SdkSpan)
+        and set(vars(private)) <= {"__module__", "__doc__", "__abstractmethods__", "_abc_impl"}
+    ):
+        found.add(private)
+    return frozenset(found)
+
+
+#: The SDK's own span classes (see ``_sdk_span_types``).
+_SDK_SPANS = _sdk_span_types()
 _ReadableSpan: Any = sdk_trace.ReadableSpan
 #: The SDK logs its span warnings ("Calling end() on an ended span.") on its module's logger.
 _sdk_logger = logging.getLogger(sdk_trace.__name__)
@@ -678,7 +699,7 @@ def _new_bounded_list(maxlen: int | None, items: Sequence[Any] = ()) -> Any:
     """
     bounded: Any = _new_object(BoundedList)
     bounded.dropped = max(0, len(items) - maxlen) if items and maxlen is not None else 0
-    bounded._dq = deque(items, maxlen=maxlen)
+    bounded._dq = deque(items, maxlen)  # positionally: keywords cost a C call 1,600 more
     bounded._lock = Lock()
     return bounded
 
@@ -734,24 +755,34 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
     is_valid = sdk_trace._is_valid_link
     valid = []
     for link in links:
-        if link and is_valid(link.context, link.attributes):
+        if (
+            type(link) is _Link
+            and link._attributes is None
+            and INDEXED_CONTEXT
+            and type(link._context) is SpanContext
+            and link._context[5]
+        ):
+            attributes = None  # a valid context, no attributes (remote_link's): a valid link
+        elif link and is_valid(link.context, link.attributes):
             attributes = link.attributes
-            if attributes is None:
-                key = (limits.max_link_attributes, limits.max_attribute_length)
-                empty = _EMPTY_LINK_ATTRIBUTES.get(key)
-                if empty is None:
-                    empty = _EMPTY_LINK_ATTRIBUTES[key] = BoundedAttributes(
-                        key[0], None, max_value_len=key[1], immutable=True
-                    )
-                link._attributes = empty
-            else:
-                link._attributes = BoundedAttributes(
-                    limits.max_link_attributes,
-                    attributes,
-                    max_value_len=limits.max_attribute_length,
-                    immutable=True,
+        else:
+            continue
+        if attributes is None:
+            key = (limits.max_link_attributes, limits.max_attribute_length)
+            empty = _EMPTY_LINK_ATTRIBUTES.get(key)
+            if empty is None:
+                empty = _EMPTY_LINK_ATTRIBUTES[key] = BoundedAttributes(
+                    key[0], None, max_value_len=key[1], immutable=True
                 )
-            valid.append(link)
+            link._attributes = empty
+        else:
+            link._attributes = BoundedAttributes(
+                limits.max_link_attributes,
+                attributes,
+                max_value_len=limits.max_attribute_length,
+                immutable=True,
+            )
+        valid.append(link)
     return _new_bounded_list(limits.max_links, valid)
 
 
@@ -808,6 +839,8 @@ def _remote_links_known() -> bool:
 
 _REMOTE_LINKS = _remote_links_known()
 _Link = trace_api.Link
+#: ``TraceFlags(i)`` for every flags byte, made once (immutable ints, like ``_SAMPLED``).
+_FLAGS = tuple(TraceFlags(i) for i in range(256))
 
 
 def remote_link(trace_id: int, span_id: int, flags: int) -> Any:
@@ -821,7 +854,7 @@ def remote_link(trace_id: int, span_id: int, flags: int) -> Any:
             trace_id,
             span_id,
             True,
-            TraceFlags(flags),
+            _FLAGS[flags] if 0 <= flags < 256 else TraceFlags(flags),
             _DEFAULT_TRACE_STATE,
             0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
         ),
@@ -842,6 +875,10 @@ class FastTracer:
     #: Whether a span context's fields may be read by unpacking it.
     indexed_context = INDEXED_CONTEXT
     remote_link = staticmethod(remote_link)
+    #: The context key of the current span (see ``_span_key``), when reading it is exact.
+    span_key = _SPAN_KEY
+    #: The SDK's own span classes (whose ``get_span_context()`` returns ``_context``).
+    sdk_spans = _SDK_SPANS
 
     def __init__(self, tracer: Any) -> None:
         self.tracer = tracer
@@ -898,7 +935,7 @@ class FastTracer:
         current = None
         if _SPAN_KEY is not None and parent_context is not None:
             current = parent_context.get(_SPAN_KEY)
-        if current is not None and (type(current) is FastSpan or type(current) is _SdkSpan):
+        if current is not None and (type(current) is FastSpan or type(current) in _SDK_SPANS):
             parent: SpanContext | None = current._context  # its get_span_context()
         else:
             parent = _get_current_span(parent_context).get_span_context()

@@ -43,6 +43,8 @@ _AGENT_GLOBALS = GLOBAL_BY_FAMILY[AgentHook]
 _G_BEFORE_TURN = GLOBAL_BY_TYPE[AgentHook.BEFORE_TURN]
 _G_AFTER_TURN = GLOBAL_BY_TYPE[AgentHook.AFTER_TURN]
 _G_TURN_VALUE = GLOBAL_BY_TYPE[AgentHook.ON_TURN_VALUE]
+_G_RUN_START = GLOBAL_BY_TYPE[AgentHook.ON_RUN_START]
+_G_RUN_END = GLOBAL_BY_TYPE[AgentHook.ON_RUN_END]
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
 # A coroutine tool's events (a global ON_YIELD hook does not concern it).
 _G_BEFORE_INVOKE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
@@ -142,7 +144,8 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     if juggle:
         FRAME.set(mine)
     try:
-        if hooks or _AGENT_GLOBALS:
+        # Per-type global lists: other agent hooks (telemetry's put hook) fire nothing here.
+        if hooks or _G_RUN_START:
             await agent._fire(AgentHook.ON_RUN_START)
         while queue:
             if agent._paused:
@@ -333,7 +336,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
         agent._current_turn = None
         agent._running = False
         try:
-            if hooks or _AGENT_GLOBALS:
+            if hooks or _G_RUN_END:
                 FRAME.set(mine)
                 try:
                     await agent._fire(

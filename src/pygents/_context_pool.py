@@ -11,12 +11,20 @@ from ._context_item import ContextItem
 from ._enums import ContextPoolHook
 from ._generic import T
 from ._hooks import HookPoint
-from ._registry import GLOBAL_BY_FAMILY
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from .errors import SerializationError, short_repr
 
 __all__ = ["ContextPool"]
 
 _POOL_GLOBALS = GLOBAL_BY_FAMILY[ContextPoolHook]
+# Per-type global hook lists (mutated in place by HookRegistry).
+_G_BEFORE_ADD = GLOBAL_BY_TYPE[ContextPoolHook.BEFORE_ADD]
+_G_AFTER_ADD = GLOBAL_BY_TYPE[ContextPoolHook.AFTER_ADD]
+_G_EVICT = GLOBAL_BY_TYPE[ContextPoolHook.ON_EVICT]
+_G_BEFORE_REMOVE = GLOBAL_BY_TYPE[ContextPoolHook.BEFORE_REMOVE]
+_G_AFTER_REMOVE = GLOBAL_BY_TYPE[ContextPoolHook.AFTER_REMOVE]
+_G_BEFORE_CLEAR = GLOBAL_BY_TYPE[ContextPoolHook.BEFORE_CLEAR]
+_G_AFTER_CLEAR = GLOBAL_BY_TYPE[ContextPoolHook.AFTER_CLEAR]
 _NO_DEFAULT: Any = object()
 D = TypeVar("D")
 P = TypeVar("P", bound="ContextPool")
@@ -100,11 +108,15 @@ class ContextPool(Container[T]):
         # So a BEFORE_ADD veto stops the add, not an eviction already made.
         if self.limit is not None and item.id not in items and len(items) >= self.limit:
             oldest = next(iter(items.values()))
-            await self._fire(ContextPoolHook.ON_EVICT, oldest)
+            if self.hooks or _G_EVICT:
+                await self._fire(ContextPoolHook.ON_EVICT, oldest)
             items.pop(oldest.id, None)  # type: ignore[arg-type]
-        await self._fire(ContextPoolHook.BEFORE_ADD, item)
+        # Each event is tested against its own global list (one nobody listens to is skipped).
+        if self.hooks or _G_BEFORE_ADD:
+            await self._fire(ContextPoolHook.BEFORE_ADD, item)
         items[item.id] = item
-        await self._fire(ContextPoolHook.AFTER_ADD, item)
+        if self.hooks or _G_AFTER_ADD:
+            await self._fire(ContextPoolHook.AFTER_ADD, item)
 
     @overload
     def get(self, id: str) -> ContextItem[T]: ...
@@ -144,22 +156,20 @@ class ContextPool(Container[T]):
             KeyError: no item has that id.
         """
         item = self[id]
-        hooked = bool(self.hooks or _POOL_GLOBALS)
-        if hooked:
+        if self.hooks or _G_BEFORE_REMOVE:
             await self._fire(ContextPoolHook.BEFORE_REMOVE, item)
         self._items.pop(id, None)
-        if hooked:
+        if self.hooks or _G_AFTER_REMOVE:
             await self._fire(ContextPoolHook.AFTER_REMOVE, item)
         return item
 
     async def clear(self) -> None:
         """Remove every item."""
-        if self.hooks or _POOL_GLOBALS:
+        if self.hooks or _G_BEFORE_CLEAR:
             await self._fire(ContextPoolHook.BEFORE_CLEAR, dict(self._items))
-            self._items.clear()
+        self._items.clear()
+        if self.hooks or _G_AFTER_CLEAR:
             await self._fire(ContextPoolHook.AFTER_CLEAR)
-        else:
-            self._items.clear()
 
     def catalogue(self) -> str:
         """Return one ``- [id] description`` line per item, oldest first."""

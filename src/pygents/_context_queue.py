@@ -12,12 +12,18 @@ from ._context_item import ContextItem
 from ._enums import ContextQueueHook
 from ._generic import T
 from ._hooks import HookPoint
-from ._registry import GLOBAL_BY_FAMILY
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from .errors import short_repr
 
 __all__ = ["ContextQueue"]
 
 _QUEUE_GLOBALS = GLOBAL_BY_FAMILY[ContextQueueHook]
+# Per-type global hook lists (mutated in place by HookRegistry).
+_G_BEFORE_APPEND = GLOBAL_BY_TYPE[ContextQueueHook.BEFORE_APPEND]
+_G_AFTER_APPEND = GLOBAL_BY_TYPE[ContextQueueHook.AFTER_APPEND]
+_G_EVICT = GLOBAL_BY_TYPE[ContextQueueHook.ON_EVICT]
+_G_BEFORE_CLEAR = GLOBAL_BY_TYPE[ContextQueueHook.BEFORE_CLEAR]
+_G_AFTER_CLEAR = GLOBAL_BY_TYPE[ContextQueueHook.AFTER_CLEAR]
 
 
 def _not_an_item(item: Any, where: str) -> TypeError:
@@ -78,27 +84,30 @@ class ContextQueue(Container[T]):
         for item in items:
             if not isinstance(item, ContextItem):
                 raise _not_an_item(item, "ContextQueue.append")
-        hooked = bool(self.hooks or _QUEUE_GLOBALS)
-        if hooked:
+        hooks = self.hooks
+        hooked = bool(hooks or _QUEUE_GLOBALS)
+        # Each event is tested against its own global list: one nobody listens to (e.g.
+        # BEFORE_APPEND, with only telemetry's hooks registered) costs no copy of the queue.
+        if hooked and (hooks or _G_BEFORE_APPEND):
             await self._fire(ContextQueueHook.BEFORE_APPEND, list(items), list(self._items))
         queue = self._items
         for item in items:
             if len(queue) >= self.limit:
                 evicted = queue.popleft()
-                if hooked:
+                if hooked and (hooks or _G_EVICT):
                     await self._fire(ContextQueueHook.ON_EVICT, evicted)
             queue.append(item)
-        if hooked:
+        if hooked and (hooks or _G_AFTER_APPEND):
             await self._fire(ContextQueueHook.AFTER_APPEND, list(items), list(queue))
 
     async def clear(self) -> None:
         """Remove every item."""
-        if self.hooks or _QUEUE_GLOBALS:
+        hooks = self.hooks
+        if hooks or _G_BEFORE_CLEAR:
             await self._fire(ContextQueueHook.BEFORE_CLEAR, list(self._items))
-            self._items.clear()
+        self._items.clear()
+        if hooks or _G_AFTER_CLEAR:
             await self._fire(ContextQueueHook.AFTER_CLEAR)
-        else:
-            self._items.clear()
 
     @property
     def items(self) -> list[ContextItem[T]]:

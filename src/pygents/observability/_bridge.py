@@ -231,13 +231,17 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
 
     def open_run(self, agent: Any) -> RunState | None:
         """An agent run starts: its span (child of the current context) and gauges."""
-        if not self.intact():
-            return None
+        probe = self._probe
+        if probe is None or HookRegistry.lookup(self._probe_name) is not probe:
+            return None  # not intact (see intact())
         run = RunState(agent, time_ns())
+        spans = self.spans
         try:
-            if self._trace():
-                run.span, run.context = self.spans.start_run(agent)
-                self._open[id(run)] = run
+            if spans is not None:
+                parent = self._get_current()
+                if not spans.suppressed(parent):
+                    run.span, run.context = spans.start_run(agent, parent)
+                    self._open[id(run)] = run
         except Exception as exc:
             self._failed("open_run", exc)
         try:

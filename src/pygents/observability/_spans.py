@@ -309,8 +309,8 @@ class Spans:
         span.set_attribute(key, count)
         span.end()
 
-    def start_run(self, agent: Any) -> tuple[Any, Any]:
-        """The ``invoke_agent`` span of an agent run."""
+    def start_run(self, agent: Any, parent: Any = None) -> tuple[Any, Any]:
+        """The ``invoke_agent`` span of an agent run (``parent``: the current context, if known)."""
         tags = agent.tags
         name = agent.name
         key = (name, agent.description, tuple(sorted(tags)) if tags else ())
@@ -318,7 +318,7 @@ class Spans:
         if found is None:
             span_name = sc.SPAN_INVOKE_AGENT.format(agent=name)
             found = self._run_attrs[key] = (span_name, self._run_attributes(agent))
-        return self.start(found[0], found[1])
+        return self.start(found[0], found[1], None, parent)
 
     @staticmethod
     def _run_attributes(agent: Any) -> dict[str, Any]:

@@ -414,9 +414,11 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         agent = state.agent
         routed = False
         if reason is _COMPLETED and not tool.is_generator and output is not None:
-            if isinstance(output, Turn) and output.metadata.trace_context is None:
-                # Tool-driven flow control: the returned turn links back to this one.
-                output.metadata.trace_context = spans.carrier(span)
+            if isinstance(output, Turn):
+                meta = output.metadata
+                if meta.trace_context is None:
+                    # Tool-driven flow control: the returned turn links back to this one.
+                    meta.trace_context = spans.carrier(span)
             # The agent routes the output next (put / append / add): the span stays open for
             # those events; the routing's event (or the run's end) closes it.
             routed = agent is not None and isinstance(output, _ROUTED)

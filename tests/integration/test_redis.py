@@ -852,3 +852,56 @@ async def test_a_redis_that_never_answers_times_a_command_out() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_cancelling_aclose_interrupts_the_turn_in_flight_and_the_next_worker_runs_it(
+    client: aioredis.Redis,
+) -> None:
+    # aclose() waits for the turn in flight; cancelled meanwhile, it interrupts the turn, which
+    # is queued again (one attempt more) and checkpointed, and stops the worker all the same.
+    attempts: list[int] = []
+    started = asyncio.Event()
+
+    @tool()
+    async def slow() -> str:
+        turn = current_turn()
+        assert turn is not None
+        attempts.append(turn.metadata.attempt)
+        if turn.metadata.attempt == 1:
+            started.set()
+            await asyncio.Event().wait()  # never ends by itself
+        return "done"
+
+    agent = Agent("c", "hangs once", [slow])
+    queue = RedisQueue(client, namespace="t")
+    one = RedisWorker(
+        [agent], client, namespace="t", name="one", lease_ttl=0.5, prometheus_registry=False
+    )
+    await one.start()
+    await wait_for(lambda: one.owned == ["c"])
+    await queue.send("c", Turn("slow"))
+    await wait_for(started.is_set)
+    closing = asyncio.create_task(one.aclose())
+    await wait_for(lambda: "c" in one._owned and one._owned["c"].leaving)
+    await asyncio.sleep(0.7)  # past a lease: aclose() renews it while it waits
+    assert await client.get(one.keys.lease("c")) == b"one"
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(10):
+            await closing
+    assert one.owned == [] and not agent.is_running
+    async with asyncio.timeout(1):
+        await one.aclose()  # stopped: a second call returns at once
+    # Not lost: the interrupted turn is in the last checkpoint, queued again.
+    saved = await RedisStore(client, namespace="t").load("c")
+    assert saved is not None
+    state = json.loads(saved.data)["state"]
+    assert [(t["tool_name"], t["metadata"]["attempt"]) for t in state["queue"]] == [("slow", 2)]
+    # The next worker (once the lease, not given back, expires) runs it to its end, once.
+    async with RedisWorker(
+        [agent], client, namespace="t", name="two", lease_ttl=0.5, prometheus_registry=False
+    ):
+        await wait_for(lambda: attempts == [1, 2])
+        await asyncio.sleep(0.3)
+    assert attempts == [1, 2]
+    assert await queue.dead_letters() == []

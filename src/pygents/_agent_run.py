@@ -8,9 +8,10 @@ every value, and only values that were not routed are yielded to the caller.
 from __future__ import annotations
 
 import asyncio
+from asyncio import current_task
 from collections.abc import AsyncGenerator, Awaitable
 from time import time
-from typing import Any
+from typing import Any, Literal
 
 from . import _scope
 from ._context import ContextItem
@@ -21,6 +22,7 @@ from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._turn import Turn
 from ._turn_run import (
+    Watch,
     finish,
     resolve_dynamic,
     run_returning,
@@ -129,6 +131,9 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     hooks = agent._hooks
     error: BaseException | None = None
     done = 0
+    # The timeouts of bare turns awaited directly: None until the run's first bare turn,
+    # False after it, then a Watch (a one-turn run never makes one).
+    watch: Watch | Literal[False] | None = None
     # Between turns, current_agent() is this agent; around each yield the consumer's
     # frame is put back, so code between iterations sees its own.
     outer = FRAME.get()
@@ -247,12 +252,35 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         called_tokens = _scope.attach(called) if called else None
                         try:
                             coro = tool.fn(*args, **kwargs)
-                            try:
-                                pending = coro.send(None)
-                            except StopIteration as stop:
-                                value = stop.value
+                            if watch and (
+                                turn._timeout is None
+                                or (watch.pending and watch.task is current_task())
+                                or watch.schedule()
+                            ):
+                                # From the run's second bare turn on: the tool awaited, its
+                                # timeout armed only if it suspends (see Watch).
+                                watch.turn = turn
+                                try:
+                                    value = await coro
+                                except BaseException as exc:
+                                    watch.turn = None
+                                    if watch.armed is turn:
+                                        watch.settle(turn, exc)  # may raise its timeout
+                                    raise
+                                watch.turn = None
+                                if watch.armed is turn:
+                                    watch.settle(turn, None)
                             else:
-                                value = await finish(coro, pending, turn._timeout, turn)
+                                try:
+                                    pending = coro.send(None)
+                                except StopIteration as stop:
+                                    value = stop.value
+                                else:
+                                    value = await finish(coro, pending, turn._timeout, turn)
+                                if watch is None:
+                                    watch = False  # the next bare turn makes the watch
+                                elif watch is False:
+                                    watch = Watch(asyncio.get_running_loop())
                         except BaseException as exc:
                             if called:
                                 _scope.close_call(

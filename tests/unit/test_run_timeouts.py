@@ -1,0 +1,324 @@
+"""Turn timeouts inside a run, on both of the run loop's paths.
+
+A run's first two bare turns (no hook, a plain coroutine tool) are stepped by hand and their
+timeout is ``asyncio.timeout``; from the third on, the run loop awaits the tool directly and
+arms the turn's timeout only once the tool has suspended (``pygents._turn_run.Watch``). Each
+test runs with the turn under test first in its run and after three quick turns, and holds
+both to the same outcomes: the timeout counts the tool's time only, each turn has its own, a
+tool that swallows the cancellation completes, another cancellation wins over the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pygents import Agent, StopReason, Turn, TurnTimeoutError, tool
+
+
+@pytest.fixture(params=[0, 3], ids=["first-turns", "later-turns"])
+def warm(request: pytest.FixtureRequest) -> int:
+    """Quick turns put before the turns under test (3: those take the awaited path)."""
+    n: int = request.param
+    return n
+
+
+def agent_with(*tools: Any) -> Agent:
+    @tool()
+    async def quick(n: int) -> int:
+        return n
+
+    return Agent(f"timeouts_{id(tools)}", "times turns out", [quick, *tools])
+
+
+async def put_warm(agent: Agent, warm: int) -> None:
+    for n in range(warm):
+        await agent.put(Turn("quick", kwargs={"n": n}))
+
+
+async def test_a_later_turn_that_hangs_times_out_and_the_rest_stay_queued(warm: int) -> None:
+    seen: list[BaseException] = []
+
+    @tool()
+    async def hang() -> None:
+        try:
+            await asyncio.sleep(10)
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+
+    agent = agent_with(hang)
+    await put_warm(agent, warm)
+    stuck = Turn("hang", timeout=0.05)
+    await agent.put(stuck)
+    await agent.put(Turn("quick", kwargs={"n": 99}))
+    values = []
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TurnTimeoutError) as caught:
+        async for _, value in agent.run():
+            values.append(value)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert values == list(range(warm))
+    error = caught.value
+    assert error.turn is stuck
+    assert "timed out after 0.05s" in str(error)
+    assert stuck.metadata.stop_reason is StopReason.TIMEOUT
+    # As asyncio.timeout raises it: from a TimeoutError, raised from the tool's cancellation.
+    assert isinstance(error.__cause__, TimeoutError)
+    assert isinstance(error.__cause__.__cause__, asyncio.CancelledError)
+    assert len(seen) == 1 and seen[0] is error.__cause__.__cause__
+    assert [t.tool_name for t in agent.queue] == ["quick"]
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # the timeout's cancellation is undone
+    await asyncio.sleep(0.1)  # and nothing is left to cancel this task later
+
+
+async def test_the_consumers_time_between_values_does_not_count(warm: int) -> None:
+    @tool()
+    async def brief() -> str:
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    agent = agent_with(brief)
+    await put_warm(agent, warm)
+    for _ in range(4):
+        await agent.put(Turn("brief", timeout=0.1))
+    values = []
+    async for _, value in agent.run():
+        values.append(value)
+        await asyncio.sleep(0.15)  # longer than a turn's timeout, between turns
+    assert values == [*range(warm), "ok", "ok", "ok", "ok"]
+
+
+async def test_each_turn_has_its_own_timeout(warm: int) -> None:
+    @tool()
+    async def most(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    agent = agent_with(most)
+    await put_warm(agent, warm)
+    # Each takes most of its own timeout: a deadline left over from the one before would
+    # cut the next one short.
+    for _ in range(3):
+        await agent.put(Turn("most", kwargs={"seconds": 0.15}, timeout=0.25))
+    values = [value async for _, value in agent.run()]
+    assert values == [*range(warm), 0.15, 0.15, 0.15]
+
+
+async def test_a_shorter_timeout_after_a_longer_one_still_applies(warm: int) -> None:
+    @tool()
+    async def wait(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    agent = agent_with(wait)
+    await put_warm(agent, warm)
+    await agent.put(Turn("wait", kwargs={"seconds": 0.01}, timeout=60))
+    short = Turn("wait", kwargs={"seconds": 5}, timeout=0.05)
+    await agent.put(short)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TurnTimeoutError) as caught:
+        async for _ in agent.run():
+            pass
+    assert caught.value.turn is short
+    assert asyncio.get_running_loop().time() - started < 2
+
+
+async def test_a_tool_that_swallows_the_cancellation_completes(warm: int) -> None:
+    @tool()
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "late"
+        return "never"
+
+    agent = agent_with(stubborn)
+    await put_warm(agent, warm)
+    turn = Turn("stubborn", timeout=0.05)
+    await agent.put(turn)
+    values = [value async for _, value in agent.run()]
+    assert values == [*range(warm), "late"]
+    assert turn.metadata.stop_reason is StopReason.COMPLETED
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.1)  # not cancelled later
+
+
+async def test_another_cancellation_wins_over_the_timeout(warm: int) -> None:
+    # The tool swallows the first cancellation (the caller's) and waits on; its timeout then
+    # cancels it again: as with asyncio.timeout, the caller's cancellation propagates.
+    entered = asyncio.Event()
+
+    @tool()
+    async def deaf() -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(10)
+
+    agent = agent_with(deaf)
+    await put_warm(agent, warm)
+    turn = Turn("deaf", timeout=0.2)
+    await agent.put(turn)
+
+    async def consume() -> None:
+        async for _ in agent.run():
+            pass
+
+    task = asyncio.create_task(consume())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert turn.metadata.stop_reason is StopReason.CANCELLED
+    assert not agent.is_running
+
+
+async def test_cancelling_the_consumer_during_a_turn_leaves_no_timer_behind(warm: int) -> None:
+    entered = asyncio.Event()
+
+    @tool()
+    async def hang() -> None:
+        entered.set()
+        await asyncio.sleep(10)
+
+    agent = agent_with(hang)
+    await put_warm(agent, warm)
+    turn = Turn("hang", timeout=0.2)
+    await agent.put(turn)
+
+    async def consume() -> None:
+        async for _ in agent.run():
+            pass
+
+    task = asyncio.create_task(consume())
+    await entered.wait()
+    await asyncio.sleep(0.05)  # the tool has suspended: its timer is armed
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert turn.metadata.stop_reason is StopReason.CANCELLED
+    await asyncio.sleep(0.3)  # past the turn's deadline: nothing fires at this task
+    me = asyncio.current_task()
+    assert me is not None and me.cancelling() == 0
+
+
+async def test_a_run_driven_from_several_tasks_times_out_in_the_task_of_the_turn(warm: int) -> None:
+    @tool()
+    async def hang() -> None:
+        await asyncio.sleep(10)
+
+    agent = agent_with(hang)
+    await put_warm(agent, warm)
+    await agent.put(Turn("hang", timeout=0.05))
+    run = agent.run()
+    for _ in range(warm):  # each value from a task of its own
+        await asyncio.create_task(anext(run))  # type: ignore[arg-type]
+    last = asyncio.create_task(anext(run))  # type: ignore[arg-type]
+    with pytest.raises(TurnTimeoutError):
+        await last
+    me = asyncio.current_task()
+    assert me is not None and me.cancelling() == 0
+
+
+async def test_concurrent_runs_time_out_their_own_turns(warm: int) -> None:
+    @tool()
+    async def nap(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @tool()
+    async def quick(n: int) -> int:
+        return n
+
+    agents = []
+    for i in range(5):
+        agent = Agent(f"concurrent_{i}", "times turns out", [quick, nap])
+        await put_warm(agent, warm)
+        # Agent i's turns: two that finish, then one that times out (odd agents) or not.
+        await agent.put(Turn("nap", kwargs={"seconds": 0.02}, timeout=0.1))
+        await agent.put(Turn("nap", kwargs={"seconds": 0.02}, timeout=0.1))
+        await agent.put(Turn("nap", kwargs={"seconds": 1 if i % 2 else 0.02}, timeout=0.1))
+        agents.append(agent)
+
+    async def consume(agent: Agent) -> list[Any]:
+        return [value async for _, value in agent.run()]
+
+    results = await asyncio.gather(*(consume(a) for a in agents), return_exceptions=True)
+    for i, result in enumerate(results):
+        if i % 2:
+            assert isinstance(result, TurnTimeoutError), result
+            assert result.turn.kwargs == {"seconds": 1}
+        else:
+            assert result == [*range(warm), 0.02, 0.02, 0.02]
+
+
+async def test_a_turn_may_use_all_of_a_longer_timeout(warm: int) -> None:
+    @tool()
+    async def slow(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    agent = agent_with(slow)
+    await put_warm(agent, warm)
+    await agent.put(Turn("slow", kwargs={"seconds": 0.01}, timeout=0.05))
+    await agent.put(Turn("slow", kwargs={"seconds": 0.3}, timeout=0.6))
+    values = [value async for _, value in agent.run()]
+    assert values == [*range(warm), 0.01, 0.3]
+
+
+async def test_an_error_raised_on_the_timeouts_cancellation_propagates_as_it_is(
+    warm: int,
+) -> None:
+    # As with asyncio.timeout: only the cancellation itself becomes the timeout.
+    @tool()
+    async def messy() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    agent = agent_with(messy)
+    await put_warm(agent, warm)
+    turn = Turn("messy", timeout=0.05)
+    await agent.put(turn)
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        async for _ in agent.run():
+            pass
+    assert turn.metadata.stop_reason is StopReason.ERROR
+    me = asyncio.current_task()
+    assert me is not None and me.cancelling() == 0
+    await asyncio.sleep(0.1)
+
+
+async def test_a_turn_run_by_another_task_before_the_watch_ran_times_out_there(
+    warm: int,
+) -> None:
+    # One task runs a quick turn and hands the run to a task that was ready before the
+    # event loop got back to the first one's watch: the hanging turn still times out in the
+    # task running it, and nothing cancels the first.
+    @tool()
+    async def hang() -> None:
+        await asyncio.sleep(10)
+
+    agent = agent_with(hang)
+    await put_warm(agent, warm)
+    await agent.put(Turn("quick", kwargs={"n": 7}))
+    await agent.put(Turn("hang", timeout=0.05))
+    run = agent.run()
+    for _ in range(warm):
+        await anext(run)  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the event loop runs what the turns so far scheduled
+    other = asyncio.create_task(anext(run))  # type: ignore[arg-type]  # ready, not started
+    _, value = await anext(run)  # type: ignore[misc]  # here, without yielding to the loop
+    assert value == 7
+    done, _ = await asyncio.wait({other}, timeout=5)  # not awaiting it: a cancel stays here
+    assert other in done
+    assert isinstance(other.exception(), TurnTimeoutError)
+    me = asyncio.current_task()
+    assert me is not None and me.cancelling() == 0

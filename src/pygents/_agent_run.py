@@ -312,7 +312,18 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         # Routed in the turn's frame (put/append/add hooks see this turn).
                         try:
                             if cls is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
-                                agent._enqueue(value)  # no put hook (nor agent hook): no await
+                                # No put hook (nor agent hook): no await. Agent._enqueue
+                                # written out for a turn of one of its tools, when no service
+                                # waits on the queue; anything else goes through it.
+                                nxt = value._tool
+                                if (
+                                    agent._nonempty is None
+                                    and agent._tools.get(nxt.__name__) is nxt
+                                ):
+                                    value._enqueued = time()
+                                    queue.append(value)
+                                else:
+                                    agent._enqueue(value)
                             else:
                                 await route_in_frame(agent, value)
                         finally:

@@ -33,6 +33,21 @@ def agent_with(*tools: Any) -> Agent:
     return Agent(f"timeouts_{id(tools)}", "times turns out", [quick, *tools])
 
 
+async def cancel_consumer_in_tool(agent: Agent, entered: asyncio.Event, after: float) -> None:
+    """Drain ``agent`` in a task; cancel it ``after`` s into the tool that sets ``entered``."""
+
+    async def consume() -> None:
+        async for _ in agent.run():
+            pass
+
+    task = asyncio.create_task(consume())
+    await entered.wait()
+    await asyncio.sleep(after)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def put_warm(agent: Agent, warm: int) -> None:
     for n in range(warm):
         await agent.put(Turn("quick", kwargs={"n": n}))
@@ -165,16 +180,7 @@ async def test_another_cancellation_wins_over_the_timeout(warm: int) -> None:
     await put_warm(agent, warm)
     turn = Turn("deaf", timeout=0.2)
     await agent.put(turn)
-
-    async def consume() -> None:
-        async for _ in agent.run():
-            pass
-
-    task = asyncio.create_task(consume())
-    await entered.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_consumer_in_tool(agent, entered, after=0.0)
     assert turn.metadata.stop_reason is StopReason.CANCELLED
     assert not agent.is_running
 
@@ -191,17 +197,8 @@ async def test_cancelling_the_consumer_during_a_turn_leaves_no_timer_behind(warm
     await put_warm(agent, warm)
     turn = Turn("hang", timeout=0.2)
     await agent.put(turn)
-
-    async def consume() -> None:
-        async for _ in agent.run():
-            pass
-
-    task = asyncio.create_task(consume())
-    await entered.wait()
-    await asyncio.sleep(0.05)  # the tool has suspended: its timer is armed
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    # 0.05 s in, the tool has suspended: its timer is armed.
+    await cancel_consumer_in_tool(agent, entered, after=0.05)
     assert turn.metadata.stop_reason is StopReason.CANCELLED
     await asyncio.sleep(0.3)  # past the turn's deadline: nothing fires at this task
     me = asyncio.current_task()

@@ -257,7 +257,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 or (watch.pending and watch.task is current_task())
                                 or watch.schedule()
                             ):
-                                # From the run's second bare turn on: the tool awaited, its
+                                # From the run's third bare turn on: the tool awaited, its
                                 # timeout armed only if it suspends (see Watch).
                                 watch.turn = turn
                                 try:

@@ -51,6 +51,33 @@ async def wait_for(predicate: Any, within: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def saved_state(client: aioredis.Redis, name: str, namespace: str = "t") -> dict[str, Any]:
+    """The agent state of ``name``'s last checkpoint in Redis (there must be one)."""
+    saved = await RedisStore(client, namespace=namespace).load(name)
+    assert saved is not None
+    state: dict[str, Any] = json.loads(saved.data)["state"]
+    return state
+
+
+async def close_during_a_turn(
+    client: aioredis.Redis, agent: Agent, tool_name: str, started: asyncio.Event
+) -> tuple[RedisWorker, RedisQueue, asyncio.Task[None]]:
+    """Worker "one" serves ``agent``; a turn of ``tool_name`` is sent and, once it has started
+    (``started``), ``aclose()`` begins: returned as a task, the agent already being released."""
+    name = agent.name
+    queue = RedisQueue(client, namespace="t")
+    one = RedisWorker(
+        [agent], client, namespace="t", name="one", lease_ttl=0.5, prometheus_registry=False
+    )
+    await one.start()
+    await wait_for(lambda: one.owned == [name])
+    await queue.send(name, Turn(tool_name))
+    await wait_for(started.is_set)
+    closing = asyncio.create_task(one.aclose())
+    await wait_for(lambda: name in one._owned and one._owned[name].leaving)
+    return one, queue, closing
+
+
 async def test_the_store_keeps_the_highest_seq(client: aioredis.Redis) -> None:
     store = RedisStore(client, namespace="t")
     assert isinstance(store, CheckpointStore)
@@ -117,9 +144,7 @@ async def test_a_worker_runs_sent_turns_in_order_and_routes_send(
     assert sorted(n for name, n in seen if name == "b") == [4, 9, 14, 19]
     # Everything handed over was acknowledged and removed from the streams.
     assert await queue.depth("a") == 0 and await queue.depth("b") == 0
-    saved = await RedisStore(client, namespace="t").load("a")
-    assert saved is not None
-    state = json.loads(saved.data)["state"]
+    state = await saved_state(client, "a")
     assert state["queue"] == [] and state["current_turn"] is None
 
 
@@ -313,8 +338,7 @@ async def test_a_worker_stops_when_a_loop_loses_its_cancellation(
     # Stopped as usual: the lease given back, the turn's checkpoint kept.
     check = aioredis.Redis.from_url(redis_url)
     assert await check.keys("t:*:lease") == []
-    saved = await RedisStore(check, namespace="t").load("c")
-    assert saved is not None and json.loads(saved.data)["state"]["current_turn"] is None
+    assert (await saved_state(check, "c"))["current_turn"] is None
     await check.aclose()
 
 
@@ -352,9 +376,7 @@ async def test_a_worker_stops_when_its_lease_is_lost_during_the_turn_in_flight(
     assert await client.get(worker.keys.lease("l")) == b"w2"  # not given back: not its own
     # The checkpoint still holds the turn (a save after the lease was lost is refused), so the
     # next owner runs it.
-    saved = await RedisStore(client, namespace="t").load("l")
-    assert saved is not None
-    state = json.loads(saved.data)["state"]
+    state = await saved_state(client, "l")
     held = [state["current_turn"], *state["queue"]]
     assert [t["tool_name"] for t in held if t is not None] == ["slow"]
 
@@ -707,9 +729,7 @@ async def test_a_closing_worker_keeps_the_lease_of_a_turn_in_flight_until_it_end
             async with asyncio.timeout(10):
                 await closing
             # The checkpoint holds the turn's completion: nothing in flight, nothing queued.
-            saved = await RedisStore(client).load(name)
-            assert saved is not None
-            state = json.loads(saved.data)["state"]
+            state = await saved_state(client, name, namespace="pygents")
             assert state["current_turn"] is None and state["queue"] == []
             deadline = asyncio.get_running_loop().time() + 10
             while await client.get(queue.keys.lease(name)) != b"w1":  # given back, then taken
@@ -794,25 +814,14 @@ async def test_a_turn_failing_as_its_worker_stops_is_retried_by_the_next(
             raise RuntimeError("boom")
 
     agent = Agent("r", "fails once", [flaky])
-    queue = RedisQueue(client, namespace="t")
-    one = RedisWorker(
-        [agent], client, namespace="t", name="one", lease_ttl=0.5, prometheus_registry=False
-    )
-    await one.start()
-    await wait_for(lambda: one.owned == ["r"])
-    await queue.send("r", Turn("flaky"))
-    await wait_for(started.is_set)
-    closing = asyncio.create_task(one.aclose())
-    await wait_for(lambda: "r" in one._owned and one._owned["r"].leaving)
+    _, queue, closing = await close_during_a_turn(client, agent, "flaky", started)
     await asyncio.sleep(0.1)  # the agent's service is told to stop after this turn
     finish.set()
     async with asyncio.timeout(10):
         await closing
     assert attempts == [1]
     # Not dropped: the retry is in the last checkpoint, and the next worker runs it.
-    saved = await RedisStore(client, namespace="t").load("r")
-    assert saved is not None
-    state = json.loads(saved.data)["state"]
+    state = await saved_state(client, "r")
     assert [t["metadata"]["attempt"] for t in state["queue"]] == [2]
     async with RedisWorker(
         [agent], client, namespace="t", name="two", lease_ttl=0.5, prometheus_registry=False
@@ -873,16 +882,7 @@ async def test_cancelling_aclose_interrupts_the_turn_in_flight_and_the_next_work
         return "done"
 
     agent = Agent("c", "hangs once", [slow])
-    queue = RedisQueue(client, namespace="t")
-    one = RedisWorker(
-        [agent], client, namespace="t", name="one", lease_ttl=0.5, prometheus_registry=False
-    )
-    await one.start()
-    await wait_for(lambda: one.owned == ["c"])
-    await queue.send("c", Turn("slow"))
-    await wait_for(started.is_set)
-    closing = asyncio.create_task(one.aclose())
-    await wait_for(lambda: "c" in one._owned and one._owned["c"].leaving)
+    one, queue, closing = await close_during_a_turn(client, agent, "slow", started)
     await asyncio.sleep(0.7)  # past a lease: aclose() renews it while it waits
     assert await client.get(one.keys.lease("c")) == b"one"
     closing.cancel()
@@ -893,9 +893,7 @@ async def test_cancelling_aclose_interrupts_the_turn_in_flight_and_the_next_work
     async with asyncio.timeout(1):
         await one.aclose()  # stopped: a second call returns at once
     # Not lost: the interrupted turn is in the last checkpoint, queued again.
-    saved = await RedisStore(client, namespace="t").load("c")
-    assert saved is not None
-    state = json.loads(saved.data)["state"]
+    state = await saved_state(client, "c")
     assert [(t["tool_name"], t["metadata"]["attempt"]) for t in state["queue"]] == [("slow", 2)]
     # The next worker (once the lease, not given back, expires) runs it to its end, once.
     async with RedisWorker(

@@ -11,11 +11,12 @@ tool that swallows the cancellation completes, another cancellation wins over th
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
 
-from pygents import Agent, StopReason, Turn, TurnTimeoutError, tool
+from pygents import Agent, StopReason, ToolRegistry, Turn, TurnTimeoutError, tool
 
 
 @pytest.fixture(params=[0, 3], ids=["first-turns", "later-turns"])
@@ -25,12 +26,31 @@ def warm(request: pytest.FixtureRequest) -> int:
     return n
 
 
-def agent_with(*tools: Any) -> Agent:
+@pytest.fixture(autouse=True)
+def _shared_tools(_isolated_registries: None) -> None:
+    """The tools most tests run, registered for each test (the registries are per test)."""
+
     @tool()
     async def quick(n: int) -> int:
         return n
 
-    return Agent(f"timeouts_{id(tools)}", "times turns out", [quick, *tools])
+    @tool()
+    async def nap(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @tool()
+    async def hang() -> None:
+        await asyncio.sleep(10)
+
+
+_agents = itertools.count()
+
+
+def agent_with(*tools: Any) -> Agent:
+    """An agent with the shared tools (``quick``, ``nap``, ``hang``) and ``tools``."""
+    shared = [ToolRegistry.get(n) for n in ("quick", "nap", "hang")]
+    return Agent(f"timeouts_{next(_agents)}", "times turns out", [*shared, *tools])
 
 
 async def cancel_consumer_in_tool(agent: Agent, entered: asyncio.Event, after: float) -> None:
@@ -57,16 +77,16 @@ async def test_a_later_turn_that_hangs_times_out_and_the_rest_stay_queued(warm: 
     seen: list[BaseException] = []
 
     @tool()
-    async def hang() -> None:
+    async def hang_seen() -> None:
         try:
             await asyncio.sleep(10)
         except BaseException as exc:
             seen.append(exc)
             raise
 
-    agent = agent_with(hang)
+    agent = agent_with(hang_seen)
     await put_warm(agent, warm)
-    stuck = Turn("hang", timeout=0.05)
+    stuck = Turn("hang_seen", timeout=0.05)
     await agent.put(stuck)
     await agent.put(Turn("quick", kwargs={"n": 99}))
     values = []
@@ -108,31 +128,21 @@ async def test_the_consumers_time_between_values_does_not_count(warm: int) -> No
 
 
 async def test_each_turn_has_its_own_timeout(warm: int) -> None:
-    @tool()
-    async def most(seconds: float) -> float:
-        await asyncio.sleep(seconds)
-        return seconds
-
-    agent = agent_with(most)
+    agent = agent_with()
     await put_warm(agent, warm)
     # Each takes most of its own timeout: a deadline left over from the one before would
     # cut the next one short.
     for _ in range(3):
-        await agent.put(Turn("most", kwargs={"seconds": 0.15}, timeout=0.4))
+        await agent.put(Turn("nap", kwargs={"seconds": 0.15}, timeout=0.4))
     values = [value async for _, value in agent.run()]
     assert values == [*range(warm), 0.15, 0.15, 0.15]
 
 
 async def test_a_shorter_timeout_after_a_longer_one_still_applies(warm: int) -> None:
-    @tool()
-    async def wait(seconds: float) -> float:
-        await asyncio.sleep(seconds)
-        return seconds
-
-    agent = agent_with(wait)
+    agent = agent_with()
     await put_warm(agent, warm)
-    await agent.put(Turn("wait", kwargs={"seconds": 0.01}, timeout=60))
-    short = Turn("wait", kwargs={"seconds": 5}, timeout=0.05)
+    await agent.put(Turn("nap", kwargs={"seconds": 0.01}, timeout=60))
+    short = Turn("nap", kwargs={"seconds": 5}, timeout=0.05)
     await agent.put(short)
     started = asyncio.get_running_loop().time()
     with pytest.raises(TurnTimeoutError) as caught:
@@ -189,13 +199,13 @@ async def test_cancelling_the_consumer_during_a_turn_leaves_no_timer_behind(warm
     entered = asyncio.Event()
 
     @tool()
-    async def hang() -> None:
+    async def hang_entered() -> None:
         entered.set()
         await asyncio.sleep(10)
 
-    agent = agent_with(hang)
+    agent = agent_with(hang_entered)
     await put_warm(agent, warm)
-    turn = Turn("hang", timeout=0.5)
+    turn = Turn("hang_entered", timeout=0.5)
     await agent.put(turn)
     # 0.05 s in, the tool has suspended: its timer is armed.
     await cancel_consumer_in_tool(agent, entered, after=0.05)
@@ -206,11 +216,7 @@ async def test_cancelling_the_consumer_during_a_turn_leaves_no_timer_behind(warm
 
 
 async def test_a_run_driven_from_several_tasks_times_out_in_the_task_of_the_turn(warm: int) -> None:
-    @tool()
-    async def hang() -> None:
-        await asyncio.sleep(10)
-
-    agent = agent_with(hang)
+    agent = agent_with()
     await put_warm(agent, warm)
     await agent.put(Turn("hang", timeout=0.05))
     run = agent.run()
@@ -224,18 +230,9 @@ async def test_a_run_driven_from_several_tasks_times_out_in_the_task_of_the_turn
 
 
 async def test_concurrent_runs_time_out_their_own_turns(warm: int) -> None:
-    @tool()
-    async def nap(seconds: float) -> float:
-        await asyncio.sleep(seconds)
-        return seconds
-
-    @tool()
-    async def quick(n: int) -> int:
-        return n
-
     agents = []
     for i in range(5):
-        agent = Agent(f"concurrent_{i}", "times turns out", [quick, nap])
+        agent = agent_with()
         await put_warm(agent, warm)
         # Agent i's turns: two that finish, then one that times out (odd agents) or not.
         await agent.put(Turn("nap", kwargs={"seconds": 0.02}, timeout=0.3))
@@ -256,15 +253,10 @@ async def test_concurrent_runs_time_out_their_own_turns(warm: int) -> None:
 
 
 async def test_a_turn_may_use_all_of_a_longer_timeout(warm: int) -> None:
-    @tool()
-    async def slow(seconds: float) -> float:
-        await asyncio.sleep(seconds)
-        return seconds
-
-    agent = agent_with(slow)
+    agent = agent_with()
     await put_warm(agent, warm)
-    await agent.put(Turn("slow", kwargs={"seconds": 0.01}, timeout=0.05))
-    await agent.put(Turn("slow", kwargs={"seconds": 0.3}, timeout=0.6))
+    await agent.put(Turn("nap", kwargs={"seconds": 0.01}, timeout=0.05))
+    await agent.put(Turn("nap", kwargs={"seconds": 0.3}, timeout=0.6))
     values = [value async for _, value in agent.run()]
     assert values == [*range(warm), 0.01, 0.3]
 
@@ -299,11 +291,7 @@ async def test_a_turn_run_by_another_task_before_the_watch_ran_times_out_there(
     # One task runs a quick turn and hands the run to a task that was ready before the
     # event loop got back to the first one's watch: the hanging turn still times out in the
     # task running it, and nothing cancels the first.
-    @tool()
-    async def hang() -> None:
-        await asyncio.sleep(10)
-
-    agent = agent_with(hang)
+    agent = agent_with()
     await put_warm(agent, warm)
     await agent.put(Turn("quick", kwargs={"n": 7}))
     await agent.put(Turn("hang", timeout=0.05))

@@ -12,12 +12,11 @@ from ._context_item import ContextItem
 from ._enums import ContextQueueHook
 from ._generic import T
 from ._hooks import HookPoint
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
+from ._registry import GLOBAL_BY_TYPE
 from .errors import short_repr
 
 __all__ = ["ContextQueue"]
 
-_QUEUE_GLOBALS = GLOBAL_BY_FAMILY[ContextQueueHook]
 # Per-type global hook lists (mutated in place by HookRegistry).
 _G_BEFORE_APPEND = GLOBAL_BY_TYPE[ContextQueueHook.BEFORE_APPEND]
 _G_AFTER_APPEND = GLOBAL_BY_TYPE[ContextQueueHook.AFTER_APPEND]
@@ -85,19 +84,18 @@ class ContextQueue(Container[T]):
             if not isinstance(item, ContextItem):
                 raise _not_an_item(item, "ContextQueue.append")
         hooks = self.hooks
-        hooked = bool(hooks or _QUEUE_GLOBALS)
         # Each event is tested against its own global list: one nobody listens to (e.g.
         # BEFORE_APPEND, with only telemetry's hooks registered) costs no copy of the queue.
-        if hooked and (hooks or _G_BEFORE_APPEND):
+        if hooks or _G_BEFORE_APPEND:
             await self._fire(ContextQueueHook.BEFORE_APPEND, list(items), list(self._items))
         queue = self._items
         for item in items:
             if len(queue) >= self.limit:
                 evicted = queue.popleft()
-                if hooked and (hooks or _G_EVICT):
+                if hooks or _G_EVICT:
                     await self._fire(ContextQueueHook.ON_EVICT, evicted)
             queue.append(item)
-        if hooked and (hooks or _G_AFTER_APPEND):
+        if hooks or _G_AFTER_APPEND:
             await self._fire(ContextQueueHook.AFTER_APPEND, list(items), list(queue))
 
     async def clear(self) -> None:

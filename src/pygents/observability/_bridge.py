@@ -231,9 +231,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
 
     def open_run(self, agent: Any) -> RunState | None:
         """An agent run starts: its span (child of the current context) and gauges."""
-        probe = self._probe
-        if probe is None or HookRegistry.lookup(self._probe_name) is not probe:
-            return None  # not intact (see intact())
+        if not self.intact():
+            return None
         run = RunState(agent, time_ns())
         spans = self.spans
         try:

@@ -191,14 +191,10 @@ class Spans:
         )
         return span, self.context_with(span)
 
-    def current_span(self) -> Any:
-        """The span current in this context (the user's, a tool's, or the invalid span)."""
-        return self._trace.get_current_span()
-
     def current_valid(self) -> Any:
-        """The span current in this context if its span context is valid, else None.
+        """The span current in this context (the user's, a tool's) if valid, else None.
 
-        ``current_span()`` and its validity test; for a span of the SDK's (fast or not)
+        ``get_current_span()`` and its validity test; a span of the SDK's (fast or not) is
         read from the context directly, without the API's three calls.
         """
         fast = self._fast

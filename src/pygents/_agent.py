@@ -14,7 +14,7 @@ from ._agent_run import run_agent
 from ._context import ContextPool, ContextQueue
 from ._dispatch import DONE, fire
 from ._enums import AgentHook, TurnHook
-from ._frame import FRAME
+from ._frame import get_frame, set_frame
 from ._hooks import HookPoint, normalize_tags
 from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
 from ._tool import Tool
@@ -301,7 +301,7 @@ class Agent:
         )
         if pending is DONE:
             return pending
-        outer = FRAME.get()
+        outer = get_frame()
         if outer[0] is self:
             return pending
         return self._in_frame(pending, outer)
@@ -309,11 +309,11 @@ class Agent:
     async def _in_frame(self, pending: Awaitable[Any], outer: tuple[Any, Any, Any]) -> Any:
         # Agent hooks run with current_agent() == this agent (context injection, telemetry);
         # current_turn() stays whatever turn is executing (e.g. the sender of send()).
-        FRAME.set((self, outer[1], outer[2]))
+        set_frame((self, outer[1], outer[2]))
         try:
             return await pending
         finally:
-            FRAME.set(outer)
+            set_frame(outer)
 
     # -- queue -----------------------------------------------------------------------------
 
@@ -331,10 +331,10 @@ class Agent:
         self._accept(turn)
         # What two ``_fire`` calls do, with the frame switched once for both (when put is
         # called outside this agent's frame) and no coroutine of ``_in_frame``'s per hook.
-        outer = FRAME.get()
+        outer = get_frame()
         switched = outer[0] is not self
         if switched:
-            FRAME.set((self, outer[1], outer[2]))
+            set_frame((self, outer[1], outer[2]))
         try:
             if hooks or _G_BEFORE_PUT:
                 pending = fire(
@@ -352,7 +352,7 @@ class Agent:
                     await pending
         finally:
             if switched:
-                FRAME.set(outer)
+                set_frame(outer)
 
     def _enqueue(self, turn: Turn) -> None:
         """``put()`` without its hooks: accept and enqueue ``turn`` now (no put hook exists)."""

@@ -17,7 +17,7 @@ from . import _scope
 from ._context import ContextItem
 from ._dispatch import fire_global
 from ._enums import AgentHook, StopReason, ToolHook, TurnHook
-from ._frame import FRAME, leave
+from ._frame import get_frame, leave, set_frame
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._turn import Turn
@@ -94,12 +94,12 @@ async def route(agent: Agent, value: Any, source: Turn) -> None:
     """Put a Turn on the agent's queue, a ContextItem in its context queue or pool."""
     # Routing runs in the producing turn's frame, so put/append/add hooks see
     # current_turn() == the turn whose output is being routed.
-    outer = FRAME.get()
-    FRAME.set((agent, source, source._tool))
+    outer = get_frame()
+    set_frame((agent, source, source._tool))
     try:
         await route_in_frame(agent, value)
     finally:
-        FRAME.set(outer)
+        set_frame(outer)
 
 
 def route_in_frame(agent: Agent, value: Any) -> Awaitable[None]:
@@ -136,7 +136,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     watch: Watch | Literal[False] | None = None
     # Between turns, current_agent() is this agent; around each yield the consumer's
     # frame is put back, so code between iterations sees its own.
-    outer = FRAME.get()
+    outer = get_frame()
     mine = (agent, None, None)
     # Execution scopes (a tracer's run span) are current during each step of the run,
     # hooks included, and detached around each yield like the frame.
@@ -147,7 +147,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     # turn (hooks fired through agent._fire set it themselves).
     juggle = bool(hooks or _G_BEFORE_TURN or _G_AFTER_TURN or _G_TURN_VALUE)
     if juggle:
-        FRAME.set(mine)
+        set_frame(mine)
     try:
         # Per-type global lists: other agent hooks (telemetry's put hook) fire nothing here.
         if hooks or _G_RUN_START:
@@ -160,7 +160,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
             if hooks or _AGENT_GLOBALS:
                 if not juggle and (hooks or _G_BEFORE_TURN or _G_AFTER_TURN or _G_TURN_VALUE):
                     juggle = True  # such a hook was added during the run
-                    FRAME.set(mine)
+                    set_frame(mine)
                 if hooks or _G_BEFORE_TURN:
                     if hooks:
                         await agent._fire(AgentHook.BEFORE_TURN)
@@ -189,19 +189,19 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                             await deliver(agent, turn, value)
                         if opened:
                             if juggle:
-                                FRAME.set(outer)
+                                set_frame(outer)
                             _scope.detach(opened, tokens)
                             tokens = None
                             try:
                                 yield turn, value
                             finally:
                                 if juggle:
-                                    FRAME.set(mine)
+                                    set_frame(mine)
                                 tokens = _scope.attach(opened)
                         elif juggle:
-                            FRAME.set(outer)
+                            set_frame(outer)
                             yield turn, value
-                            FRAME.set(mine)
+                            set_frame(mine)
                         else:
                             yield turn, value
                 finally:
@@ -224,9 +224,9 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     # and the tool's invocation's work written out here, so the most common
                     # turn costs no coroutine of its own, with one frame switch instead of
                     # two (see _frame: a live frame).
-                    here = FRAME.get()
+                    here = get_frame()
                     frame = [agent, turn, tool, True]
-                    FRAME.set(frame)
+                    set_frame(frame)
                     turn._running = True
                     turn._stop_reason = None
                     turn._end = None
@@ -346,19 +346,19 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     pass  # routed values are not yielded
                 elif opened:
                     if juggle:
-                        FRAME.set(outer)
+                        set_frame(outer)
                     _scope.detach(opened, tokens)
                     tokens = None
                     try:
                         yield turn, value
                     finally:
                         if juggle:
-                            FRAME.set(mine)
+                            set_frame(mine)
                         tokens = _scope.attach(opened)
                 elif juggle:
-                    FRAME.set(outer)
+                    set_frame(outer)
                     yield turn, value
-                    FRAME.set(mine)
+                    set_frame(mine)
                 else:
                     yield turn, value
             if hooks:
@@ -376,15 +376,15 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
         agent._running = False
         try:
             if hooks or _G_RUN_END:
-                FRAME.set(mine)
+                set_frame(mine)
                 try:
                     await agent._fire(
                         AgentHook.ON_RUN_END, None if isinstance(error, GeneratorExit) else error
                     )
                 finally:
-                    FRAME.set(outer)
+                    set_frame(outer)
             elif juggle:
-                FRAME.set(outer)
+                set_frame(outer)
         finally:
             if opened:
                 _scope.close_run(opened, tokens, agent, error)

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._frame import FRAME
+from ._frame import get_frame
 
 __all__ = ["CallShape", "Injection", "analyse", "merge_fixed"]
 
@@ -209,7 +209,7 @@ class CallShape:
         if self.plan:
             # Context is injected only while a turn executes (the original's rule): hooks
             # that fire between turns (BEFORE_TURN, AFTER_TURN, ON_TURN_VALUE) get None.
-            frame = FRAME.get()
+            frame = get_frame()
             agent = frame[0] if frame[1] is not None else None
             kwargs = inject(self.plan, agent, tuple(args), kwargs, self.positional)
         return kwargs

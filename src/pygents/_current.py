@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._frame import FRAME
+from ._frame import get_frame
 
 if TYPE_CHECKING:  # this module sits above them: nothing in the core imports it
     from ._agent import Agent
@@ -21,17 +21,17 @@ __all__ = ["current_agent", "current_tool", "current_turn"]
 
 def current_agent() -> Agent | None:
     """Return the agent running in the current task, or None outside an agent."""
-    agent: Agent | None = FRAME.get()[0]
+    agent: Agent | None = get_frame()[0]
     return agent
 
 
 def current_turn() -> Turn | None:
     """Return the turn executing in the current task, or None."""
-    turn: Turn | None = FRAME.get()[1]
+    turn: Turn | None = get_frame()[1]
     return turn
 
 
 def current_tool() -> Tool | None:
     """Return the tool executing in the current task, or None."""
-    tool: Tool | None = FRAME.get()[2]
+    tool: Tool | None = get_frame()[2]
     return tool

@@ -19,7 +19,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from . import _callable, _definitions, _schema, _scope
 from ._dispatch import fire, fire_global
 from ._enums import ToolHook
-from ._frame import FRAME
+from ._frame import get_frame, set_frame
 from ._hooks import HookPoint, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._scope import SCOPES
@@ -189,12 +189,12 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Invoke the tool directly (outside a turn), with its hooks, lock and kwargs."""
-        outer = FRAME.get()
-        FRAME.set((outer[0], outer[1], self))
+        outer = get_frame()
+        set_frame((outer[0], outer[1], self))
         try:
             return await self._invoke(args, kwargs)
         finally:
-            FRAME.set(outer)
+            set_frame(outer)
 
 
 class AsyncGenTool(_BaseTool, Generic[P, Y]):
@@ -295,25 +295,25 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
     async def _direct(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> AsyncGenerator[Y, None]:
-        outer = FRAME.get()
+        outer = get_frame()
         inner = (outer[0], outer[1], self)
         stream = self._iterate(args, kwargs)
         try:
             while True:
-                FRAME.set(inner)
+                set_frame(inner)
                 try:
                     value = await stream.__anext__()
                 except StopAsyncIteration:
                     return
                 finally:
-                    FRAME.set(outer)
+                    set_frame(outer)
                 yield value
         finally:
-            FRAME.set(inner)
+            set_frame(inner)
             try:
                 await stream.aclose()
             finally:
-                FRAME.set(outer)
+                set_frame(outer)
 
 
 @overload

@@ -14,7 +14,7 @@ from typing import Any
 from . import _scope
 from ._dispatch import fire, fire_global
 from ._enums import StopReason, TurnHook
-from ._frame import FRAME
+from ._frame import get_frame, set_frame
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from ._scope import SCOPES
 from ._types import AgentState as Agent
@@ -256,10 +256,10 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
             f"The turn of tool {turn._tool.metadata.name!r} is already running: a turn runs "
             f"once at a time"
         )
-    outer = FRAME.get()
+    outer = get_frame()
     tool = turn._tool
     frame = (agent if agent is not None else outer[0], turn, tool)
-    FRAME.set(frame)
+    set_frame(frame)
     turn._running = True
     turn._stop_reason = None
     turn._end = None
@@ -313,7 +313,7 @@ async def run_returning(turn: Turn, agent: Agent | None) -> Any:
             if local or _G_COMPLETE:
                 await _completion(turn, agent, local)
         finally:
-            FRAME.set(outer)
+            set_frame(outer)
             if opened:
                 _scope.close_turn(opened, tokens, turn, error)
 
@@ -363,14 +363,14 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
                 if remaining is not None:
                     remaining = max(remaining - (loop.time() - started), 1e-9)
             values.append(value)
-            FRAME.set(outer)
+            set_frame(outer)
             if opened:
                 _scope.detach(opened, tokens)
                 tokens = None
             try:
                 yield value
             finally:
-                FRAME.set(frame)
+                set_frame(frame)
                 if opened:
                     tokens = _scope.attach(opened)
         if local:
@@ -396,7 +396,7 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
             if local or _G_COMPLETE:
                 await _completion(turn, agent, local)
         finally:
-            FRAME.set(outer)
+            set_frame(outer)
             if opened:
                 _scope.close_turn(opened, tokens, turn, error)
 

@@ -43,7 +43,11 @@ _G_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
 class _BaseTool:
     """Shared machinery of both tool kinds; everything per-call is precomputed here."""
 
-    is_generator = False
+    #: Whether the tool streams; each tool copies it to ``is_generator``, an instance
+    #: attribute (read per turn: before Python 3.13 a class attribute read through an
+    #: instance is never specialised, nor an instance attribute of the same name).
+    _STREAMS = False
+    is_generator: bool
     __name__: str
 
     before_invoke = HookPoint["_BaseTool"](ToolHook.BEFORE_INVOKE)
@@ -61,6 +65,7 @@ class _BaseTool:
     ) -> None:
         shape = _callable.CallShape(fn, fixed_kwargs, lock, "Tool")
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.is_generator = self._STREAMS
         #: The registry name: ``parent.child`` for a subtool (``metadata.name`` stays short).
         self.__name__ = fn.__name__ if parent is None else f"{parent.__name__}.{fn.__name__}"
         self.parent = parent
@@ -209,7 +214,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
 class AsyncGenTool(_BaseTool, Generic[P, Y]):
     """A tool made from an ``async def`` generator, streaming values."""
 
-    is_generator = True
+    _STREAMS = True
     on_yield = HookPoint["_BaseTool"](ToolHook.ON_YIELD)
 
     def _start(

@@ -26,8 +26,10 @@ __all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent", "AgentRegistry", "Unregistere
 
 #: Limit of the context queue an agent creates when none is given.
 DEFAULT_CONTEXT_QUEUE_LIMIT = 10
-_G_BEFORE_PUT = GLOBAL_BY_TYPE[AgentHook.BEFORE_PUT]
-_G_AFTER_PUT = GLOBAL_BY_TYPE[AgentHook.AFTER_PUT]
+_BEFORE_PUT = AgentHook.BEFORE_PUT  # read per put: a module global, not an enum lookup
+_AFTER_PUT = AgentHook.AFTER_PUT
+_G_BEFORE_PUT = GLOBAL_BY_TYPE[_BEFORE_PUT]
+_G_AFTER_PUT = GLOBAL_BY_TYPE[_AFTER_PUT]
 _KEEP: Any = object()
 
 
@@ -337,9 +339,7 @@ class Agent:
             set_frame((self, outer[1], outer[2]))
         try:
             if hooks or _G_BEFORE_PUT:
-                pending = fire(
-                    AgentHook.BEFORE_PUT, (hooks,), _G_BEFORE_PUT, self._tags, self, turn
-                )
+                pending = fire(_BEFORE_PUT, (hooks,), _G_BEFORE_PUT, self._tags, self, turn)
                 if pending is not DONE:
                     await pending
             turn._enqueued = time()
@@ -347,7 +347,7 @@ class Agent:
             if self._nonempty is not None:
                 self._nonempty.set()
             if hooks or _G_AFTER_PUT:
-                pending = fire(AgentHook.AFTER_PUT, (hooks,), _G_AFTER_PUT, self._tags, self, turn)
+                pending = fire(_AFTER_PUT, (hooks,), _G_AFTER_PUT, self._tags, self, turn)
                 if pending is not DONE:
                     await pending
         finally:

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["Bridge"]
 
 _COMPLETED = StopReason.COMPLETED
+# Bound once: ``HookRegistry.lookup(...)`` on the imported class would build a bound method
+# per call (see pygents._frame.get_frame); open_turn calls it per turn.
+_lookup_hook = HookRegistry.lookup
 _TIMEOUT = StopReason.TIMEOUT
 _ERROR = StopReason.ERROR
 _ROUTED = (Turn, ContextItem)  # outputs the agent routes (put / append / add)
@@ -142,7 +145,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     def intact(self) -> bool:
         """False once the bridge's hooks were removed behind its back (a registry reset)."""
         probe = self._probe
-        return probe is not None and HookRegistry.lookup(self._probe_name) is probe
+        return probe is not None and _lookup_hook(self._probe_name) is probe
 
     def unregister(self) -> None:
         """Remove the scope and the hooks; end every span still open."""
@@ -297,7 +300,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     def open_turn(self, turn: Any, agent: Any) -> TurnState | None:
         """A turn starts: its span (linked to its origin) and its queue wait."""
         probe = self._probe
-        if probe is None or HookRegistry.lookup(self._probe_name) is not probe:
+        if probe is None or _lookup_hook(self._probe_name) is not probe:
             return None  # not intact (see intact())
         key = (agent.name if agent is not None else "", turn.tool, turn.timeout)
         lane = self._lanes.get(key) or self._lane(key)

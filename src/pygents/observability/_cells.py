@@ -29,6 +29,10 @@ class BoundedCache(dict[K, V]):
     series themselves stay in the store, their labels capped).
     """
 
+    # No instance dict: a dict subclass with one cannot have its methods' lookups specialised
+    # (``cache.get(key)`` would build a bound method per call).
+    __slots__ = ("limit",)
+
     def __init__(self, limit: int = 4096) -> None:
         super().__init__()
         self.limit = limit

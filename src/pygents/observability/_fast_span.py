@@ -566,6 +566,8 @@ def event_attributes(limits: Any, attributes: Mapping[str, Any]) -> BoundedAttri
 
 _new_span = object.__new__
 _tuple_new = tuple.__new__
+_dict_get = dict.get
+_dict_copy = dict.copy
 
 
 def _span_context_constants() -> tuple[bool, Any, int, int]:
@@ -874,19 +876,28 @@ def remote_link(trace_id: int, span_id: int, flags: int) -> Any:
 class FastTracer:
     """Starts the bridge's spans of one SDK tracer as ``FastSpan``s, or says it cannot."""
 
-    span_type = FastSpan
+    # What the spans module reads of this module, per span: instance attributes (before
+    # Python 3.13 a class attribute read through an instance is never specialised).
+    span_type: type[FastSpan]
     #: ``event_attributes`` when events may share their attributes, else None.
-    shared_event_attributes = staticmethod(event_attributes) if SHARED_EVENTS else None
-    all_plain = staticmethod(_all_plain)
+    shared_event_attributes: Callable[..., Any] | None
+    all_plain: Callable[[Mapping[str, Any]], bool]
     #: Whether a span context's fields may be read by unpacking it.
-    indexed_context = INDEXED_CONTEXT
-    remote_link = staticmethod(remote_link)
+    indexed_context: bool
+    remote_link: Callable[..., Any]
     #: The context key of the current span (see ``_span_key``), when reading it is exact.
-    span_key = _SPAN_KEY
+    span_key: str | None
     #: The SDK's own span classes (whose ``get_span_context()`` returns ``_context``).
-    sdk_spans = _SDK_SPANS
+    sdk_spans: frozenset[type]
 
     def __init__(self, tracer: Any) -> None:
+        self.span_type = FastSpan
+        self.shared_event_attributes = event_attributes if SHARED_EVENTS else None
+        self.all_plain = _all_plain
+        self.indexed_context = INDEXED_CONTEXT
+        self.remote_link = remote_link
+        self.span_key = _SPAN_KEY
+        self.sdk_spans = _SDK_SPANS
         self.tracer = tracer
         self._multi = tracer.span_processor
         #: The processor tuple last checked, and whether it was quiet on start.
@@ -940,7 +951,7 @@ class FastTracer:
             return None
         current = None
         if _SPAN_KEY is not None and parent_context is not None:
-            current = parent_context.get(_SPAN_KEY)
+            current = _dict_get(parent_context, _SPAN_KEY)
         if current is not None and (type(current) is FastSpan or type(current) in _SDK_SPANS):
             parent: SpanContext | None = current._context  # its get_span_context()
         else:
@@ -1087,7 +1098,7 @@ class FastTracer:
         span._start_time = time_ns()
         if _SPAN_KEY is not None and parent_context is not None:
             # set_span_in_context(span, parent_context) written out (see _span_key).
-            values = parent_context.copy()
+            values = _dict_copy(parent_context)
             values[_SPAN_KEY] = span
             return span, Context(values)
         return span, trace_api.set_span_in_context(span, parent_context)

@@ -24,10 +24,13 @@ logger = logging.getLogger("pygents.observability")
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 #: What a span records in place of text whose redaction callback failed.
 REDACTION_FAILED = "[redaction failed]"
+_MAX_LENGTH = 1024  # ContentCapture.max_length by default
 _CAPTURE_ON = {"true", "1", "yes", "span_only", "span_and_event", "event_only"}
 
 
-@dataclass(frozen=True)
+# slots: ``enabled`` is read per turn, and a dataclass field's default is a class attribute,
+# which before Python 3.13 stops an instance's read of that name from being specialised.
+@dataclass(frozen=True, slots=True)
 class ContentCapture:
     """Whether and how tool arguments and results are recorded on spans.
 
@@ -41,7 +44,7 @@ class ContentCapture:
     """
 
     enabled: bool = False
-    max_length: int = 1024
+    max_length: int = _MAX_LENGTH
     redact: Callable[[str], str] | None = None
 
     def render(self, value: Any) -> str:
@@ -89,7 +92,7 @@ class ContentCapture:
         """Build the setting from ``instrument(capture_content=...)`` and the environment."""
         if isinstance(value, ContentCapture):
             return value
-        max_length = _int_env("PYGENTS_CAPTURE_CONTENT_MAX_LENGTH", cls.max_length)
+        max_length = _int_env("PYGENTS_CAPTURE_CONTENT_MAX_LENGTH", _MAX_LENGTH)
         if value is None:
             raw = os.environ.get(_CAPTURE_ENV, "").strip().lower()
             value = raw in _CAPTURE_ON and raw != "event_only"

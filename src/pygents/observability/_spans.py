@@ -29,6 +29,9 @@ _PLAIN_BOUND = 1024
 _CARRIER_BOUND = 4096
 
 
+_dict_get = dict.get
+
+
 class Spans:
     """Creates and finishes the bridge's spans with one tracer."""
 
@@ -97,7 +100,7 @@ class Spans:
         access = self.context
         if access.direct:  # what is_instrumentation_enabled() reads, read directly
             for key in access.keys:
-                if context.get(key):
+                if _dict_get(context, key):
                     return True
             return False
         return not access.enabled()
@@ -199,7 +202,7 @@ class Spans:
         """
         fast = self._fast
         if fast is not None and fast.span_key is not None and fast.indexed_context:
-            span = self.get_current().get(fast.span_key)
+            span = _dict_get(self.get_current(), fast.span_key)
             if span is None:
                 return None
             if type(span) is self._fast_span or type(span) in fast.sdk_spans:

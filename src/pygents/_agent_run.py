@@ -130,7 +130,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     queue = agent._queue
     hooks = agent._hooks
     error: BaseException | None = None
-    done = 0
+    breathe = _BREATHE_EVERY  # turns left before the loop yields to the event loop
     # The timeouts of bare turns awaited directly: None until the run's first bare turn,
     # False after it, then a Watch (a one-turn run never makes one).
     watch: Watch | Literal[False] | None = None
@@ -256,7 +256,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                             coro = tool.fn(*args, **kwargs)
                             if watch and (
                                 turn._timeout is None
-                                or (watch.pending and watch.task is current_task())
+                                or (watch.pending and watch.task is current_task(watch.loop))
                                 or watch.schedule()
                             ):
                                 # From the run's third bare turn on: the tool awaited, its
@@ -367,8 +367,9 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 await agent._fire(AgentHook.AFTER_TURN, turn)
             elif _G_AFTER_TURN:
                 await fire_global(_G_AFTER_TURN, agent._tags, agent, turn)
-            done += 1
-            if not done % _BREATHE_EVERY:
+            breathe -= 1
+            if breathe == 0:
+                breathe = _BREATHE_EVERY
                 await asyncio.sleep(0)
     except BaseException as exc:
         error = exc

@@ -101,6 +101,7 @@ class Agent:
         self._tags = normalize_tags(tags, f"Agent {name!r}")
         self._queue: deque[Turn] = deque()
         self._current_turn: Turn | None = None
+        self._watch: Any = None  # the run loop's (see _agent_run)
         self._paused = False
         self._resumed: asyncio.Event | None = None
         self._nonempty: asyncio.Event | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import current_task
+from asyncio.events import _get_running_loop
 from collections.abc import AsyncGenerator, Awaitable
 from time import time
 from typing import Any, Literal
@@ -131,9 +132,13 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     hooks = agent._hooks
     error: BaseException | None = None
     breathe = _BREATHE_EVERY  # turns left before the loop yields to the event loop
-    # The timeouts of bare turns awaited directly: None until the run's first bare turn,
-    # False after it, then a Watch (a one-turn run never makes one).
-    watch: Watch | Literal[False] | None = None
+    # The timeouts of bare turns awaited directly: the agent's (it runs once at a time), kept
+    # from run to run: None until its first bare turn, False after it, then a Watch of the
+    # event loop (an agent that only ever runs one turn never makes one; a new loop, a new
+    # one). Kept, so a later one-turn run awaits its tool too (~3,500 instructions less).
+    watch: Watch | Literal[False] | None = agent._watch
+    if watch and watch.loop is not _get_running_loop():
+        watch = agent._watch = False
     # Between turns, current_agent() is this agent; around each yield the consumer's
     # frame is put back, so code between iterations sees its own.
     outer = get_frame()
@@ -280,9 +285,9 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 else:
                                     value = await finish(coro, pending, turn._timeout, turn)
                                 if watch is None:
-                                    watch = False  # the next bare turn makes the watch
+                                    watch = agent._watch = False  # the next one makes it
                                 elif watch is False:
-                                    watch = Watch(asyncio.get_running_loop())
+                                    watch = agent._watch = Watch(asyncio.get_running_loop())
                         except BaseException as exc:
                             if called:
                                 _scope.close_call(

@@ -120,8 +120,9 @@ class Watch:
 
     Stepping a tool's coroutine by hand (``finish``) spares a tool that never suspends a
     timer, but catching its ``StopIteration`` costs about 2,700 instructions a turn; awaiting
-    it costs 1,100. So, from a run's third bare turn on (a one-turn run makes no watch), the
-    run loop awaits the tool with ``turn`` set here, and the timer is armed only once that
+    it costs 1,100. So, from an agent's third bare turn on (the watch is the agent's, kept
+    from run to run, for one event loop; an agent that runs one turn makes none), the run
+    loop awaits the tool with ``turn`` set here, and the timer is armed only once that
     turn has suspended: ``arm()`` is a callback scheduled before a turn starts (once until it
     has run, for the task running the turn), which runs when that task next yields to the
     event loop. Finding the turn still in its tool, it arms the turn's timeout from then, as
@@ -165,6 +166,10 @@ class Watch:
             # The task yielded inside this turn's tool: its timeout runs from now.
             self.armed = turn
             self.handle = self.loop.call_at(self.loop.time() + turn._timeout, self._expire)
+        elif self.armed is None:
+            # The watch outlives runs (it is the agent's): it keeps no task alive it does not
+            # need (a task with a timer armed, by an earlier call, still needs it).
+            self.task = None
 
     def _expire(self) -> None:
         self.handle = None
@@ -179,9 +184,11 @@ class Watch:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
+        task = self.task
+        if not self.pending:
+            self.task = None  # as in arm()
         if turn is not None and self.expired is turn:
             self.expired = None
-            task = self.task
             if (
                 task is not None
                 and task.uncancel() <= self.cancelling

@@ -222,6 +222,7 @@ class AgentState(Protocol):
     _tags: frozenset[str]
     _queue: deque[Any]
     _current_turn: Any
+    _watch: Any
     _paused: bool
     _resumed: asyncio.Event | None
     _running: bool

@@ -11,7 +11,9 @@ tool that swallows the cancellation completes, another cancellation wins over th
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import weakref
 from typing import Any
 
 import pytest
@@ -307,3 +309,98 @@ async def test_a_turn_run_by_another_task_before_the_watch_ran_times_out_there(
     assert isinstance(other.exception(), TurnTimeoutError)
     me = asyncio.current_task()
     assert me is not None and me.cancelling() == 0
+
+
+# -- the watch is the agent's, kept from run to run ------------------------------------------
+
+
+async def one_turn_runs_in_tasks(agent: Agent, runs: int) -> None:
+    """``runs`` one-turn runs of ``quick``, each drained by a task of its own, now finished."""
+
+    async def one(n: int) -> None:
+        await agent.put(Turn("quick", kwargs={"n": n}))
+        assert [value async for _, value in agent.run()] == [n]
+
+    for n in range(runs):
+        await asyncio.create_task(one(n))
+
+
+async def test_a_one_turn_run_after_earlier_runs_times_out_in_its_own_task() -> None:
+    # The earlier runs made the agent's watch, for tasks that have finished since; the
+    # hanging turn is the first of its run and times out here, as asyncio.timeout would.
+    agent = agent_with()
+    await one_turn_runs_in_tasks(agent, 3)
+    stuck = Turn("hang", timeout=0.05)
+    await agent.put(stuck)
+    await agent.put(Turn("quick", kwargs={"n": 99}))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TurnTimeoutError) as caught:
+        async for _ in agent.run():
+            pass
+    assert asyncio.get_running_loop().time() - started < 2
+    assert caught.value.turn is stuck
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert stuck.metadata.stop_reason is StopReason.TIMEOUT
+    assert [t.tool_name for t in agent.queue] == ["quick"]
+    me = asyncio.current_task()
+    assert me is not None and me.cancelling() == 0
+    await asyncio.sleep(0.1)  # nothing is left to cancel this task later
+
+
+async def test_time_between_runs_does_not_count() -> None:
+    @tool()
+    async def brief() -> str:
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    agent = agent_with(brief)
+    await one_turn_runs_in_tasks(agent, 3)
+    for _ in range(4):
+        await agent.put(Turn("brief", timeout=0.1))  # ten times what it needs
+        assert [value async for _, value in agent.run()] == ["ok"]
+        await asyncio.sleep(0.15)  # longer than the turn's timeout, between runs
+
+
+def test_runs_on_a_new_event_loop_still_time_out() -> None:
+    # asyncio.run twice: the second loop's turns get a watch of that loop (the first one's
+    # is closed, and a timer cannot be scheduled on it).
+    agent = agent_with()
+
+    async def first() -> None:
+        await one_turn_runs_in_tasks(agent, 3)
+
+    async def second() -> None:
+        await agent.put(Turn("quick", kwargs={"n": 5}))
+        await agent.put(Turn("hang", timeout=0.05))
+        values = []
+        with pytest.raises(TurnTimeoutError):
+            async for _, value in agent.run():
+                values.append(value)
+        assert values == [5]
+
+    asyncio.run(first())
+    asyncio.run(second())
+    asyncio.run(second())  # a third loop, after a timeout on the second
+
+
+async def test_the_agent_keeps_no_task_alive_after_its_runs() -> None:
+    agent = agent_with()
+    await one_turn_runs_in_tasks(agent, 3)
+    # A turn that never suspends (the watch's callback finds nothing to time), then one
+    # that does (its timer armed, then settled).
+    for turn, expected in (
+        (Turn("quick", kwargs={"n": 1}), 1),
+        (Turn("nap", kwargs={"seconds": 0.01}), 0.01),
+    ):
+
+        async def consume(turn: Turn = turn) -> list[Any]:
+            await agent.put(turn)
+            return [value async for _, value in agent.run()]
+
+        task = asyncio.create_task(consume())
+        assert await task == [expected]
+        gone = weakref.ref(task)
+        del task
+        await asyncio.sleep(0)  # the event loop runs what the run scheduled
+        gc.collect()
+        assert gone() is None

@@ -315,9 +315,9 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     agent._current_turn = None
                     cls = value.__class__
                     routed = cls not in _UNROUTED and (cls is Turn or isinstance(value, _ROUTED))
-                    if routed:
-                        # Routed in the turn's frame (put/append/add hooks see this turn).
-                        try:
+                    try:
+                        if routed:
+                            # Routed in the turn's frame (put/append/add hooks see this turn).
                             if cls is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
                                 # No put hook (nor agent hook): no await. Agent._enqueue
                                 # written out for a turn of one of its tools, when no service
@@ -333,10 +333,16 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                     agent._enqueue(value)
                             else:
                                 await route_in_frame(agent, value)
-                        finally:
+                    finally:
+                        if here.__class__ is tuple or not here[3]:
+                            # leave(frame, here) written out for a frame that no longer
+                            # changes (the call costs ~600 instructions here, 3.12).
+                            frame[0] = here[0]
+                            frame[1] = here[1]
+                            frame[2] = here[2]
+                            frame[3] = False
+                        else:
                             leave(frame, here)
-                    else:
-                        leave(frame, here)
                     if _G_TURN_VALUE:
                         await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
                 else:

@@ -258,7 +258,18 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         called = _scope.open_call(tool, turn, args, kwargs) if SCOPES else None
                         called_tokens = _scope.attach(called) if called else None
                         try:
-                            coro = tool.fn(*args, **kwargs)
+                            # A call by keyword (**kwargs) costs ~1,400 instructions more
+                            # than one by position (3.12): a tool called with no argument,
+                            # or with one keyword naming its first parameter, is called by
+                            # position, which binds the same (see first_parameter).
+                            if args:
+                                coro = tool.fn(*args, **kwargs)
+                            elif not kwargs:
+                                coro = tool.fn()
+                            elif len(kwargs) == 1 and (first := tool._first) in kwargs:
+                                coro = tool.fn(kwargs[first])
+                            else:
+                                coro = tool.fn(**kwargs)
                             if watch and (
                                 turn._timeout is None
                                 or (watch.pending and watch.task is current_task(watch.loop))

@@ -12,13 +12,14 @@ import inspect
 import logging
 import re
 import threading
+import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._frame import get_frame
 
-__all__ = ["CallShape", "Injection", "analyse", "merge_fixed"]
+__all__ = ["CallShape", "Injection", "analyse", "first_parameter", "merge_fixed"]
 
 _log = logging.getLogger("pygents")
 
@@ -153,6 +154,22 @@ def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
         for name, p in inspect.signature(fn).parameters.items()
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     )
+
+
+def first_parameter(fn: Callable[..., Any]) -> str | None:
+    """The parameter ``fn(value)`` binds as ``fn(**{name: value})`` would, if there is one.
+
+    The first parameter of a plain Python function, unless it is positional-only (then a
+    keyword call fails, a positional one would not). Read from the function's own code
+    (what a call binds against), not its signature (which ``__wrapped__`` can change).
+    """
+    if type(fn) is not types.FunctionType:
+        return None
+    code = fn.__code__
+    if code.co_posonlyargcount or not code.co_argcount:
+        return None
+    name: str = code.co_varnames[0]
+    return name
 
 
 class CallShape:

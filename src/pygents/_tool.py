@@ -83,6 +83,9 @@ class _BaseTool:
         self._shape = shape
         # True when a call can go straight to the function: no lock, kwargs or injection.
         self._plain = shape.plain
+        #: For a straight call: the parameter one keyword argument may be passed to by
+        #: position (see the run loop), else None.
+        self._first = _callable.first_parameter(fn) if shape.plain else None
         if _SPLIT_DICT_SLOW:
             # update_wrapper made the instance dict a "split" one (keys shared with the
             # class), whose attribute reads CPython 3.11/3.12 do not specialise: each of a

@@ -61,6 +61,8 @@ _ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not 
 #: Value types that are never routed: ``value.__class__ in _UNROUTED`` answers the routing
 #: test for most values without ``isinstance`` on a tuple (600 instructions less a turn).
 _UNROUTED = frozenset((int, float, str, bool, type(None), bytes, dict, list, tuple))
+#: A bare turn's tool called with no argument (see run_agent).
+_NO_ARGUMENT = object()
 
 
 def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
@@ -237,39 +239,54 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     turn._end = None
                     meta = tool.metadata
                     turn._start = meta._start = time()
-                    scoped = _scope.open_turn(turn, agent) if SCOPES else None
-                    scoped_tokens = _scope.attach(scoped) if scoped else None
+                    if SCOPES:
+                        scoped = _scope.open_turn(turn, agent)
+                        scoped_tokens = _scope.attach(scoped) if scoped else None
+                    else:
+                        scoped = None  # (its tokens are read only when it is set)
                     turn_error: BaseException | None = None
                     try:
                         args, kwargs = turn._args, turn._kwargs
-                        # Dynamic arguments (callables) are called. Keys, then a lookup: no
-                        # values view to build (~250 instructions less a turn, 3.12).
-                        for key in kwargs:
-                            if callable(kwargs[key]):
-                                args, kwargs = resolve_dynamic(args, kwargs)
-                                break
-                        else:
-                            if args:
+                        # How the tool is called: a call by keyword (**kwargs) costs ~1,400
+                        # instructions more than one by position (3.12), so a tool given no
+                        # argument, or one keyword naming its first parameter, is called by
+                        # position, which binds the same (see first_parameter). Dynamic
+                        # arguments (callables) are called first.
+                        if not args and len(kwargs) == 1 and (first := tool._first) in kwargs:
+                            by_position = True
+                            one = kwargs[first]
+                            if callable(one):
+                                one = one()
+                                kwargs = {first: one}
+                        elif args or kwargs:
+                            by_position = False
+                            one = None
+                            # Keys, then a lookup: no values view built.
+                            for key in kwargs:
+                                if callable(kwargs[key]):
+                                    args, kwargs = resolve_dynamic(args, kwargs)
+                                    break
+                            else:
                                 for arg in args:
                                     if callable(arg):
                                         args, kwargs = resolve_dynamic(args, kwargs)
                                         break
+                        else:
+                            by_position = False
+                            one = _NO_ARGUMENT
                         # Scopes open for the tool's invocation as in CoroutineTool._invoke.
-                        called = _scope.open_call(tool, turn, args, kwargs) if SCOPES else None
-                        called_tokens = _scope.attach(called) if called else None
+                        if SCOPES:
+                            called = _scope.open_call(tool, turn, args, kwargs)
+                            called_tokens = _scope.attach(called) if called else None
+                        else:
+                            called = None
                         try:
-                            # A call by keyword (**kwargs) costs ~1,400 instructions more
-                            # than one by position (3.12): a tool called with no argument,
-                            # or with one keyword naming its first parameter, is called by
-                            # position, which binds the same (see first_parameter).
-                            if args:
-                                coro = tool.fn(*args, **kwargs)
-                            elif not kwargs:
+                            if by_position:
+                                coro = tool.fn(one)
+                            elif one is _NO_ARGUMENT:
                                 coro = tool.fn()
-                            elif len(kwargs) == 1 and (first := tool._first) in kwargs:
-                                coro = tool.fn(kwargs[first])
                             else:
-                                coro = tool.fn(**kwargs)
+                                coro = tool.fn(*args, **kwargs)
                             if watch and (
                                 turn._timeout is None
                                 or (watch.pending and watch.task is current_task(watch.loop))

@@ -125,3 +125,13 @@ async def test_an_unknown_keyword_fails_as_a_keyword_call_does(warm: int) -> Non
 
     with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
         await run_one(first, warm, kwargs={"z": 1})
+
+
+async def test_a_keyword_repeating_a_positional_argument_fails_as_a_keyword_call_does(
+    warm: int,
+) -> None:
+    async def first(a: int, b: int = 0) -> tuple[int, int]:
+        return a, b
+
+    with pytest.raises(TypeError, match="multiple values for argument 'a'"):
+        await run_one(first, warm, args=[1], kwargs={"a": 2})

@@ -133,13 +133,13 @@ def _inject(where: str, iterations: int) -> None:
             return original_yielding(turn, agent)
 
         run_module.run_yielding = slowed_stream
-        original_leave = run_module.leave  # the end of a bare turn, run inline by the loop
+        original_get_frame = run_module.get_frame  # a bare turn's start, run inline by the loop
 
-        def slowed_leave(frame: Any, outer: Any) -> None:
+        def slowed_get_frame() -> Any:
             burn()
-            original_leave(frame, outer)
+            return original_get_frame()
 
-        run_module.leave = slowed_leave
+        run_module.get_frame = slowed_get_frame
     elif where == "bridge":
         from pygents.observability._bridge import Bridge
 

@@ -83,13 +83,13 @@ def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[s
 
     Adds busy work after each turn, sized so that the run loop's per-turn cost becomes
     ``factor`` times the unpatched one (``measure()`` returns that per-turn cost), at the run
-    loop's per-turn calls: ``run_returning`` (a turn with hooks) and ``leave`` (the end of a
-    bare turn, which the run loop runs inline), both looked up in ``pygents._agent_run``.
+    loop's per-turn calls: ``run_returning`` (a turn with hooks) and ``get_frame`` (the start
+    of a bare turn, which the run loop runs inline), both looked up in ``pygents._agent_run``.
     """
     import pygents._agent_run as agent_module
 
     original = agent_module.run_returning
-    original_leave = agent_module.leave
+    original_get_frame = agent_module.get_frame
     base = measure()
     spin = 0.0
 
@@ -104,12 +104,13 @@ def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[s
         busy()
         return result
 
-    def slowed_leave(frame: Any, outer: Any) -> None:
-        original_leave(frame, outer)
+    def slowed_get_frame() -> Any:
+        frame = original_get_frame()
         busy()
+        return frame
 
     agent_module.run_returning = slowed
-    agent_module.leave = slowed_leave
+    agent_module.get_frame = slowed_get_frame
     try:
         wrapped = measure()  # the wrapper's own cost counts towards the slowdown
         spin = max(0.0, factor * base - wrapped)
@@ -123,7 +124,7 @@ def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[s
         )
     finally:
         agent_module.run_returning = original
-        agent_module.leave = original_leave
+        agent_module.get_frame = original_get_frame
 
 
 # -- measurements -----------------------------------------------------------------------

@@ -89,6 +89,36 @@ def forget(agent: Agent) -> None:
 # -- the operations ---------------------------------------------------------------------
 
 
+def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[None]]]:
+    """The agent, tool and ``once(n)`` of a workload of ``callgrind_turns.py``'s rows.
+
+    ``once(n)``: ``queue`` and ``stream10`` put n turns and drain them, ``short_runs`` runs n
+    one-turn runs, ``chain`` runs a chain of n turns each returned by the one before.
+    """
+    if workload == "stream10":
+        tool_ = streaming_tool(10)
+    elif workload == "chain":
+        tool_ = chain_tool()
+    else:
+        tool_ = trivial_tool()
+    agent = agent_with([tool_])
+    name = tool_.metadata.name
+
+    async def once(n: int) -> None:
+        if workload == "chain":
+            await agent.put(Turn(name, kwargs={"left": n}))
+            await drain(agent)
+        elif workload == "short_runs":
+            for i in range(n):
+                await agent.put(Turn(tool_, kwargs={"x": i}))
+                await drain(agent)
+        else:
+            await put_round(agent, tool_, n)
+            await drain(agent)
+
+    return agent, tool_, once
+
+
 async def calibration_round(fn: Callable[[int], Awaitable[Any]], n: int) -> None:
     """The guard's yardstick: ``n`` bare awaits of ``fn`` under ``asyncio.timeout(60)``."""
     for i in range(n):

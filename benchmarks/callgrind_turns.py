@@ -163,8 +163,6 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
     sys.path.insert(0, str(HERE))
     import _workloads as w
 
-    from pygents import Turn
-
     control = ctypes.CDLL(library)
     telemetry = None if mode in ("off", "switched_off") else w.TelemetryMode(mode, threadless=True)
     if telemetry is not None:
@@ -175,32 +173,11 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
     if inject:
         _inject(inject, extra)
 
-    if workload == "stream10":
-        tool = w.streaming_tool(10)
-        count = _stream_turns(turns)
-    elif workload == "chain":
-        tool = w.chain_tool()
-        count = turns
-    else:
-        tool = w.trivial_tool()
-        count = turns
-    agent = w.agent_with([tool])
-    name = tool.metadata.name
-
-    async def once() -> None:
-        if workload == "chain":
-            await agent.put(Turn(name, kwargs={"left": count}))
-            await w.drain(agent)
-        elif workload == "short_runs":
-            for i in range(count):
-                await agent.put(Turn(tool, kwargs={"x": i}))
-                await w.drain(agent)
-        else:
-            await w.put_round(agent, tool, count)
-            await w.drain(agent)
+    count = _stream_turns(turns) if workload == "stream10" else turns
+    agent, tool, once = w.row_workload(workload)
 
     async def main() -> None:
-        await once()  # warm-up: caches, lanes, cells, code paths
+        await once(count)  # warm-up: caches, lanes, cells, code paths
         if telemetry is not None:
             telemetry.flush()
         if workload in ("queue", "stream10"):
@@ -215,7 +192,7 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
         if workload in ("queue", "stream10"):
             await w.drain(agent)
         else:
-            await once()
+            await once(count)
         if telemetry is not None:
             telemetry.flush()
         control.pg_stop()

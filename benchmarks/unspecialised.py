@@ -53,32 +53,14 @@ def _workload(row: str) -> tuple[Any, Any]:
     sys.path.insert(0, str(HERE))
     import _workloads as w
 
-    from pygents import Turn
-
     workload, mode = row.split(":")
     telemetry = None if mode == "off" else w.TelemetryMode(mode, threadless=True)
     if telemetry is not None:
         telemetry.__enter__()
-    if workload == "chain":
-        tool = w.chain_tool()
-    elif workload == "stream10":
-        tool = w.streaming_tool(10)
-    else:
-        tool = w.trivial_tool()
-    agent = w.agent_with([tool])
-    name = tool.metadata.name
+    _agent, _tool, run_once = w.row_workload(workload)
 
     async def once(n: int) -> None:
-        if workload == "chain":
-            await agent.put(Turn(name, kwargs={"left": n}))
-            await w.drain(agent)
-        elif workload == "short_runs":
-            for i in range(n):
-                await agent.put(Turn(tool, kwargs={"x": i}))
-                await w.drain(agent)
-        else:
-            await w.put_round(agent, tool, n)
-            await w.drain(agent)
+        await run_once(n)
         if telemetry is not None:
             telemetry.flush()
 

@@ -292,7 +292,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 or (watch.pending and watch.task is current_task(watch.loop))
                                 or watch.schedule()
                             ):
-                                # From the run's third bare turn on: the tool awaited, its
+                                # From the agent's third bare turn on: the tool awaited, its
                                 # timeout armed only if it suspends (see Watch).
                                 watch.turn = turn
                                 try:

@@ -1,11 +1,13 @@
 """Turn timeouts inside a run, on both of the run loop's paths.
 
-A run's first two bare turns (no hook, a plain coroutine tool) are stepped by hand and their
-timeout is ``asyncio.timeout``; from the third on, the run loop awaits the tool directly and
-arms the turn's timeout only once the tool has suspended (``pygents._turn_run.Watch``). Each
-test runs with the turn under test first in its run and after three quick turns, and holds
-both to the same outcomes: the timeout counts the tool's time only, each turn has its own, a
-tool that swallows the cancellation completes, another cancellation wins over the timeout.
+An agent's first two bare turns (no hook, a plain coroutine tool) are stepped by hand and
+their timeout is ``asyncio.timeout``; from the third on, in the same run or a later one, the
+run loop awaits the tool directly and arms the turn's timeout only once the tool has suspended
+(``pygents._turn_run.Watch``, the agent's). Each test runs with the turn under test first for
+its agent and after three quick turns, and holds both to the same outcomes: the timeout counts
+the tool's time only, each turn has its own, a tool that swallows the cancellation completes,
+another cancellation wins over the timeout. The last tests run later one-turn runs, in other
+tasks and on other event loops.
 """
 
 from __future__ import annotations

@@ -253,8 +253,10 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             agen = self.fn(*args, **call_kwargs)
             async for value in agen:
                 values.append(value)
-                if self.hooks or _G_YIELD:
+                if self.hooks:
                     await self._fire(ToolHook.ON_YIELD, value)
+                elif _G_YIELD:  # per value: the global hooks directly (see fire_global)
+                    await fire_global(_G_YIELD, self.tags, value)
                 if opened:
                     _scope.detach(opened, tokens)
                     tokens = None

@@ -823,6 +823,20 @@ def _tool_family():
     return ToolHook.AFTER_INVOKE, trigger
 
 
+def _stream_family():
+    # A streamed value's ON_YIELD, fired per value by the run loop's stream.
+    async def trigger(tags):
+        async def stream_tool():
+            yield 1
+
+        t = make_tool(stream_tool, tags=tags)
+        agent = Agent(f"agent-{next(_names)}", "d", [t])
+        await agent.put(Turn(t))
+        assert [value async for _, value in agent.run()] == [1]
+
+    return ToolHook.ON_YIELD, trigger
+
+
 def _agent_family():
     async def trigger(tags):
         async def agent_tool():
@@ -861,8 +875,8 @@ def _pool_family():
 
 @pytest.mark.parametrize(
     "family",
-    [_tool_family, _agent_family, _turn_family, _queue_family, _pool_family],
-    ids=["tool", "agent", "turn", "queue", "pool"],
+    [_tool_family, _stream_family, _agent_family, _turn_family, _queue_family, _pool_family],
+    ids=["tool", "stream", "agent", "turn", "queue", "pool"],
 )
 async def test_tag_filtering_uses_or_semantics(family):
     hook_type, trigger = family()

@@ -61,8 +61,6 @@ _ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not 
 #: Value types that are never routed: ``value.__class__ in _UNROUTED`` answers the routing
 #: test for most values without ``isinstance`` on a tuple (600 instructions less a turn).
 _UNROUTED = frozenset((int, float, str, bool, type(None), bytes, dict, list, tuple))
-#: A bare turn's tool called with no argument (see run_agent).
-_NO_ARGUMENT = object()
 
 
 def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
@@ -260,7 +258,6 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 kwargs = {first: one}
                         elif args or kwargs:
                             by_position = False
-                            one = None
                             # Keys, then a lookup: no values view built.
                             for key in kwargs:
                                 if callable(kwargs[key]):
@@ -273,7 +270,6 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                         break
                         else:
                             by_position = False
-                            one = _NO_ARGUMENT
                         # Scopes open for the tool's invocation as in CoroutineTool._invoke.
                         if SCOPES:
                             called = _scope.open_call(tool, turn, args, kwargs)
@@ -283,10 +279,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         try:
                             if by_position:
                                 coro = tool.fn(one)
-                            elif one is _NO_ARGUMENT:
-                                coro = tool.fn()
-                            else:
+                            elif args or kwargs:
                                 coro = tool.fn(*args, **kwargs)
+                            else:
+                                coro = tool.fn()
                             if watch and (
                                 turn._timeout is None
                                 or (watch.pending and watch.task is current_task(watch.loop))

@@ -81,7 +81,7 @@ def median_us(values: list[float]) -> float:
 def injected_slowdown(factor: float, measure: Callable[[], float]) -> Iterator[str]:
     """Make the run loop ``factor`` times slower per turn, without touching ``src/``.
 
-    Adds busy work after each turn, sized so that the run loop's per-turn cost becomes
+    Adds busy work to each turn, sized so that the run loop's per-turn cost becomes
     ``factor`` times the unpatched one (``measure()`` returns that per-turn cost), at the run
     loop's per-turn calls: ``run_returning`` (a turn with hooks) and ``get_frame`` (the start
     of a bare turn, which the run loop runs inline), both looked up in ``pygents._agent_run``.

@@ -23,13 +23,6 @@ import pytest
 from pygents import Agent, StopReason, ToolRegistry, Turn, TurnTimeoutError, tool
 
 
-@pytest.fixture(params=[0, 3], ids=["first-turns", "later-turns"])
-def warm(request: pytest.FixtureRequest) -> int:
-    """Quick turns put before the turns under test (3: those take the awaited path)."""
-    n: int = request.param
-    return n
-
-
 @pytest.fixture(autouse=True)
 def _shared_tools(_isolated_registries: None) -> None:
     """The tools most tests run, registered for each test (the registries are per test)."""

@@ -20,13 +20,6 @@ from pygents import Agent, Turn, tool
 _agents = itertools.count()
 
 
-@pytest.fixture(params=[0, 3], ids=["first-turns", "later-turns"])
-def warm(request: pytest.FixtureRequest) -> int:
-    """Quick turns run before the turn under test (3: it takes the awaited path)."""
-    n: int = request.param
-    return n
-
-
 async def run_one(fn: Callable[..., Any], warm: int, **turn: Any) -> Any:
     """Run ``Turn(tool(fn), **turn)`` after ``warm`` quick turns; return its value."""
 

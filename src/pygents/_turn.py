@@ -104,8 +104,12 @@ class Turn(Generic[T]):
         tags: Iterable[str] | None = None,
     ) -> None:
         cls = tool.__class__
-        if cls is str and tool in _TOOLS:  # by name, the common case: one lookup
-            self._tool: Tool = _TOOLS[tool]
+        if cls is str:
+            # By name, the common case: one lookup (a test with `in` first: ~100 more).
+            try:
+                self._tool: Tool = _TOOLS[tool]
+            except KeyError:  # UnregisteredToolError, raised `from None`: no KeyError shown
+                self._tool = _resolve_tool(tool)
         elif cls is CoroutineTool or cls is AsyncGenTool:  # not `in` a tuple: ~400 more
             self._tool = tool  # type: ignore[assignment]
         else:

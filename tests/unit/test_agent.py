@@ -4,6 +4,7 @@ hooks and the AgentRegistry."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -18,10 +19,12 @@ from pygents import (
     StopReason,
     ToolRegistry,
     Turn,
+    TurnHook,
     TurnTimeoutError,
     UnregisteredAgentError,
     current_agent,
     current_turn,
+    hook,
     tool,
 )
 
@@ -269,6 +272,39 @@ class TestRun:
         returned = start_turn.output
         assert isinstance(returned, Turn)
         assert pairs[1][0] is returned
+
+    @pytest.mark.parametrize("hooked", [False, True], ids=["bare", "hooked"])
+    async def test_a_returned_turn_is_enqueued_between_its_producer_end_and_its_start(
+        self, hooked: bool
+    ) -> None:
+        @tool()
+        async def hop(left: int) -> Any:
+            return Turn("hop", kwargs={"left": left - 1}) if left else "done"
+
+        agent = Agent("worker", "desc", [hop])
+        seen: list[Turn] = []
+        if hooked:  # a turn hook takes the run loop off its bare-turn path
+
+            @hook(TurnHook.AFTER_RUN)
+            async def note(turn: Turn, *rest: Any) -> None:
+                seen.append(turn)
+
+            agent.turn_hooks.append(note)
+        first = Turn("hop", kwargs={"left": 5})
+        await agent.put(first)
+        produced = [first]
+        async for _ in agent.run():
+            pass
+        while isinstance(produced[-1].output, Turn):
+            produced.append(produced[-1].output)
+        assert len(produced) == 6 and produced[-1].output == "done"
+        for producer, returned in itertools.pairwise(produced):
+            done, queued = producer.metadata.end_time, returned.metadata.enqueued_time
+            assert done is not None and queued is not None
+            assert done <= queued <= returned.metadata.start_time
+            wait = returned.metadata.queue_wait
+            assert wait is not None and wait >= 0
+        assert len(seen) == (6 if hooked else 0)
 
     async def test_context_items_are_routed(self) -> None:
         @tool()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,6 +107,15 @@ def test_construct_by_tool_object(echo: Any) -> None:
 def test_construct_unknown_name_raises_unregistered_tool_error() -> None:
     with pytest.raises(UnregisteredToolError, match="nope"):
         Turn("nope")
+
+
+def test_unknown_name_error_carries_no_lookup_internals() -> None:
+    # The name is looked up in a try block: the error must not arrive chained to a KeyError
+    # ("During handling of the above exception, another exception occurred").
+    with pytest.raises(UnregisteredToolError) as info:
+        Turn("nope")
+    shown = "".join(traceback.format_exception(info.value))
+    assert "KeyError" not in shown and "During handling" not in shown
 
 
 def test_unregistered_tool_error_is_lookup_error() -> None:

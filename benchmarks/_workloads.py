@@ -92,8 +92,9 @@ def forget(agent: Agent) -> None:
 def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[None]]]:
     """The agent, tool and ``once(n)`` of a workload of ``callgrind_turns.py``'s rows.
 
-    ``once(n)``: ``queue`` and ``stream10`` put n turns and drain them, ``short_runs`` runs n
-    one-turn runs, ``chain`` runs a chain of n turns each returned by the one before.
+    ``once(n)``: ``queue``, ``stream10`` and ``put_drain`` put n turns and drain them,
+    ``short_runs`` runs n one-turn runs, ``chain`` runs a chain of n turns each returned by the
+    one before.
     """
     if workload == "stream10":
         tool_ = streaming_tool(10)

@@ -107,7 +107,7 @@ class Turn(Generic[T]):
         if cls is str:
             # By name, the common case: one lookup (a test with `in` first: ~100 more).
             try:
-                self._tool: Tool = _TOOLS[tool]
+                self._tool: Tool = _TOOLS[tool]  # type: ignore[index]
             except KeyError:  # UnregisteredToolError, raised `from None`: no KeyError shown
                 self._tool = _resolve_tool(tool)
         elif cls is CoroutineTool or cls is AsyncGenTool:  # not `in` a tuple: ~400 more

@@ -1,0 +1,242 @@
+"""Streaming turns run by an agent: the same outcome on both of the run loop's paths.
+
+A stream turn with no hook, scope or tool wrapper ("bare") is driven by the run loop itself;
+any instance hook on the turn takes it through ``run_yielding`` ("hooked"). Each test runs
+the same scenario both ways and asserts what a user relies on: values and their order, the
+turn's output and stop reason, early stops, errors and timeouts, the frame each side sees,
+routing, and global hooks added while the stream runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from pygents import (
+    Agent,
+    AgentHook,
+    ContextItem,
+    StopReason,
+    Turn,
+    TurnHook,
+    TurnTimeoutError,
+    current_agent,
+    current_turn,
+    hook,
+    tool,
+)
+
+_hook_names = itertools.count()
+
+
+@pytest.fixture(params=["bare", "hooked"])
+def path(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+def prepared(turn: Turn, path: str, fired: list[Any] | None = None) -> Turn:
+    """``turn``, given an instance hook when ``path`` is "hooked" (the run_yielding path)."""
+    if path == "hooked":
+
+        async def completed(done: Turn, reason: Any) -> None:
+            if fired is not None:
+                fired.append(reason)
+
+        completed.__name__ = f"completed_{next(_hook_names)}"  # hook names are unique
+        turn.on_complete(completed)
+    return turn
+
+
+async def test_values_output_and_metadata(path: str) -> None:
+    @tool()
+    async def count(n: int) -> Any:
+        for i in range(n):
+            yield i
+
+    agent = Agent("streamer", "d", [count])
+    turn = prepared(Turn(count, kwargs={"n": 5}), path)
+    await agent.put(turn)
+    pairs = [pair async for pair in agent.run()]
+    assert pairs == [(turn, i) for i in range(5)]
+    assert turn.output == [0, 1, 2, 3, 4]
+    assert turn.metadata.stop_reason is StopReason.COMPLETED
+    start, end = turn.metadata.start_time, turn.metadata.end_time
+    assert start is not None and end is not None and start <= end
+    assert count.metadata.end_time is not None
+    assert not agent.is_running and agent.current_turn is None
+
+
+async def test_dynamic_arguments_are_called_when_the_turn_starts(path: str) -> None:
+    @tool()
+    async def repeat(word: str, times: int) -> Any:
+        for _ in range(times):
+            yield word
+
+    agent = Agent("streamer", "d", [repeat])
+    await agent.put(prepared(Turn(repeat, args=[lambda: "hi"], kwargs={"times": 2}), path))
+    assert [value async for _, value in agent.run()] == ["hi", "hi"]
+
+
+async def test_stopping_early_cancels_the_turn_and_closes_the_tool(path: str) -> None:
+    closed: list[bool] = []
+
+    @tool()
+    async def endless() -> Any:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    @tool()
+    async def later() -> int:
+        return 1
+
+    agent = Agent("streamer", "d", [endless, later])
+    turn = prepared(Turn(endless), path)
+    await agent.put(turn)
+    await agent.put(Turn(later))
+    async with aclosing(agent.run()) as run:
+        async for _, value in run:
+            if value == 2:
+                break
+    assert closed == [True]
+    assert turn.metadata.stop_reason is StopReason.CANCELLED
+    assert turn.output == [0, 1, 2]
+    assert turn.metadata.end_time is not None
+    assert not agent.is_running and current_turn() is None
+    assert [t.tool_name for t in agent.turns] == ["later"]  # the rest stays queued
+
+
+async def test_an_error_propagates_with_its_note_and_closes_the_tool(path: str) -> None:
+    closed: list[bool] = []
+
+    @tool()
+    async def fails() -> Any:
+        try:
+            yield 1
+            raise ValueError("broken stream")
+        finally:
+            closed.append(True)
+
+    agent = Agent("streamer", "d", [fails])
+    fired: list[Any] = []
+    turn = prepared(Turn(fails), path, fired)
+    await agent.put(turn)
+    seen = []
+    with pytest.raises(ValueError, match="broken stream") as info:
+        async for _, value in agent.run():
+            seen.append(value)
+    assert seen == [1]
+    assert any("'fails'" in note and "'streamer'" in note for note in info.value.__notes__)
+    assert closed == [True]
+    assert turn.metadata.stop_reason is StopReason.ERROR
+    assert turn.output == [1]
+    assert current_turn() is None and current_agent() is None
+    assert fired == ([StopReason.ERROR] if path == "hooked" else [])
+
+
+async def test_the_timeout_bounds_the_tools_time_not_the_consumers(path: str) -> None:
+    @tool()
+    async def slow() -> Any:
+        yield 1
+        await asyncio.sleep(5)
+        yield 2
+
+    @tool()
+    async def quick() -> Any:
+        for i in range(3):
+            yield i
+
+    agent = Agent("streamer", "d", [slow, quick])
+    timed = prepared(Turn(slow, timeout=0.05), path)
+    await agent.put(timed)
+    with pytest.raises(TurnTimeoutError):
+        async for _ in agent.run():
+            pass
+    assert timed.metadata.stop_reason is StopReason.TIMEOUT
+    assert timed.output == [1]
+
+    patient = prepared(Turn(quick, timeout=0.05), path)
+    await agent.put(patient)
+    async for _ in agent.run():
+        await asyncio.sleep(0.06)  # longer than the timeout, between values
+    assert patient.metadata.stop_reason is StopReason.COMPLETED
+    assert patient.output == [0, 1, 2]
+
+
+async def test_each_side_sees_its_own_frame(path: str) -> None:
+    inside: list[tuple[Any, Any]] = []
+
+    @tool()
+    async def look() -> Any:
+        for i in range(3):
+            inside.append((current_agent(), current_turn()))
+            await asyncio.sleep(0)
+            inside.append((current_agent(), current_turn()))
+            yield i
+
+    agent = Agent("streamer", "d", [look])
+    turn = prepared(Turn(look), path)
+    await agent.put(turn)
+    between = [(current_agent(), current_turn()) async for _ in agent.run()]
+    assert inside == [(agent, turn)] * 6
+    assert between == [(None, None)] * 3
+
+
+async def test_turns_and_items_are_routed_and_only_plain_values_yielded(path: str) -> None:
+    @tool()
+    async def finish() -> str:
+        return "finished"
+
+    @tool()
+    async def mixed() -> Any:
+        yield Turn(finish)
+        yield ContextItem(content="note")
+        yield 7
+
+    agent = Agent("streamer", "d", [mixed, finish])
+    await agent.put(prepared(Turn(mixed), path))
+    values = [value async for _, value in agent.run()]
+    assert values == [7, "finished"]
+    assert [item.content for item in agent.context_queue.items] == ["note"]
+
+
+async def test_global_hooks_added_while_the_stream_runs_fire(path: str) -> None:
+    @tool()
+    async def count() -> Any:
+        for i in range(3):
+            yield i
+
+    agent = Agent("streamer", "d", [count])
+    turn = prepared(Turn(count), path)
+    await agent.put(turn)
+    events: list[Any] = []
+    async for _, value in agent.run():
+        if value == 0:
+
+            @hook(AgentHook.ON_TURN_VALUE)
+            async def on_value(agent_: Agent, turn_: Turn, value_: Any) -> None:
+                events.append(("value", value_))
+
+            @hook(TurnHook.AFTER_RUN)
+            async def after(turn_: Turn, output: Any) -> None:
+                events.append(("after_run", list(output)))
+
+            @hook(TurnHook.ON_COMPLETE)
+            async def complete(turn_: Turn, reason: Any) -> None:
+                events.append(("complete", reason))
+
+    assert events == [
+        ("value", 1),
+        ("value", 2),
+        ("after_run", [0, 1, 2]),
+        ("complete", StopReason.COMPLETED),
+    ]

@@ -271,8 +271,13 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
     turn._stop_reason = None
     turn._end = None
     turn._start = tool.metadata._start = time()
-    local = bool(turn._hooks or (agent is not None and (agent._hooks or agent._turn_hooks)))
-    return outer, frame, local or bool(_TURN_GLOBALS), local
+    # Conditional expressions, not bool(): calling bool costs ~250 instructions (3.12).
+    local = (
+        True
+        if turn._hooks or (agent is not None and (agent._hooks or agent._turn_hooks))
+        else False
+    )
+    return outer, frame, local or (True if _TURN_GLOBALS else False), local
 
 
 async def run_returning(turn: Turn, agent: Agent | None) -> Any:

@@ -465,7 +465,7 @@ def ratios(results: dict[str, tuple[int, int]]) -> list[str]:
             if f"{base}:{mode}" in results
         ]
         if shares:
-            lines.append(f"{row:<32}{', '.join(shares)}")
+            lines.append(f"{row:<34}{', '.join(shares)}")
     return lines
 
 

@@ -200,7 +200,11 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     # tool's values reach the consumer through this loop only: ~4,000
                     # instructions a value). It fires what run_yielding fires for such a
                     # turn, global hooks added while it runs (by the consumer) included.
-                    outer_t, frame_t, _hooked, _local = _enter(turn, agent)
+                    try:
+                        outer_t, frame_t, _hooked, _local = _enter(turn, agent)
+                    except Exception as exc:  # the turn is running already (elsewhere)
+                        _note(exc, agent, turn)
+                        raise
                     values: list[Any] = []
                     turn.output = values
                     gen: Any = None

@@ -20,6 +20,7 @@ from pygents import (
     Agent,
     AgentHook,
     ContextItem,
+    SafeExecutionError,
     StopReason,
     Turn,
     TurnHook,
@@ -240,3 +241,22 @@ async def test_global_hooks_added_while_the_stream_runs_fire(path: str) -> None:
         ("after_run", [0, 1, 2]),
         ("complete", StopReason.COMPLETED),
     ]
+
+
+async def test_a_turn_already_streaming_elsewhere_is_refused_with_a_note(path: str) -> None:
+    @tool()
+    async def count() -> Any:
+        for i in range(3):
+            yield i
+
+    agent = Agent("streamer", "d", [count])
+    turn = prepared(Turn(count), path)
+    async with aclosing(turn.yielding()) as direct:
+        assert await anext(direct) == 0  # the turn is running, outside the agent
+        await agent.put(turn)
+        with pytest.raises(SafeExecutionError, match="already running") as info:
+            async for _ in agent.run():
+                pass
+        assert any("'streamer'" in note for note in info.value.__notes__)
+        assert not agent.is_running
+        assert [value async for value in direct] == [1, 2]  # the direct run is unharmed

@@ -40,6 +40,18 @@ def path(request: pytest.FixtureRequest) -> str:
     return value
 
 
+@pytest.fixture
+def three() -> Any:
+    """A stream tool yielding 0, 1 and 2."""
+
+    @tool()
+    async def count() -> Any:
+        for i in range(3):
+            yield i
+
+    return count
+
+
 def prepared(turn: Turn, path: str, fired: list[Any] | None = None) -> Turn:
     """``turn``, given an instance hook when ``path`` is "hooked" (the run_yielding path)."""
     if path == "hooked":
@@ -210,14 +222,9 @@ async def test_turns_and_items_are_routed_and_only_plain_values_yielded(path: st
     assert [item.content for item in agent.context_queue.items] == ["note"]
 
 
-async def test_global_hooks_added_while_the_stream_runs_fire(path: str) -> None:
-    @tool()
-    async def count() -> Any:
-        for i in range(3):
-            yield i
-
-    agent = Agent("streamer", "d", [count])
-    turn = prepared(Turn(count), path)
+async def test_global_hooks_added_while_the_stream_runs_fire(path: str, three: Any) -> None:
+    agent = Agent("streamer", "d", [three])
+    turn = prepared(Turn(three), path)
     await agent.put(turn)
     events: list[Any] = []
     async for _, value in agent.run():
@@ -243,14 +250,11 @@ async def test_global_hooks_added_while_the_stream_runs_fire(path: str) -> None:
     ]
 
 
-async def test_a_turn_already_streaming_elsewhere_is_refused_with_a_note(path: str) -> None:
-    @tool()
-    async def count() -> Any:
-        for i in range(3):
-            yield i
-
-    agent = Agent("streamer", "d", [count])
-    turn = prepared(Turn(count), path)
+async def test_a_turn_already_streaming_elsewhere_is_refused_with_a_note(
+    path: str, three: Any
+) -> None:
+    agent = Agent("streamer", "d", [three])
+    turn = prepared(Turn(three), path)
     async with aclosing(turn.yielding()) as direct:
         assert await anext(direct) == 0  # the turn is running, outside the agent
         await agent.put(turn)

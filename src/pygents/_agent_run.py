@@ -185,34 +185,38 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
             agent._current_turn = turn
             tool = turn._tool
             if tool.is_generator:
-                if (
-                    not hooks
-                    and not SCOPES
-                    and not _TURN_GLOBALS
-                    and not _TOOL_GLOBALS
-                    and not turn._hooks
-                    and not agent._turn_hooks
-                    and tool._plain
-                    and not tool.hooks
-                ):
-                    # A bare stream (no hook, scope or tool wrapper): run_yielding's work
-                    # written out here, so each value crosses one async generator less (the
-                    # tool's values reach the consumer through this loop only: ~4,000
-                    # instructions a value). It fires what run_yielding fires for such a
-                    # turn, global hooks added while it runs (by the consumer) included.
+                if not hooks and not _TURN_GLOBALS and not turn._hooks and not agent._turn_hooks:
+                    # A stream turn without turn or agent hooks: run_yielding's work written
+                    # out here, so each value crosses one async generator less (~4,000
+                    # instructions a value; the tool's own wrapper, for its hooks and call
+                    # scope, stays). It does what run_yielding does for such a turn: the
+                    # same scopes, frames and stop reasons, and the global hooks added while
+                    # it runs (by the consumer).
                     try:
                         outer_t, frame_t, _hooked, _local = _enter(turn, agent)
                     except Exception as exc:  # the turn is running already (elsewhere)
                         _note(exc, agent, turn)
                         raise
+                    if SCOPES:
+                        scoped = _scope.open_turn(turn, agent)
+                        scoped_tokens = _scope.attach(scoped) if scoped else None
+                    else:
+                        scoped = None
                     values: list[Any] = []
                     turn.output = values
                     gen: Any = None
+                    turn_error: BaseException | None = None
+                    # False when the exception ending the stream was raised while a value
+                    # was handed over (routed, or yielded to the consumer), not by the tool.
+                    stepping = True
                     try:
                         args, kwargs = turn._args, turn._kwargs
                         if args or kwargs:
                             args, kwargs = resolve_dynamic(args, kwargs)
-                        gen = tool.fn(*args, **kwargs)
+                        if SCOPES or _TOOL_GLOBALS or not tool._plain or tool.hooks:
+                            gen = tool._start(args, kwargs, turn)  # the tool's wrapper
+                        else:
+                            gen = tool.fn(*args, **kwargs)  # what _start returns: no call
                         remaining = turn._timeout
                         loop = None
                         while True:
@@ -237,26 +241,56 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                     remaining = max(remaining - (loop.time() - started), 1e-9)
                             values.append(value)
                             set_frame(outer_t)
-                            if value.__class__ not in _UNROUTED and isinstance(value, _ROUTED):
-                                await deliver(agent, turn, value)  # routed values are not yielded
-                            else:
-                                if hooks or _G_TURN_VALUE:
-                                    await deliver(agent, turn, value)
-                                if juggle:
-                                    set_frame(outer)
-                                yield turn, value
+                            if scoped:
+                                _scope.detach(scoped, scoped_tokens)
+                                scoped_tokens = None
+                            try:
+                                if value.__class__ not in _UNROUTED and isinstance(value, _ROUTED):
+                                    await deliver(agent, turn, value)  # not yielded
+                                else:
+                                    if hooks or _G_TURN_VALUE:
+                                        await deliver(agent, turn, value)
+                                    if juggle:
+                                        set_frame(outer)
+                                    if opened:
+                                        _scope.detach(opened, tokens)
+                                        tokens = None
+                                        try:
+                                            yield turn, value
+                                        finally:
+                                            tokens = _scope.attach(opened)
+                                    else:
+                                        yield turn, value
+                            except BaseException:
+                                stepping = False  # (a flag set per value would cost ~70)
+                                raise
                             set_frame(frame_t)
+                            if scoped:
+                                scoped_tokens = _scope.attach(scoped)
                         if _G_AFTER_RUN:
                             await fire_global(_G_AFTER_RUN, turn.tags, turn, values)
                         turn._stop_reason = _COMPLETED
-                    except Exception as exc:
-                        await _close(gen)
-                        await _failed(turn, agent, exc, False)
-                        _note(exc, agent, turn)
-                        raise
-                    except BaseException:  # the consumer stopped early, or a cancellation
-                        turn._stop_reason = _CANCELLED
-                        await _close(gen)
+                    except BaseException as exc:
+                        if not stepping:
+                            # Raised while a value was handed over: routing it failed, or the
+                            # consumer stopped (GeneratorExit) or threw an exception in. The
+                            # stream stops there, as run_yielding's when the run loop closes
+                            # it: CANCELLED, the tool closed in the turn's frame and scope.
+                            set_frame(frame_t)
+                            if scoped and scoped_tokens is None:
+                                scoped_tokens = _scope.attach(scoped)
+                            turn_error = exc if exc.__class__ is GeneratorExit else GeneratorExit()
+                            turn._stop_reason = _CANCELLED
+                            await _close(gen)
+                            raise
+                        turn_error = exc
+                        if isinstance(exc, Exception):  # the tool (or its hooks) failed
+                            await _close(gen)
+                            await _failed(turn, agent, exc, False)
+                            _note(exc, agent, turn)
+                        else:  # cancelled during a step
+                            turn._stop_reason = _CANCELLED
+                            await _close(gen)
                         raise
                     finally:
                         turn._end = tool.metadata._end = time()
@@ -266,6 +300,8 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 await fire_global(_G_COMPLETE, turn.tags, turn, turn._stop_reason)
                         finally:
                             set_frame(outer_t)
+                            if scoped:
+                                _scope.close_turn(scoped, scoped_tokens, turn, turn_error)
                     agent._current_turn = None
                 else:
                     stream = run_yielding(turn, agent)
@@ -333,7 +369,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         scoped_tokens = _scope.attach(scoped) if scoped else None
                     else:
                         scoped = None  # (its tokens are read only when it is set)
-                    turn_error: BaseException | None = None
+                    turn_error = None
                     try:
                         args, kwargs = turn._args, turn._kwargs
                         # How the tool is called: a call by keyword (**kwargs) costs ~1,400

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from contextlib import aclosing
+from contextvars import ContextVar
 from typing import Any
 
 import pytest
@@ -20,24 +22,68 @@ from pygents import (
     Agent,
     AgentHook,
     ContextItem,
+    ExecutionScope,
     SafeExecutionError,
     StopReason,
     Turn,
     TurnHook,
     TurnTimeoutError,
+    add_scope,
     current_agent,
     current_turn,
     hook,
+    remove_scope,
     tool,
 )
 
 _hook_names = itertools.count()
 
 
-@pytest.fixture(params=["bare", "hooked"])
-def path(request: pytest.FixtureRequest) -> str:
+_STEP: ContextVar[Any] = ContextVar("test_stream_step", default=None)
+
+
+class Steps(ExecutionScope):
+    """A scope that makes each turn's state current during its steps, and checks pairing."""
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+        self.closed: list[tuple[str, str | None]] = []
+
+    def open_turn(self, turn: Turn, agent: Any) -> Any:
+        self.open.add(id(turn))
+        return turn
+
+    def close_turn(self, turn: Turn, state: Any, error: BaseException | None) -> None:
+        self.open.discard(id(turn))
+        self.closed.append((turn.tool_name, type(error).__name__ if error else None))
+
+    def attach(self, state: Any) -> Any:
+        return _STEP.set(state)
+
+    def detach(self, token: Any) -> None:
+        _STEP.reset(token)
+
+
+@pytest.fixture
+def steps() -> Steps:
+    """The execution scope of the "scoped" path (registered by ``path`` only there)."""
+    return Steps()
+
+
+@pytest.fixture(params=["bare", "scoped", "hooked"])
+def path(request: pytest.FixtureRequest, steps: Steps) -> Iterator[str]:
+    """How the stream turn runs: bare; bare with an execution scope; through run_yielding."""
     value: str = request.param
-    return value
+    if value != "scoped":
+        yield value
+        return
+    add_scope(steps)
+    try:
+        yield value
+    finally:
+        remove_scope(steps)
+    assert not steps.open, "a turn's scope was never closed"
+    assert _STEP.get() is None
 
 
 @pytest.fixture
@@ -65,7 +111,7 @@ def prepared(turn: Turn, path: str, fired: list[Any] | None = None) -> Turn:
     return turn
 
 
-async def test_values_output_and_metadata(path: str) -> None:
+async def test_values_output_and_metadata(path: str, steps: Steps) -> None:
     @tool()
     async def count(n: int) -> Any:
         for i in range(n):
@@ -82,6 +128,7 @@ async def test_values_output_and_metadata(path: str) -> None:
     assert start is not None and end is not None and start <= end
     assert count.metadata.end_time is not None
     assert not agent.is_running and agent.current_turn is None
+    assert steps.closed == ([("count", None)] if path == "scoped" else [])
 
 
 async def test_dynamic_arguments_are_called_when_the_turn_starts(path: str) -> None:
@@ -95,7 +142,7 @@ async def test_dynamic_arguments_are_called_when_the_turn_starts(path: str) -> N
     assert [value async for _, value in agent.run()] == ["hi", "hi"]
 
 
-async def test_stopping_early_cancels_the_turn_and_closes_the_tool(path: str) -> None:
+async def test_stopping_early_cancels_the_turn_and_closes_the_tool(path: str, steps: Steps) -> None:
     closed: list[bool] = []
 
     @tool()
@@ -126,9 +173,12 @@ async def test_stopping_early_cancels_the_turn_and_closes_the_tool(path: str) ->
     assert turn.metadata.end_time is not None
     assert not agent.is_running and current_turn() is None
     assert [t.tool_name for t in agent.turns] == ["later"]  # the rest stays queued
+    assert steps.closed == ([("endless", "GeneratorExit")] if path == "scoped" else [])
 
 
-async def test_an_error_propagates_with_its_note_and_closes_the_tool(path: str) -> None:
+async def test_an_error_propagates_with_its_note_and_closes_the_tool(
+    path: str, steps: Steps
+) -> None:
     closed: list[bool] = []
 
     @tool()
@@ -154,6 +204,7 @@ async def test_an_error_propagates_with_its_note_and_closes_the_tool(path: str) 
     assert turn.output == [1]
     assert current_turn() is None and current_agent() is None
     assert fired == ([StopReason.ERROR] if path == "hooked" else [])
+    assert steps.closed == ([("fails", "ValueError")] if path == "scoped" else [])
 
 
 async def test_the_timeout_bounds_the_tools_time_not_the_consumers(path: str) -> None:
@@ -187,6 +238,7 @@ async def test_the_timeout_bounds_the_tools_time_not_the_consumers(path: str) ->
 
 async def test_each_side_sees_its_own_frame(path: str) -> None:
     inside: list[tuple[Any, Any]] = []
+    states: list[Any] = []
 
     @tool()
     async def look() -> Any:
@@ -194,14 +246,17 @@ async def test_each_side_sees_its_own_frame(path: str) -> None:
             inside.append((current_agent(), current_turn()))
             await asyncio.sleep(0)
             inside.append((current_agent(), current_turn()))
+            states.append(_STEP.get())
             yield i
 
     agent = Agent("streamer", "d", [look])
     turn = prepared(Turn(look), path)
     await agent.put(turn)
-    between = [(current_agent(), current_turn()) async for _ in agent.run()]
+    between = [(current_agent(), current_turn(), _STEP.get()) async for _ in agent.run()]
     assert inside == [(agent, turn)] * 6
-    assert between == [(None, None)] * 3
+    assert between == [(None, None, None)] * 3
+    # An execution scope's state is current during each step of the tool, never between.
+    assert states == ([turn] * 3 if path == "scoped" else [None] * 3)
 
 
 async def test_turns_and_items_are_routed_and_only_plain_values_yielded(path: str) -> None:
@@ -264,3 +319,81 @@ async def test_a_turn_already_streaming_elsewhere_is_refused_with_a_note(
         assert any("'streamer'" in note for note in info.value.__notes__)
         assert not agent.is_running
         assert [value async for value in direct] == [1, 2]  # the direct run is unharmed
+
+
+async def test_a_value_that_cannot_be_routed_stops_the_stream_as_cancelled(
+    path: str, steps: Steps
+) -> None:
+    closed: list[Any] = []
+
+    @tool()
+    async def outside() -> None:
+        return None
+
+    @tool()
+    async def wander() -> Any:
+        try:
+            yield 1
+            yield Turn(outside)  # not one of the agent's tools: routing it fails
+            yield 2
+        finally:
+            closed.append((current_turn(), _STEP.get()))
+
+    agent = Agent("streamer", "d", [wander])
+    turn = prepared(Turn(wander), path)
+    await agent.put(turn)
+    with pytest.raises(ValueError, match="does not accept tool"):
+        async for _ in agent.run():
+            pass
+    # The tool's clean-up runs in its turn's frame (and scope), as for an early stop.
+    assert closed == [(turn, turn if path == "scoped" else None)]
+    assert turn.metadata.stop_reason is StopReason.CANCELLED
+    assert not agent.is_running and current_turn() is None
+    assert steps.closed == ([("wander", "GeneratorExit")] if path == "scoped" else [])
+
+
+async def test_the_tool_cleans_up_in_its_own_frame_when_the_consumer_stops(path: str) -> None:
+    closed: list[Any] = []
+
+    @tool()
+    async def endless() -> Any:
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.append((current_agent(), current_turn(), _STEP.get()))
+
+    agent = Agent("streamer", "d", [endless])
+    turn = prepared(Turn(endless), path)
+    await agent.put(turn)
+    async with aclosing(agent.run()) as run:
+        async for _ in run:
+            break
+    assert closed == [(agent, turn, turn if path == "scoped" else None)]
+    assert current_turn() is None and _STEP.get() is None
+
+
+async def test_an_exception_thrown_in_by_the_consumer_stops_the_stream(
+    path: str, steps: Steps
+) -> None:
+    closed: list[bool] = []
+
+    @tool()
+    async def endless() -> Any:
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.append(True)
+
+    agent = Agent("streamer", "d", [endless])
+    turn = prepared(Turn(endless), path)
+    await agent.put(turn)
+    run = agent.run()
+    assert await anext(run) == (turn, 0)
+    with pytest.raises(KeyError, match="from the consumer"):
+        await run.athrow(KeyError("from the consumer"))
+    assert closed == [True]
+    assert turn.metadata.stop_reason is StopReason.CANCELLED
+    assert not agent.is_running
+    assert steps.closed == ([("endless", "GeneratorExit")] if path == "scoped" else [])

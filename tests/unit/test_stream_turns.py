@@ -98,6 +98,27 @@ def three() -> Any:
     return count
 
 
+@pytest.fixture
+def endless() -> tuple[Any, list[Any]]:
+    """A stream tool yielding 0, 1, 2, ... until closed, and what its clean-up saw.
+
+    Its ``finally`` records the agent, turn and scope state current when it runs.
+    """
+    cleaned: list[Any] = []
+
+    @tool()
+    async def endless() -> Any:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            cleaned.append((current_agent(), current_turn(), _STEP.get()))
+
+    return endless, cleaned
+
+
 def prepared(turn: Turn, path: str, fired: list[Any] | None = None) -> Turn:
     """``turn``, given an instance hook when ``path`` is "hooked" (the run_yielding path)."""
     if path == "hooked":
@@ -142,36 +163,29 @@ async def test_dynamic_arguments_are_called_when_the_turn_starts(path: str) -> N
     assert [value async for _, value in agent.run()] == ["hi", "hi"]
 
 
-async def test_stopping_early_cancels_the_turn_and_closes_the_tool(path: str, steps: Steps) -> None:
-    closed: list[bool] = []
-
-    @tool()
-    async def endless() -> Any:
-        try:
-            i = 0
-            while True:
-                yield i
-                i += 1
-        finally:
-            closed.append(True)
+async def test_stopping_early_cancels_the_turn_and_closes_the_tool(
+    path: str, steps: Steps, endless: tuple[Any, list[Any]]
+) -> None:
+    stream, cleaned = endless
 
     @tool()
     async def later() -> int:
         return 1
 
-    agent = Agent("streamer", "d", [endless, later])
-    turn = prepared(Turn(endless), path)
+    agent = Agent("streamer", "d", [stream, later])
+    turn = prepared(Turn(stream), path)
     await agent.put(turn)
     await agent.put(Turn(later))
     async with aclosing(agent.run()) as run:
         async for _, value in run:
             if value == 2:
                 break
-    assert closed == [True]
+    # The tool's clean-up runs in its turn's frame (and scope state), as inside the tool.
+    assert cleaned == [(agent, turn, turn if path == "scoped" else None)]
     assert turn.metadata.stop_reason is StopReason.CANCELLED
     assert turn.output == [0, 1, 2]
     assert turn.metadata.end_time is not None
-    assert not agent.is_running and current_turn() is None
+    assert not agent.is_running and current_turn() is None and _STEP.get() is None
     assert [t.tool_name for t in agent.turns] == ["later"]  # the rest stays queued
     assert steps.closed == ([("endless", "GeneratorExit")] if path == "scoped" else [])
 
@@ -352,48 +366,18 @@ async def test_a_value_that_cannot_be_routed_stops_the_stream_as_cancelled(
     assert steps.closed == ([("wander", "GeneratorExit")] if path == "scoped" else [])
 
 
-async def test_the_tool_cleans_up_in_its_own_frame_when_the_consumer_stops(path: str) -> None:
-    closed: list[Any] = []
-
-    @tool()
-    async def endless() -> Any:
-        try:
-            while True:
-                yield 0
-        finally:
-            closed.append((current_agent(), current_turn(), _STEP.get()))
-
-    agent = Agent("streamer", "d", [endless])
-    turn = prepared(Turn(endless), path)
-    await agent.put(turn)
-    async with aclosing(agent.run()) as run:
-        async for _ in run:
-            break
-    assert closed == [(agent, turn, turn if path == "scoped" else None)]
-    assert current_turn() is None and _STEP.get() is None
-
-
 async def test_an_exception_thrown_in_by_the_consumer_stops_the_stream(
-    path: str, steps: Steps
+    path: str, steps: Steps, endless: tuple[Any, list[Any]]
 ) -> None:
-    closed: list[bool] = []
-
-    @tool()
-    async def endless() -> Any:
-        try:
-            while True:
-                yield 0
-        finally:
-            closed.append(True)
-
-    agent = Agent("streamer", "d", [endless])
-    turn = prepared(Turn(endless), path)
+    stream, cleaned = endless
+    agent = Agent("streamer", "d", [stream])
+    turn = prepared(Turn(stream), path)
     await agent.put(turn)
     run = agent.run()
     assert await anext(run) == (turn, 0)
     with pytest.raises(KeyError, match="from the consumer"):
         await run.athrow(KeyError("from the consumer"))
-    assert closed == [True]
+    assert cleaned == [(agent, turn, turn if path == "scoped" else None)]
     assert turn.metadata.stop_reason is StopReason.CANCELLED
     assert not agent.is_running
     assert steps.closed == ([("endless", "GeneratorExit")] if path == "scoped" else [])

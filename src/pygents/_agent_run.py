@@ -28,6 +28,7 @@ from ._turn_run import (
     _enter,
     _failed,
     finish,
+    finish_step,
     resolve_dynamic,
     run_returning,
     run_yielding,
@@ -55,7 +56,6 @@ _G_RUN_END = GLOBAL_BY_TYPE[AgentHook.ON_RUN_END]
 _G_AFTER_RUN = GLOBAL_BY_TYPE[TurnHook.AFTER_RUN]
 _G_COMPLETE = GLOBAL_BY_TYPE[TurnHook.ON_COMPLETE]
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
-_TOOL_GLOBALS = GLOBAL_BY_FAMILY[ToolHook]
 # A coroutine tool's events (a global ON_YIELD hook does not concern it).
 _G_BEFORE_INVOKE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
 _G_AFTER_INVOKE = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
@@ -213,32 +213,23 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         args, kwargs = turn._args, turn._kwargs
                         if args or kwargs:
                             args, kwargs = resolve_dynamic(args, kwargs)
-                        if SCOPES or _TOOL_GLOBALS or not tool._plain or tool.hooks:
-                            gen = tool._start(args, kwargs, turn)  # the tool's wrapper
-                        else:
-                            gen = tool.fn(*args, **kwargs)  # what _start returns: no call
+                        gen = tool._start(args, kwargs, turn)  # bare, or the tool's wrapper
                         remaining = turn._timeout
-                        loop = None
                         while True:
-                            # One step of the tool, its timeout armed only if it suspends; the
-                            # consumer's time between values does not count.
                             step = gen.__anext__()
                             try:
-                                pending = step.send(None)
+                                pending = step.send(None)  # not suspending: no timer armed
                             except StopIteration as stop:
                                 value = stop.value
                             except StopAsyncIteration:
                                 break
                             else:
-                                if loop is None:
-                                    loop = asyncio.get_running_loop()
-                                started = loop.time()
                                 try:
-                                    value = await finish(step, pending, remaining, turn)
+                                    value, remaining = await finish_step(
+                                        step, pending, remaining, turn
+                                    )
                                 except StopAsyncIteration:
                                     break
-                                if remaining is not None:
-                                    remaining = max(remaining - (loop.time() - started), 1e-9)
                             values.append(value)
                             set_frame(outer_t)
                             if scoped:

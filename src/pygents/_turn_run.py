@@ -115,6 +115,23 @@ async def finish(coro: Any, pending: Any, limit: float | None, turn: Turn) -> An
         raise
 
 
+async def finish_step(
+    step: Any, pending: Any, remaining: float | None, turn: Turn
+) -> tuple[Any, float | None]:
+    """``finish`` for a stream's step (suspended); also return what is left of the timeout.
+
+    A stream turn's timeout bounds the time spent inside the tool: each step that suspends
+    takes what it used off what is left, and the consumer's time between values never
+    counts. Raises ``StopAsyncIteration`` when the step ends the stream.
+    """
+    if remaining is None:
+        return await _Resume(step, pending), None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    value = await finish(step, pending, remaining, turn)
+    return value, max(remaining - (loop.time() - started), 1e-9)
+
+
 class Watch:
     """The timeouts of one run's turns whose tool the run loop awaits directly.
 
@@ -355,25 +372,19 @@ async def run_yielding(turn: Turn, agent: Agent | None) -> AsyncGenerator[Any, N
             args, kwargs = resolve_dynamic(args, kwargs)
         stream = turn._tool._start(args, kwargs, turn)
         remaining = turn._timeout
-        loop = None
         while True:
             step = stream.__anext__()
             try:
-                pending = step.send(None)
+                pending = step.send(None)  # a step that does not suspend arms no timer
             except StopIteration as stop:
                 value = stop.value
             except StopAsyncIteration:
                 break
             else:
-                if loop is None:
-                    loop = asyncio.get_running_loop()
-                started = loop.time()
                 try:
-                    value = await finish(step, pending, remaining, turn)
+                    value, remaining = await finish_step(step, pending, remaining, turn)
                 except StopAsyncIteration:
                     break
-                if remaining is not None:
-                    remaining = max(remaining - (loop.time() - started), 1e-9)
             values.append(value)
             set_frame(outer)
             if opened:

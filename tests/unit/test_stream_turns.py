@@ -231,9 +231,16 @@ async def test_the_timeout_bounds_the_tools_time_not_the_consumers(path: str) ->
     @tool()
     async def quick() -> Any:
         for i in range(3):
+            await asyncio.sleep(0)  # each step suspends: its time is counted
             yield i
 
-    agent = Agent("streamer", "d", [slow, quick])
+    @tool()
+    async def steady() -> Any:
+        for i in range(3):
+            await asyncio.sleep(0.1)  # one step fits in the timeout, two do not
+            yield i
+
+    agent = Agent("streamer", "d", [slow, quick, steady])
     timed = prepared(Turn(slow, timeout=0.05), path)
     await agent.put(timed)
     with pytest.raises(TurnTimeoutError):
@@ -248,6 +255,15 @@ async def test_the_timeout_bounds_the_tools_time_not_the_consumers(path: str) ->
         await asyncio.sleep(0.06)  # longer than the timeout, between values
     assert patient.metadata.stop_reason is StopReason.COMPLETED
     assert patient.output == [0, 1, 2]
+
+    # What each suspending step used is taken off what is left.
+    cumulative = prepared(Turn(steady, timeout=0.15), path)
+    await agent.put(cumulative)
+    with pytest.raises(TurnTimeoutError):
+        async for _ in agent.run():
+            pass
+    assert cumulative.metadata.stop_reason is StopReason.TIMEOUT
+    assert cumulative.output == [0]
 
 
 async def test_each_side_sees_its_own_frame(path: str) -> None:

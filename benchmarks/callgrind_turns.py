@@ -143,6 +143,13 @@ def _inject(where: str, iterations: int) -> None:
             return original_get_frame()
 
         run_module.get_frame = slowed_get_frame
+        original_enter = run_module._enter  # a stream turn's start, run by the loop itself
+
+        def slowed_enter(turn: Any, agent: Any) -> Any:
+            burn()
+            return original_enter(turn, agent)
+
+        run_module._enter = slowed_enter
     elif where == "bridge":
         from pygents.observability._bridge import Bridge
 

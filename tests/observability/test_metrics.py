@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import re
@@ -813,6 +814,68 @@ async def test_owner_label_of_stand_alone_containers(telemetry: Any) -> None:
     Agent("adopter", "d", [], context_queue=named)
     await named.append(ContextItem(content=4))
     assert telemetry.sample("pygents_context_queue_items", {"owner": "adopter"}) == 2
+
+
+async def test_agent_gauges_are_read_from_the_agent_when_collected(telemetry: Any) -> None:
+    """Queue depth, paused and the context-item gauges of an agent that ran or was put to
+    are read from it at collection, so a change made without hooks shows at once."""
+
+    @tool()
+    async def note(n: int):
+        yield ContextItem(content=n)
+        yield ContextItem(content=n, id=f"k{n}", description=f"key {n}")
+
+    shared = ContextPool(name="shared")
+    first = Agent("first", "d", [note], context_pool=shared)
+    second = Agent("second", "d", [note], context_pool=shared)
+    for agent in (first, second):
+        await agent.put(Turn(note, kwargs={"n": 1}))
+        await drain(agent)
+    await second.put(Turn(note, kwargs={"n": 2}))
+    second.pause()
+
+    def gauges(agent: str, owner: str) -> tuple[float | None, ...]:
+        return (
+            telemetry.sample("pygents_agent_queue_depth", {"agent": agent}),
+            telemetry.sample("pygents_agent_paused", {"agent": agent}),
+            telemetry.sample("pygents_context_queue_items", {"owner": owner}),
+            telemetry.sample("pygents_context_pool_items", {"owner": owner}),
+        )
+
+    # The pool both agents hold is counted once, under its owner (its first adopter).
+    assert gauges("first", "first") == (0, 0, 1, 1)
+    assert gauges("second", "second") == (1, 1, 1, None)
+    assert len(shared) == 1
+
+    # reset() empties the queues and unpauses without firing a hook: no run needed to see it.
+    second.reset()
+    first.reset()
+    assert gauges("first", "first") == (0, 0, 0, 0)
+    assert gauges("second", "second") == (0, 0, 0, None)
+
+    # The OpenTelemetry instruments read the same values.
+    await first.context_queue.append(ContextItem(content="x"))
+    points = {
+        name: {
+            tuple(sorted(point.attributes.items())): point.value
+            for point in otel_metrics(telemetry)[name].data.data_points
+        }
+        for name in ("pygents.context_queue.items", "pygents.agent.paused")
+    }
+    assert points["pygents.context_queue.items"][(("owner", "first"),)] == 1
+    assert points["pygents.context_queue.items"][(("owner", "second"),)] == 0
+    assert points["pygents.agent.paused"][(("agent", "second"),)] == 0
+
+    # A series whose agents are gone keeps the value it was last read with.
+    queue = second.context_queue
+    await queue.append(ContextItem(content="y"), ContextItem(content="z"))
+    assert telemetry.sample("pygents_context_queue_items", {"owner": "second"}) == 2
+    del second
+    gc.collect()
+    assert telemetry.sample("pygents_context_queue_items", {"owner": "second"}) == 2
+    await queue.clear()  # the queue's own hook still reports it
+    assert telemetry.sample("pygents_context_queue_items", {"owner": "second"}) == 0
+    assert telemetry.sample("pygents_agent_queue_depth", {"agent": "second"}) == 0
 
 
 # --------------------------------------------------------------------------- cardinality

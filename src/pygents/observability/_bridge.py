@@ -101,6 +101,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             self.metrics = MetricRecorder(
                 store, otel_metrics, self._agent_label, self._tool_label, self._error_label
             )
+            store.owner_label = self._owner
         self.spans: Any = None
         self.tracer = tracer
         self._get_current: Callable[[], Any] = lambda: None
@@ -248,7 +249,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             self._failed("open_run", exc)
         try:
             if self.metrics is not None:
-                self.metrics.run_started(agent, self._owner)
+                self.metrics.run_started(agent)
         except Exception as exc:
             self._failed("open_run", exc)
         self._runs[agent] = run

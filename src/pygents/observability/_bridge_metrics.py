@@ -63,9 +63,6 @@ class MetricRecorder:
         self._observe = store.observe
         self._buckets = store.buckets
         self._running = store.values["pygents_agent_running"]
-        self._paused = store.values["pygents_agent_paused"]
-        self._queue_items = store.values["pygents_context_queue_items"]
-        self._pool_items = store.values["pygents_context_pool_items"]
         if otel is not None:
             histograms = otel.histograms
             self._otel_turn = histograms["pygents_turn_duration_seconds"].record
@@ -75,8 +72,8 @@ class MetricRecorder:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def run_started(self, agent: Any, owner: Any) -> None:
-        """Gauges of an agent whose run starts (``owner`` labels its context containers)."""
+    def run_started(self, agent: Any) -> None:
+        """Gauges of an agent whose run starts (the rest are read when collected)."""
         cells = self.cells.agent(agent.name)
         labels = cells.labels
         busy = cells.busy or self.cells.busy(cells)
@@ -85,11 +82,7 @@ class MetricRecorder:
             busy.start(now)
         # Gauges are single assignments into the store's series (what MetricStore.set does).
         self._running[labels] = 1.0
-        self._paused[labels] = 1.0 if agent.is_paused else 0.0
-        self.store.watch_queue(labels, agent)
-        queue, pool = agent.context_queue, agent.context_pool
-        self._queue_items[(owner(queue),)] = float(len(queue))
-        self._pool_items[(owner(pool),)] = float(len(pool))
+        self.store.watch_agent(labels, agent)
 
     def run_ended(self, agent: Any) -> None:
         """Gauges of an agent whose run ended."""
@@ -104,11 +97,13 @@ class MetricRecorder:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""
         cells = self.cells.agent(agent.name)
         self.store.count(cells.enqueued)
-        self.store.watch_queue(cells.labels, agent)
+        self.store.watch_agent(cells.labels, agent)
 
     def paused(self, agent: Any, flag: int) -> None:
-        """``agent`` was paused (1) or resumed (0)."""
-        self.store.set("pygents_agent_paused", self.cells.agent(agent.name).labels, flag)
+        """``agent`` was paused (1) or resumed (0): from now on its gauges are read from it."""
+        labels = self.cells.agent(agent.name).labels
+        self.store.set("pygents_agent_paused", labels, flag)
+        self.store.watch_agent(labels, agent)
 
     def value(self, lane: Lane) -> None:
         """A turn of ``lane``, run by an agent, produced a value."""

@@ -178,7 +178,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent",),
         "pygents.agent.paused",
         "1",
-        "AgentHook ON_PAUSE, ON_RESUME",
+        "AgentHook ON_PAUSE, ON_RESUME; read from the agent at collection",
         "1 while the agent is paused.",
     ),
     MetricSpec(
@@ -187,7 +187,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("owner",),
         "pygents.context_queue.items",
         "{item}",
-        "ContextQueueHook AFTER_APPEND, AFTER_CLEAR, ON_EVICT",
+        "ContextQueueHook AFTER_APPEND, AFTER_CLEAR, ON_EVICT; an agent's read at collection",
         "Items in a context queue, by owner.",
     ),
     MetricSpec(
@@ -205,7 +205,8 @@ METRICS: tuple[MetricSpec, ...] = (
         ("owner",),
         "pygents.context_pool.items",
         "{item}",
-        "ContextPoolHook AFTER_ADD, AFTER_REMOVE, AFTER_CLEAR, ON_EVICT",
+        "ContextPoolHook AFTER_ADD, AFTER_REMOVE, AFTER_CLEAR, ON_EVICT;"
+        " an agent's read at collection",
         "Items in a context pool, by owner.",
     ),
     MetricSpec(

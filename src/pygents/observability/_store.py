@@ -24,8 +24,19 @@ Labels = tuple[str, ...]
 
 #: The counter of run-loop seconds, computed when read (see ``BusyTime``).
 BUSY = "pygents_agent_busy_seconds_total"
-#: The gauge of queued turns, read from the agents' queues when read (see ``watch_queue``).
+#: Gauges read from the agents the store watches when they are collected (``watch_agent``):
+#: queued turns, whether paused, and each context-item gauge with the agent attribute
+#: holding its container.
 DEPTH = "pygents_agent_queue_depth"
+PAUSED = "pygents_agent_paused"
+ITEMS = {
+    "pygents_context_queue_items": "context_queue",
+    "pygents_context_pool_items": "context_pool",
+}
+
+
+def _plain_owner(container: Any) -> str:
+    return container.owner or container.name or "unowned"
 
 
 class Counter:
@@ -103,9 +114,11 @@ class MetricStore:
         self.kinds = {name: kind for name, kind, *_ in METRICS}
         self.values: dict[str, dict[Labels, Any]] = {name: {} for name, *_ in METRICS}
         self.lock = threading.Lock()
-        #: Agents whose queue length ``pygents_agent_queue_depth`` reports, by ``id()``:
-        #: their labels and a weak reference (a collected agent drops out).
+        #: Agents whose gauges are read at collection (``watch_agent``), by ``id()``: their
+        #: labels and a weak reference (a collected agent drops out).
         self._queues: dict[int, tuple[Labels, weakref.ref[Any]]] = {}
+        #: The ``owner`` label of a context container (the bridge caps its values).
+        self.owner_label: Callable[[Any], str] = _plain_owner
 
     # -- cells (looked up once by the bridge, then updated directly) ------------------------
 
@@ -150,12 +163,15 @@ class MetricStore:
         """Set a gauge."""
         self.values[name][labels] = float(value)
 
-    def watch_queue(self, labels: Labels, agent: Any) -> None:
-        """Report ``len(agent)`` under ``labels`` in ``pygents_agent_queue_depth``.
+    def watch_agent(self, labels: Labels, agent: Any) -> None:
+        """Read ``agent``'s gauges when they are collected, ``labels`` naming the agent.
 
-        The gauge is read from the queues when it is collected, so no turn pays for it; the
-        lengths of live agents sharing a label set add up, and a label set whose agents are
-        gone stays at 0. Cheap when ``agent`` is watched already (under the same labels).
+        ``pygents_agent_queue_depth`` (``len(agent)``), ``pygents_agent_paused`` and the
+        context-item gauges (its context queue's and pool's lengths) are read from the agents
+        at collection, so no run or turn pays for them, and a change made without hooks
+        (``Agent.reset()``) shows at the next collection. See ``_depths``, ``_paused`` and
+        ``_items`` for how agents sharing labels add up. Cheap when ``agent`` is watched
+        already (under the same labels).
         No lock: single dict operations, and the weak reference's callback may run on any
         thread at any moment (even inside ``snapshot``, which holds the lock).
         """
@@ -200,6 +216,10 @@ class MetricStore:
         """
         if name == DEPTH:
             return self._depths()
+        if name == PAUSED:
+            return self._paused()
+        if name in ITEMS:
+            return self._items(name)
         with self.lock:
             items = list(self.values[name].items())
             kind = self.kinds[name]
@@ -209,11 +229,56 @@ class MetricStore:
                 return [(labels, (c.value, c.created)) for labels, c in items]
             return items
 
-    def _depths(self) -> list[tuple[Labels, Any]]:
-        """The queue-depth gauge: the queue lengths of the watched agents, summed by labels."""
-        totals = dict.fromkeys(list(self.values[DEPTH]), 0.0)
+    def _watched(self) -> list[tuple[Labels, Any]]:
+        """The watched agents still alive, with their labels."""
+        found = []
         for labels, ref in list(self._queues.values()):
             agent = ref()
             if agent is not None:
-                totals[labels] = totals.get(labels, 0.0) + len(agent)
+                found.append((labels, agent))
+        return found
+
+    def _depths(self) -> list[tuple[Labels, Any]]:
+        """The queue-depth gauge: the watched agents' queue lengths, summed by labels.
+
+        A label set whose agents are gone reads 0.
+        """
+        totals = dict.fromkeys(list(self.values[DEPTH]), 0.0)
+        for labels, agent in self._watched():
+            totals[labels] = totals.get(labels, 0.0) + len(agent)
         return list(totals.items())
+
+    def _paused(self) -> list[tuple[Labels, Any]]:
+        """The paused gauge: 1 for a label set any of whose watched agents is paused."""
+        live: dict[Labels, float] = {}
+        for labels, agent in self._watched():
+            live[labels] = max(live.get(labels, 0.0), 1.0 if agent.is_paused else 0.0)
+        return self._keep(PAUSED, live)
+
+    def _items(self, name: str) -> list[tuple[Labels, Any]]:
+        """A context-item gauge: the lengths of the watched agents' containers, by owner.
+
+        Containers sharing an owner label add up, each counted once however many agents
+        hold it.
+        """
+        attribute, owner_label = ITEMS[name], self.owner_label
+        live: dict[Labels, float] = {}
+        seen: set[int] = set()
+        for _labels, agent in self._watched():
+            container = getattr(agent, attribute)
+            if id(container) not in seen:
+                seen.add(id(container))
+                key = (owner_label(container),)
+                live[key] = live.get(key, 0.0) + len(container)
+        return self._keep(name, live)
+
+    def _keep(self, name: str, live: dict[Labels, float]) -> list[tuple[Labels, Any]]:
+        """A gauge's series with the values just read from the agents written in.
+
+        Hooks set the same series (for agents not watched, stand-alone containers), and a
+        series whose agents are gone keeps the value it was last read or set with.
+        """
+        with self.lock:
+            series = self.values[name]
+            series.update(live)
+            return list(series.items())

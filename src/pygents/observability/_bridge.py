@@ -249,7 +249,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             self._failed("open_run", exc)
         try:
             if self.metrics is not None:
-                self.metrics.run_started(agent)
+                run.cells = self.metrics.run_started(agent)
         except Exception as exc:
             self._failed("open_run", exc)
         self._runs[agent] = run
@@ -279,7 +279,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             self._failed("close_run", exc)
         try:
             if self.metrics is not None:
-                self.metrics.run_ended(agent)
+                cells = state.cells or self.metrics.cells.agent(agent.name)
+                self.metrics.run_ended(cells)
         except Exception as exc:
             self._failed("close_run", exc)
 

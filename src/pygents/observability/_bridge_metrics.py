@@ -16,7 +16,7 @@ from pygents import StopReason
 from ._cells import Cells
 
 if TYPE_CHECKING:
-    from ._cells import Lane
+    from ._cells import AgentCells, Lane
     from ._metrics import OtelMetrics
     from ._settings import LabelLimiter
     from ._store import Counter, MetricStore
@@ -63,6 +63,7 @@ class MetricRecorder:
         self._observe = store.observe
         self._buckets = store.buckets
         self._running = store.values["pygents_agent_running"]
+        self._watched = store.watched
         if otel is not None:
             histograms = otel.histograms
             self._otel_turn = histograms["pygents_turn_duration_seconds"].record
@@ -72,8 +73,11 @@ class MetricRecorder:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def run_started(self, agent: Any) -> None:
-        """Gauges of an agent whose run starts (the rest are read when collected)."""
+    def run_started(self, agent: Any) -> AgentCells:
+        """Gauges of an agent whose run starts (the rest are read when collected).
+
+        Returns the agent's cells, for ``run_ended``.
+        """
         cells = self.cells.agent(agent.name)
         labels = cells.labels
         busy = cells.busy or self.cells.busy(cells)
@@ -82,11 +86,13 @@ class MetricRecorder:
             busy.start(now)
         # Gauges are single assignments into the store's series (what MetricStore.set does).
         self._running[labels] = 1.0
-        self.store.watch_agent(labels, agent)
+        watched = self._watched.get(id(agent))  # watch_agent's own test, without the call
+        if watched is None or watched[0] != labels:
+            self.store.watch_agent(labels, agent)
+        return cells
 
-    def run_ended(self, agent: Any) -> None:
-        """Gauges of an agent whose run ended."""
-        cells = self.cells.agent(agent.name)
+    def run_ended(self, cells: AgentCells) -> None:
+        """Gauges of an agent whose run ended (``cells``: what ``run_started`` returned)."""
         busy = cells.busy or self.cells.busy(cells)
         now = monotonic()
         with self._lock:
@@ -96,8 +102,11 @@ class MetricRecorder:
     def enqueued(self, agent: Any) -> None:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""
         cells = self.cells.agent(agent.name)
-        self.store.count(cells.enqueued)
-        self.store.watch_agent(cells.labels, agent)
+        with self._lock:  # MetricStore.count, without the call
+            cells.enqueued.value += 1
+        watched = self._watched.get(id(agent))
+        if watched is None or watched[0] != cells.labels:
+            self.store.watch_agent(cells.labels, agent)
 
     def paused(self, agent: Any, flag: int) -> None:
         """``agent`` was paused (1) or resumed (0): from now on its gauges are read from it."""

@@ -25,12 +25,20 @@ class State:
 
 
 class RunState(State):
-    __slots__ = ("agent", "turns")
+    """An agent run between open and close (its fields are set without a super call)."""
+
+    __slots__ = ("agent", "cells", "turns")
 
     def __init__(self, agent: Any, start: int) -> None:
-        super().__init__(start)
+        self.start = start
+        self.span: Any = None
+        self.context: Any = None
+        self.closed = False
+        self.yields = 0
         self.agent = agent
         self.turns = 0
+        #: The agent's metric cells, from the run's start (an agent is renamed only idle).
+        self.cells: Any = None
 
 
 class TurnState(State):

@@ -66,19 +66,19 @@ class BusyTime:
         self._running = 0
         self._since = 0.0
 
-    def _advance(self, now: float) -> None:
-        self._total += self._running * (now - self._since)
-        self._since = now
-
+    # start and end each advance the total to ``now`` themselves (no shared helper: a call
+    # per run start and end).
     def start(self, now: float) -> None:
         """A run began at ``now`` (``time.monotonic()``)."""
-        self._advance(now)
+        self._total += self._running * (now - self._since)
+        self._since = now
         self._running += 1
 
     def end(self, now: float) -> None:
         """A run ended at ``now``; an end without a start (instrumented mid-run) is ignored."""
         if self._running:
-            self._advance(now)
+            self._total += self._running * (now - self._since)
+            self._since = now
             self._running -= 1
 
     @property
@@ -115,8 +115,8 @@ class MetricStore:
         self.values: dict[str, dict[Labels, Any]] = {name: {} for name, *_ in METRICS}
         self.lock = threading.Lock()
         #: Agents whose gauges are read at collection (``watch_agent``), by ``id()``: their
-        #: labels and a weak reference (a collected agent drops out).
-        self._queues: dict[int, tuple[Labels, weakref.ref[Any]]] = {}
+        #: labels and a weak reference (a collected agent drops out). Read-only outside.
+        self.watched: dict[int, tuple[Labels, weakref.ref[Any]]] = {}
         #: The ``owner`` label of a context container (the bridge caps its values).
         self.owner_label: Callable[[Any], str] = _plain_owner
 
@@ -176,17 +176,17 @@ class MetricStore:
         thread at any moment (even inside ``snapshot``, which holds the lock).
         """
         key = id(agent)
-        found = self._queues.get(key)
+        found = self.watched.get(key)
         if found is not None and found[0] == labels:
             return
-        queues = self._queues
+        watched = self.watched
 
         def forget(ref: weakref.ref[Any], key: int = key) -> None:
-            if queues.get(key, (None, None))[1] is ref:
-                queues.pop(key, None)
+            if watched.get(key, (None, None))[1] is ref:
+                watched.pop(key, None)
 
         self.values[DEPTH].setdefault(labels, 0.0)
-        queues[key] = (labels, weakref.ref(agent, forget))
+        watched[key] = (labels, weakref.ref(agent, forget))
 
     def observe(
         self,
@@ -232,7 +232,7 @@ class MetricStore:
     def _watched(self) -> list[tuple[Labels, Any]]:
         """The watched agents still alive, with their labels."""
         found = []
-        for labels, ref in list(self._queues.values()):
+        for labels, ref in list(self.watched.values()):
             agent = ref()
             if agent is not None:
                 found.append((labels, agent))

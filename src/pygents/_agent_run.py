@@ -389,9 +389,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         else:
                             by_position = False
                         # Scopes open for the tool's invocation as in CoroutineTool._invoke.
+                        called: list[tuple[Any, Any]] | None  # (no code: an annotation)
                         if SCOPES:
-                            called = _scope.open_call(tool, turn, args, kwargs)
-                            called_tokens = _scope.attach(called) if called else None
+                            called, stepped = _scope.open_call(tool, turn, args, kwargs)
+                            called_tokens = _scope.attach(called) if stepped else None
                         else:
                             called = None
                         try:

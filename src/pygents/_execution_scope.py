@@ -40,7 +40,16 @@ class ExecutionScope:
     ``ON_COMPLETE``; ``open_call`` before a tool invocation's ``BEFORE_INVOKE`` hooks and
     ``close_call`` after its ``AFTER_INVOKE`` / ``ON_ERROR`` hooks. So every hook of a turn
     runs with the turn's state current, every hook of a run with the run's.
+
+    ``attach_turn_calls``: whether the state ``open_call`` returns for a tool call made by a
+    turn is attached around the call's steps too. The call runs inside the turn's steps, with
+    the turn's state current already; a scope whose turn state is all a call needs sets this
+    False, and saves a switch per step (the telemetry bridge does). Its ``open_call`` and
+    ``close_call`` are still called; a direct call's state is always attached. (When several
+    scopes opened for a call, its states are attached if any of them asks.)
     """
+
+    attach_turn_calls: bool = True
 
     def open_run(self, agent: Agent) -> Any:
         """An agent's ``run()`` starts; return its state, or None."""

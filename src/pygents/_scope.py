@@ -10,7 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["SCOPES", "attach", "close_call", "close_run", "close_turn", "detach", "open_call"]
+__all__ = [
+    "NO_CALL",
+    "SCOPES",
+    "attach",
+    "close_call",
+    "close_run",
+    "close_turn",
+    "detach",
+    "open_call",
+]
 
 _log = logging.getLogger("pygents")
 
@@ -75,11 +84,22 @@ def open_turn(turn: Any, agent: Any) -> Opened | None:
     return opened
 
 
+#: What ``open_call`` returns when no scope opened: nothing to attach or close (the list is
+#: empty, so false, and never changed).
+NO_CALL: tuple[Opened, bool] = ([], False)
+
+
 def open_call(
     tool: Any, turn: Any, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
-) -> Opened | None:
-    """Open every scope for a tool invocation; None when none has a state for it."""
+) -> tuple[Opened, bool]:
+    """Open every scope for a tool invocation; return its states and whether to attach them.
+
+    The states are empty when no scope opened. A call made by a turn runs inside the turn's
+    steps, where the turn's states are current, so its states are attached only when a scope
+    that opened asks for it (``ExecutionScope.attach_turn_calls``); a direct call's always are.
+    """
     opened: Opened | None = None
+    stepped = turn is None
     for scope in SCOPES:
         try:
             state = scope.open_call(tool, turn, args, kwargs)
@@ -91,7 +111,9 @@ def open_call(
                 opened = [(scope, state)]
             else:
                 opened.append((scope, state))
-    return opened
+            if not stepped and scope.attach_turn_calls:
+                stepped = True
+    return NO_CALL if opened is None else (opened, stepped)
 
 
 def attach(opened: Opened) -> Any:

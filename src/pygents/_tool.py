@@ -23,6 +23,7 @@ from ._enums import ToolHook
 from ._frame import get_frame, set_frame
 from ._hooks import HookPoint, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._scope import NO_CALL as _NO_CALL
 from ._scope import SCOPES
 from ._types import Tool, ToolMetadata
 
@@ -163,9 +164,10 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
     async def _invoke(
         self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> R:
-        # Execution scopes' call states are current for the whole call (one step).
-        opened = _scope.open_call(self, turn, args, kwargs) if SCOPES else None
-        tokens = _scope.attach(opened) if opened else None
+        # Execution scopes' call states are current for the whole call (one step), if they ask
+        # to be (see _scope.open_call).
+        opened, stepped = _scope.open_call(self, turn, args, kwargs) if SCOPES else _NO_CALL
+        tokens = _scope.attach(opened) if stepped else None
         result: Any = None
         error: BaseException | None = None
         try:
@@ -233,8 +235,8 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
     ) -> AsyncGenerator[Y, None]:
         # Execution scopes are current during each step of the stream (from a resumption to
         # the next value), never while the consumer handles a value.
-        opened = _scope.open_call(self, turn, args, kwargs) if SCOPES else None
-        tokens = _scope.attach(opened) if opened else None
+        opened, stepped = _scope.open_call(self, turn, args, kwargs) if SCOPES else _NO_CALL
+        tokens = _scope.attach(opened) if stepped else None
         meta = self.metadata
         meta._start = time()
         meta._end = None
@@ -257,7 +259,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                     await self._fire(ToolHook.ON_YIELD, value)
                 elif _G_YIELD:  # per value: the global hooks directly (see fire_global)
                     await fire_global(_G_YIELD, self.tags, value)
-                if opened:
+                if stepped:
                     _scope.detach(opened, tokens)
                     tokens = None
                     try:

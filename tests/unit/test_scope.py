@@ -158,6 +158,94 @@ async def test_streaming_tool_is_current_only_during_its_steps(scope: Recorder) 
     assert scope.closed("call")[0][2] == [0, 1, 2]
 
 
+class TurnOnly(Recorder):
+    """A recorder whose turn state is all a turn's tool call needs (as the telemetry bridge)."""
+
+    attach_turn_calls = False
+
+    def attach(self, state: str) -> Any:
+        self.log.append(("attach", state))
+        return super().attach(state)
+
+
+@pytest.mark.parametrize("kind", ["coroutine", "stream", "hooked coroutine", "hooked stream"])
+async def test_a_turn_call_is_not_attached_when_the_scope_says_so(kind: str) -> None:
+    """``attach_turn_calls = False``: a turn's tool call is opened and closed, never attached
+    (the turn's state is current around its steps); a direct call's state still is."""
+    recorder = TurnOnly()
+    add_scope(recorder)
+    try:
+        inside: list[str | None] = []
+
+        if kind.endswith("stream"):
+
+            @tool()
+            async def work(n: int):
+                for i in range(n):
+                    inside.append(CURRENT.get())
+                    await asyncio.sleep(0)
+                    yield i
+
+        else:
+
+            @tool()
+            async def work(n: int) -> int:
+                inside.append(CURRENT.get())
+                await asyncio.sleep(0)
+                inside.append(CURRENT.get())
+                return n
+
+        turn = Turn(work, kwargs={"n": 2})
+        if kind.startswith("hooked"):
+
+            async def noted(t: Any) -> None:
+                pass
+
+            turn.hooks.append(hook(TurnHook.BEFORE_RUN)(noted))  # the hooked path
+        agent = Agent("t", "d", [work])
+        await agent.put(turn)
+        await drain(agent)
+
+        (turn_state,) = [e[1] for e in recorder.log if e[0] == "open" and "turn:" in e[1]]
+        (call_state,) = [e[1] for e in recorder.log if e[0] == "open" and "call:" in e[1]]
+        assert inside and set(inside) == {turn_state}  # the turn's state, current throughout
+        attached = {e[1] for e in recorder.log if e[0] == "attach"}
+        assert turn_state in attached and call_state not in attached
+        assert recorder.closed("call")[0][2] == ([0, 1] if kind.endswith("stream") else 2)
+
+        # A direct call (no turn) is attached as before.
+        recorder.log.clear()
+        if kind.endswith("stream"):
+            assert [v async for v in work(n=1)] == [0]
+        else:
+            assert await work(n=1) == 1
+        (direct,) = [e[1] for e in recorder.log if e[0] == "open"]
+        assert ("attach", direct) in recorder.log
+        assert inside[-1] == direct
+    finally:
+        remove_scope(recorder)
+    assert CURRENT.get() is None and not recorder.open
+
+
+async def test_a_turn_call_is_attached_when_any_scope_opened_for_it_asks(scope: Recorder) -> None:
+    quiet = TurnOnly()
+    add_scope(quiet)
+    try:
+
+        @tool()
+        async def work() -> str | None:
+            return CURRENT.get()
+
+        agent = Agent("both", "d", [work])
+        await agent.put(Turn(work))
+        (value,) = await drain(agent)
+        (call_state,) = [e[1] for e in quiet.log if e[0] == "open" and "call:" in e[1]]
+        # Both scopes' call states were attached: the later one (quiet's) is current.
+        assert value == call_state and ("attach", call_state) in quiet.log
+    finally:
+        remove_scope(quiet)
+
+
 async def test_turn_hooks_run_with_the_turn_current(scope: Recorder) -> None:
     seen: dict[str, str | None] = {}
 

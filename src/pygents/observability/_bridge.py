@@ -63,6 +63,10 @@ _UNROUTED = frozenset((int, float, str, bool, type(None), bytes, dict, list, tup
 class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     """Holds the telemetry state; registered as an execution scope and as global hooks."""
 
+    #: A turn's tool call gets the turn's own state (its span, current around the call's
+    #: steps already): no switch of its own per step.
+    attach_turn_calls = False
+
     def __init__(
         self,
         tracer: Any | None,
@@ -187,8 +191,9 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     def attach(self, state: State) -> Any:
         """Make ``state``'s span (if any) current for one step; a direct call's state too.
 
-        A turn or run is one switch of OpenTelemetry's context; a tool call run by its turn
-        finds the turn's context current already and does nothing.
+        A turn or run is one switch of OpenTelemetry's context. A tool call run by its turn is
+        not attached (``attach_turn_calls``) unless another scope asks for it; then it finds
+        the turn's context current already and does nothing.
         """
         if type(state) is CallState:
             return self._attach_call(state)

@@ -912,6 +912,46 @@ async def test_label_cardinality_is_capped(
     assert not [r for r in warnings if "'tool'" in r.getMessage()]
 
 
+async def test_running_gauge_of_a_shared_label_stays_up_while_any_run_goes_on(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Agents folded into ``other`` (past the label cap) share its running gauge: 1 until the
+    last of their overlapping runs ends, as their busy time counts them."""
+    uninstrument()
+    monkeypatch.setenv("PYGENTS_METRICS_MAX_LABEL_VALUES", "1")
+    assert instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        prometheus_registry=telemetry.registry,
+    )
+    release = {name: asyncio.Event() for name in ("first", "second", "third")}
+    seen: list[tuple[str, float | None]] = []
+
+    @tool()
+    async def hold(name: str) -> None:
+        await release[name].wait()
+
+    def running(label: str) -> float | None:
+        return telemetry.sample("pygents_agent_running", {"agent": label})
+
+    agents = {name: Agent(name, "d", [hold]) for name in release}
+    for name, agent in agents.items():
+        await agent.put(Turn(hold, kwargs={"name": name}))
+    runs = [asyncio.create_task(drain(agent)) for agent in agents.values()]
+    await asyncio.sleep(0.01)
+    seen.append(("all", running("other")))
+    release["second"].set()
+    await runs[1]
+    seen.append(("second done", running("other")))
+    release["third"].set()
+    await runs[2]
+    seen.append(("third done", running("other")))
+    release["first"].set()
+    await runs[0]
+    assert seen == [("all", 1), ("second done", 1), ("third done", 0)]
+    assert running("first") == 0
+
+
 async def test_every_opentelemetry_attribute_is_capped_error_type_included(
     telemetry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -62,7 +62,6 @@ class MetricRecorder:
         self._lock = store.lock
         self._observe = store.observe
         self._buckets = store.buckets
-        self._running = store.values["pygents_agent_running"]
         self._watched = store.watched
         if otel is not None:
             histograms = otel.histograms
@@ -74,9 +73,10 @@ class MetricRecorder:
     # -- runs --------------------------------------------------------------------------------
 
     def run_started(self, agent: Any) -> AgentCells:
-        """Gauges of an agent whose run starts (the rest are read when collected).
+        """An agent's run starts: its busy time (and so its running gauge) counts from now.
 
-        Returns the agent's cells, for ``run_ended``.
+        The agent's other gauges are read from it when collected. Returns the agent's cells,
+        for ``run_ended``.
         """
         cells = self.cells.agent(agent.name)
         labels = cells.labels
@@ -84,20 +84,17 @@ class MetricRecorder:
         now = monotonic()
         with self._lock:
             busy.start(now)
-        # Gauges are single assignments into the store's series (what MetricStore.set does).
-        self._running[labels] = 1.0
         watched = self._watched.get(id(agent))  # watch_agent's own test, without the call
         if watched is None or watched[0] != labels:
             self.store.watch_agent(labels, agent)
         return cells
 
     def run_ended(self, cells: AgentCells) -> None:
-        """Gauges of an agent whose run ended (``cells``: what ``run_started`` returned)."""
+        """An agent's run ended (``cells``: what ``run_started`` returned)."""
         busy = cells.busy or self.cells.busy(cells)
         now = monotonic()
         with self._lock:
             busy.end(now)
-        self._running[cells.labels] = 0.0
 
     def enqueued(self, agent: Any) -> None:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""

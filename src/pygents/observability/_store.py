@@ -22,8 +22,10 @@ __all__ = ["BusyTime", "Counter", "Histogram", "MetricStore"]
 
 Labels = tuple[str, ...]
 
-#: The counter of run-loop seconds, computed when read (see ``BusyTime``).
+#: The counter of run-loop seconds, computed when read (see ``BusyTime``), and the gauge of
+#: active run loops, read from the same cells.
 BUSY = "pygents_agent_busy_seconds_total"
+RUNNING = "pygents_agent_running"
 #: Gauges read from the agents the store watches when they are collected (``watch_agent``):
 #: queued turns, whether paused, and each context-item gauge with the agent attribute
 #: holding its container.
@@ -80,6 +82,11 @@ class BusyTime:
             self._total += self._running * (now - self._since)
             self._since = now
             self._running -= 1
+
+    @property
+    def running(self) -> int:
+        """Runs going on now."""
+        return self._running
 
     @property
     def value(self) -> float:
@@ -216,6 +223,8 @@ class MetricStore:
         """
         if name == DEPTH:
             return self._depths()
+        if name == RUNNING:
+            return self._runs()
         if name == PAUSED:
             return self._paused()
         if name in ITEMS:
@@ -228,6 +237,16 @@ class MetricStore:
             if kind == "counter":
                 return [(labels, (c.value, c.created)) for labels, c in items]
             return items
+
+    def _runs(self) -> list[tuple[Labels, Any]]:
+        """The running gauge: 1 for a label set with a run going on (its busy-time cell).
+
+        Runs of several agents sharing a label set overlap: 0 only when all have ended.
+        """
+        with self.lock:
+            return [
+                (labels, 1.0 if cell.running else 0.0) for labels, cell in self.values[BUSY].items()
+            ]
 
     def _watched(self) -> list[tuple[Labels, Any]]:
         """The watched agents still alive, with their labels."""

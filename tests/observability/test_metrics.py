@@ -869,17 +869,22 @@ async def test_agent_gauges_are_read_from_the_agent_when_collected(telemetry: An
 # --------------------------------------------------------------------------- cardinality
 
 
-async def test_label_cardinality_is_capped(
-    telemetry: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="pygents.observability")
+def capped(telemetry: Any, monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
+    """Instrument again, with at most ``cap`` values per metric label."""
     uninstrument()
-    monkeypatch.setenv("PYGENTS_METRICS_MAX_LABEL_VALUES", "20")
+    monkeypatch.setenv("PYGENTS_METRICS_MAX_LABEL_VALUES", str(cap))
     assert instrument(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
         prometheus_registry=telemetry.registry,
     )
+
+
+async def test_label_cardinality_is_capped(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pygents.observability")
+    capped(telemetry, monkeypatch, 20)
 
     @tool()
     async def step() -> int:
@@ -917,13 +922,7 @@ async def test_running_gauge_of_a_shared_label_stays_up_while_any_run_goes_on(
 ) -> None:
     """Agents folded into ``other`` (past the label cap) share its running gauge: 1 until the
     last of their overlapping runs ends, as their busy time counts them."""
-    uninstrument()
-    monkeypatch.setenv("PYGENTS_METRICS_MAX_LABEL_VALUES", "1")
-    assert instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        prometheus_registry=telemetry.registry,
-    )
+    capped(telemetry, monkeypatch, 1)
     release = {name: asyncio.Event() for name in ("first", "second", "third")}
     seen: list[tuple[str, float | None]] = []
 
@@ -957,13 +956,7 @@ async def test_every_opentelemetry_attribute_is_capped_error_type_included(
 ) -> None:
     """The cap holds on the OpenTelemetry side too, for every attribute: a program raising a new
     exception class per call cannot grow the error series without end."""
-    uninstrument()
-    monkeypatch.setenv("PYGENTS_METRICS_MAX_LABEL_VALUES", "5")
-    assert instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        prometheus_registry=telemetry.registry,
-    )
+    capped(telemetry, monkeypatch, 5)
     kinds = [type(f"Failure{i}", (Exception,), {}) for i in range(12)]
 
     for i, kind in enumerate(kinds):

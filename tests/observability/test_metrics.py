@@ -815,6 +815,39 @@ async def test_owner_label_of_stand_alone_containers(telemetry: Any) -> None:
     assert telemetry.sample("pygents_context_queue_items", {"owner": "adopter"}) == 2
 
 
+async def test_paused_gauge_of_a_run_instrumented_after_it_started(telemetry: Any) -> None:
+    """An agent whose run start the bridge did not see is read from once it pauses."""
+    uninstrument()
+    go = asyncio.Event()
+
+    @tool()
+    async def first() -> None:
+        await go.wait()
+        agent.pause()
+
+    @tool()
+    async def second() -> None:
+        return None
+
+    agent = Agent("late", "d", [first, second])
+    await agent.put(Turn(first))
+    await agent.put(Turn(second))
+    run = asyncio.create_task(drain(agent))
+    await asyncio.sleep(0)
+    assert instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        prometheus_registry=telemetry.registry,
+    )
+    go.set()
+    for _ in range(20):  # until the loop waits at its gate (ON_PAUSE fired)
+        await asyncio.sleep(0)
+    assert telemetry.sample("pygents_agent_paused", {"agent": "late"}) == 1
+    agent.resume()
+    await run
+    assert telemetry.sample("pygents_agent_paused", {"agent": "late"}) == 0
+
+
 async def test_agent_gauges_are_read_from_the_agent_when_collected(telemetry: Any) -> None:
     """Queue depth, paused and the context-item gauges of an agent that ran or was put to
     are read from it at collection, so a change made without hooks shows at once."""

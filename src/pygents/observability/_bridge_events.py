@@ -141,14 +141,14 @@ class AgentEvents:
         if run is not None and run.span is not None:
             run.span.add_event(sc.EVENT_PAUSE)
         if self.metrics is not None:
-            self.metrics.paused(agent, 1)
+            self.metrics.watch(agent)
 
     def resume(self, agent: Any) -> None:
         run = self._runs.get(agent)
         if run is not None and run.span is not None:
             run.span.add_event(sc.EVENT_RESUME)
         if self.metrics is not None:
-            self.metrics.paused(agent, 0)
+            self.metrics.watch(agent)
 
     def tool_yield(self, value: Any) -> None:
         state = self._innermost()

@@ -105,11 +105,13 @@ class MetricRecorder:
         if watched is None or watched[0] != cells.labels:
             self.store.watch_agent(cells.labels, agent)
 
-    def paused(self, agent: Any, flag: int) -> None:
-        """``agent`` was paused (1) or resumed (0): from now on its gauges are read from it."""
-        labels = self.cells.agent(agent.name).labels
-        self.store.set("pygents_agent_paused", labels, flag)
-        self.store.watch_agent(labels, agent)
+    def watch(self, agent: Any) -> None:
+        """Read ``agent``'s gauges (paused among them) from it when collected, from now on.
+
+        For an agent paused or resumed in a run whose start this bridge did not see (it was
+        instrumented mid-run); any other is watched since its first put or run start.
+        """
+        self.store.watch_agent(self.cells.agent(agent.name).labels, agent)
 
     def value(self, lane: Lane) -> None:
         """A turn of ``lane``, run by an agent, produced a value."""

@@ -1,8 +1,10 @@
 """A worker process for the Redis scale-out tests: serves AGENTS agents with pygents.redis.
 
 ``python redis_worker.py URL LOG NAME AGENTS [--otel] [--lease-ttl=SECONDS]``: every
-``step(n)`` logs ``{"t": "step", "a": agent, "n": n, "at": attempt, "w": worker}`` (one line,
-written before the turn ends) and works for a millisecond; ``step(n)`` with ``n % 10 == 9`` returns
+``step(n)`` logs ``{"t": "step", "a": agent, "n": n, "at": attempt, "w": worker, "ts": ns}``
+(one line, written before the turn ends; ``ts`` is ``time.monotonic_ns()``, one clock for
+every process of the machine, so the runs of an agent that moved between workers can be put in
+order) and works for a millisecond; ``step(n)`` with ``n % 10 == 9`` returns
 ``tail(n)`` (a tool-returned turn: it stays with the agent), with ``n % 10 == 0`` it sends
 ``ping(n)`` to the next agent (through Redis). SIGTERM stops the worker cleanly; it then logs
 its counters. With ``--otel`` telemetry is configured from the OTEL_* environment (OTLP).
@@ -21,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 OTEL = "--otel" in sys.argv
@@ -83,7 +86,7 @@ def me() -> tuple[str, int]:
 async def step(n: int) -> Turn | None:
     """One unit of work of an agent."""
     name, attempt = me()
-    log(t="step", a=name, n=n, at=attempt, w=NAME)
+    log(t="step", a=name, n=n, at=attempt, w=NAME, ts=time.monotonic_ns())
     await asyncio.sleep(0.001)
     if n % 10 == 0:
         index = int(name.rsplit("-", 1)[1])

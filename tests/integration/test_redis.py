@@ -564,7 +564,9 @@ async def test_entries_read_by_a_worker_giving_an_agent_up_run_at_the_next_owner
 
             await wait_for(lambda: bool(ran()), within=5.0)
             await asyncio.sleep(0.5)
-            assert ran() == [{"t": "step", "a": "agent-003", "n": 1, "at": 1, "w": "w1"}]
+            assert [{k: v for k, v in r.items() if k != "ts"} for r in ran()] == [
+                {"t": "step", "a": "agent-003", "n": 1, "at": 1, "w": "w1"}
+            ]
             assert ("agent-003", 1) not in runs
             deadline = asyncio.get_running_loop().time() + 5
             while (await client.xpending(moved, GROUP))["pending"]:
@@ -903,3 +905,50 @@ async def test_cancelling_aclose_interrupts_the_turn_in_flight_and_the_next_work
         await asyncio.sleep(0.3)
     assert attempts == [1, 2]
     assert await queue.dead_letters() == []
+
+
+class SlowClaims(aioredis.Redis):
+    """A client whose ``XAUTOCLAIM`` (one per agent a worker takes) waits ``delay`` first:
+    taking an agent that slowly is what a loaded worker sees (each of its Redis round trips
+    waits for a busy event loop)."""
+
+    delay = 0.0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] == "XAUTOCLAIM":
+            await asyncio.sleep(self.delay)
+        return await super().execute_command(*args, **options)
+
+
+async def test_taking_many_agents_slowly_keeps_the_leases_already_taken(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Eight agents taken at 0.15 s each: 1.2 s, two leases of 0.6 s. The leases taken first
+    # are renewed meanwhile; none expires, none is lost, nothing is taken twice.
+    @tool()
+    async def step() -> None: ...
+
+    slow = SlowClaims.from_url(redis_url)
+    slow.delay = 0.15
+    names = [f"s{i}" for i in range(8)]
+    agents = [Agent(n, "works", [step]) for n in names]
+    seen: dict[str, list[Any]] = {n: [] for n in names}
+    watching: list[asyncio.Task[None]] = []
+    try:
+        async with RedisWorker(
+            agents, slow, namespace="slow", name="w1", lease_ttl=0.6, prometheus_registry=False
+        ) as worker:
+            keys = {n: worker.keys.lease(n) for n in names}
+            watching = [asyncio.create_task(watch_lease(slow, keys[n], seen[n])) for n in names]
+            await wait_for(lambda: worker.owned == names, within=10)
+            await asyncio.sleep(0.7)  # one more lease: still all held
+            assert worker.owned == names
+            for n in names:
+                taken = seen[n][[v is not None for v in seen[n]].index(True) :]
+                assert set(taken) == {b"w1"}, (n, taken)  # never expired once taken
+            assert worker.stats()["takeovers"] == 0
+    finally:
+        for task in watching:
+            task.cancel()
+        await slow.aclose()
+    assert "lost the lease" not in caplog.text

@@ -107,6 +107,9 @@ def test_three_workers_100_agents_10000_turns_one_worker_killed(tmp_path: Path) 
             steps[r["a"]].append(r)
     reruns = []
     for agent, runs in sorted(steps.items()):
+        # In the order they ran: an agent may move between live workers too (rebalancing
+        # while the workers start, a lease lost under load), so the logs' order is not it.
+        runs.sort(key=lambda r: r["ts"])
         # Order kept: without the re-runs (a turn run again right after a takeover), each
         # agent ran its turns exactly in the order they were sent.
         ns = [r["n"] for r in runs]

@@ -211,6 +211,7 @@ class RedisWorker:
         self._owned: dict[str, _Owned] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._releases: set[asyncio.Task[None]] = set()
+        self._renewed = 0.0  # loop time of the last renewal of the leases held
         self._renew = self._redis.register_script(_scripts.RENEW)
         self._release_script = self._redis.register_script(_scripts.RELEASE)
         self._claim_script = self._redis.register_script(_scripts.CLAIM)
@@ -419,6 +420,7 @@ class RedisWorker:
 
         Never waits for a turn: a release runs as a task of its own (``_leave``).
         """
+        self._renewed = asyncio.get_running_loop().time()
         held = [(n, o) for n, o in self._owned.items() if not o.lost]
         if not held:
             return
@@ -457,6 +459,12 @@ class RedisWorker:
             raise
 
     async def _acquire_some(self, wanted: int) -> None:
+        """Take up to ``wanted`` free agents, renewing every lease held once a round meanwhile.
+
+        Taking an agent costs a few Redis round trips (and hands over what it had pending); a
+        loaded worker taking many (at its start, at a takeover) can spend longer than a lease
+        on them, and the leases it took first would expire under it.
+        """
         names = sorted(self._agents)
         start = sum(self.name.encode()) % len(names)  # spread workers over the names
         for name in names[start:] + names[:start]:
@@ -471,6 +479,12 @@ class RedisWorker:
                 except Exception as exc:
                     _log.error("pygents.redis: worker %s cannot serve %r: %s", self.name, name, exc)
                     self._leave(name)  # what it started stops; then the lease is given back
+            await self._renew_if_due()
+
+    async def _renew_if_due(self) -> None:
+        """Renew the leases held if a lease round has passed since they last were."""
+        if asyncio.get_running_loop().time() - self._renewed >= self._tick:
+            await self._renew_all()
 
     async def _acquire(self, name: str) -> None:
         agent = self._agents[name]
@@ -497,6 +511,7 @@ class RedisWorker:
                 if fields is None:
                     continue
                 await self._deliver(owned, decode(entry_id), fields, delivery=2)
+                await self._renew_if_due()  # many entries handed over, one by one
             cursor = decode(cursor_raw)
             if cursor == "0-0":
                 break

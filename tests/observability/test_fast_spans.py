@@ -291,6 +291,8 @@ async def user_code_on_the_current_span(tracer: Any) -> None:
 async def links_from_trace_context(tracer: Any) -> None:
     @tool()
     async def linked() -> int:
+        # A link added to a span that started with one (the list is made then).
+        trace_api.get_current_span().add_link(SpanContext(0xABC, 0xDEF, True, TraceFlags(1)))
         return 1
 
     agent = Agent("linked", "d", [linked])
@@ -401,8 +403,9 @@ async def test_samplers_decide_the_same(sampler: Sampler, monkeypatch: pytest.Mo
         SpanLimits(max_span_attributes=6, max_link_attributes=0),
         SpanLimits(max_span_attributes=0),
         SpanLimits(max_links=0, max_link_attributes=0),
+        SpanLimits(max_events=0),
     ],
-    ids=["counts", "length", "just-enough", "none", "no-links"],
+    ids=["counts", "length", "just-enough", "none", "no-links", "no-events"],
 )
 async def test_span_limits_apply_the_same(
     limits: SpanLimits, monkeypatch: pytest.MonkeyPatch

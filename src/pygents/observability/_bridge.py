@@ -446,11 +446,15 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     def _end_routed(self, turn: Any) -> None:
         pending = self._routing.pop(turn, None)
         if pending is not None:
-            span, end_time, _agent, done = pending
-            if done is None:  # closing attributes set already
-                span.end(end_time=end_time)
-            else:
-                self.spans.end_done(span, done, end_time)
+            self._end_pending(pending)
+
+    def _end_pending(self, pending: tuple[Any, int, Any, dict[str, Any] | None]) -> None:
+        """End a routed turn's span (taken out of ``_routing``) with the end time it had."""
+        span, end_time, _agent, done = pending
+        if done is None:  # closing attributes set already
+            span.end(end_time=end_time)
+        else:
+            self.spans.end_done(span, done, end_time)
 
     # -- tool calls ----------------------------------------------------------------------------
 

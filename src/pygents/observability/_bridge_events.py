@@ -34,6 +34,9 @@ class AgentEvents:
     def _end_routed(self, turn: Any) -> None:
         raise NotImplementedError
 
+    def _end_pending(self, pending: tuple[Any, int, Any, dict[str, Any] | None]) -> None:
+        raise NotImplementedError
+
     def _turn_span(self, turn: Any) -> Any:
         """The span of ``turn`` (the turn the core says is current), if open.
 
@@ -111,17 +114,25 @@ class AgentEvents:
                     origin = current
                 if origin is not None:
                     turn.metadata.trace_context = spans.carrier(origin)
-            if span is not None:
-                spans.add_event(
-                    span,
-                    sc.EVENT_PUT,
-                    (
-                        (sc.GEN_AI_AGENT_NAME, agent.name),
-                        (sc.GEN_AI_TOOL_NAME, turn.tool.metadata.name),
-                    ),
-                )
+            # The put routes the output of the turn the core says is current: that turn's
+            # span, kept open for it, ends after the event (see _routed).
+            routed = None
             if self._routing:
-                self._routed()
+                producer = current_turn()
+                if producer is not None:
+                    routed = self._routing.pop(producer, None)
+            if span is not None:
+                items = (
+                    (sc.GEN_AI_AGENT_NAME, agent.name),
+                    (sc.GEN_AI_TOOL_NAME, turn.tool.metadata.name),
+                )
+                if routed is not None and routed[0] is span:
+                    spans.add_event_and_end(span, sc.EVENT_PUT, items, routed[3], routed[1])
+                    routed = None
+                else:
+                    spans.add_event(span, sc.EVENT_PUT, items)
+            if routed is not None:
+                self._end_pending(routed)
         if self.metrics is not None:
             self.metrics.enqueued(agent)
 

@@ -78,7 +78,8 @@ _sdk_logger = logging.getLogger(sdk_trace.__name__)
 #: ReadableSpan's default status object (the SDK's spans start with it).
 _UNSET_STATUS = inspect.signature(sdk_trace.ReadableSpan.__init__).parameters["status"].default
 _INTERNAL = SpanKind.INTERNAL
-#: A span's ``_events`` and ``_links`` until something is added (a list is made then).
+#: A span's ``_events`` and ``_links`` until something is added (a list is made then; links
+#: given at the start, or an event the span ends with, may stay a tuple: see ``FastSpan``).
 _NONE_YET: Any = ()
 #: Value types every supported SDK stores as given (no cleaning, copying or conversion), when
 #: no value length limit is set. Exact types: a subclass may be converted.
@@ -312,7 +313,9 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
     """An SDK span, cheap to start and end; every public method keeps the SDK's behaviour.
 
     Made by ``FastTracer.start_span`` only (never through ``__init__``). ``_events`` and
-    ``_links`` are the empty tuple (``_NONE_YET``) until something is added, and
+    ``_links`` are the empty tuple (``_NONE_YET``) until something is added, the links
+    given at the start are a tuple while none was dropped (a ``BoundedList`` is made of them
+    when a link is added), an event the span ends with may be a one-event tuple, and
     ``_attributes`` is a plain dict while every value in it is one the SDK stores unchanged
     and no limit can drop one (then a ``BoundedAttributes`` exactly like the SDK's).
     """
@@ -410,10 +413,12 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
         """Add a link (see ``opentelemetry.trace.Span``), limited as the SDK does."""
-        if self._links is _NONE_YET:
+        if type(self._links) is tuple:
             with self._lock:
-                if self._links is _NONE_YET:
-                    self._links = BoundedList(self._limits.max_links)
+                links = self._links
+                if type(links) is tuple:  # none dropped: the list the SDK would hold
+                    most = self._limits.max_links
+                    self._links = BoundedList.from_seq(most, links) if links else BoundedList(most)
         super().add_link(context, attributes)
 
     def _add_shared_event(self, name: str, attributes: Any) -> None:
@@ -490,6 +495,45 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
             return
         self.set_attributes(attributes)
         self.end(end_time)
+
+    def _end_with_event(
+        self, attributes: Mapping[str, Any], end_time: int, name: str, event_attributes: Any
+    ) -> bool:
+        """``_add_shared_event(name, event_attributes)`` then ``_end_plain(...)``, in one step.
+
+        For a span with no event yet: the event is its only one, so ``_events`` becomes the
+        one-event tuple the ``ReadableSpan`` would copy out of the SDK's list (no list made,
+        nothing dropped: a span limited to no events is left to the caller). Returns False,
+        having done nothing, when that does not hold or the span ended; the caller then takes
+        the two steps.
+        """
+        if not _EVENTS_KNOWN:
+            return False
+        event = _new_object(_Event)
+        event._name = name
+        event._timestamp = time_ns()
+        event._attributes = event_attributes
+        with self._lock:
+            stored = self._attributes
+            limits = self._limits
+            limit = limits.max_span_attributes
+            most = limits.max_events
+            done = (
+                self._end_time is None
+                and self._events is _NONE_YET
+                and (most is None or most > 0)
+                and type(stored) is dict
+                and (limit is None or len(stored) + len(attributes) <= limit)
+            )
+            if done:
+                for key, value in attributes.items():
+                    stored.pop(key, None)
+                    stored[key] = value
+                self._events = (event,)
+                self._end_time = end_time
+        if done:
+            self._ended(stored, end_time)
+        return done
 
     def end(self, end_time: int | None = None) -> None:
         """End the span and hand its ``ReadableSpan`` to the processors, as the SDK does."""
@@ -757,7 +801,9 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
     """``span._new_links(links)`` (``links`` not empty), written out (see ``_links_known``).
 
     A link without attributes gets the immutable empty ``BoundedAttributes`` the SDK would
-    build, one per limits, shared; the ``BoundedList`` is made with its fields directly.
+    build, one per limits, shared. The valid links are a tuple when the limit drops none
+    (what ``ReadableSpan.links`` would copy out of the SDK's ``BoundedList``; ``add_link``
+    makes the list), else that list, made with its fields directly.
     """
     limits = span._limits
     is_valid = sdk_trace._is_valid_link
@@ -791,7 +837,10 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
                 immutable=True,
             )
         valid.append(link)
-    return _new_bounded_list(limits.max_links, valid)
+    most = limits.max_links
+    if most is None or len(valid) <= most:
+        return tuple(valid)
+    return _new_bounded_list(most, valid)
 
 
 def _decisions_known() -> bool:

@@ -300,6 +300,38 @@ class Spans:
             return
         span.add_event(name, dict(items))
 
+    def add_event_and_end(
+        self,
+        span: Any,
+        name: str,
+        items: tuple[tuple[str, Any], ...],
+        done: dict[str, Any] | None,
+        end_time: int,
+    ) -> None:
+        """``add_event(span, name, items)``, then ``end_done(span, done, end_time)``.
+
+        ``done`` None: the closing attributes are set already, only end it. A routed turn's
+        span ending with the event of the put that routed its output: on the fast path, with
+        no event before it, in one step (``FastSpan._end_with_event``).
+        """
+        if (
+            type(span) is self._fast_span
+            and self._shared is not None
+            and done is not None
+            and (self._plain.get(id(done)) is done or self._is_plain(done))
+        ):
+            limits = span._limits
+            found = self._event_attributes.get(items)
+            if found is None or found[0] is not limits:
+                found = self._event_attributes[items] = (limits, self._shared(limits, dict(items)))
+            if span._end_with_event(done, end_time, name, found[1]):
+                return
+        self.add_event(span, name, items)
+        if done is None:
+            span.end(end_time=end_time)
+        else:
+            self.end_done(span, done, end_time)
+
     def end_counted(self, span: Any, key: str, count: int) -> None:
         """Set one int attribute (``key``, a constant of the bridge) and end the span now."""
         if type(span) is self._fast_span and type(count) is int:

@@ -475,8 +475,21 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
 
     # -- ending ------------------------------------------------------------------------------
 
-    def _end_plain(self, attributes: Mapping[str, Any], end_time: int) -> None:
-        """``_set_plain_attributes(attributes)`` then ``end(end_time)``, under one lock."""
+    def _end_plain(
+        self,
+        attributes: Mapping[str, Any],
+        end_time: int,
+        event_name: str | None = None,
+        event_attributes: Any = None,
+    ) -> None:
+        """``_set_plain_attributes(attributes)`` then ``end(end_time)``, under one lock.
+
+        With ``event_name``, ``_add_shared_event(event_name, event_attributes)`` first. For a
+        span with no event yet that is in the same step: the event is its only one, so
+        ``_events`` becomes the one-event tuple the ``ReadableSpan`` would copy out of the
+        SDK's list (no list made, nothing dropped; a span limited to no events takes the
+        steps one by one, as does every span the single step does not fit).
+        """
         with self._lock:
             stored = self._attributes
             limit = self._limits.max_span_attributes
@@ -485,6 +498,15 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                 and type(stored) is dict
                 and (limit is None or len(stored) + len(attributes) <= limit)
             )
+            if done and event_name is not None:
+                most = self._limits.max_events
+                done = _EVENTS_KNOWN and self._events is _NONE_YET and (most is None or most > 0)
+                if done:  # Event(event_name, event_attributes) with its fields, as below
+                    event = _new_object(_Event)
+                    event._name = event_name
+                    event._timestamp = time_ns()
+                    event._attributes = event_attributes
+                    self._events = (event,)
             if done:
                 for key, value in attributes.items():
                     stored.pop(key, None)
@@ -493,47 +515,10 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
         if done:
             self._ended(stored, end_time)  # outside the lock, as end() calls the processors
             return
+        if event_name is not None:
+            self._add_shared_event(event_name, event_attributes)
         self.set_attributes(attributes)
         self.end(end_time)
-
-    def _end_with_event(
-        self, attributes: Mapping[str, Any], end_time: int, name: str, event_attributes: Any
-    ) -> bool:
-        """``_add_shared_event(name, event_attributes)`` then ``_end_plain(...)``, in one step.
-
-        For a span with no event yet: the event is its only one, so ``_events`` becomes the
-        one-event tuple the ``ReadableSpan`` would copy out of the SDK's list (no list made,
-        nothing dropped: a span limited to no events is left to the caller). Returns False,
-        having done nothing, when that does not hold or the span ended; the caller then takes
-        the two steps.
-        """
-        if not _EVENTS_KNOWN:
-            return False
-        event = _new_object(_Event)
-        event._name = name
-        event._timestamp = time_ns()
-        event._attributes = event_attributes
-        with self._lock:
-            stored = self._attributes
-            limits = self._limits
-            limit = limits.max_span_attributes
-            most = limits.max_events
-            done = (
-                self._end_time is None
-                and self._events is _NONE_YET
-                and (most is None or most > 0)
-                and type(stored) is dict
-                and (limit is None or len(stored) + len(attributes) <= limit)
-            )
-            if done:
-                for key, value in attributes.items():
-                    stored.pop(key, None)
-                    stored[key] = value
-                self._events = (event,)
-                self._end_time = end_time
-        if done:
-            self._ended(stored, end_time)
-        return done
 
     def end(self, end_time: int | None = None) -> None:
         """End the span and hand its ``ReadableSpan`` to the processors, as the SDK does."""

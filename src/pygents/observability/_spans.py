@@ -312,7 +312,7 @@ class Spans:
 
         ``done`` None: the closing attributes are set already, only end it. A routed turn's
         span ending with the event of the put that routed its output: on the fast path, with
-        no event before it, in one step (``FastSpan._end_with_event``).
+        no event before it, in one step (``FastSpan._end_plain``).
         """
         if (
             type(span) is self._fast_span
@@ -324,8 +324,8 @@ class Spans:
             found = self._event_attributes.get(items)
             if found is None or found[0] is not limits:
                 found = self._event_attributes[items] = (limits, self._shared(limits, dict(items)))
-            if span._end_with_event(done, end_time, name, found[1]):
-                return
+            span._end_plain(done, end_time, name, found[1])
+            return
         self.add_event(span, name, items)
         if done is None:
             span.end(end_time=end_time)

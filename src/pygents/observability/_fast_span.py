@@ -501,7 +501,7 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
             if done and event_name is not None:
                 most = self._limits.max_events
                 done = _EVENTS_KNOWN and self._events is _NONE_YET and (most is None or most > 0)
-                if done:  # Event(event_name, event_attributes) with its fields, as below
+                if done:  # Event(...) made with its fields, as _add_shared_event does
                     event = _new_object(_Event)
                     event._name = event_name
                     event._timestamp = time_ns()

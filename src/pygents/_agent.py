@@ -509,14 +509,18 @@ class Agent:
         """Return a new agent that starts as a copy of this one.
 
         The child inherits the description, tools, hooks, turn hooks, tags, a branch of the
-        context queue and pool, and copies of the queued turns whose tool it has.
+        context queue and pool, and a copy of every queued turn.
 
         Args:
             name: the child's (unique) name.
             description: override the description.
-            tools: override the tools.
+            tools: override the tools; they must include the tool of every queued turn.
             hooks: override the agent hooks: a list (copied), or None / ``[]`` for none;
                 omitted, a copy of this agent's. Turn hooks are always copied.
+
+        Raises:
+            ValueError: the name is taken, or ``tools`` lacks the tool of a queued turn
+                (``does not accept tool``; nothing is created, no turn is dropped).
         """
         return _agent_serde.branch(self, name, description, tools, hooks, _KEEP)
 
@@ -544,7 +548,7 @@ class Agent:
 
         Raises:
             SerializationError: a field is missing, has the wrong type, names a tool outside
-                ``tool_names`` or the allow-list, or holds data that is not JSON.
+                ``tool_names`` or the allow-list, or a queued turn has a callable argument.
             UnregisteredToolError / UnregisteredHookError: a name is not registered.
             ValueError: an agent with this name is registered and running.
         """

@@ -18,13 +18,17 @@ A = TypeVar("A", bound=AgentState)
 
 __all__ = ["branch", "from_dict", "to_dict"]
 
-#: Hook families an agent's ``hooks`` may hold (turn hooks put there by hand keep working).
+#: The events an agent's ``hooks`` fire on (turn hooks put there by hand fire for its turns);
+#: they decide what a serialized key such as ``"on_error"`` means there.
 _AGENT_FAMILIES = (AgentHook, TurnHook)
 _TURN_FAMILIES = (TurnHook,)
 
 
 def _copy_turn(turn: Turn) -> Turn:
-    copy = Turn(turn.tool, turn.timeout, list(turn.args), dict(turn.kwargs), turn.tags)
+    args = turn._args
+    copy = Turn(
+        turn._tool, turn._timeout, list(args) if args else None, dict(turn._kwargs), turn._tags
+    )
     if turn._hooks:
         copy.hooks.extend(turn._hooks)
     if turn._trace_context is not None:
@@ -41,6 +45,8 @@ def branch(
     keep: Any,
 ) -> A:
     """A child of ``agent`` (see ``Agent.branch``)."""
+    if tools is not None and agent._queue:
+        tools = _keeping_the_queue(agent, name, tools)
     child = type(agent)(
         name,
         agent._description if description is None else description,
@@ -51,10 +57,30 @@ def branch(
         hooks=agent._hooks if hooks is keep else (hooks or ()),
         turn_hooks=agent._turn_hooks,
     )
-    child._queue.extend(
-        _copy_turn(t) for t in agent._queue if child._tools.get(t.tool.__name__) is t.tool
-    )
+    child._queue.extend(_copy_turn(t) for t in agent._queue)
     return child
+
+
+def _keeping_the_queue(agent: AgentState, name: str, tools: Any) -> Any:
+    """Return ``tools`` (as a list), or raise if a queued turn's tool is not among them.
+
+    Checked before the child exists (and takes its name): a queued turn the child could not
+    run is refused, never dropped. Something that is not a list of tools is returned as it
+    is, for the constructor to refuse.
+    """
+    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+        return tools
+    tools = list(tools)  # iterated twice, and it may be a generator
+    given = {id(t) for t in tools}
+    refused = sorted({t._tool.__name__ for t in agent._queue if id(t._tool) not in given})
+    if refused:
+        raise ValueError(
+            f"Agent {agent._name!r}: the branch {name!r} does not accept tool "
+            f"{', '.join(repr(n) for n in refused)}, which queued turns use: include "
+            f"{'it' if len(refused) == 1 else 'them'} in tools=, or branch before queueing "
+            f"those turns"
+        )
+    return tools
 
 
 def to_dict(agent: AgentState) -> dict[str, Any]:

@@ -38,11 +38,11 @@ def check_limit(limit: Any, what: str, allow_none: bool) -> int | None:
 class Container(Generic[T]):
     """The shared half of queue and pool: hooks, tags, name, owner, dispatch and serialization."""
 
-    #: The hook family its hooks belong to (``from_dict`` refuses any other).
+    #: The hook family it fires (what a ``from_dict`` hooks key means when families share it).
     family: ClassVar[type[ContextQueueHook] | type[ContextPoolHook]]
 
     hooks: list[Any]
-    tags: frozenset[str]
+    _tags: frozenset[str]
     name: str | None
     limit: int | None
     _owner: str | None
@@ -52,17 +52,30 @@ class Container(Generic[T]):
         self, hooks: Iterable[Any] | None, tags: Iterable[str] | None, name: str | None
     ) -> None:
         self.hooks = list(hooks) if hooks is not None else []
-        self.tags = normalize_tags(tags, type(self).__name__)
+        self._tags = normalize_tags(tags, type(self).__name__)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__} name must be a string or None")
         self.name = name
         self._owner = None
 
+    @property
+    def tags(self) -> frozenset[str]:
+        """Tags matched by tag-filtered global hooks.
+
+        Assigning converts like the constructor: any iterable of strings (None: no tags)
+        becomes a ``frozenset``; a bare string or a non-string tag raises ``TypeError``.
+        """
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str] | None) -> None:
+        self._tags = normalize_tags(value, type(self).__name__)
+
     def _values(self) -> Iterable[ContextItem[T]]:
         raise NotImplementedError
 
     def _fire(self, hook_type: ContextQueueHook | ContextPoolHook, *args: Any) -> Awaitable[Any]:
-        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, self, *args)
+        return fire(hook_type, (self.hooks,), GLOBAL_BY_TYPE[hook_type], self._tags, self, *args)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -86,7 +99,7 @@ class Container(Generic[T]):
             "limit": self.limit,
             "items": [item.to_dict() for item in self._values()],
             "hooks": _serde.hooks_to(self.hooks),
-            "tags": sorted(self.tags),
+            "tags": sorted(self._tags),
         }
         if self.name is not None:
             data["name"] = self.name

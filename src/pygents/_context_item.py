@@ -75,7 +75,8 @@ class ContextItem(Generic[T]):
     names the content's type.
 
     Args:
-        content: the payload (default None); keep it JSON data if the item is serialized.
+        content: the payload (default None); keep it JSON data if the item's dict goes
+            through ``json``.
         description: what the item holds, shown by ``ContextPool.catalogue()``.
         id: the key in a ``ContextPool``; an item without id goes to a ``ContextQueue``.
 
@@ -116,22 +117,18 @@ class ContextItem(Generic[T]):
     def from_dict(cls, data: Any) -> ContextItem[Any]:
         """Rebuild an item from ``to_dict()`` output.
 
+        ``content`` is kept as given, whatever its type (pygents never calls it); whether
+        it survives ``json`` is the caller's concern.
+
         Raises:
-            SerializationError: ``data`` is not such a dict, or its ``content`` is not JSON data
-                (a function, an object, a dict with non-string keys, a cycle).
+            SerializationError: ``data`` is not such a dict (``content`` missing, ``id`` or
+                ``description`` neither a string nor None).
         """
         where = "ContextItem.from_dict"
         data = _serde.mapping(data, where)
         if "content" not in data:
             raise SerializationError(f"{where}: missing field 'content'")
         content = data["content"]
-        bad = first_non_json(content)
-        if bad is not None:
-            path, what = bad
-            raise SerializationError(
-                f"{where}: field 'content'{path} must be JSON data (None, bool, int, float, str, "
-                f"list, or dict with string keys), got {what}"
-            )
         return cls(
             content=content,
             description=_serde.field(data, "description", (str, type(None)), where, default=None),

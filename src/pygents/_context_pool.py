@@ -214,11 +214,13 @@ class ContextPool(Container[T]):
         """Rebuild a pool from ``to_dict()`` output: every item, no hook fired, no eviction.
 
         Hooks are resolved by name through ``HookRegistry``; ``"hooks"`` may map hook types to
-        names (``{"after_add": ["audit"]}``) or be a plain list of names.
+        names (``{"after_add": ["audit"]}``) or be a plain list of names. An item needs an id
+        (its key) but, unlike for ``add()``, no description (as in the original pygents): it
+        comes back with its description None. Item contents are kept as given.
 
         Raises:
             SerializationError: a field is missing or malformed (naming it), an item lacks an
-                id or a description, or a hook is not a context-pool hook.
+                id, or a hooks key is not a hook type.
             UnregisteredHookError: a hook name is not registered.
         """
         pool, items, where = cls._parse(data, (int, type(None)), None)
@@ -227,11 +229,6 @@ class ContextPool(Container[T]):
             if item.id is None:
                 raise SerializationError(
                     f"{where}: field 'items'[{i}]: ContextPool requires a ContextItem with 'id' set"
-                )
-            if item.description is None:
-                raise SerializationError(
-                    f"{where}: field 'items'[{i}]: ContextPool requires a ContextItem with both "
-                    "'id' and 'description' set"
                 )
             pool._items[item.id] = item
         return pool

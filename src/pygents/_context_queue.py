@@ -179,11 +179,11 @@ class ContextQueue(Container[T]):
 
         Hooks are resolved by name through ``HookRegistry``; ``"hooks"`` may map hook types to
         names (``{"before_append": ["audit"]}``) or be a plain list of names. Only the newest
-        ``limit`` items are kept.
+        ``limit`` items are kept; their contents are kept as given.
 
         Raises:
-            SerializationError: a field is missing or malformed (naming it), or a hook is not a
-                context-queue hook.
+            SerializationError: a field is missing or malformed (naming it), or a hooks key is
+                not a hook type.
             UnregisteredHookError: a hook name is not registered.
         """
         queue, items, where = cls._parse(data, int, _serde.REQUIRED)

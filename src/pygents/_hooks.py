@@ -36,7 +36,12 @@ def normalize_tags(tags: Iterable[str] | None, what: str) -> frozenset[str]:
         return frozenset()
     if isinstance(tags, str):
         raise TypeError(f"{what}: tags must be a list or set of strings, not the string {tags!r}")
-    out = frozenset(tags)
+    try:
+        out = frozenset(tags)
+    except TypeError:  # not iterable, or an unhashable tag
+        raise TypeError(
+            f"{what}: tags must be a list or set of strings, got {_short(tags)}"
+        ) from None
     for tag in out:
         if not isinstance(tag, str):
             raise TypeError(f"{what}: tags must be strings, got {tag!r}")

@@ -115,18 +115,23 @@ def hooks_from(
 
     Accepts the mapping form (hook-type value -> list of names, walked in key then list
     order; a name seen again is skipped, so a multi-type hook comes back once) and the older
-    plain list of names. A name under a type its hook does not listen to (a hook stacked onto
-    another event of this owner) comes back as an alias firing on that type.
+    plain list of names. A key may be the value of any hook type, of any family: hooks lists
+    are plain lists, and whatever ``hooks_to`` writes comes back. A name under a type its hook
+    does not listen to (a hook stacked onto another event of this owner) comes back as an
+    alias firing on that type.
 
     Args:
         data: the serialized object.
         where: who is being restored, for messages (``"Turn.from_dict"``).
         key: the field holding the hooks.
-        families: the hook-type enums this owner fires; a hook of none of them is refused.
+        families: the hook-type enums this owner fires. They refuse nothing; they say which
+            event a key means when two families share its value (``"on_error"`` on a turn is
+            ``TurnHook.ON_ERROR``), which decides whether a hook comes back as itself or
+            stacked onto the owner's event.
 
     Raises:
-        SerializationError: the field is malformed, a key is not a hook type, or a hook does
-            not belong to this kind of owner.
+        SerializationError: the field is malformed (not a dict or list, a value that is not a
+            list of names), or a key is not the value of any hook type.
         UnregisteredHookError: a name is not in ``HookRegistry``.
     """
     raw = data.get(key)
@@ -144,6 +149,10 @@ def hooks_from(
                 raise SerializationError(
                     f"{where}: field {key!r} has a key {short(type_value)} that is not a hook "
                     f"type name (a string such as 'before_run')"
+                )
+            if type_value not in _MEMBERS:
+                raise SerializationError(
+                    f"{where}: field {key!r} has an unknown hook type {short(type_value)}"
                 )
             if not isinstance(names, list):
                 raise SerializationError(
@@ -164,43 +173,38 @@ def hooks_from(
             raise SerializationError(
                 f"{where}: field {path} must be a hook name (str), got {type(name).__name__}"
             )
-        candidates: tuple[Any, ...] = ()
-        if type_value is not None:
-            candidates = _MEMBERS.get(type_value, ())
-            if not candidates:
-                raise SerializationError(
-                    f"{where}: field {key!r} has an unknown hook type {short(type_value)}"
-                )
-            if families is not None:
-                candidates = tuple(m for m in candidates if type(m) in families)
-                if not candidates:
-                    raise SerializationError(
-                        f"{where}: field {key!r}: hook type {short(type_value)} does not fire "
-                        f"on this object"
-                    )
         try:
             found = HookRegistry.get(name)
         except UnregisteredHookError as exc:
             raise UnregisteredHookError(f"{where}: field {path}: {exc}") from None
-        types = hook_types(found)
-        if families is not None and not any(type(t) in families for t in types):
-            raise SerializationError(
-                f"{where}: field {path}: hook {short(name)} listens to "
-                f"{short([f'{type(t).__name__}.{t.name}' for t in types])}, none of which "
-                f"fires on this object"
-            )
-        if type_value is None or any(t in candidates for t in types):
+        member = None if type_value is None else _stacked_on(found, type_value, families)
+        if member is None:
             if name not in seen:
                 seen.add(name)
                 out.append(found)
-            continue
-        # Stacked onto another event of this owner: fire on that event here.
-        own = [m for m in candidates if any(type(t) is type(m) for t in types)]
-        member = (own or list(candidates))[0]
-        if (name, member) not in seen_aliases:
+        elif (name, member) not in seen_aliases:
+            # Stacked onto another event of this owner: fire on that event here.
             seen_aliases.add((name, member))
             out.append(alias(found, member))
     return out
+
+
+def _stacked_on(found: Any, type_value: str, families: tuple[type, ...] | None) -> Any:
+    """Return the event a hook listed under ``type_value`` was stacked onto; None if its own.
+
+    The key means the owner's event of that name when the owner has one (``"on_evict"`` in a
+    queue's hooks is ``ContextQueueHook.ON_EVICT``), else any event of that name. A hook
+    listening to it comes back as itself: this is how a hook of another family put in the
+    list (hooks lists are plain lists) round-trips. One that does not was stacked onto it.
+    """
+    members = _MEMBERS[type_value]
+    if families is not None:
+        members = tuple(m for m in members if type(m) in families) or members
+    types = hook_types(found)
+    if any(t in members for t in types):
+        return None
+    same_family = [m for m in members if any(type(t) is type(m) for t in types)]
+    return (same_family or list(members))[0]
 
 
 def time_to_iso(value: float | None) -> str | None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Generic
 
 from . import _serde
-from ._context_item import first_non_json
 from ._enums import StopReason, TurnHook
 from ._generic import T
 from ._hooks import HookPoint, normalize_tags
@@ -26,6 +25,7 @@ __all__ = ["Turn", "TurnMetadata"]
 _new = object.__new__
 
 _NO_TAGS: frozenset[str] = frozenset()
+_NO_ARGS: tuple[()] = ()  # the empty tuple (one object): a turn's default arguments
 _DEFAULT_TIMEOUT = 60
 
 
@@ -82,11 +82,11 @@ class Turn(Generic[T]):
         "_running",
         "_start",
         "_stop_reason",
+        "_tags",
         "_timeout",
         "_tool",
         "_trace_context",
         "output",
-        "tags",
     )
 
     before_run = HookPoint["Turn"](TurnHook.BEFORE_RUN)
@@ -118,7 +118,9 @@ class Turn(Generic[T]):
         # identity, not by value and type (~120 instructions less).
         self._timeout = timeout if timeout is _DEFAULT_TIMEOUT else _check_timeout(timeout)
         if args is None:
-            self._args: list[Any] | tuple[Any, ...] = ()
+            # The empty tuple, not a list: the run calls the tool with ``*args``, and a list
+            # costs a tuple made from it (~250 instructions a turn). ``args`` reads as a list.
+            self._args: list[Any] | tuple[Any, ...] = _NO_ARGS
         elif args.__class__ is list or args.__class__ is tuple:
             self._args = args
         else:
@@ -132,7 +134,7 @@ class Turn(Generic[T]):
             self._kwargs = kwargs
         else:
             self._kwargs = _check_kwargs(kwargs)
-        self.tags = _NO_TAGS if tags is None else normalize_tags(tags, "Turn")
+        self._tags = _NO_TAGS if tags is None else normalize_tags(tags, "Turn")
         self.output: Any = None
         self._running = False
         # Allocated on first use: a queued turn is one object (cheap to build, light for GC).
@@ -203,8 +205,16 @@ class Turn(Generic[T]):
 
     @property
     def args(self) -> list[Any] | tuple[Any, ...]:
-        """Positional arguments (read-only while running)."""
-        return self._args
+        """Positional arguments (read-only while running).
+
+        The list or tuple given; without arguments (or given an empty tuple), a list of the
+        turn's own, made on first read: ``Turn(tool).args == []``, and appending to it adds
+        an argument.
+        """
+        args = self._args
+        if args is _NO_ARGS:
+            args = self._args = []
+        return args
 
     @args.setter
     def args(self, value: list[Any] | tuple[Any, ...]) -> None:
@@ -220,6 +230,20 @@ class Turn(Generic[T]):
     def kwargs(self, value: dict[str, Any]) -> None:
         self._guard("kwargs")
         self._kwargs = _check_kwargs(value)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """Tags matched by tag-filtered global hooks (read-only while running).
+
+        Assigning converts like the constructor: any iterable of strings (None: no tags)
+        becomes a ``frozenset``; a bare string or a non-string tag raises ``TypeError``.
+        """
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str] | None) -> None:
+        self._guard("tags")
+        self._tags = _NO_TAGS if value is None else normalize_tags(value, "Turn")
 
     @property
     def timeout(self) -> float | None:
@@ -276,7 +300,10 @@ class Turn(Generic[T]):
     # -- serialization -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the turn as a JSON-compatible dict (hooks by type and name, the output).
+        """Return the turn as a plain dict (hooks by type and name, the output).
+
+        Arguments and the output are written as they are: the dict goes through ``json`` when
+        they are JSON data.
 
         Raises:
             SerializationError: an argument is a callable (dynamic arguments cannot be saved).
@@ -297,7 +324,7 @@ class Turn(Generic[T]):
             "args": list(self._args),
             "kwargs": dict(self._kwargs),
             "timeout": self._timeout,
-            "tags": sorted(self.tags),
+            "tags": sorted(self._tags),
             "hooks": _serde.hooks_to(self._hooks or ()),
             "metadata": self.metadata.dict(),
             "output": self.output,
@@ -307,26 +334,24 @@ class Turn(Generic[T]):
     def from_dict(cls, data: Any) -> Turn:
         """Rebuild a turn from ``to_dict()`` output.
 
-        Names resolve only through ``ToolRegistry`` and ``HookRegistry``; arguments must be
-        JSON data (nothing callable, nothing evaluated).
+        Names resolve only through ``ToolRegistry`` and ``HookRegistry``, and nothing is
+        evaluated. Argument values and the output are kept as given, whatever their type
+        (whether they survive ``json`` is the caller's concern), except a callable argument,
+        which the run would call: it is refused, as ``to_dict()`` refuses to write one.
 
         Raises:
-            SerializationError: a field is missing, has the wrong type, holds something that
-                is not JSON data, or a timeout that cannot be used; a hook is not a turn hook.
+            SerializationError: a field is missing or has the wrong type (``args`` not a
+                list, ``kwargs`` not a dict with string keys), an argument is callable, a
+                timeout cannot be used, or a hooks key is not a hook type.
             UnregisteredToolError: the tool name is not registered.
             UnregisteredHookError: a hook name is not registered.
         """
         where = "Turn.from_dict"
         data = _serde.mapping(data, where)
         tool = ToolRegistry.get(_serde.field(data, "tool_name", str, where))
-        args = _serde.field(data, "args", list, where, default=[])
-        kwargs = _serde.field(data, "kwargs", dict, where, default={})
-        for field, value in (("args", args), ("kwargs", kwargs)):
-            bad = first_non_json(value)
-            if bad is not None:
-                raise SerializationError(
-                    f"{where}: field {field!r}{bad[0]} holds {bad[1]}, not JSON data"
-                )
+        args = list(_serde.field(data, "args", list, where, default=[]))
+        kwargs = dict(_serde.field(data, "kwargs", dict, where, default={}))
+        _check_loaded_arguments(args, kwargs, where)
         timeout = _usable_timeout(
             _serde.field(data, "timeout", (int, float, type(None)), where, default=60), where
         )
@@ -334,8 +359,8 @@ class Turn(Generic[T]):
             turn = cls(
                 tool,
                 timeout=timeout,
-                args=list(args),
-                kwargs=dict(kwargs),
+                args=args or None,  # none: the default, which the run passes on fastest
+                kwargs=kwargs,
                 tags=_serde.tags_from(data, where),
             )
         except ValueError as exc:
@@ -348,6 +373,31 @@ class Turn(Generic[T]):
         if "output" in data:
             turn.output = data["output"]
         return turn
+
+
+def _check_loaded_arguments(args: list[Any], kwargs: dict[str, Any], where: str) -> None:
+    """Refuse what a loaded turn must not hold: a non-string key, a callable argument.
+
+    Only the top level is checked: that is where the run calls a callable (dynamic
+    arguments); anything nested is passed to the tool as it is.
+    """
+    for i, arg in enumerate(args):
+        if callable(arg):
+            raise SerializationError(
+                f"{where}: field 'args'[{i}] is a callable ({type(arg).__name__}), which the "
+                f"run would call: a loaded turn holds values only"
+            )
+    for key, value in kwargs.items():
+        if not isinstance(key, str):
+            raise SerializationError(
+                f"{where}: field 'kwargs' has a key {_serde.short(key)} that is not a string"
+            )
+        if callable(value):
+            raise SerializationError(
+                f"{where}: field 'kwargs'[{_serde.short(key)}] is a callable "
+                f"({type(value).__name__}), which the run would call: a loaded turn holds "
+                f"values only"
+            )
 
 
 def _usable_timeout(value: Any, where: str) -> Any:

@@ -48,6 +48,19 @@ async def test_turn_positional_order_is_tool_timeout_args_kwargs_tags():
     assert await turn.returning() == "xy"
 
 
+def test_turn_defaults_are_the_documented_ones():
+    # ``Turn(tool, timeout=60, args=[], kwargs={}, tags=None)``: args read as a list (they
+    # were the tuple ``()``), a fresh one per turn.
+    @tool()
+    async def nothing() -> None: ...
+
+    first, second = Turn("nothing"), Turn("nothing")
+    assert (first.timeout, first.args, first.kwargs, first.tags) == (60, [], {}, frozenset())
+    assert first.args + ["more"] == ["more"]  # noqa: RUF005 - the point: it is a list
+    assert first.args is not second.args and first.kwargs is not second.kwargs
+    assert Turn.from_dict(first.to_dict()).args == first.args
+
+
 # -- Agents ----------------------------------------------------------------------------------
 
 

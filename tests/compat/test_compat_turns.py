@@ -192,7 +192,7 @@ def test_a_turn_saved_by_the_original_keeps_its_naive_timestamps():
 
 @pytest.mark.parametrize(
     ("attribute", "value"),
-    [("args", [2]), ("kwargs", {"n": 2}), ("timeout", 5)],
+    [("args", [2]), ("kwargs", {"n": 2}), ("timeout", 5), ("tags", ["x"])],
 )
 async def test_changing_a_fixed_attribute_while_running_raises(attribute: str, value: object):
     errors: list[BaseException] = []

@@ -705,18 +705,56 @@ class TestBranch:
         async def before_turn(a: Agent) -> None:
             return None
 
-        await parent.put(Turn("echo", kwargs={"x": 1}))
         await parent.put(Turn("other"))
-        await parent.put(Turn("echo", kwargs={"x": 2}))
 
         child = parent.branch("child", tools=[other], hooks=[], description="only other")
         assert child.tools == [other]
         assert child.hooks == []
         assert child.description == "only other"
-        # Only the turns whose tool the child has are copied.
         assert [t.tool_name for t in child.queue] == ["other"]
-        assert len(parent) == 3
+        assert len(parent) == 1
         assert parent.hooks == [before_turn]
+
+    async def test_tools_lacking_a_queued_turns_tool_are_refused(self) -> None:
+        # Before: the child silently lost the queued turns of the tools it was not given.
+        echo = make_echo()
+
+        @tool()
+        async def other() -> str:
+            return "other"
+
+        @tool()
+        async def third() -> str:
+            return "third"
+
+        parent = Agent("parent", "desc", [echo, other, third])
+        await parent.put(Turn("echo", kwargs={"x": 1}))
+        await parent.put(Turn("other"))
+        await parent.put(Turn("third"))
+
+        with pytest.raises(ValueError, match="does not accept tool 'echo', 'third'") as info:
+            parent.branch("child", tools=(t for t in [other]))
+        assert "'child'" in str(info.value) and "tools=" in str(info.value)
+        # Nothing was created: the name is free, the parent is as it was.
+        with pytest.raises(UnregisteredAgentError):
+            AgentRegistry.get("child")
+        assert [t.tool_name for t in parent.queue] == ["echo", "other", "third"]
+        # A generator of tools is read once, and is enough when it holds every queued tool.
+        child = parent.branch("child", tools=(t for t in [third, echo, other]))
+        assert [t.tool_name for t in child.queue] == ["echo", "other", "third"]
+        assert child.tools == [third, echo, other]
+        # Without queued turns, any subset goes.
+        assert Agent("empty", "d", [echo, other]).branch("empty-2", tools=[other]).tools == [other]
+
+    async def test_a_branch_given_something_else_than_tools_still_gets_the_type_error(
+        self,
+    ) -> None:
+        echo = make_echo()
+        parent = Agent("parent", "desc", [echo])
+        await parent.put(Turn("echo", kwargs={"x": 1}))
+        for wrong in ("echo", 5):
+            with pytest.raises(TypeError, match="tools must be a list of tools"):
+                parent.branch("child", tools=wrong)  # type: ignore[arg-type]
 
     async def test_duplicate_branch_name_is_value_error(self) -> None:
         parent = Agent("parent", "desc", [make_echo()])

@@ -405,21 +405,30 @@ def test_from_dict_refuses_unusable_timeouts(echo: Any, timeout: Any) -> None:
 
 @pytest.mark.parametrize("field", ["args", "kwargs"])
 def test_from_dict_refuses_callables_in_arguments(echo: Any, field: str) -> None:
+    # The run calls a callable argument (dynamic arguments): a loaded turn must not hold one.
     data = Turn("echo", kwargs={"text": "x"}).to_dict()
     data[field] = [print] if field == "args" else {"text": print}
-    with pytest.raises(SerializationError, match=f"'{field}'.*not JSON data"):
+    with pytest.raises(SerializationError, match=f"'{field}'.*callable.*would call"):
         Turn.from_dict(data)
 
 
-def test_from_dict_refuses_an_agent_hook_on_a_turn(echo: Any) -> None:
+async def test_from_dict_takes_an_agent_hook_stacked_onto_a_turn_event(echo: Any) -> None:
+    # ``turn.before_run(agent_hook)`` saves {"before_run": [name]}; it comes back firing on
+    # the turn's BEFORE_RUN (it was refused: the hook itself listens to no turn event).
+    calls: list[Any] = []
+
     @hook(AgentHook.BEFORE_TURN)
-    async def agent_only(agent: Agent) -> None:
-        pass
+    async def agent_only(owner: Any) -> None:
+        calls.append(owner)
 
-    data = Turn("echo", kwargs={"text": "x"}).to_dict()
-    data["hooks"] = {"before_run": ["agent_only"]}
-    with pytest.raises(SerializationError, match="agent_only"):
-        Turn.from_dict(data)
+    turn = Turn("echo", kwargs={"text": "x"})
+    turn.before_run(agent_only)
+    data = turn.to_dict()
+    assert data["hooks"] == {"before_run": ["agent_only"]}
+    restored = Turn.from_dict(data)
+    assert restored.to_dict()["hooks"] == data["hooks"]
+    await restored.returning()
+    assert calls == [restored]
 
 
 def test_agent_from_dict_allow_list_refuses_a_granted_tool(echo: Any) -> None:

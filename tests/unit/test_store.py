@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +135,35 @@ async def test_corrupt_or_hostile_checkpoints_raise_checkpoint_error(
     assert not agent.is_serving
 
 
-async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any) -> None:
+@dataclasses.dataclass
+class Query:
+    text: str
+
+
+_NOT_JSON = [object(), {1, 2}, Decimal("1.5"), b"raw", datetime(2024, 1, 1, tzinfo=UTC), Query("q")]
+
+
+@pytest.mark.parametrize("value", _NOT_JSON, ids=lambda v: type(v).__name__)
+async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any, value: Any) -> None:
+    # A checkpoint is JSON: what Turn.from_dict now keeps as given is still refused here.
     note, _other = tools
     agent = Agent("keeper", "", [note])
     async with Service([agent], store=MemoryStore()):
         with pytest.raises(SerializationError, match="JSON data"):
-            await agent.put(Turn("note", kwargs={"text": object()}))
+            await agent.put(Turn("note", kwargs={"text": value}))
         assert agent.turns == []
+
+
+@pytest.mark.parametrize("value", _NOT_JSON, ids=lambda v: type(v).__name__)
+async def test_context_that_cannot_be_saved_is_refused_at_put(tools: Any, value: Any) -> None:
+    note, _other = tools
+    agent = Agent("keeper", "", [note])
+    await agent.context_pool.add(ContextItem(value, "not JSON", "x"))
+    with pytest.raises(SerializationError):  # the service's last checkpoint, as it stops
+        async with Service([agent], store=MemoryStore()):
+            with pytest.raises(SerializationError, match="context item contents must be JSON data"):
+                await agent.put(Turn("note", kwargs={"text": "fine"}))
+            assert agent.turns == []
 
 
 async def test_attempt_round_trips_through_turn_metadata(tools: Any) -> None:

@@ -157,6 +157,58 @@ def test_tags_stored_as_frozenset(echo: Any) -> None:
     assert Turn(echo, tags=["a", "b", "a"]).tags == frozenset({"a", "b"})
 
 
+async def test_args_default_to_a_fresh_list(echo: Any) -> None:
+    # The documented default is ``args=[]`` (it was ``()``).
+    first, second = Turn(echo), Turn("echo")
+    assert first.args == [] and type(first.args) is list
+    assert first.args + [3] == [3]  # noqa: RUF005 - the point: it is a list
+    assert first.args is not second.args
+    first.args.append(1)
+    assert second.args == []
+    assert Turn.from_dict(first.to_dict()).args == first.args == [1]
+    assert Turn.from_dict(second.to_dict()).args == second.args == []
+    assert await second.returning() == ([], {})
+    assert await first.returning() == ([1], {})
+    # An empty tuple given reads as a list of the turn's own too; other values as given.
+    assert Turn(echo, args=()).args == [] and type(Turn(echo, args=()).args) is list
+    given = [1, 2]
+    assert Turn(echo, args=given).args is given
+    assert Turn(echo, args=(1,)).args == (1,)
+
+
+def test_tags_assignment_converts_like_the_constructor(echo: Any) -> None:
+    turn = Turn(echo)
+    turn.tags = ["x", "y", "x"]
+    assert turn.tags == frozenset({"x", "y"}) and type(turn.tags) is frozenset
+    turn.tags = ("z",)
+    assert turn.tags == frozenset({"z"})
+    turn.tags = None
+    assert turn.tags == frozenset()
+    turn.tags = frozenset({"io"})
+    # A bare string is refused, as by the constructor (it would be a set of characters).
+    for wrong in ("io", ["ok", 1], 5):
+        with pytest.raises(TypeError, match="tags"):
+            turn.tags = wrong
+        with pytest.raises(TypeError, match="tags"):
+            Turn(echo, tags=wrong)
+    assert turn.tags == frozenset({"io"})
+
+
+async def test_assigned_tags_filter_global_hooks(echo: Any) -> None:
+    seen: list[Turn] = []
+
+    @hook(TurnHook.BEFORE_RUN, tags={"io"})
+    async def io_only(t: Turn) -> None:
+        seen.append(t)
+
+    turn = Turn(echo, tags=["i", "o"])
+    await turn.returning()
+    assert seen == []
+    turn.tags = ["io"]
+    await turn.returning()
+    assert seen == [turn]
+
+
 @pytest.mark.parametrize("timeout", [None, 0.01, 1, 2.5, 60, 3600])
 def test_valid_timeouts_accepted(echo: Any, timeout: Any) -> None:
     assert Turn(echo, timeout=timeout).timeout == timeout
@@ -869,6 +921,7 @@ async def test_changing_guarded_attributes_inside_running_turn_raises(echo: Any)
             ("kwargs", {"a": 1}),
             ("timeout", 5),
             ("timeout", None),
+            ("tags", ["x"]),
         ):
             try:
                 setattr(t, attr, value)
@@ -881,19 +934,40 @@ async def test_changing_guarded_attributes_inside_running_turn_raises(echo: Any)
         t.metadata.start_time = new_start
         return outcome
 
-    turn = Turn(mutate, args=(), kwargs={}, timeout=30)
+    turn = Turn(mutate, args=(), kwargs={}, timeout=30, tags=["t"])
     outcome = await turn.returning()
     assert set(outcome.values()) == {"refused"}, outcome
     assert turn.tool is mutate
     assert list(turn.args) == []
     assert turn.kwargs == {}
     assert turn.timeout == 30
+    assert turn.tags == frozenset({"t"})
     assert turn.metadata.trace_context == {"traceparent": "00-abc-def-01"}
     assert turn.metadata.start_time == new_start
     # not running any more: the attributes can change again
     turn.timeout = 10
     turn.args = [1]
     assert turn.timeout == 10
+
+
+async def test_tags_cannot_change_while_running_and_hooks_can(echo: Any) -> None:
+    # ``tags`` was assignable while running. ``hooks`` is not guarded (the documents list
+    # tool, args, kwargs, timeout and tags as fixed while running).
+    turn = Turn(echo, tags=["before"])
+
+    @turn.before_run
+    async def try_changes(t: Turn) -> None:
+        with pytest.raises(
+            SafeExecutionError, match="Cannot change property 'tags' while the turn is running"
+        ):
+            t.tags = ["during"]
+        t.hooks = list(t.hooks)
+
+    await turn.returning()
+    assert turn.tags == frozenset({"before"})
+    assert turn.hooks == [try_changes]
+    turn.tags = ["after"]
+    assert turn.tags == frozenset({"after"})
 
 
 async def test_changing_args_of_streaming_turn_between_values_raises(count: Any) -> None:

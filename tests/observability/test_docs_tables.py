@@ -288,6 +288,11 @@ def test_attributes_and_instruments_translate_to_the_documented_labels_and_names
         if kind == "counter":
             name += "_total"
         assert name == prom, (otel, name, prom)
+        # The specification, and with it the Collector's and Prometheus' own OTLP
+        # translation, also turns a gauge's unit "1" into the suffix "_ratio"; the Python
+        # exporter does not yet (the TODO in its _mapping). A gauge in "1" would therefore
+        # be named differently by each pipeline, and match no dashboard query on some.
+        assert not (kind == "gauge" and _one_code(unit) == "1"), prom
 
 
 def _bucket_line(buckets: tuple[float, ...]) -> str:

@@ -1,6 +1,6 @@
 """Telemetry never loses a turn: whatever user hooks do, every execution is counted and ended.
 
-Also: every tool invocation is counted (timeouts and cancellations with their outcome), every
+Also: every tool invocation is counted (timeouts and cancellations as ``error``), every
 execution gets its own span (recursion, interleaved streams), registry resets are visible,
 and redaction covers exception messages.
 """
@@ -174,14 +174,54 @@ async def test_timed_out_and_cancelled_invocations_are_counted(telemetry: Any) -
         await direct
 
     invocations = "pygents_tool_invocations_total"
-    assert telemetry.sample(invocations, {"tool": "sleepy", "outcome": "timeout"}) == 3
-    assert telemetry.sample(invocations, {"tool": "sleepy", "outcome": "cancelled"}) == 2
+    # The contract's two outcomes: a timeout or a cancellation is not "ok"; the turns'
+    # stop_reason tells them apart (below).
+    assert telemetry.sample(invocations, {"tool": "sleepy", "outcome": "error"}) == 5
+    assert telemetry.sample(invocations, {"tool": "sleepy", "outcome": "ok"}) is None
     count = telemetry.sample("pygents_tool_duration_seconds_count", {"tool": "sleepy"})
     assert count == 5
     seconds = telemetry.sample("pygents_tool_duration_seconds_sum", {"tool": "sleepy"})
     assert seconds is not None and 0.03 <= seconds < 5
     timeouts = {"agent": "", "tool": "sleepy"}
     assert telemetry.sample("pygents_turn_timeouts_total", timeouts) == 3
+    # Every execute_tool span says how it stopped, the direct call's too (no timeout there).
+    reasons = sorted(
+        s.attributes["pygents.turn.stop_reason"]
+        for s in telemetry.by_name(EXECUTE.format("sleepy"))
+    )
+    assert reasons == ["cancelled", "cancelled", "timeout", "timeout", "timeout"]
+
+
+async def test_direct_calls_carry_their_stop_reason(telemetry: Any) -> None:
+    @tool()
+    async def check(ok: bool) -> bool:
+        if not ok:
+            raise ValueError("no")
+        return ok
+
+    @tool()
+    async def count(n: int) -> Any:
+        for i in range(n):
+            yield i
+
+    assert await check(True)
+    with pytest.raises(ValueError):
+        await check(False)
+    assert [v async for v in count(2)] == [0, 1]
+    stream = count(5)
+    async for _ in stream:
+        break
+    await stream.aclose()  # closed early: the stream did not finish
+    by_values = {
+        (s.name, s.attributes["pygents.turn.values"]): s.attributes["pygents.turn.stop_reason"]
+        for s in telemetry.finished()
+    }
+    assert by_values == {
+        (EXECUTE.format("check"), 1): "completed",
+        (EXECUTE.format("check"), 0): "error",
+        (EXECUTE.format("count"), 2): "completed",
+        (EXECUTE.format("count"), 1): "cancelled",
+    }
 
 
 async def test_every_execution_gets_its_own_span(telemetry: Any) -> None:
@@ -296,3 +336,38 @@ async def test_redaction_applies_to_errors(telemetry: Any, redact: Any, expected
     assert expected in event.attributes["exception.message"]
     assert event.attributes["exception.type"] == "PermissionError"
     assert span.attributes["error.type"] == "PermissionError"
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_a_redacted_exception_event_is_the_sdks_own_but_for_the_text(
+    telemetry: Any,
+) -> None:
+    # exception.type is what record_exception() writes on this SDK (module-qualified for a
+    # class outside builtins on newer ones): redaction changes only the message and stack.
+    assert instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        prometheus_registry=telemetry.registry,
+        capture_content=ContentCapture(enabled=False, redact=lambda t: t.replace("pin", "*")),
+    )
+
+    @tool()
+    async def unlock() -> None:
+        raise Refused("wrong pin")
+
+    with pytest.raises(Refused):
+        await Turn(unlock).returning()
+    with telemetry.tracer_provider.get_tracer("reference").start_as_current_span("ref") as ref:
+        ref.record_exception(Refused("wrong pin"))
+    (event,) = only(telemetry.by_name(EXECUTE.format("unlock"))).events
+    (expected,) = only(telemetry.by_name("ref")).events
+    assert event.name == expected.name == "exception"
+    assert list(event.attributes) == list(expected.attributes)
+    assert event.attributes["exception.type"] == expected.attributes["exception.type"]
+    assert event.attributes["exception.escaped"] == expected.attributes["exception.escaped"]
+    assert event.attributes["exception.message"] == "wrong *"
+    assert "wrong pin" not in event.attributes["exception.stacktrace"]
+    assert "Refused" in event.attributes["exception.stacktrace"]

@@ -9,9 +9,12 @@ set only once per process); the paths through already-global providers run in su
 from __future__ import annotations
 
 import argparse
+import asyncio
+import io
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -281,6 +284,32 @@ async def test_an_exporter_list_sends_to_each(
     assert out.count('"name": "execute_tool double"') == 3
     assert '"resource_metrics"' in out  # the console metric exporter's final export
     assert '"name": "pygents"' in out  # ... of pygents' instruments
+
+
+@pytest.mark.parametrize("signal", ["spans", "metrics"])
+async def test_a_failing_console_exporter_is_reported_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, signal: str
+) -> None:
+    # stdout closed under the program (a pipe whose reader left fails the same way): every
+    # span or metric export to the console fails; pygents says so once, the SDK not at all.
+    define_double()
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console" if signal == "spans" else "none")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "console" if signal == "metrics" else "none")
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    with configure("t", set_global=False, prometheus_registry=False, metric_export_interval=0.05):
+        assert await run_doubles(5) == [0, 2, 4, 6, 8]  # 6 spans
+        await asyncio.sleep(0.3)  # a few metric exports
+    logged = [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith(("opentelemetry", "pygents"))
+    ]
+    exporter = "ConsoleSpanExporter" if signal == "spans" else "ConsoleMetricExporter"
+    assert len(logged) == 1, logged
+    assert f"exporting {signal} with {exporter} failed" in logged[0], logged
 
 
 async def test_none_exports_nothing_even_with_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -354,6 +354,36 @@ async def test_yield_events_are_capped_at_100_but_values_count_all(telemetry: An
     assert event_names(span).count("pygents.tool.yield") == 100
 
 
+@pytest.mark.parametrize(
+    ("setting", "events"), [("2", 2), ("0", 0), (" 7 ", 5), ("-1", 5), ("lots", 5)]
+)
+async def test_the_yield_event_cap_is_set_by_the_environment(
+    telemetry: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    setting: str,
+    events: int,
+) -> None:
+    # Read when the bridge is installed; a value that is not a non-negative integer keeps the
+    # default (100, so all five here) and says so.
+    monkeypatch.setenv("PYGENTS_YIELD_EVENTS_MAX", setting)
+    uninstrument()
+    reinstrument(telemetry)
+
+    @tool()
+    async def five():
+        for i in range(5):
+            yield i
+
+    assert [v async for v in Turn(five).yielding()] == [0, 1, 2, 3, 4]
+    span = only(telemetry.by_name(EXECUTE.format("five")))
+    assert span.attributes["pygents.turn.values"] == 5
+    indexes = [e.attributes["pygents.tool.yield.index"] for e in span.events]
+    assert indexes == list(range(events))
+    warned = [r for r in caplog.records if "PYGENTS_YIELD_EVENTS_MAX" in r.getMessage()]
+    assert len(warned) == (1 if setting in ("-1", "lots") else 0)
+
+
 async def test_streaming_turn_run_on_its_own_counts_values(telemetry: Any) -> None:
     @tool()
     async def pair():

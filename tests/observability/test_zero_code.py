@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 from typing import Any
 
+import pytest
 from otlp_receiver import OTLPReceiver
 from packaging.requirements import Requirement
 
@@ -110,6 +111,53 @@ def test_opentelemetry_instrument_exports_a_plain_program(tmp_path: Path) -> Non
     assert proc.stdout.strip() == "[0, 2, 4]"
     assert sorted(s.name for s in spans) == [*["execute_tool double"] * 3, "invoke_agent plain"]
     assert {s.resource["service.name"] for s in spans} == {"zero-code"}
+
+
+SWITCHED_APP = """
+    import asyncio, json
+
+    from opentelemetry import trace
+
+    from pygents import Turn, tool
+    from pygents.observability import is_instrumented
+
+
+    @tool()
+    async def double(n: int) -> int:
+        \"\"\"Double a number.\"\"\"
+        return n * 2
+
+
+    # The program's own span: the agent's pipeline works, whatever pygents does.
+    with trace.get_tracer("app").start_as_current_span("app span"):
+        value = asyncio.run(Turn("double", kwargs={"n": 2}).returning())
+    print(json.dumps({"value": value, "instrumented": is_instrumented()}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PYGENTS_TELEMETRY", "off"),
+        ("OTEL_SDK_DISABLED", "true"),
+        ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "requests,pygents"),
+    ],
+)
+def test_the_off_switches_win_under_opentelemetry_instrument(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(SWITCHED_APP))
+    with OTLPReceiver() as receiver:
+        env = zero_code_env(receiver.endpoint, **{name: value})
+        proc = run([instrument_command(), sys.executable, "app.py"], env, tmp_path)
+        spans = receiver.spans()
+        assert receiver.errors == []
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert facts == {"value": 4, "instrumented": False}, f"{name}={value}"
+    assert [s.name for s in spans if s.scope_name == "pygents"] == [], f"{name}={value}"
+    # The agent's pipeline was live (nothing at all is exported with the SDK disabled).
+    expected = [] if name == "OTEL_SDK_DISABLED" else ["app span"]
+    assert [s.name for s in spans] == expected, f"{name}={value}"
 
 
 def _closure(requirements: list[str], extra: str) -> set[str]:

@@ -38,10 +38,11 @@ from pygents import (
 from . import _semconv as sc
 from ._bridge_context import ContextEvents
 from ._bridge_events import AgentEvents
-from ._bridge_metrics import MetricRecorder, tool_outcome
+from ._bridge_metrics import MetricRecorder
 from ._bridge_state import CallState, RunState, State, TurnState
 from ._cells import BoundedCache, Lane
 from ._settings import ContentCapture, LabelLimiter, label_limit, warn_once
+from ._settings import yield_events_cap as _yield_cap
 
 if TYPE_CHECKING:
     from ._metrics import OtelMetrics
@@ -73,11 +74,12 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         store: MetricStore | None,
         otel_metrics: OtelMetrics | None,
         capture: ContentCapture,
-        yield_events_cap: int = 100,
+        yield_events_cap: int | None = None,
     ) -> None:
         self.store = store
         self.capture = capture
-        self.yield_events_cap = yield_events_cap
+        #: Yield events kept per span (None: ``PYGENTS_YIELD_EVENTS_MAX``, default 100).
+        self.yield_events_cap = yield_events_cap if yield_events_cap is not None else _yield_cap()
         self.hooks: list[Hook] = []
         #: The innermost tool call made directly (not by a turn) in this task. Turns and runs
         #: need no such variable: the core's frame (``current_turn()``, ``current_agent()``)
@@ -390,7 +392,9 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
                     error_type,
                     (end - state.start) / 1e9,
                     state.tool_time,  # None when the tool was never invoked
-                    "ok" if tool_error is None else tool_outcome(tool_error, reason),
+                    # The contract's outcome: ok, else error whatever stopped the tool (an
+                    # exception, the timeout, a cancellation); stop_reason tells them apart.
+                    "ok" if tool_error is None else "error",
                     end / 1e9,
                     trace_id,
                     # The value the agent delivers next (a stream's are counted as they come).
@@ -494,7 +498,7 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             return
         state.closed = True
         seconds = perf_counter() - state.clock  # type: ignore[attr-defined]
-        outcome = tool_outcome(error)
+        outcome = "ok" if error is None else "error"  # as for a turn's invocation
         trace_id = None
         span = state.span
         if span is not None:

@@ -21,25 +21,10 @@ if TYPE_CHECKING:
     from ._settings import LabelLimiter
     from ._store import Counter, MetricStore
 
-__all__ = ["MetricRecorder", "tool_outcome"]
+__all__ = ["MetricRecorder"]
 
 _COMPLETED = StopReason.COMPLETED
 _TIMEOUT = StopReason.TIMEOUT
-
-
-def tool_outcome(error: BaseException | None, reason: StopReason | None = None) -> str:
-    """The ``outcome`` label of a tool invocation that ended with ``error``.
-
-    ``ok``; ``timeout`` when the turn running it timed out (the tool itself sees a
-    cancellation); ``cancelled`` for a cancellation or a stream closed early; else ``error``.
-    """
-    if error is None:
-        return "ok"
-    if isinstance(error, Exception):
-        return "error"
-    if reason is _TIMEOUT:
-        return "timeout"
-    return "cancelled"
 
 
 class MetricRecorder:

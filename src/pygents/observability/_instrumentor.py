@@ -9,9 +9,12 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 
-from ._instrument import instrument, uninstrument
+from ._instrument import auto_instrument, instrument, uninstrument
 
 __all__ = ["PygentsInstrumentor"]
+
+#: The keywords of ``instrument()`` the instrumentor passes on.
+_KEYWORDS = ("tracer_provider", "meter_provider", "prometheus_registry", "capture_content")
 
 
 class PygentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -22,6 +25,12 @@ class PygentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``PygentsInstrumentor().instrument(...)`` takes the keywords of ``instrument()``:
     ``tracer_provider``, ``meter_provider``, ``prometheus_registry`` and
     ``capture_content``; ``uninstrument()`` removes the bridge again.
+
+    Without any of them (which is how ``opentelemetry-instrument`` calls it) it instruments
+    as ``import pygents`` does: with the global providers, unless ``PYGENTS_TELEMETRY=off``,
+    ``OTEL_SDK_DISABLED=true`` or ``pygents`` in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
+    switches telemetry off. With one of them it is explicit, like ``instrument()``, and works
+    whatever those variables say.
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -29,12 +38,11 @@ class PygentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        instrument(
-            tracer_provider=kwargs.get("tracer_provider"),
-            meter_provider=kwargs.get("meter_provider"),
-            prometheus_registry=kwargs.get("prometheus_registry"),
-            capture_content=kwargs.get("capture_content"),
-        )
+        if all(kwargs.get(name) is None for name in _KEYWORDS):
+            # The agent's call: automatic, so the off switches win here as at import.
+            auto_instrument()
+            return
+        instrument(**{name: kwargs.get(name) for name in _KEYWORDS})
 
     def _uninstrument(self, **kwargs: Any) -> None:
         uninstrument()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ __all__ = [
     "ContentCapture",
     "LabelLimiter",
     "disabled_by_env",
+    "first_time",
     "warn_once",
 ]
 
@@ -123,19 +125,31 @@ def disabled_by_env() -> str | None:
 
 
 _warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def first_time(key: str) -> bool:
+    """Return True the first time ``key`` is seen (per process, until ``reset_warnings()``).
+
+    Export threads of different signals ask at the same moment: the check is atomic.
+    """
+    with _warned_lock:
+        if key in _warned:
+            return False
+        _warned.add(key)
+        return True
 
 
 def warn_once(key: str, message: str, *args: Any) -> None:
     """Log a warning the first time ``key`` is seen (per process)."""
-    if key in _warned:
-        return
-    _warned.add(key)
-    logger.warning(message, *args)
+    if first_time(key):
+        logger.warning(message, *args)
 
 
 def reset_warnings() -> None:
     """Forget which warnings were logged (tests)."""
-    _warned.clear()
+    with _warned_lock:
+        _warned.clear()
 
 
 class LabelLimiter:
@@ -163,6 +177,26 @@ class LabelLimiter:
             return "other"
         self._seen.add(value)
         return value
+
+
+def yield_events_cap() -> int:
+    """``pygents.tool.yield`` events kept per span (``PYGENTS_YIELD_EVENTS_MAX``, default 100).
+
+    ``0`` records none (``pygents.turn.values`` still counts every value); a value that is not
+    a non-negative integer is ignored with a warning.
+    """
+    name = "PYGENTS_YIELD_EVENTS_MAX"
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return 100
+    try:
+        cap = int(raw)
+    except ValueError:
+        cap = -1
+    if cap < 0:
+        logger.warning("Ignoring %s=%r: not a non-negative integer (using 100)", name, raw)
+        return 100
+    return cap
 
 
 def label_limit() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -252,10 +251,19 @@ class _Build:
         from opentelemetry import metrics
 
         registry = _prometheus_registry(prometheus_registry, self.global_meter)
+        served = prometheus_registry or None  # None: prometheus_client.REGISTRY
+        if registry is None and prometheus_registry is None and prometheus_port is not None:
+            # A reused meter provider carries pygents' OpenTelemetry metrics (and may put
+            # them on prometheus_client.REGISTRY itself), but the /metrics asked for here
+            # must carry them too: the Prometheus pipeline on a registry of its own, which
+            # that endpoint serves (no family twice in any registry).
+            from prometheus_client import CollectorRegistry
+
+            registry = served = CollectorRegistry()
         try:
             span_exporters, destinations = self._span_exporters(console_spans, span_exporter)
             metric_exporters = self._metric_exporters()
-            server = self._server(prometheus_port, prometheus_host, prometheus_registry)
+            server = self._server(prometheus_port, prometheus_host, served)
             tracer_provider, processors = self._tracer_provider(span_exporters)
             meter_provider = self._meter_provider(metric_exporters, metric_export_interval)
             self.on_failure(uninstrument, uninstrument)
@@ -285,9 +293,7 @@ class _Build:
         self, console_spans: bool, extra: Any
     ) -> tuple[list[tuple[Any, bool]], tuple[str, ...]]:
         """``[(exporter, synchronous)]`` and where they send spans, in words."""
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        from ._setup_export import span_exporter
+        from ._setup_export import console_span_exporter, span_exporter
 
         traces = self.plan.traces
         found: list[tuple[Any, bool]] = []
@@ -304,8 +310,7 @@ class _Build:
         if console_spans and not (self.global_tracer is None and traces.console):
             where.append("the console")
         if console_spans or (self.global_tracer is None and traces.console):
-            # sys.stdout as it is now (the SDK binds the one of its import time).
-            found.append((ConsoleSpanExporter(out=sys.stdout), True))
+            found.append((console_span_exporter(), True))
         if extra is not None:
             found.append((extra, False))
             where.append(type(extra).__name__)
@@ -326,7 +331,7 @@ class _Build:
             return None
         from ._prometheus import start_metrics_server
 
-        server = start_metrics_server(port, host, registry or None)
+        server = start_metrics_server(port, host, registry)
 
         def close() -> None:
             server[0].shutdown()

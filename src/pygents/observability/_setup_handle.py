@@ -112,7 +112,7 @@ class TelemetryHandle:
         )
         if not finished:
             warn_once(
-                "export",
+                "flush",
                 "pygents telemetry: flushing did not finish within %.1f s (is the OTLP endpoint "
                 "reachable?); spans still buffered may be lost",
                 timeout,

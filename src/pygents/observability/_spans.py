@@ -23,6 +23,8 @@ from ._settings import ContentCapture
 __all__ = ["Spans"]
 
 _COMPLETED = StopReason.COMPLETED
+_ERROR = StopReason.ERROR
+_CANCELLED = StopReason.CANCELLED
 _NO_LINKS: tuple[Any, ...] = ()
 _PLAIN_BOUND = 1024
 #: Carriers ``carrier()`` wrote and no turn has been linked by yet (see ``links``).
@@ -385,16 +387,13 @@ class Spans:
         if self.capture.redact is None:
             span.record_exception(exc)
             return
-        # record_exception() would write the raw message and traceback: write them redacted.
+        # record_exception() with the raw message and traceback replaced by redacted ones
+        # (its attributes win over those it makes): the event, its type included, is the
+        # one the SDK writes, on every version.
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        span.add_event(
-            "exception",
-            {
-                "exception.type": type(exc).__qualname__,
-                "exception.message": message,
-                "exception.stacktrace": self.capture.scrub(stack),
-                "exception.escaped": "False",
-            },
+        span.record_exception(
+            exc,
+            {"exception.message": message, "exception.stacktrace": self.capture.scrub(stack)},
         )
 
     def finish_turn(
@@ -433,12 +432,21 @@ class Spans:
     def finish_call(
         self, span: Any, tool: Any, result: Any, error_type: str | None, exc: BaseException | None
     ) -> None:
-        """Set a direct tool call's closing attributes."""
+        """Set a direct tool call's closing attributes.
+
+        Its stop reason is a turn's, but for the timeout a direct call does not have:
+        ``completed``, ``error`` (an exception) or ``cancelled`` (a cancellation, a stream
+        closed early).
+        """
         if tool.is_generator:
             values = len(result) if isinstance(result, list) else 0
         else:
             values = 1 if error_type is None and exc is None else 0
         span.set_attribute(sc.PYGENTS_TURN_VALUES, values)
+        span.set_attribute(
+            sc.PYGENTS_TURN_STOP_REASON,
+            (_COMPLETED if exc is None else _ERROR if error_type is not None else _CANCELLED).value,
+        )
         if error_type is not None:
             self.mark_error(span, error_type, exc)
         elif self.capture.enabled and not tool.is_generator and exc is None:

@@ -293,6 +293,12 @@ class Agent:
     def __len__(self) -> int:
         return len(self._queue)
 
+    def __bool__(self) -> bool:
+        # Always true: an agent is a thing, not a collection. Without this, ``__len__`` would
+        # make an agent with an empty queue (e.g. while it runs its last turn) falsy, and
+        # ``if current_agent():`` would wrongly read as "no agent".
+        return True
+
     def __repr__(self) -> str:
         return f"Agent(name={self._name!r}, tools={list(self._tools)!r})"
 

@@ -44,7 +44,7 @@ class Container(Generic[T]):
     hooks: list[Any]
     _tags: frozenset[str]
     name: str | None
-    limit: int | None
+    _limit: int | None
     _owner: str | None
     _items: Any
 
@@ -87,7 +87,7 @@ class Container(Generic[T]):
         return iter(list(self._values()))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(limit={self.limit}, len={len(self)})"
+        return f"{type(self).__name__}(limit={self._limit}, len={len(self)})"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the container as a plain dict: limit, items, hooks by type, tags (and name).
@@ -96,7 +96,7 @@ class Container(Generic[T]):
         ``{"before_append": ["audit"]}``; ``"name"`` is present only when set.
         """
         data: dict[str, Any] = {
-            "limit": self.limit,
+            "limit": self._limit,
             "items": [item.to_dict() for item in self._values()],
             "hooks": _serde.hooks_to(self.hooks),
             "tags": sorted(self._tags),

@@ -71,9 +71,32 @@ class ContextPool(Container[T]):
         hooks: Iterable[Any] | None = None,
         name: str | None = None,
     ) -> None:
-        self.limit = check_limit(limit, "ContextPool", allow_none=True)
+        self._limit = check_limit(limit, "ContextPool", allow_none=True)
         self._items: dict[str, ContextItem[T]] = {}
         self._init_common(hooks, tags, name)
+
+    @property
+    def limit(self) -> int | None:
+        """The most items kept (>= 1), or None for no bound.
+
+        Assigning validates like the constructor. A smaller limit applies at once: only the
+        newest ``limit`` items are kept, no hook fires and nothing counts as evicted (as
+        ``branch(limit=...)`` does); read ``items`` first to keep what would be dropped.
+
+        Raises:
+            TypeError: the new limit is neither an int nor None.
+            ValueError: the new limit is below 1 (``limit must be >= 1``).
+        """
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int | None) -> None:
+        limit = check_limit(value, "ContextPool", allow_none=True)
+        self._limit = limit
+        items = self.__dict__.get("_items")  # absent if a subclass sets it before __init__
+        if limit is not None and items is not None and len(items) > limit:
+            for key in list(items)[: len(items) - limit]:
+                del items[key]
 
     def _values(self) -> Iterable[ContextItem[T]]:
         return self._items.values()
@@ -83,7 +106,9 @@ class ContextPool(Container[T]):
 
         When the pool is full and the id is new, the oldest item is evicted first
         (``ON_EVICT``), then ``BEFORE_ADD`` fires, the item is stored and ``AFTER_ADD`` fires.
-        A ``BEFORE_ADD`` hook that raises stops the add; an eviction already made stands.
+        A ``BEFORE_ADD`` hook that raises stops the add; an eviction already made stands. An
+        ``ON_EVICT`` hook that raises does not stop anything: the oldest item goes, the add
+        goes on (its hooks fire), then that exception propagates.
 
         Raises:
             TypeError: ``item`` is not a ``ContextItem``.
@@ -98,25 +123,39 @@ class ContextPool(Container[T]):
                 "items without an id belong in a ContextQueue"
             )
         items = self._items
+        limit = self._limit
         if not (self.hooks or _POOL_GLOBALS):
-            if self.limit is not None and item.id not in items and len(items) >= self.limit:
+            if limit is not None and item.id not in items and len(items) >= limit:
                 del items[next(iter(items))]
             items[item.id] = item
             return
         # The original's order: the eviction (ON_EVICT, while the oldest is still there, then
         # its removal) comes before BEFORE_ADD, which sees the pool as the item will join it.
         # So a BEFORE_ADD veto stops the add, not an eviction already made.
-        if self.limit is not None and item.id not in items and len(items) >= self.limit:
+        error: Exception | None = None
+        if limit is not None and item.id not in items and len(items) >= limit:
             oldest = next(iter(items.values()))
             if self.hooks or _G_EVICT:
-                await self._fire(ContextPoolHook.ON_EVICT, oldest)
+                try:
+                    await self._fire(ContextPoolHook.ON_EVICT, oldest)
+                except Exception as exc:
+                    # The eviction happens anyway, and so does the add; then the error is
+                    # raised (an ON_* hook reports a change, it does not veto it).
+                    error = exc
             items.pop(oldest.id, None)  # type: ignore[arg-type]
         # Each event is tested against its own global list (one nobody listens to is skipped).
-        if self.hooks or _G_BEFORE_ADD:
-            await self._fire(ContextPoolHook.BEFORE_ADD, item)
-        items[item.id] = item
-        if self.hooks or _G_AFTER_ADD:
-            await self._fire(ContextPoolHook.AFTER_ADD, item)
+        try:
+            if self.hooks or _G_BEFORE_ADD:
+                await self._fire(ContextPoolHook.BEFORE_ADD, item)
+            items[item.id] = item
+            if self.hooks or _G_AFTER_ADD:
+                await self._fire(ContextPoolHook.AFTER_ADD, item)
+        except Exception as later:
+            if error is not None and later.__context__ is None:
+                later.__context__ = error
+            raise
+        if error is not None:
+            raise error
 
     @overload
     def get(self, id: str) -> ContextItem[T]: ...
@@ -204,8 +243,8 @@ class ContextPool(Container[T]):
         child.hooks = list(chosen) if chosen is not None else []
         child.name = self.name
         snapshot = list(self._items.values())
-        if child.limit is not None:
-            snapshot = snapshot[-child.limit :]
+        if child._limit is not None:
+            snapshot = snapshot[-child._limit :]
         child._items = {item.id: item for item in snapshot}  # type: ignore[misc]
         return child
 

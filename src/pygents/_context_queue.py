@@ -67,15 +67,41 @@ class ContextQueue(Container[T]):
         hooks: Iterable[Any] | None = None,
         name: str | None = None,
     ) -> None:
-        self.limit: int = check_limit(limit, "ContextQueue", allow_none=False)  # type: ignore[assignment]
+        self._limit: int = check_limit(limit, "ContextQueue", allow_none=False)  # type: ignore[assignment]
         self._items: deque[ContextItem[T]] = deque()
         self._init_common(hooks, tags, name)
+
+    @property
+    def limit(self) -> int:
+        """The most items kept (>= 1).
+
+        Assigning validates like the constructor. A smaller limit applies at once: only the
+        newest ``limit`` items are kept, no hook fires and nothing counts as evicted (as when
+        assigning ``items``); read ``items`` first to keep what would be dropped.
+
+        Raises:
+            TypeError: the new limit is not an int.
+            ValueError: the new limit is below 1 (``limit must be >= 1``).
+        """
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        limit: int = check_limit(value, "ContextQueue", allow_none=False)  # type: ignore[assignment]
+        self._limit = limit
+        items = self.__dict__.get("_items")  # absent if a subclass sets it before __init__
+        while items and len(items) > limit:
+            items.popleft()
 
     def _values(self) -> Iterable[ContextItem[T]]:
         return self._items
 
     async def append(self, *items: ContextItem[T]) -> None:
         """Append items, evicting the oldest past the limit.
+
+        An ``ON_EVICT`` hook that raises does not stop the append: every item is appended,
+        every eviction made and reported, ``AFTER_APPEND`` fires, then the first such
+        exception propagates.
 
         Raises:
             TypeError: an argument is not a ``ContextItem`` (nothing is appended).
@@ -89,14 +115,29 @@ class ContextQueue(Container[T]):
         if hooks or _G_BEFORE_APPEND:
             await self._fire(ContextQueueHook.BEFORE_APPEND, list(items), list(self._items))
         queue = self._items
+        limit = self._limit
+        error: Exception | None = None
         for item in items:
-            if len(queue) >= self.limit:
+            if len(queue) >= limit:
                 evicted = queue.popleft()
                 if hooks or _G_EVICT:
-                    await self._fire(ContextQueueHook.ON_EVICT, evicted)
+                    try:
+                        await self._fire(ContextQueueHook.ON_EVICT, evicted)
+                    except Exception as exc:
+                        # The eviction has happened: finish the append (later evictions still
+                        # report), then raise the first such error.
+                        if error is None:
+                            error = exc
             queue.append(item)
         if hooks or _G_AFTER_APPEND:
-            await self._fire(ContextQueueHook.AFTER_APPEND, list(items), list(queue))
+            try:
+                await self._fire(ContextQueueHook.AFTER_APPEND, list(items), list(queue))
+            except Exception as later:
+                if error is not None and later.__context__ is None:
+                    later.__context__ = error
+                raise
+        if error is not None:
+            raise error
 
     async def clear(self) -> None:
         """Remove every item."""
@@ -123,7 +164,7 @@ class ContextQueue(Container[T]):
         for item in new:
             if not isinstance(item, ContextItem):
                 raise _not_an_item(item, "ContextQueue.items")
-        self._items = deque(new[-self.limit :])
+        self._items = deque(new[-self._limit :])
 
     def history(self, last: int | None = None) -> str:
         """Return the contents as text: ``str(item.content)`` per line, oldest first.
@@ -170,7 +211,7 @@ class ContextQueue(Container[T]):
             name=self.name,
         )
         snapshot = list(self._items)
-        child._items.extend(snapshot[-child.limit :])
+        child._items.extend(snapshot[-child._limit :])
         return child
 
     @classmethod
@@ -191,5 +232,5 @@ class ContextQueue(Container[T]):
             _serde.nested(where, f"'items'[{i}]", ContextItem.from_dict, raw)
             for i, raw in enumerate(items)
         ]
-        queue._items.extend(built[-queue.limit :])
+        queue._items.extend(built[-queue._limit :])
         return queue

@@ -3,6 +3,11 @@
 The call is checked against the tool's input schema (``_validate``) before anything is built,
 so a bad call never yields a partial turn. Valid JSON values are then turned into what the
 annotations ask for (an ``Enum`` member, a tuple, a set, a dataclass, a Pydantic model).
+
+The arguments come from a model, so they are hostile until checked: their nesting depth is
+measured (without recursion) before any recursive walk, and the error lists at most
+``MAX_PROBLEMS`` problems, each path and message shortened, so its size never grows with the
+payload's.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from ._types import Tool
 from ._validate import json_type, problems
 from .errors import ToolCallError, short_repr
 
-__all__ = ["call_name", "resolve", "turn_from_call"]
+__all__ = ["MAX_DEPTH", "MAX_PROBLEMS", "call_name", "resolve", "turn_from_call"]
+
+#: The deepest nesting of arrays and objects accepted in a call's arguments (the arguments
+#: object itself is level 1). The walks below recurse about three frames per level, so this
+#: leaves most of Python's default recursion limit to the caller.
+MAX_DEPTH = 100
+#: The most problems a ``ToolCallError`` lists; its message counts the rest.
+MAX_PROBLEMS = 10
+_MAX_PATH = 100  # characters of a problem's path kept in the error
+_MAX_TEXT = 500  # characters of a problem's message kept in the error
 
 
 def call_name(tool: Tool) -> str:
@@ -39,12 +53,14 @@ def resolve(name: Any, tools: Iterable[Tool] | None) -> Tool:
 
     Raises:
         ToolCallError: no such tool, or it is not among ``tools``.
+        TypeError: ``tools`` is not a collection of tools (a bare string, say).
     """
+    listed_tools = ToolRegistry.all() if tools is None else _checked_tools(tools)
     if not isinstance(name, str) or not name:
         raise ToolCallError.from_problems(
             str(name), [("", f"the tool name must be a non-empty string, got {short_repr(name)}")]
         )
-    available = {call_name(t): t for t in (ToolRegistry.all() if tools is None else tools)}
+    available = {call_name(t): t for t in listed_tools}
     for candidate in (name, name.replace("-", ".")):
         found = available.get(candidate)
         if found is not None:
@@ -55,6 +71,20 @@ def resolve(name: Any, tools: Iterable[Tool] | None) -> Tool:
     else:
         why = f"there is no tool named {short_repr(name)}"
     raise ToolCallError.from_problems(name, [("", f"{why}. Available tools: {listed}.")])
+
+
+def _checked_tools(tools: Any) -> list[Tool]:
+    """``tools`` as a list, or a ``TypeError``: a mistake in the caller's code, not the model's."""
+    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+        raise TypeError(f"turn_from_call: tools must be a list of tools, got {short_repr(tools)}")
+    checked = list(tools)  # it may be a generator
+    for t in checked:
+        if not isinstance(getattr(getattr(t, "metadata", None), "name", None), str):
+            raise TypeError(
+                f"turn_from_call: {short_repr(t)} in tools= is not a tool; pass the tools "
+                f"themselves (functions decorated with @tool()), not their names"
+            )
+    return checked
 
 
 def turn_from_call(
@@ -81,17 +111,22 @@ def turn_from_call(
 
     Raises:
         ToolCallError: the tool is unknown or not among ``tools``, the arguments are not a
-            JSON object, or arguments are missing, unknown or of the wrong type; the message
-            lists every problem by path, in words a model can act on.
+            JSON object or nest deeper than ``MAX_DEPTH`` levels, or arguments are missing,
+            unknown or of the wrong type; the message lists the problems by path (the first
+            ``MAX_PROBLEMS``, then how many more), in words a model can act on.
+        TypeError: ``tools`` is not a collection of tools (a bare string, say).
     """
     tool = resolve(name, tools)
     spec = tool.metadata.spec
     value = _decode(name, arguments)
     schema = spec.input_schema
-    value = _drop_nulls(value, schema, schema)
-    found = problems(value, schema)
+    try:
+        value = _drop_nulls(value, schema, schema)
+        found = problems(value, schema)
+    except RecursionError:  # the depth is bounded; this is for a caller already deep in the stack
+        raise _too_deep(name) from None
     if found:
-        raise ToolCallError.from_problems(name, found)
+        raise _error(name, found)
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for param in spec.params:
@@ -117,6 +152,8 @@ def _decode(name: str, arguments: Any) -> dict[str, Any]:
             return {}
         try:
             arguments = json.loads(arguments, parse_constant=_no_constant)
+        except RecursionError:  # the parser's own limit, below MAX_DEPTH's on some Pythons
+            raise _too_deep(name) from None
         except ValueError as exc:
             raise ToolCallError.from_problems(
                 name,
@@ -137,7 +174,65 @@ def _decode(name: str, arguments: Any) -> dict[str, Any]:
             name,
             [("", f"the arguments must be one JSON object, got {_a(json_type(arguments))}")],
         )
+    if _depth_exceeds(arguments, MAX_DEPTH):
+        raise _too_deep(name)
     return dict(arguments)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` in ``value`` (level 1).
+
+    Iterative, and it stops at the limit, so a 100k-deep payload (or a dict that contains
+    itself) costs no stack and no more than one pass over the values within the limit.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, Mapping) else node:
+            if isinstance(child, Mapping | list | tuple):
+                if depth == limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _too_deep(name: str) -> ToolCallError:
+    return ToolCallError.from_problems(
+        name,
+        [
+            (
+                "",
+                f"the arguments nest arrays and objects more than {MAX_DEPTH} levels deep; "
+                f"send flatter values",
+            )
+        ],
+    )
+
+
+def _error(name: str, found: list[tuple[str, str]]) -> ToolCallError:
+    """The error for ``found``: at most ``MAX_PROBLEMS``, each shortened, the rest counted."""
+    shown = [
+        (_clip(path, _MAX_PATH), _clip(text, _MAX_TEXT)) for path, text in found[:MAX_PROBLEMS]
+    ]
+    if len(found) <= MAX_PROBLEMS:
+        return ToolCallError.from_problems(name, shown)
+    rest = len(found) - len(shown)
+    lines = [
+        f"Tool call {short_repr(name)} was not run: {len(found)} problems with its arguments;"
+        f" the first {len(shown)}:",
+        *(f"- {path}: {text}" if path else f"- {text}" for path, text in shown),
+        f"- and {rest} more, not listed",
+        "Fix every argument listed (and any like them) and call the tool again.",
+    ]
+    return ToolCallError("\n".join(lines), tool_name=name, problems=shown)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut in the middle to ``limit`` characters: a huge key keeps both its ends."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 3
+    return f"{text[: keep - keep // 2]}...{text[len(text) - keep // 2 :]}"
 
 
 def _a(kind: str) -> str:

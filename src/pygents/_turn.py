@@ -40,6 +40,19 @@ def _resolve_tool(tool: Any) -> Any:
     )
 
 
+def _timer_seconds(value: int | float) -> float:
+    """``value`` as the float a timer uses: ``inf`` for an int too large for a float.
+
+    The one rule for what a timer can use, shared by the constructor (which refuses a number
+    it makes ``inf`` from a finite value, such as ``10**400``) and ``from_dict`` (which
+    refuses every non-finite value).
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def _check_timeout(timeout: Any) -> float | None:
     if timeout is None:
         return None
@@ -48,7 +61,14 @@ def _check_timeout(timeout: Any) -> float | None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float):
             raise TypeError(f"Turn timeout must be a number of seconds or None, got {timeout!r}")
     if not timeout > 0:
-        raise ValueError(f"Turn timeout must be > 0 seconds, got {timeout!r}")
+        raise ValueError(f"Turn timeout must be > 0 seconds, got {_serde.short(timeout)}")
+    # ``math.inf`` is kept (asyncio's timers take it: no deadline, as None); a finite number
+    # beyond the floats (10**400) would fail only when the turn runs, so it is refused here.
+    if cls is not float and _timer_seconds(timeout) == math.inf:
+        raise ValueError(
+            f"Turn timeout must be a number of seconds a timer can use (at most about "
+            f"1.8e308), got {_serde.short(timeout)}: pass None for no deadline"
+        )
     return timeout  # type: ignore[no-any-return]
 
 
@@ -60,7 +80,7 @@ class Turn(Generic[T]):
 
     Args:
         tool: a tool, or the name it is registered under.
-        timeout: seconds the tool may run (default 60); None for no limit.
+        timeout: seconds the tool may run (default 60); None (or ``math.inf``) for no limit.
         args: positional arguments; callables among them are called at run time.
         kwargs: keyword arguments; callable values are called at run time.
         tags: tags matched by tag-filtered global hooks.
@@ -68,7 +88,7 @@ class Turn(Generic[T]):
     Raises:
         UnregisteredToolError: ``tool`` is a name no tool is registered under.
         TypeError: ``tool`` is not a tool, or an argument has the wrong type.
-        ValueError: ``timeout`` is not positive.
+        ValueError: ``timeout`` is not positive, or too large for a timer (``10**400``).
     """
 
     __slots__ = (
@@ -247,7 +267,10 @@ class Turn(Generic[T]):
 
     @property
     def timeout(self) -> float | None:
-        """Seconds the tool may run, or None (read-only while running)."""
+        """Seconds the tool may run, or None (read-only while running).
+
+        Assigning validates like the constructor (``TypeError``, ``ValueError``).
+        """
         return self._timeout
 
     @timeout.setter
@@ -303,7 +326,8 @@ class Turn(Generic[T]):
         """Return the turn as a plain dict (hooks by type and name, the output).
 
         Arguments and the output are written as they are: the dict goes through ``json`` when
-        they are JSON data.
+        they are JSON data. A ``math.inf`` timeout is written as None (both mean no deadline,
+        and JSON has no infinity).
 
         Raises:
             SerializationError: an argument is a callable (dynamic arguments cannot be saved).
@@ -323,7 +347,7 @@ class Turn(Generic[T]):
             "tool_name": name,
             "args": list(self._args),
             "kwargs": dict(self._kwargs),
-            "timeout": self._timeout,
+            "timeout": None if self._timeout == math.inf else self._timeout,
             "tags": sorted(self._tags),
             "hooks": _serde.hooks_to(self._hooks or ()),
             "metadata": self.metadata.dict(),
@@ -404,11 +428,7 @@ def _usable_timeout(value: Any, where: str) -> Any:
     """A serialized timeout, refused when no timer can use it (NaN, infinite, huge)."""
     if value is None or isinstance(value, bool):
         return value
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds):
+    if not math.isfinite(_timer_seconds(value)):
         raise SerializationError(
             f"{where}: field 'timeout' must be a finite number of seconds, got "
             f"{_serde.short(value)}"

@@ -240,11 +240,52 @@ def _array(
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         yield path, f"takes at most {schema['maxItems']} items, got {len(value)}"
     if schema.get("uniqueItems"):
+        yield from _repeats(value, path)
+
+
+def _repeats(value: list[Any] | tuple[Any, ...], path: str) -> Iterator[Problem]:
+    """``uniqueItems``: each item equal to an earlier one, naming the first such item.
+
+    Linear: items are keyed by their JSON value (``_key``), so a model sending a huge array
+    costs no quadratic walk. An item with no such key (not JSON data) makes the check compare
+    pairwise with ``_equal``, which the keys agree with.
+    """
+    try:
+        keys = [_key(item) for item in value]
+    except TypeError:
         for i in range(len(value)):
             for j in range(i):
                 if _equal(value[i], value[j]):
                     yield _join(path, i), f"repeats item {j}; items must be unique"
                     break
+        return
+    first: dict[Any, int] = {}
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        if j != i:
+            yield _join(path, i), f"repeats item {j}; items must be unique"
+
+
+def _key(value: Any) -> Any:
+    """A hashable key equal for two JSON values exactly when ``_equal`` says they are equal.
+
+    Raises:
+        TypeError: ``value`` is not JSON data (the caller then compares pairwise).
+    """
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, int | float):
+        # 1 and 1.0 are one key (equal, with equal hashes); NaN equals nothing, itself included.
+        return ("n", value) if value == value else ("nan", object())
+    if isinstance(value, str):
+        return ("s", value)
+    if value is None:
+        return ("z",)
+    if isinstance(value, list | tuple):
+        return ("l", tuple(_key(item) for item in value))
+    if isinstance(value, dict):
+        return ("d", frozenset((k, _key(v)) for k, v in value.items()))
+    raise TypeError(type(value).__name__)
 
 
 def _string(value: str, schema: dict[str, Any], path: str) -> Iterator[Problem]:

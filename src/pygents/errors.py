@@ -18,14 +18,17 @@ The tree::
     │   └── CheckpointError
     │           a stored checkpoint is corrupt, hostile or names what is not registered
     ├── CheckpointStoreError (also OSError)
-    │       a checkpoint store failed to read or write (a service stops on it)
+    │   │   a checkpoint store failed to read or write (a service stops on it)
+    │   └── LeaseLostError (in pygents.redis)
+    │           a worker saved an agent whose lease another worker now holds
     └── ToolCallError (also ValueError)
             a model's tool call names no available tool or has invalid arguments
 
 Misuse of the API keeps the built-in exceptions the seeds promise: ``TypeError`` (a sync
 function passed to ``@tool``/``@hook``, fixed kwargs the function does not accept, a non
 ``ContextItem`` appended) and ``ValueError`` (a duplicate registry name, an empty hook type
-list, a tool outside the agent's set, a pool item without id or description, a limit below 1).
+list, a tool outside the agent's set, a pool item without id or description, a limit below 1,
+a turn timeout that is not positive or too large for a timer).
 """
 
 from __future__ import annotations

@@ -1388,3 +1388,183 @@ class TestMessagePhrases:
         with pytest.raises(SerializationError) as info:
             ContextQueue.from_dict({"limit": -(10**4000)})
         assert len(str(info.value)) < 300
+
+
+# --------------------------------------------------------------------------- limit assignment
+
+
+class TestLimitAssignment:
+    """``limit`` assigned after construction: validated like the constructor, applied at once."""
+
+    @pytest.mark.parametrize("cls", [ContextQueue, ContextPool])
+    @pytest.mark.parametrize(
+        ("bad", "error"),
+        [(0, ValueError), (-3, ValueError), ("x", TypeError), (2.5, TypeError), (True, TypeError)],
+    )
+    def test_invalid_limit_raises_as_the_constructor_does(
+        self, cls: type, bad: Any, error: type[Exception]
+    ) -> None:
+        container = cls(limit=4)
+        with pytest.raises(error) as from_setter:
+            container.limit = bad
+        with pytest.raises(error) as from_constructor:
+            cls(limit=bad)
+        assert str(from_setter.value) == str(from_constructor.value)
+        assert container.limit == 4  # unchanged
+
+    def test_queue_refuses_none_pool_accepts_it(self) -> None:
+        q = ContextQueue(limit=2)
+        with pytest.raises(TypeError, match="ContextQueue limit must be an int"):
+            q.limit = None  # type: ignore[assignment]
+        pool = ContextPool(limit=2)
+        pool.limit = None
+        assert pool.limit is None
+
+    async def test_shrinking_a_queue_keeps_the_newest_without_hooks(self) -> None:
+        q = ContextQueue(limit=10)
+        await q.append(*items(*range(10)))
+        fired: list[Any] = []
+
+        @q.on_evict
+        async def on_evict(queue: ContextQueue, item: ContextItem) -> None:
+            fired.append(item.content)
+
+        q.limit = 3
+        assert contents(q) == [7, 8, 9] and repr(q) == "ContextQueue(limit=3, len=3)"
+        assert fired == []  # trimming is not an eviction
+        await q.append(ContextItem("new"))
+        assert contents(q) == [8, 9, "new"] and fired == [7]
+
+    async def test_growing_a_queue_keeps_more(self) -> None:
+        q = ContextQueue(limit=2)
+        await q.append(*items("a", "b"))
+        q.limit = 3
+        await q.append(ContextItem("c"))
+        assert contents(q) == ["a", "b", "c"]
+
+    async def test_shrinking_a_pool_keeps_the_newest_without_hooks(self) -> None:
+        pool = ContextPool(limit=5)
+        for name in "abcde":
+            await pool.add(doc(name))
+        fired: list[Any] = []
+
+        @pool.on_evict
+        async def on_evict(p: ContextPool, item: ContextItem) -> None:
+            fired.append(item.id)
+
+        pool.limit = 2
+        assert [i.id for i in pool.items] == ["d", "e"] and fired == []
+        await pool.add(doc("f"))
+        assert [i.id for i in pool.items] == ["e", "f"] and fired == ["d"]
+
+    async def test_a_limited_pool_after_the_setter_adds_without_error(self) -> None:
+        # Before the fix, limit = 0 made add() fail with "coroutine raised StopIteration".
+        pool = ContextPool()
+        pool.limit = 1
+        await pool.add(doc("a"))
+        await pool.add(doc("b"))
+        assert [i.id for i in pool.items] == ["b"]
+
+
+# --------------------------------------------------------------------------- on_evict raising
+
+
+class TestOnEvictRaising:
+    """An ``on_evict`` hook reports a change that has happened: the append/add completes."""
+
+    async def test_queue_append_completes_then_raises(self) -> None:
+        q = ContextQueue(limit=2)
+        await q.append(*items("a", "b"))
+        seen: list[Any] = []
+
+        @q.on_evict
+        async def archive(queue: ContextQueue, item: ContextItem) -> None:
+            seen.append(item.content)
+            raise RuntimeError("archive down")
+
+        @q.after_append
+        async def after(queue: ContextQueue, new: list, current: list) -> None:
+            seen.append(("after", [i.content for i in current]))
+
+        with pytest.raises(RuntimeError, match="archive down"):
+            await q.append(*items("c", "d"))
+        assert contents(q) == ["c", "d"]
+        # Every eviction reported, after_append fired, then the first error raised.
+        assert seen == ["a", "b", ("after", ["c", "d"])]
+
+    async def test_queue_after_append_error_chains_the_evict_error(self) -> None:
+        q = ContextQueue(limit=1)
+        await q.append(ContextItem("a"))
+
+        @q.on_evict
+        async def archive(queue: ContextQueue, item: ContextItem) -> None:
+            raise RuntimeError("archive down")
+
+        @q.after_append
+        async def after(queue: ContextQueue, new: list, current: list) -> None:
+            raise KeyError("after")
+
+        with pytest.raises(KeyError) as caught:
+            await q.append(ContextItem("b"))
+        assert isinstance(caught.value.__context__, RuntimeError)
+        assert contents(q) == ["b"]
+
+    async def test_pool_add_completes_then_raises(self) -> None:
+        pool = ContextPool(limit=2)
+        await pool.add(doc("a"))
+        await pool.add(doc("b"))
+        seen: list[Any] = []
+
+        @pool.on_evict
+        async def archive(p: ContextPool, item: ContextItem) -> None:
+            seen.append(("evict", item.id))
+            raise RuntimeError("archive down")
+
+        @pool.after_add
+        async def after(p: ContextPool, item: ContextItem) -> None:
+            seen.append(("after", item.id))
+
+        with pytest.raises(RuntimeError, match="archive down"):
+            await pool.add(doc("c"))
+        assert [i.id for i in pool.items] == ["b", "c"]
+        assert seen == [("evict", "a"), ("after", "c")]
+
+    async def test_pool_before_add_veto_still_wins_and_chains(self) -> None:
+        pool = ContextPool(limit=1)
+        await pool.add(doc("a"))
+
+        @pool.on_evict
+        async def archive(p: ContextPool, item: ContextItem) -> None:
+            raise RuntimeError("archive down")
+
+        @pool.before_add
+        async def veto(p: ContextPool, item: ContextItem) -> None:
+            raise PermissionError("no")
+
+        with pytest.raises(PermissionError) as caught:
+            await pool.add(doc("b"))
+        assert isinstance(caught.value.__context__, RuntimeError)
+        assert len(pool) == 0  # the eviction stands, the add was vetoed
+
+    @pytest.mark.parametrize("kind", ["queue", "pool"])
+    async def test_both_containers_agree(self, kind: str) -> None:
+        # limit=2 holding [a, b], one more in, on_evict raising: both end as [b, c].
+        container: Any
+        if kind == "queue":
+            container = ContextQueue(limit=2)
+            await container.append(ContextItem("a", "a", "a"), ContextItem("b", "b", "b"))
+        else:
+            container = ContextPool(limit=2)
+            await container.add(ContextItem("a", "a", "a"))
+            await container.add(ContextItem("b", "b", "b"))
+
+        @container.on_evict
+        async def archive(c: Any, item: ContextItem) -> None:
+            raise RuntimeError("archive down")
+
+        with pytest.raises(RuntimeError):
+            if kind == "queue":
+                await container.append(ContextItem("c", "c", "c"))
+            else:
+                await container.add(ContextItem("c", "c", "c"))
+        assert [i.content for i in container.items] == ["b", "c"]

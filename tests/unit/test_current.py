@@ -456,3 +456,26 @@ async def test_isolation_between_concurrent_direct_tool_calls():
         ("left", left),
         ("right", right),
     ]
+
+
+async def test_an_agent_is_truthy_while_it_runs_its_last_turn():
+    # The "Who is running?" pattern of docs/concepts/hooks.md: the last queued turn runs with
+    # the agent's queue empty, and `if current_agent():` must still see the agent.
+    lines = []
+
+    @tool()
+    async def lookup(key: str) -> str:
+        return key.upper()
+
+    @hook(ToolHook.BEFORE_INVOKE)
+    async def trace_calls(*args: object, **kwargs: object) -> None:
+        agent, turn = current_agent(), current_turn()
+        name = turn.tool.metadata.name if turn else "-"
+        lines.append(f"{agent.name if agent else '-'} runs {name}{kwargs}")
+
+    agent = Agent("librarian", "Looks things up", [lookup])
+    assert not len(agent) and bool(agent)  # empty queue, still true
+    await agent.put(Turn("lookup", kwargs={"key": "abc"}))
+    assert await drain(agent) == ["ABC"]
+    await lookup(key="direct")
+    assert lines == ["librarian runs lookup{'key': 'abc'}", "- runs -{'key': 'direct'}"]

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from tool_types import CASES, Address, Color, Item, Opaque, Point, Tree
 
-from pygents import Agent, ContextPool, ContextQueue, Turn, tool
+from pygents import Agent, ContextPool, ContextQueue, Turn, _validate, tool
 from pygents._schema import docstring_parameters, schema_of, summary_of
 from pygents._validate import problems
 
@@ -285,3 +285,58 @@ def test_a_tree_value_validates() -> None:
 
 def test_point_positional_values() -> None:
     assert problems({"x": 1}, schema_of(Point)) == []
+
+
+UNIQUE_CASES = [
+    [1, 2, 3],
+    [1, 1.0],  # equal in JSON
+    [True, 1],  # not equal: a boolean is not a number
+    [False, 0, None, ""],
+    [[1, 2], [1, 2]],
+    [[1, 2], [2, 1]],
+    [{"a": 1, "b": [1]}, {"b": [1.0], "a": 1}],
+    [{"a": 1}, {"a": True}],
+    [float("nan"), 1],
+    ["x", "y", "x", "z", "y"],
+]
+
+
+@pytest.mark.parametrize("value", UNIQUE_CASES, ids=repr)
+def test_unique_items_answers_as_jsonschema_and_names_the_first_repeat(value: list[Any]) -> None:
+    schema = check({"type": "array", "uniqueItems": True})
+    ours = problems(value, schema)
+    assert (not ours) == META(schema).is_valid(value), (value, ours)
+    expected = []
+    for i, item in enumerate(value):
+        for j in range(i):
+            if _validate._equal(item, value[j]):
+                expected.append((f"[{i}]", f"repeats item {j}; items must be unique"))
+                break
+    assert ours == expected
+
+
+def test_unique_items_of_a_huge_array_take_no_pairwise_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A model may send a set[...] argument of 100k items: the check is linear (items keyed by
+    # their JSON value), not the ~5e9 pairwise comparisons that took hours.
+    calls = 0
+    real = _validate._equal
+
+    def counting(a: Any, b: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(a, b)
+
+    monkeypatch.setattr(_validate, "_equal", counting)
+    schema = {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}
+    assert problems(list(range(100_000)), schema) == []
+    assert problems([*range(100_000), 5], schema) == [
+        ("[100000]", "repeats item 5; items must be unique")
+    ]
+    assert calls == 0
+    # Something that is not JSON data falls back to pairwise comparison, and still answers.
+    assert problems([object(), 1, 1], {"uniqueItems": True}) == [
+        ("[2]", "repeats item 1; items must be unique")
+    ]
+    assert calls > 0

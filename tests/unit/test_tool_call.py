@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from typing import Any
 
 import pytest
 from tool_types import Address, Color, Item, Level, Point, Tree
 
-from pygents import Agent, ContextQueue, ToolCallError, Turn, tool, turn_from_call
+from pygents import Agent, ContextQueue, ToolCallError, Turn, _tool_call, tool, turn_from_call
+from pygents._tool_call import MAX_DEPTH, MAX_PROBLEMS
 
 
 def make_tools() -> tuple[Any, Any]:
@@ -182,3 +184,134 @@ async def test_the_error_pickles() -> None:
         turn_from_call("book", "{}")
     again = pickle.loads(pickle.dumps(caught.value))
     assert str(again) == str(caught.value) and again.problems == caught.value.problems
+
+
+# --------------------------------------------------------------------------- hostile payloads
+# The arguments come from a model: whatever they are, the answer is a ToolCallError of bounded
+# size (never a RecursionError, never a message that grows with the payload).
+
+
+def make_list_tool() -> Any:
+    @tool()
+    async def count(xs: list[int]) -> int:
+        return len(xs)
+
+    return count
+
+
+def nested(levels: int) -> Any:
+    """``{"xs": [[...]]}`` nesting ``levels`` containers in all, built without recursion."""
+    value: Any = []
+    for _ in range(levels - 2):
+        value = [value]
+    return {"xs": value}
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+async def test_arguments_nested_100k_deep_are_refused_not_a_recursion_error(
+    as_json: bool,
+) -> None:
+    make_list_tool()
+    deep = 100_000
+    arguments: Any = '{"xs": ' + "[" * deep + "]" * deep + "}" if as_json else nested(deep)
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("count", arguments)
+    assert str(caught.value) == (
+        "Tool call 'count' was not run: the arguments nest arrays and objects more than "
+        f"{MAX_DEPTH} levels deep; send flatter values"
+    )
+
+
+async def test_nesting_up_to_the_limit_is_checked_as_before() -> None:
+    make_list_tool()
+    with pytest.raises(ToolCallError, match=r"- xs\[0\]: expected an integer, got an array"):
+        turn_from_call("count", json.dumps(nested(MAX_DEPTH)))  # validated, not refused
+    with pytest.raises(ToolCallError, match=f"more than {MAX_DEPTH} levels deep"):
+        turn_from_call("count", json.dumps(nested(MAX_DEPTH + 1)))
+
+
+async def test_arguments_that_contain_themselves_are_refused() -> None:
+    make_list_tool()
+    arguments: dict[str, Any] = {}
+    arguments["xs"] = [arguments]
+    with pytest.raises(ToolCallError, match="levels deep"):
+        turn_from_call("count", arguments)
+
+
+async def test_a_recursion_error_while_checking_becomes_the_same_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Within the depth limit the walks fit the stack, unless the caller is itself deep in it.
+    make_list_tool()
+
+    def overflow(value: Any, schema: Any) -> Any:
+        raise RecursionError
+
+    monkeypatch.setattr(_tool_call, "problems", overflow)
+    with pytest.raises(ToolCallError, match="levels deep"):
+        turn_from_call("count", {"xs": [1]})
+
+
+async def test_100k_wrong_items_make_a_short_message_naming_the_first() -> None:
+    make_list_tool()
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("count", {"xs": ["a"] * 100_000})
+    text = str(caught.value)
+    assert len(text) < 2_000
+    lines = text.splitlines()
+    assert lines[0] == (
+        f"Tool call 'count' was not run: 100000 problems with its arguments; "
+        f"the first {MAX_PROBLEMS}:"
+    )
+    assert lines[1] == '- xs[0]: expected an integer, got a string "a"'
+    assert lines[-2] == f"- and {100_000 - MAX_PROBLEMS} more, not listed"
+    assert caught.value.problems[0] == ("xs[0]", 'expected an integer, got a string "a"')
+    assert len(caught.value.problems) == MAX_PROBLEMS
+
+
+async def test_many_unknown_keys_make_a_short_message() -> None:
+    make_list_tool()
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("count", {f"key{i}": i for i in range(10_000)})
+    text = str(caught.value)
+    assert len(text) < 2_000
+    assert "10001 problems" in text  # the missing xs, and every unknown key
+    assert "- xs: missing required argument" in text
+    assert "- key0: unknown argument; allowed: xs" in text
+    assert f"- and {10_001 - MAX_PROBLEMS} more, not listed" in text
+
+
+async def test_a_huge_key_is_shortened_in_the_message_and_the_problems() -> None:
+    make_list_tool()
+    key = "k" * 50 + "x" * 100_000 + "z" * 50
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("count", {"xs": [], key: 1})
+    text = str(caught.value)
+    assert len(text) < 2_000
+    [(path, message)] = caught.value.problems
+    assert len(path) <= 100 and path.startswith("k" * 40) and path.endswith("z" * 40)
+    assert message == "unknown argument; allowed: xs"
+    assert f"- {path}: {message}" in text
+
+
+async def test_a_huge_tool_name_is_shortened() -> None:
+    make_list_tool()
+    with pytest.raises(ToolCallError) as caught:
+        turn_from_call("c" * 100_000, "{}")
+    assert len(str(caught.value)) < 2_000
+
+
+@pytest.mark.parametrize(
+    ("tools", "words"),
+    [
+        ("count", "tools must be a list of tools, got 'count'"),
+        (b"count", "tools must be a list of tools, got b'count'"),
+        (42, "tools must be a list of tools, got 42"),
+        (["count"], "'count' in tools= is not a tool; pass the tools themselves"),
+    ],
+)
+async def test_tools_that_are_not_a_collection_of_tools(tools: Any, words: str) -> None:
+    count = make_list_tool()
+    with pytest.raises(TypeError, match=re.escape(words)):
+        turn_from_call("count", "{}", tools=tools)
+    assert turn_from_call("count", '{"xs": []}', tools=iter([count])).tool is count

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 import traceback
 from contextlib import aclosing
@@ -237,6 +239,30 @@ def test_timeout_setter_validates(echo: Any) -> None:
     assert turn.timeout is None
     turn.timeout = 1.5
     assert turn.timeout == 1.5
+
+
+@pytest.mark.parametrize("timeout", [10**400, 2**1024], ids=["10**400", "2**1024"])
+def test_timeout_no_timer_can_use_is_refused(echo: Any, timeout: int) -> None:
+    # Accepted before, it failed only at run time, with OverflowError inside asyncio.
+    with pytest.raises(ValueError, match=r"a timer can use.*None for no deadline"):
+        Turn(echo, timeout=timeout)
+    turn = Turn(echo)
+    with pytest.raises(ValueError, match="a timer can use"):
+        turn.timeout = timeout
+    assert turn.timeout == 60
+
+
+def test_largest_usable_int_timeout_is_accepted(echo: Any) -> None:
+    assert Turn(echo, timeout=10**308).timeout == 10**308
+
+
+async def test_infinite_timeout_means_no_deadline_and_round_trips(echo: Any) -> None:
+    turn = Turn(echo, kwargs={"text": "hi"}, timeout=math.inf)
+    assert await turn.returning() == ([], {"text": "hi"})
+    data = turn.to_dict()
+    assert data["timeout"] is None  # written as None: the same meaning, and JSON has no inf
+    restored = Turn.from_dict(json.loads(json.dumps(data)))
+    assert restored.timeout is None
 
 
 @pytest.mark.parametrize("args", [[], [1, 2], (1, 2), ()])

@@ -7,9 +7,9 @@ turn keeps its stop reason, its hooks fired); the error policy says whether to g
 store, the agent's state is saved after every turn, at the start of every busy period and on
 every put from outside the agent, and restored on start.
 
-The service attaches through two global agent hooks (``AFTER_TURN``, and ``AFTER_PUT`` when
-a store is used), registered while a service runs, and an agent queue that remembers the
-turn it last handed out; ``run()`` itself is unchanged.
+The service attaches through global agent hooks (``AFTER_TURN`` and ``ON_PAUSE``, and
+``AFTER_PUT`` when a store is used), registered while a service runs, and an agent queue that
+remembers the turn it last handed out; ``run()`` itself is unchanged.
 """
 
 from __future__ import annotations
@@ -76,29 +76,43 @@ async def pygents_service_after_put(agent: Any, turn: Turn) -> None:
         await service._after_put(agent, turn)
 
 
+async def pygents_service_on_pause(agent: Any) -> None:
+    """Stop a served agent at its gate when its service stops (or is done draining)."""
+    service = getattr(agent, "_service", None)
+    if service is not None:
+        service._on_pause(agent)
+
+
 _AFTER_TURN = AsyncHook(
     pygents_service_after_turn, (AgentHook.AFTER_TURN,), lock=False, fixed_kwargs={}, is_global=True
 )
 _AFTER_PUT = AsyncHook(
     pygents_service_after_put, (AgentHook.AFTER_PUT,), lock=False, fixed_kwargs={}, is_global=True
 )
+_ON_PAUSE = AsyncHook(
+    pygents_service_on_pause, (AgentHook.ON_PAUSE,), lock=False, fixed_kwargs={}, is_global=True
+)
 _users = {"turn": 0, "put": 0}
 
 
 def _ensure_registered(durable: bool) -> None:
     """Register the hooks this service needs (again, if a registry reset removed them)."""
-    for h, needed in ((_AFTER_TURN, True), (_AFTER_PUT, durable)):
+    for h, needed in ((_AFTER_TURN, True), (_ON_PAUSE, True), (_AFTER_PUT, durable)):
         if needed and HookRegistry.lookup(h.metadata.name) is not h:
             HookRegistry.register(h)
 
 
 def _release(durable: bool) -> None:
-    for key, h, used in (("turn", _AFTER_TURN, True), ("put", _AFTER_PUT, durable)):
+    for key, hooks, used in (
+        ("turn", (_AFTER_TURN, _ON_PAUSE), True),
+        ("put", (_AFTER_PUT,), durable),
+    ):
         if not used:
             continue
         _users[key] -= 1
-        if not _users[key] and HookRegistry.lookup(h.metadata.name) is h:
-            HookRegistry.unregister(h)
+        for h in hooks:
+            if not _users[key] and HookRegistry.lookup(h.metadata.name) is h:
+                HookRegistry.unregister(h)
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -245,20 +259,54 @@ class Service:
         Args:
             drain: False: each agent finishes the turn in flight and stops; the turns still
                 queued stay queued (and checkpointed). True: keep serving until every agent
-                is idle with an empty queue (turns they send each other included), then stop.
+                is idle with an empty queue (turns they send each other included) or paused,
+                then stop. Either way a paused agent stops at its gate, its turns queued.
         """
         if drain and not self._halt:
             self._draining = True
+            if self._started and self._drained():
+                self._halt_all()
+            else:
+                self._wake_all()
         else:
-            self._halt = True
-            for agent in self._agents:
-                # Paused at the gate: nothing is in flight, so cancelling run() loses nothing.
-                if agent._resumed is not None and agent._current_turn is None:
-                    task = self._tasks.get(agent)
-                    if task is not None and not task.done():
-                        self._gate_stops.add(agent)
-                        task.cancel()
+            self._halt_all()
+
+    def _halt_all(self) -> None:
+        """Stop serving: no agent starts another turn; a paused agent stops at its gate."""
+        self._halt = True
+        current = asyncio.current_task()
+        for agent in self._agents:
+            # Paused inside run() with no turn taken (at its gate, or on the way there):
+            # nothing is in flight, so cancelling run() loses nothing. An agent that gets
+            # there later (or whose own task is stopping the service) is stopped by its
+            # ON_PAUSE hook; one that is not paused ends its run after the turn in flight.
+            if agent._paused and agent._running and getattr(agent._queue, "taken", 1) is None:
+                task = self._tasks.get(agent)
+                if task is not None and task is not current:
+                    self._stop_at_gate(agent, task)
         self._wake_all()
+
+    def _stop_at_gate(self, agent: Agent, task: asyncio.Task[None]) -> None:
+        if not task.done() and agent not in self._gate_stops:
+            self._gate_stops.add(agent)
+            task.cancel()
+
+    def _drained(self) -> bool:
+        """Draining is done: every agent is idle with an empty queue, or paused between turns."""
+        busy = self._busy
+        return all(
+            (agent not in busy and not agent._queue)
+            or (agent._paused and getattr(agent._queue, "taken", 1) is None)
+            for agent in self._agents
+        )
+
+    def _on_pause(self, agent: Agent) -> None:
+        """The agent is entering its gate: stop it there if the service stops."""
+        if self._draining and not self._halt and self._drained():
+            self._halt_all()
+        task = self._tasks.get(agent)
+        if self._halt and task is asyncio.current_task() and task is not None:
+            self._stop_at_gate(agent, task)
 
     async def wait_stopped(self) -> None:
         """Wait until every agent's task has ended; then detach the agents.
@@ -345,9 +393,8 @@ class Service:
         while not self._halt:
             if not agent._queue:
                 self._busy.discard(agent)
-                if self._draining and not self._busy and not any(a._queue for a in self._agents):
-                    self._halt = True
-                    self._wake_all()
+                if self._draining and self._drained():
+                    self._halt_all()
                     break
                 event = agent._nonempty
                 assert event is not None
@@ -372,6 +419,8 @@ class Service:
         self._count[agent] = 0
         self._head[agent] = not agent._paused
         await self._save(agent)
+        if self._halt:  # stopped while that checkpoint was written: no turn was taken
+            return False
         try:
             async with aclosing(agent.run()) as stream:
                 async for _pair in stream:
@@ -433,8 +482,7 @@ class Service:
             return True
         if self._error is None:
             self._error = exc
-        self._halt = True
-        self._wake_all()
+        self._halt_all()
         return False
 
     # -- hooks and checkpoints ---------------------------------------------------------------
@@ -452,6 +500,10 @@ class Service:
             queue.clear()
         self._head[agent] = not leave and not agent._paused
         await self._save(agent)
+        if self._halt and not leave and agent._queue is queue and queue:
+            # Stopped while that checkpoint was written: end the run after this turn too.
+            agent._queue = _TrackingQueue(queue)
+            queue.clear()
 
     async def _after_put(self, agent: Agent, turn: Turn) -> None:
         queue = agent._queue
@@ -460,7 +512,9 @@ class Service:
             return  # the agent's own turn: saved with that turn's end
         try:
             await self._save(agent, fatal=False)
-        except SerializationError:
+        except Exception:
+            # put() raises: the turn is not queued (not JSON, or the store failed, which also
+            # stops the service, so no run takes the turn after this).
             try:
                 agent._queue.remove(turn)
             except ValueError:
@@ -495,8 +549,7 @@ class Service:
         if self._fatal is None:
             self._fatal = exc
             _log.error("pygents: %r stops: checkpoint failed: %s", self, exc)
-        self._halt = True
-        self._wake_all()
+        self._halt_all()
 
 
 async def serve(

@@ -41,10 +41,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """Start a redis-server on 127.0.0.1; yield its URL; stop it."""
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """Start a redis-server on 127.0.0.1 (on a free port by default); yield its URL; stop it.
+
+    Started again on the port of one stopped, it is that Redis restarted with its data lost.
+    """
     binary = require_redis_server()
-    port = _free_port()
+    port = port or _free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

@@ -952,3 +952,192 @@ async def test_taking_many_agents_slowly_keeps_the_leases_already_taken(
             task.cancel()
         await slow.aclose()
     assert "lost the lease" not in caplog.text
+
+
+@pytest.mark.parametrize("loss", ["restart", "flushall"])
+async def test_a_worker_serves_again_after_redis_lost_its_data(loss: str) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("r", "works", [work])
+    with contextlib.ExitStack() as servers:
+        url = servers.enter_context(redis_server())
+        worker = RedisWorker(
+            [agent], url, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+        )
+        queue = RedisQueue(url, namespace="t")
+        await worker.start()
+        try:
+            await queue.send("r", Turn("work", kwargs={"n": 0}))
+            await wait_for(lambda: runs == [0])
+            if loss == "restart":  # no persistence: the same port, nothing in it
+                servers.close()
+                servers.enter_context(redis_server(int(url.rsplit(":", 1)[1].split("/")[0])))
+            else:
+                await queue.redis.flushall()
+            # The queue still takes the group for made: this send makes a stream without it.
+            for _ in range(50):
+                with contextlib.suppress(RedisError):  # the old connection, once
+                    await queue.send("r", Turn("work", kwargs={"n": 1}))
+                    break
+            await wait_for(lambda: runs == [0, 1])
+            await queue.send("r", Turn("work", kwargs={"n": 2}))
+            await wait_for(lambda: runs == [0, 1, 2])
+        finally:
+            await queue.aclose()
+            async with asyncio.timeout(30):
+                await worker.aclose()
+
+
+async def test_a_stream_deleted_under_its_owner_is_read_again(client: aioredis.Redis) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("s", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await queue.send("s", Turn("work", kwargs={"n": 0}))
+        await wait_for(lambda: runs == [0])
+        await client.delete(queue.keys.stream("s"))  # its group too; the lease is kept
+        await queue.send("s", Turn("work", kwargs={"n": 1}))
+        await wait_for(lambda: runs == [0, 1])
+        assert worker.owned == ["s"]
+    assert await queue.depth("s") == 0
+
+
+@pytest.mark.parametrize("path", ["read", "takeover"])
+async def test_an_undecodable_entry_is_dead_lettered_and_serving_goes_on(
+    client: aioredis.Redis, path: str
+) -> None:
+    runs: list[tuple[str, int]] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        me = current_agent()
+        assert me is not None
+        runs.append((me.name, n))
+
+    agents = [Agent("a", "works", [work]), Agent("b", "works", [work])]
+    queue = RedisQueue(client, namespace="t")
+    await queue.ensure_group("a")
+    stream = queue.keys.stream("a")
+    await client.xadd(stream, {b"turn": b"\xff\xfe{", b"sent_at": b"1.0"})  # not UTF-8
+    await queue.send("a", Turn("work", kwargs={"n": 1}))
+    await queue.send("b", Turn("work", kwargs={"n": 2}))
+    if path == "takeover":  # read by a worker that died: claimed as the agent is taken
+        await client.xreadgroup(GROUP, "ghost", {stream: ">"})
+    async with RedisWorker(
+        agents, client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: sorted(runs) == [("a", 1), ("b", 2)])
+        assert worker.stats()["dead_letters"] == 1
+        await queue.send("a", Turn("work", kwargs={"n": 3}))
+        await wait_for(lambda: len(runs) == 3)
+    (letter,) = await queue.dead_letters()
+    assert (letter.agent, letter.error_type, letter.turn) == (
+        "a",
+        "UnicodeDecodeError",
+        "\\xff\\xfe{",
+    )
+    ((_, fields),) = await client.xrange(queue.keys.dead)
+    assert fields[b"turn"] == b"\xff\xfe{"  # kept as it was sent
+    assert await queue.depth("a") == 0
+    assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_a_read_round_that_fails_is_logged_and_its_turns_still_run(
+    client: aioredis.Redis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("e", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: worker.owned == ["e"] and worker._owned["e"].ready)
+        hand_over = worker._hand_over
+        failures: list[str] = []
+
+        async def failing(names: list[str], read: dict[str, Any]) -> None:
+            if read and not failures:
+                failures.append("e")
+                raise RuntimeError("a bug")  # after the entry was read: pending under w1
+            await hand_over(names, read)
+
+        monkeypatch.setattr(worker, "_hand_over", failing)
+        await queue.send("e", Turn("work", kwargs={"n": 0}))
+        await wait_for(lambda: failures == ["e"])
+        await queue.send("e", Turn("work", kwargs={"n": 1}))
+        await wait_for(lambda: runs == [0, 1])
+    assert "reading failed" in caplog.text and "RuntimeError: a bug" in caplog.text
+    assert (await client.xpending(queue.keys.stream("e"), GROUP))["pending"] == 0
+
+
+async def test_a_turn_a_before_put_hook_refuses_is_dead_lettered(client: aioredis.Redis) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("h", "works", [work])
+
+    @agent.before_put
+    async def refuse(agent: Agent, turn: Turn) -> None:
+        if turn.kwargs["n"] < 0:
+            raise ValueError(f"refused {turn.kwargs['n']}")
+
+    queue = RedisQueue(client, namespace="t")
+    await queue.send("h", Turn("work", kwargs={"n": -1}))
+    await queue.send("h", Turn("work", kwargs={"n": 1}))
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: runs == [1])
+        await wait_for(lambda: worker.stats()["dead_letters"] == 1)
+    (letter,) = await queue.dead_letters()
+    assert (letter.agent, letter.error_type, letter.error) == ("h", "ValueError", "refused -1")
+    assert json.loads(letter.turn)["kwargs"] == {"n": -1}
+    stream = queue.keys.stream("h")
+    assert await client.xlen(stream) == 0
+    assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_a_turn_whose_after_put_hook_fails_runs_once_and_is_acknowledged(
+    client: aioredis.Redis,
+) -> None:
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("k", "works", [work])
+
+    @agent.after_put
+    async def fail(agent: Agent, turn: Turn) -> None:
+        raise RuntimeError("after_put")
+
+    queue = RedisQueue(client, namespace="t")
+    await queue.send("k", Turn("work", kwargs={"n": 1}))
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ):
+        await wait_for(lambda: runs == [1])
+    assert await queue.dead_letters() == []
+    stream = queue.keys.stream("k")
+    assert await client.xlen(stream) == 0
+    assert (await client.xpending(stream, GROUP))["pending"] == 0

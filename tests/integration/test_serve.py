@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pygents import (
     Agent,
+    AgentRegistry,
     SafeExecutionError,
     Service,
     StopReason,
@@ -20,6 +22,7 @@ from pygents import (
     serve,
     tool,
 )
+from pygents.store import CheckpointStore, MemoryStore, SQLiteStore
 
 
 async def eventually(check: Any) -> None:
@@ -266,6 +269,140 @@ async def test_stop_reaches_an_agent_paused_at_its_gate() -> None:
     await eventually(lambda: agent._resumed is not None)
     await asyncio.wait_for(service.aclose(), 5)
     assert agent.is_paused and [t.kwargs["n"] for t in agent.turns] == [1, 2]
+
+
+class SlowStore(MemoryStore):
+    """Each checkpoint takes a while, as with SQLite: a stop can land while one is written."""
+
+    async def save(self, checkpoint: Any) -> None:
+        await asyncio.sleep(0.01)
+        await super().save(checkpoint)
+
+
+def make_store(kind: str, tmp_path: Path) -> CheckpointStore | None:
+    stores = {"memory": MemoryStore, "slow": SlowStore}
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "s.db")
+    return stores[kind]() if kind in stores else None
+
+
+@pytest.mark.parametrize("drain", [False, True], ids=["stop", "drain"])
+@pytest.mark.parametrize("kind", ["none", "memory", "slow", "sqlite"])
+async def test_a_paused_agent_with_a_queued_turn_stops_at_once(
+    tmp_path: Path, kind: str, drain: bool
+) -> None:
+    # The stop lands as the busy period starts (its checkpoint being written), before the
+    # run loop reaches the gate: it used to wait there for a resume() forever.
+    ran: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        ran.append(n)
+
+    agent = Agent("held", "", [work])
+    store = make_store(kind, tmp_path)
+    service = Service([agent], store=store)
+    await service.start()
+    agent.pause()
+    await agent.put(Turn("work", kwargs={"n": 1}))
+    await asyncio.wait_for(service.aclose(drain=drain), 5)
+    # Draining does not wait for a paused agent: it stops at its gate, its turns queued.
+    assert ran == [] and agent.is_paused and [t.kwargs["n"] for t in agent.turns] == [1]
+    if store is not None:
+        AgentRegistry.unregister("held")  # a restart: the turn was checkpointed
+        again = Agent("held", "", [work])
+        async with Service([again], store=store, restore=True) as service:
+            assert again.is_paused and [t.kwargs["n"] for t in again.turns] == [1]
+            again.resume()
+            await service.aclose(drain=True)
+        assert ran == [1] and again.turns == []
+        await store.aclose()
+
+
+async def test_a_stop_during_a_busy_periods_checkpoint_starts_no_turn() -> None:
+    ran: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        ran.append(n)
+
+    class HeldStore(MemoryStore):
+        held = asyncio.Event()
+
+        async def save(self, checkpoint: Any) -> None:
+            await self.held.wait()
+            await super().save(checkpoint)
+
+    agent = Agent("late", "", [work])
+    await agent.put(Turn("work", kwargs={"n": 1}))
+    store = HeldStore()
+    service = Service([agent], store=store)
+    await service.start()
+    await eventually(lambda: agent in service._busy)  # its first checkpoint is held
+    service.stop()
+    store.held.set()
+    await asyncio.wait_for(service.wait_stopped(), 5)
+    assert ran == [] and [t.kwargs["n"] for t in agent.turns] == [1]
+
+
+async def test_draining_stops_an_agent_that_pauses_itself_at_its_gate() -> None:
+    ran: list[int] = []
+
+    @tool()
+    async def step(n: int) -> None:
+        ran.append(n)
+        if n == 0:
+            me = current_agent()
+            assert me is not None
+            me.pause()
+            await me.send("helper", Turn("help", kwargs={"n": n}))
+
+    @tool()
+    async def help(n: int) -> None:
+        ran.append(100 + n)
+        await asyncio.sleep(0.01)  # still busy when the paused agent reaches its gate
+        me = current_agent()
+        assert me is not None
+        await me.send("pauser", Turn("step", kwargs={"n": 7}))  # to a paused agent: kept
+
+    pauser = Agent("pauser", "", [step])
+    helper = Agent("helper", "", [help])
+    for n in range(3):
+        await pauser.put(Turn("step", kwargs={"n": n}))
+    service = Service([pauser, helper])
+    await service.start()
+    await asyncio.wait_for(service.aclose(drain=True), 5)
+    assert ran == [0, 100]  # the helper's turn was drained; the paused agent's were not
+    assert pauser.is_paused and [t.kwargs["n"] for t in pauser.turns] == [1, 2, 7]
+    assert not service.is_serving and helper.turns == []
+
+
+async def test_draining_waits_for_a_paused_agent_resumed_meanwhile() -> None:
+    ran: list[int] = []
+    started = asyncio.Event()
+
+    @tool()
+    async def work(n: int) -> None:
+        ran.append(n)
+
+    @tool()
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(0.05)
+
+    held = Agent("held", "", [work])
+    busy = Agent("busy", "", [slow])
+    service = Service([held, busy])
+    await service.start()
+    held.pause()
+    await held.put(Turn("work", kwargs={"n": 1}))
+    await busy.put(Turn("slow"))
+    await started.wait()
+    closing = asyncio.create_task(service.aclose(drain=True))
+    await asyncio.sleep(0.01)
+    held.resume()  # while the drain still waits for the busy agent
+    await asyncio.wait_for(closing, 5)
+    assert ran == [1] and held.turns == []
 
 
 async def test_batches_bound_each_run_and_order_is_kept() -> None:

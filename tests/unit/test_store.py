@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import sqlite3
@@ -179,3 +180,96 @@ async def test_attempt_round_trips_through_turn_metadata(tools: Any) -> None:
     with pytest.raises(SerializationError, match="attempt"):
         Turn.from_dict(bad)
     assert current_turn() is None
+
+
+class FailingStore(MemoryStore):
+    """A store whose writes fail once ``failing`` is set (a full disk, a read-only file)."""
+
+    failing = False
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        if self.failing:
+            raise CheckpointStoreError(f"{self!r} failed to save {checkpoint.agent!r}: read-only")
+        await super().save(checkpoint)
+
+
+async def test_a_put_whose_checkpoint_fails_does_not_queue_the_turn(tools: Any) -> None:
+    ran: list[str] = []
+
+    @tool()
+    async def work(text: str) -> None:
+        ran.append(text)
+
+    agent = Agent("keeper", "", [work])
+    store = FailingStore()
+    service = Service([agent], store=store)
+    await service.start()
+    store.failing = True
+    with pytest.raises(CheckpointStoreError, match="read-only"):
+        await agent.put(Turn("work", kwargs={"text": "once"}))
+    assert agent.turns == []  # put() raised: not queued, so a retry makes no duplicate
+    with pytest.raises(CheckpointStoreError, match="read-only"):  # the service stopped
+        await asyncio.wait_for(service.wait_stopped(), 5)
+    async for _ in agent.run():  # nothing left over to run later
+        pass
+    assert ran == []
+
+
+async def test_a_send_whose_checkpoint_fails_does_not_queue_the_turn(tools: Any) -> None:
+    refused: list[BaseException] = []
+
+    @tool()
+    async def forward(text: str) -> None:
+        try:
+            await AgentRegistry.get("sender").send("receiver", Turn("work", kwargs={"text": text}))
+        except CheckpointStoreError as exc:
+            refused.append(exc)
+            raise
+
+    @tool()
+    async def work(text: str) -> None:
+        pass
+
+    class ReceiverFails(MemoryStore):
+        async def save(self, checkpoint: Checkpoint) -> None:
+            if checkpoint.agent == "receiver":
+                raise CheckpointStoreError("receiver's database is read-only")
+            await super().save(checkpoint)
+
+    sender = Agent("sender", "", [forward])
+    receiver = Agent("receiver", "", [work])
+    service = Service([sender, receiver], store=ReceiverFails())
+    await service.start()
+    await sender.put(Turn("forward", kwargs={"text": "x"}))
+    with pytest.raises(CheckpointStoreError, match="read-only"):
+        await asyncio.wait_for(service.wait_stopped(), 5)
+    assert len(refused) == 1 and receiver.turns == []
+
+
+async def test_a_turns_own_puts_stay_with_it_when_its_checkpoint_fails(tools: Any) -> None:
+    # Not raised at put (they are saved with the end of the turn): that checkpoint fails, the
+    # service stops, and the store still holds the turn as in flight, so a restart re-runs it
+    # and it puts them again. The agent object keeps them queued: reset() it to serve again.
+    store = FailingStore()
+
+    @tool()
+    async def first() -> Turn:
+        store.failing = True
+        return Turn("second")
+
+    @tool()
+    async def second() -> None:
+        pass
+
+    agent = Agent("keeper", "", [first, second])
+    await agent.put(Turn("first"))
+    with pytest.raises(CheckpointStoreError, match="read-only"):
+        async with asyncio.timeout(5):
+            await Service([agent], store=store).serve_forever()
+    assert [t.tool_name for t in agent.turns] == ["second"]
+    store.failing = False
+    agent.reset()
+    async with Service([agent], store=store) as service:
+        turns = agent.turns
+        assert [(t.tool_name, t.metadata.attempt) for t in turns] == [("first", 2)]
+        await service.aclose()

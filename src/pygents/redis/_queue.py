@@ -37,11 +37,19 @@ def encode_turn(turn: Turn) -> str:
         ) from None
 
 
-def decode_fields(fields: Any) -> dict[str, str]:
-    """A stream entry's fields as ``str -> str``."""
+def decode_fields(fields: Any, errors: str = "strict") -> dict[str, str]:
+    """A stream entry's fields as ``str -> str``.
+
+    Args:
+        fields: the entry's fields as Redis returned them (``bytes`` or ``str``).
+        errors: how bytes that are not UTF-8 are decoded (``bytes.decode()``'s ``errors``).
+
+    Raises:
+        UnicodeDecodeError: with ``errors="strict"``, a field is not UTF-8.
+    """
     return {
-        (k.decode() if isinstance(k, bytes) else str(k)): (
-            v.decode() if isinstance(v, bytes) else str(v)
+        (k.decode(errors=errors) if isinstance(k, bytes) else str(k)): (
+            v.decode(errors=errors) if isinstance(v, bytes) else str(v)
         )
         for k, v in dict(fields).items()
     }
@@ -49,13 +57,19 @@ def decode_fields(fields: Any) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A turn that failed ``max_attempts`` times, as kept in the dead-letter stream.
+    """A turn given up on, as kept in the dead-letter stream.
+
+    A turn that failed ``max_attempts`` times, a message no worker can decode into a turn of
+    its agent, or a turn a ``before_put`` hook refused.
 
     Attributes:
         id: the entry's id in the dead-letter stream.
         agent: the agent it was for.
-        turn: its serialized form (``Turn.from_dict(json.loads(turn))`` rebuilds it).
-        error_type: the last error's class name (``WorkerLost`` when workers died running it).
+        turn: its serialized form (``Turn.from_dict(json.loads(turn))`` rebuilds it); for a
+            message that could not be decoded, its ``turn`` field as sent (bytes that are not
+            UTF-8 shown as backslash escapes; the stream keeps them as they were).
+        error_type: the last error's class name (``WorkerLost`` when workers died running it,
+            the error of a ``before_put`` hook that refused it).
         error: the last error's message.
         attempts: how many times it ran.
         worker: the worker that gave up on it.
@@ -104,17 +118,29 @@ class RedisQueue:
         """The client."""
         return self._redis
 
-    async def ensure_group(self, agent: str) -> None:
-        """Create the agent's stream and the workers' consumer group if missing."""
+    async def ensure_group(self, agent: str, *, check: bool = False) -> bool:
+        """Create the agent's stream and the workers' consumer group if missing.
+
+        Args:
+            agent: the agent's name.
+            check: ask Redis even if this queue made sure of the group before (Redis may
+                have lost its data since: restarted without persistence, flushed, failed over).
+
+        Returns:
+            Whether it created the group (False when it was there).
+        """
         stream = self.keys.stream(agent)
-        if stream in self._groups:
-            return
+        if stream in self._groups and not check:
+            return False
+        created = True
         try:
             await self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            created = False
         self._groups.add(stream)
+        return created
 
     async def send(self, agent: str, turn: Turn) -> str:
         """Enqueue ``turn`` for the agent called ``agent``, wherever it is served.
@@ -158,7 +184,7 @@ class RedisQueue:
         entries = await self._redis.xrange(self.keys.dead, count=count)
         letters = []
         for entry_id, raw in entries or ():
-            f = decode_fields(raw)
+            f = decode_fields(raw, errors="backslashreplace")  # an undecodable message's bytes
             letters.append(
                 DeadLetter(
                     entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),

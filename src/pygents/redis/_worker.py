@@ -500,6 +500,14 @@ class RedisWorker:
         )
         await service.start()
         owned.watch = asyncio.create_task(self._watch(name, service), name=f"pygents watch {name}")
+        # Redis may have lost the group since this worker (or the queue) made it.
+        if await self.queue.ensure_group(name, check=True):
+            _log.warning(
+                "pygents.redis: worker %s: the stream of %r had no consumer group (Redis lost "
+                "its data?); created it again",
+                self.name,
+                name,
+            )
         # Entries read by an earlier owner and never handed over: first, in stream order.
         stream = self.keys.stream(name)
         cursor = "0-0"
@@ -626,42 +634,91 @@ class RedisWorker:
     # -- reading and handing over ------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        prefetch = self._prefetch
+        """Read and hand over until closing; an unexpected error is logged, then reading goes on.
+
+        Nothing that goes wrong in one round stops the loop: a loop that died would leave
+        every agent of this worker unserved while their leases are still renewed.
+        """
         loop = asyncio.get_running_loop()
         sweep_at = 0.0
         while not self._closing:  # see _lease_loop: a cancellation can be lost
-            if loop.time() >= sweep_at:  # once a lease round: what other consumers left
-                sweep_at = loop.time() + self._tick
-                await self._hand_over(list(self._owned), {})
-            streams: dict[Any, Any] = {
-                self.keys.stream(n): ">"
-                for n, o in self._owned.items()
-                if o.ready and not o.leaving and len(o.agent) < prefetch
-            }
-            if not streams:
-                await asyncio.sleep(0.02)
-                continue
             try:
-                response = await self._redis.xreadgroup(
-                    GROUP,
-                    self.name,
-                    streams,
-                    count=prefetch,
-                    block=200,
-                )
+                sweep = loop.time() >= sweep_at  # once a lease round: what other consumers left
+                if sweep:
+                    sweep_at = loop.time() + self._tick
+                await self._read_round(sweep)
             except asyncio.CancelledError:
                 raise
-            except RedisError as exc:
-                _log.warning("pygents.redis: worker %s: read failed: %s", self.name, exc)
+            except Exception:
+                # Entries of this round may be left pending under this worker, which claims
+                # only other consumers' entries: giving the agents up hands them to the next
+                # owner (maybe this worker again, at its next lease round), which claims all.
+                _log.exception(
+                    "pygents.redis: worker %s: reading failed; it gives its agents up and "
+                    "reads on in %.3g s",
+                    self.name,
+                    self._tick,
+                )
+                for name in [n for n, o in self._owned.items() if o.ready]:
+                    self._leave(name)
                 await asyncio.sleep(self._tick)
-                continue
-            batches: Any = response or ()
-            read = {
-                decode(stream_raw).split(":{", 1)[1].rsplit("}:", 1)[0]: entries
-                for stream_raw, entries in batches
-            }
-            if read:
-                await self._hand_over(list(read), read)
+
+    async def _read_round(self, sweep: bool) -> None:
+        """Read the owned agents' streams once, hand the entries over (``sweep``: claim first)."""
+        prefetch = self._prefetch
+        if sweep:
+            await self._hand_over(list(self._owned), {})
+        names = [
+            n
+            for n, o in self._owned.items()
+            if o.ready and not o.leaving and len(o.agent) < prefetch
+        ]
+        if not names:
+            await asyncio.sleep(0.02)
+            return
+        streams: dict[Any, Any] = {self.keys.stream(n): ">" for n in names}
+        try:
+            response = await self._redis.xreadgroup(
+                GROUP,
+                self.name,
+                streams,
+                count=prefetch,
+                block=200,
+            )
+        except RedisError as exc:
+            _log.warning("pygents.redis: worker %s: read failed: %s", self.name, exc)
+            if not (_no_group(exc) and await self._regroup(names)):
+                await asyncio.sleep(self._tick)
+            return
+        batches: Any = response or ()
+        read = {
+            decode(stream_raw).split(":{", 1)[1].rsplit("}:", 1)[0]: entries
+            for stream_raw, entries in batches
+        }
+        if read:
+            await self._hand_over(list(read), read)
+
+    async def _regroup(self, names: list[str]) -> bool:
+        """Create the consumer group of these agents' streams again (Redis lost its data).
+
+        What Redis lost stays lost (the entries, the checkpoints, the pending lists); the
+        agents are served on from what is left. Returns whether it worked.
+        """
+        try:
+            for name in names:
+                await self.queue.ensure_group(name, check=True)
+        except RedisError as exc:
+            _log.warning(
+                "pygents.redis: worker %s: creating consumer groups failed: %s", self.name, exc
+            )
+            return False
+        _log.warning(
+            "pygents.redis: worker %s: created the consumer group of %s again (Redis lost "
+            "its data?)",
+            self.name,
+            names,
+        )
+        return True
 
     async def _hand_over(self, names: list[str], read: dict[str, Any]) -> None:
         """Hand over the entries just read and, first, those other consumers left pending.
@@ -680,6 +737,8 @@ class RedisWorker:
             claimed = await self._claim(names)
         except RedisError as exc:  # claimed at a later round; the read entries go on
             _log.warning("pygents.redis: worker %s: claim failed: %s", self.name, exc)
+            if _no_group(exc):
+                await self._regroup(names)
             claimed = {}
         for name in names:
             found = claimed.get(name, [])
@@ -740,7 +799,11 @@ class RedisWorker:
         agent = owned.agent
         if delivery > 1:
             self.telemetry.count(_REDELIVERIES, agent.name)
-        fields = decode_fields(raw)
+        undecodable: Exception | None = None
+        try:
+            fields = decode_fields(raw)
+        except Exception as exc:  # bytes that are not UTF-8: dead-lettered below
+            fields, undecodable = {}, exc
         incoming: dict[str, str] = {
             k: fields[k] for k in ("traceparent", "tracestate") if k in fields
         }
@@ -748,13 +811,15 @@ class RedisWorker:
         stream = self.keys.stream(agent.name)
         with self.telemetry.process_span(stream, agent.name, incoming, carrier, entry_id, delivery):
             try:
+                if undecodable is not None:
+                    raise undecodable
                 turn = Turn.from_dict(json.loads(fields["turn"]))
                 if not any(t is turn.tool for t in agent.tools):
                     raise ValueError(
                         f"agent {agent.name!r} does not accept tool {turn.tool_name!r}"
                     )
             except Exception as exc:  # a message no worker can run: straight to the dead letters
-                await self._poison(owned, entry_id, fields, exc)
+                await self._poison(owned, entry_id, raw, exc)
                 return
             if carrier or incoming:
                 turn.metadata.trace_context = carrier or incoming
@@ -762,22 +827,39 @@ class RedisWorker:
             try:
                 await agent.put(turn)
             except Exception as exc:
+                if turn.metadata.enqueued_time is not None:
+                    # Queued, then an after_put hook failed: the turn is the agent's now, and
+                    # its next checkpoint acknowledges the entry.
+                    _log.warning(
+                        "pygents.redis: worker %s: an after_put hook of %r failed on %s: %s",
+                        self.name,
+                        agent.name,
+                        entry_id,
+                        exc,
+                    )
+                    return
+                # Refused (a before_put hook raised): no worker would take it.
                 owned.handed = [(i, t) for i, t in owned.handed if t is not turn]
-                _log.warning(
-                    "pygents.redis: worker %s: handing %s to %r failed: %s",
-                    self.name,
-                    entry_id,
-                    agent.name,
-                    exc,
-                )
+                await self._poison(owned, entry_id, raw, exc)
 
-    async def _poison(
-        self, owned: _Owned, entry_id: str, fields: dict[str, str], exc: Exception
-    ) -> None:
+    async def _poison(self, owned: _Owned, entry_id: str, raw: Any, exc: Exception) -> None:
+        """Dead-letter one entry with ``exc`` and acknowledge it: no worker can run it.
+
+        The dead letter's ``turn`` is the entry's ``turn`` field as it is in the stream (bytes
+        that are not UTF-8 too).
+        """
         name = owned.agent.name
+        _log.warning(
+            "pygents.redis: worker %s: dead-lettered %s of %r: %s: %s",
+            self.name,
+            entry_id,
+            name,
+            type(exc).__name__,
+            exc,
+        )
         stream = self.keys.stream(name)
-        letter = self._dead_letter(name, {}, type(exc).__name__, str(exc))
-        letter[3] = fields.get("turn", "")
+        letter: list[Any] = self._dead_letter(name, {}, type(exc).__name__, str(exc))
+        letter[3] = _raw_field(raw, "turn")
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.keys.dead, dict(zip(letter[::2], letter[1::2], strict=True)))
             pipe.xack(stream, GROUP, entry_id)
@@ -812,6 +894,23 @@ def _register_failed_hook() -> None:
         _FAILED_HOOK = hook([TurnHook.ON_ERROR, TurnHook.ON_TIMEOUT])(pygents_redis_turn_failed)
     elif HookRegistry.lookup(_FAILED_HOOK.metadata.name) is not _FAILED_HOOK:
         HookRegistry.register(_FAILED_HOOK)
+
+
+def _no_group(exc: RedisError) -> bool:
+    """Whether Redis refused a command for a missing stream or consumer group (data lost)."""
+    return "NOGROUP" in str(exc)
+
+
+def _raw_field(raw: Any, name: str) -> Any:
+    """The value of field ``name`` of a stream entry as Redis returned it, or ``""``."""
+    try:
+        items = dict(raw).items()
+    except (TypeError, ValueError):
+        return ""
+    for key, value in items:
+        if key in (name, name.encode()):
+            return value
+    return ""
 
 
 def _entry_order(entry_id: Any) -> tuple[int, int]:

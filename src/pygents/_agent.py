@@ -15,7 +15,7 @@ from ._context import ContextPool, ContextQueue
 from ._dispatch import DONE, fire
 from ._enums import AgentHook, TurnHook
 from ._frame import get_frame, set_frame
-from ._hooks import HookPoint, normalize_tags
+from ._hooks import HookPoint, hook_list, normalize_tags
 from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
 from ._tool import Tool
 from ._tool_call import turn_from_call
@@ -96,8 +96,8 @@ class Agent:
         self._tools = self._check_tools(tools)
         self._context_queue = self._check_context(context_queue, ContextQueue, "context_queue")
         self._context_pool = self._check_context(context_pool, ContextPool, "context_pool")
-        self._hooks: list[Any] = list(hooks) if hooks is not None else []
-        self._turn_hooks: list[Any] = list(turn_hooks) if turn_hooks is not None else []
+        self._hooks: list[Any] = hook_list(hooks, f"Agent {name!r}: hooks")
+        self._turn_hooks: list[Any] = hook_list(turn_hooks, f"Agent {name!r}: turn_hooks")
         self._tags = normalize_tags(tags, f"Agent {name!r}")
         self._queue: deque[Turn] = deque()
         self._current_turn: Turn | None = None
@@ -207,9 +207,10 @@ class Agent:
         return self._hooks
 
     @hooks.setter
-    def hooks(self, value: Iterable[Any]) -> None:
+    def hooks(self, value: Iterable[Any] | None) -> None:
+        # None means no hooks, as in the constructor.
         self._guard("hooks")
-        self._hooks = list(value)
+        self._hooks = hook_list(value, f"Agent {self._name!r}: hooks")
 
     @property
     def turn_hooks(self) -> list[Any]:
@@ -221,9 +222,9 @@ class Agent:
         return self._turn_hooks
 
     @turn_hooks.setter
-    def turn_hooks(self, value: Iterable[Any]) -> None:
+    def turn_hooks(self, value: Iterable[Any] | None) -> None:
         self._guard("turn_hooks")
-        self._turn_hooks = list(value)
+        self._turn_hooks = hook_list(value, f"Agent {self._name!r}: turn_hooks")
 
     @property
     def tags(self) -> frozenset[str]:
@@ -557,6 +558,7 @@ class Agent:
                 ``tool_names`` or the allow-list, or a queued turn has a callable argument.
             UnregisteredToolError / UnregisteredHookError: a name is not registered.
             ValueError: an agent with this name is registered and running.
+            TypeError: ``tools`` is not a list of tools or tool names (a bare string, say).
         """
         return _agent_serde.from_dict(cls, data, tools)
 

@@ -12,7 +12,7 @@ from ._registry import AgentRegistryBase as AgentRegistry
 from ._registry import ToolRegistry
 from ._turn import Turn
 from ._types import AgentState, Tool
-from .errors import SerializationError, UnregisteredAgentError
+from .errors import SerializationError, UnregisteredAgentError, short_repr
 
 A = TypeVar("A", bound=AgentState)
 
@@ -54,7 +54,7 @@ def branch(
         context_pool=agent._context_pool.branch(),
         context_queue=agent._context_queue.branch(),
         tags=agent._tags,
-        hooks=agent._hooks if hooks is keep else (hooks or ()),
+        hooks=agent._hooks if hooks is keep else hooks,
         turn_hooks=agent._turn_hooks,
     )
     child._queue.extend(_copy_turn(t) for t in agent._queue)
@@ -102,6 +102,11 @@ def to_dict(agent: AgentState) -> dict[str, Any]:
 
 
 def _allowed_names(tools: Iterable[Tool | str]) -> set[str]:
+    # A bare string would be read character by character (worded as turn_from_call's check).
+    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+        raise TypeError(
+            f"Agent.from_dict: tools must be a list of tools or tool names, got {short_repr(tools)}"
+        )
     names = set()
     for t in tools:
         name = t if isinstance(t, str) else getattr(t, "__name__", None)

@@ -10,7 +10,7 @@ from ._context_item import ContextItem
 from ._dispatch import fire
 from ._enums import ContextPoolHook, ContextQueueHook
 from ._generic import T
-from ._hooks import normalize_tags
+from ._hooks import hook_list, normalize_tags
 from ._registry import GLOBAL_BY_TYPE
 from .errors import SerializationError, short_repr
 
@@ -51,7 +51,7 @@ class Container(Generic[T]):
     def _init_common(
         self, hooks: Iterable[Any] | None, tags: Iterable[str] | None, name: str | None
     ) -> None:
-        self.hooks = list(hooks) if hooks is not None else []
+        self.hooks = hook_list(hooks, f"{type(self).__name__} hooks")
         self._tags = normalize_tags(tags, type(self).__name__)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__} name must be a string or None")

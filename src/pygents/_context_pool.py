@@ -10,7 +10,7 @@ from ._context_base import KEEP, Container, check_limit
 from ._context_item import ContextItem
 from ._enums import ContextPoolHook
 from ._generic import T
-from ._hooks import HookPoint
+from ._hooks import HookPoint, hook_list
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
 from .errors import SerializationError, short_repr
 
@@ -240,7 +240,7 @@ class ContextPool(Container[T]):
             tags=self.tags if tags is KEEP else tags,
         )
         chosen = self.hooks if hooks is KEEP else hooks
-        child.hooks = list(chosen) if chosen is not None else []
+        child.hooks = hook_list(chosen, f"{type(self).__name__}.branch: hooks")
         child.name = self.name
         snapshot = list(self._items.values())
         if child._limit is not None:

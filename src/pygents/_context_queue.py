@@ -160,6 +160,11 @@ class ContextQueue(Container[T]):
 
     @items.setter
     def items(self, values: Iterable[ContextItem[T]]) -> None:
+        given: Any = values  # checked: callers may pass anything
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise TypeError(
+                f"ContextQueue.items must be a list of ContextItem, got {short_repr(values)}"
+            )
         new = list(values)
         for item in new:
             if not isinstance(item, ContextItem):

@@ -20,7 +20,9 @@ __all__ = [
     "HookMetadata",
     "HookPoint",
     "alias",
+    "check_lock",
     "hook",
+    "hook_list",
     "normalize_tags",
     "wrap",
 ]
@@ -46,6 +48,33 @@ def normalize_tags(tags: Iterable[str] | None, what: str) -> frozenset[str]:
         if not isinstance(tag, str):
             raise TypeError(f"{what}: tags must be strings, got {tag!r}")
     return out
+
+
+def hook_list(hooks: Iterable[Any] | None, what: str) -> list[Any]:
+    """Return ``hooks`` as a new list (None: empty); raise ``TypeError`` on anything else.
+
+    ``what`` names the argument in the message (``"Agent hooks"``). Each entry must be
+    callable: a hook, or an async callable such as a duck-typed hook object.
+    """
+    if hooks is None:
+        return []
+    if isinstance(hooks, str | bytes) or not isinstance(hooks, Iterable):
+        raise TypeError(f"{what} must be a list of hooks (or None for none), got {_short(hooks)}")
+    out = list(hooks)  # it may be a generator
+    for h in out:
+        if not callable(h):
+            raise TypeError(
+                f"{what} must hold hooks (async functions made hooks with @hook or an instance "
+                f"decorator), got {_short(h)}"
+            )
+    return out
+
+
+def check_lock(lock: Any, what: str) -> bool:
+    """Return ``lock`` if it is a bool; raise ``TypeError`` otherwise (``"yes"``, ``1``)."""
+    if lock is not True and lock is not False:
+        raise TypeError(f"{what}: lock must be True or False, got {_short(lock)}")
+    return lock
 
 
 class AsyncHook:
@@ -80,6 +109,13 @@ class AsyncHook:
                 f"Hook {getattr(fn, '__name__', fn)!r} must be an 'async def' function "
                 f"(got {type(fn).__name__})"
             )
+        if not isinstance(getattr(fn, "__name__", None), str):
+            # A functools.partial is async but has no name to register or serialize it under.
+            raise TypeError(
+                f"A hook needs a named async function: got {_short(fn)}, which has no "
+                f"__name__; define an 'async def' function that calls it"
+            )
+        check_lock(lock, f"Hook {fn.__name__!r}")
         shape = _callable.CallShape(fn, dict(fixed_kwargs or {}), lock, "Hook", name=fn.__name__)
         self.fn = fn
         self.types = types
@@ -202,10 +238,12 @@ def hook(
 
     Raises:
         ValueError: the list of types is empty, or another hook holds the name.
-        TypeError: a type is not a hook type, or the function is not ``async def``.
+        TypeError: a type is not a hook type, the function is not a named ``async def``
+            function, or ``lock`` is not a bool.
     """
     types = _check_types(type)
     tag_set = normalize_tags(tags, "@hook")
+    check_lock(lock, "@hook")
 
     def decorate(fn: HookFn) -> AsyncHook:
         h = AsyncHook(fn, types, tags=tag_set, lock=lock, fixed_kwargs=fixed_kwargs, is_global=True)

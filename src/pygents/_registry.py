@@ -8,6 +8,7 @@ plain truthiness check.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -174,15 +175,19 @@ class HookRegistryBase:
 
     @classmethod
     def register(cls, hook: Any) -> None:
-        """Add ``hook`` (any named callable) under ``metadata.name``, else ``__name__``.
+        """Add ``hook`` (any named async callable) under ``metadata.name``, else ``__name__``.
 
         Registering the identical object again does nothing. A callable that is not a global
-        pygents hook is only named here: it never fires by itself.
+        pygents hook is only named here: it never fires by itself. Besides pygents hooks,
+        an ``async def`` function and an object whose ``__call__`` is async (a duck-typed
+        hook, with a ``type`` attribute to fire from a hooks list) are accepted.
 
         Raises:
             ValueError: another hook holds the name.
+            TypeError: ``hook`` is not callable, is a plain (not async) function, or has
+                no name (neither ``metadata.name`` nor a string ``__name__``).
         """
-        name = hook_name(hook)
+        name = _checked_name(hook)
         existing = cls._hooks.get(name)
         if existing is hook:
             return
@@ -270,6 +275,32 @@ class HookRegistryBase:
         cls._hooks.clear()
         for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
             bucket.clear()
+
+
+def _checked_name(hook: Any) -> str:
+    """``hook``'s registry name, or a ``TypeError`` saying what a hook must be."""
+    if not callable(hook):
+        raise TypeError(
+            f"HookRegistry.register: a hook must be an async callable, got {short_repr(hook)}"
+        )
+    if (inspect.isfunction(hook) or inspect.ismethod(hook)) and not (
+        inspect.iscoroutinefunction(hook)
+    ):
+        # A plain function would return None where the dispatcher awaits.
+        raise TypeError(
+            f"HookRegistry.register: hook {short_repr(getattr(hook, '__name__', hook))} must "
+            f"be an 'async def' function, got a plain function"
+        )
+    name = getattr(getattr(hook, "metadata", None), "name", None)
+    if not isinstance(name, str):
+        name = getattr(hook, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"HookRegistry.register: {short_repr(hook)} has no name to register it under; "
+            f"give it a __name__ (a functools.partial has none: define an 'async def' "
+            f"function that calls it)"
+        )
+    return name
 
 
 def _matches(declared: Any, hook_type: Any) -> bool:

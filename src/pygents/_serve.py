@@ -30,7 +30,7 @@ from ._hooks import AsyncHook, HookRegistry
 from ._registry import AgentRegistryBase
 from ._turn import Turn
 from ._types import AgentState
-from .errors import CheckpointStoreError, SafeExecutionError, SerializationError
+from .errors import CheckpointStoreError, SafeExecutionError, SerializationError, short_repr
 from .store import CheckpointStore
 
 __all__ = ["ErrorPolicy", "Service", "serve"]
@@ -137,7 +137,8 @@ class Service:
         restore: restore each agent from its checkpoint on start (with a store).
 
     Raises:
-        TypeError: an agent is not an ``Agent``, or ``store`` is not a ``CheckpointStore``.
+        TypeError: ``agents`` is not a list of agents, an agent is not an ``Agent``, or
+            ``store`` is not a ``CheckpointStore``.
         ValueError: two agents share a name, ``on_error`` is unknown, ``batch`` < 1.
     """
 
@@ -150,6 +151,12 @@ class Service:
         batch: int = 100,
         restore: bool = True,
     ) -> None:
+        given: Any = agents  # checked: callers may pass anything
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise TypeError(
+                f"Service takes a list of agents, got {short_repr(agents)}: pass "
+                f"Service([agent, ...])"
+            )
         self._agents: list[Agent] = list(agents)
         for agent in self._agents:
             name = getattr(agent, "name", None)

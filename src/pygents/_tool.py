@@ -21,11 +21,12 @@ from . import _callable, _definitions, _schema, _scope
 from ._dispatch import fire, fire_global
 from ._enums import ToolHook
 from ._frame import get_frame, set_frame
-from ._hooks import HookPoint, normalize_tags
+from ._hooks import HookPoint, check_lock, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._scope import NO_CALL as _NO_CALL
 from ._scope import SCOPES
 from ._types import Tool, ToolMetadata
+from .errors import short_repr
 
 __all__ = ["AsyncGenTool", "BaseTool", "CoroutineTool", "Tool", "ToolMetadata", "tool"]
 
@@ -123,7 +124,9 @@ class _BaseTool:
             TypeError: the function is not async, or a fixed kwarg is not a parameter.
             ValueError: the scoped name is already registered.
         """
-        return _ToolDecorator(lock, normalize_tags(tags, "@subtool"), dict(fixed_kwargs), self)
+        return _ToolDecorator(
+            check_lock(lock, "@subtool"), normalize_tags(tags, "@subtool"), dict(fixed_kwargs), self
+        )
 
     def doc_tree(self) -> dict[str, Any]:
         """Return ``{"name", "description", "subtools": [...]}``, recursively (short names)."""
@@ -366,10 +369,13 @@ def tool(
             evaluated at each call.
 
     Raises:
-        TypeError: the function is not async, or a fixed kwarg is not one of its parameters.
+        TypeError: the function is not a named async function (a ``functools.partial`` has no
+            name), a fixed kwarg is not one of its parameters, or ``lock`` is not a bool.
         ValueError: another tool already has this name.
     """
-    decorator = _ToolDecorator(lock, normalize_tags(tags, "@tool"), dict(fixed_kwargs))
+    decorator = _ToolDecorator(
+        check_lock(lock, "@tool"), normalize_tags(tags, "@tool"), dict(fixed_kwargs)
+    )
     if fn is not None:
         return decorator(fn)
     return decorator
@@ -405,6 +411,12 @@ class _ToolDecorator:
             raise TypeError(
                 f"Tool must be async: @tool needs an 'async def' function or async generator, "
                 f"got {getattr(fn, '__name__', fn)!r} ({type(fn).__name__})"
+            )
+        if not isinstance(getattr(fn, "__name__", None), str):
+            # A functools.partial (or a callable object) is async but has no name to register.
+            raise TypeError(
+                f"Tool needs a named async function: @tool got {short_repr(fn)}, which has no "
+                f"__name__ to register it under; define an 'async def' function that calls it"
             )
         made = kind(
             fn, lock=self.lock, tags=self.tags, fixed_kwargs=self.fixed_kwargs, parent=self.parent

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from . import _serde
 from ._enums import StopReason, TurnHook
 from ._generic import T
-from ._hooks import HookPoint, normalize_tags
+from ._hooks import HookPoint, hook_list, normalize_tags
 from ._registry import ToolRegistry
 from ._tool import AsyncGenTool, CoroutineTool, _BaseTool
 from ._turn_metadata import TurnMetadata
@@ -176,8 +176,8 @@ class Turn(Generic[T]):
         return hooks
 
     @hooks.setter
-    def hooks(self, value: Iterable[Any]) -> None:
-        self._hooks = list(value)
+    def hooks(self, value: Iterable[Any] | None) -> None:
+        self._hooks = hook_list(value, "Turn hooks")
 
     @property
     def metadata(self) -> TurnMetadata:

@@ -1141,3 +1141,58 @@ async def test_a_turn_whose_after_put_hook_fails_runs_once_and_is_acknowledged(
     stream = queue.keys.stream("k")
     assert await client.xlen(stream) == 0
     assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
+# -- argument checks: made before connecting, so no server is needed --------------------------
+
+_NOWHERE = "redis://localhost:1"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"lease_ttl": "x"}, TypeError, "lease_ttl must be a number of seconds > 0"),
+        ({"lease_ttl": float("inf")}, ValueError, "lease_ttl must be a finite number"),
+        ({"lease_ttl": 0}, ValueError, "lease_ttl must be a finite number of seconds > 0"),
+        ({"batch": 0}, ValueError, "batch must be an int >= 1"),
+        ({"batch": "10"}, TypeError, "batch must be an int >= 1"),
+        ({"max_attempts": "3"}, TypeError, "max_attempts must be an int >= 1"),
+        ({"prefetch": 0}, ValueError, "prefetch must be an int >= 1"),
+        ({"namespace": 5}, TypeError, "namespace must be a non-empty string"),
+        ({"namespace": ""}, ValueError, "namespace must be a non-empty string"),
+        ({"name": 5}, TypeError, "RedisWorker name must be a non-empty string"),
+        ({"route_sends": "no"}, TypeError, "route_sends must be True or False"),
+    ],
+)
+def test_worker_arguments_are_checked(kwargs: dict[str, Any], error: type, fragment: str):
+    @tool()
+    async def noop() -> None: ...
+
+    agent = Agent("checked", "d", [noop])
+    with pytest.raises(error, match=fragment):
+        RedisWorker([agent], _NOWHERE, prometheus_registry=False, **kwargs)
+
+
+@pytest.mark.parametrize("agents", [None, "checked", [5]])
+def test_worker_agents_are_checked(agents: Any):
+    with pytest.raises(TypeError, match=r"RedisWorker (takes a list of|serves registered) agents"):
+        RedisWorker(agents, _NOWHERE, prometheus_registry=False)
+
+
+@pytest.mark.parametrize("cls", [RedisQueue, RedisStore])
+def test_queue_and_store_namespaces_are_checked(cls: type):
+    with pytest.raises(TypeError, match=rf"{cls.__name__} namespace must be a non-empty string"):
+        cls(_NOWHERE, namespace=None)
+
+
+@pytest.mark.parametrize(("name", "error"), [(None, TypeError), (5, TypeError), ("", ValueError)])
+async def test_send_needs_an_agent_name(name: Any, error: type):
+    @tool()
+    async def noop() -> None: ...
+
+    queue = RedisQueue(_NOWHERE)
+    try:
+        with pytest.raises(error, match=r"RedisQueue.send\(\): the agent name must be a non-empty"):
+            await queue.send(name, Turn("noop"))
+    finally:
+        await queue.aclose()

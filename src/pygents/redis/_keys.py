@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["GROUP", "Keys"]
+from pygents.errors import short_repr
+
+__all__ = ["GROUP", "Keys", "check_agent_name", "check_count", "check_name", "check_seconds"]
 
 #: The consumer group every worker reads agent streams in.
 GROUP = "pygents-workers"
@@ -50,3 +54,39 @@ class Keys:
     def workers(self) -> str:
         """A sorted set of live workers, scored by their last heartbeat (ms)."""
         return f"{self.namespace}:workers"
+
+
+def check_name(value: Any, what: str) -> str:
+    """Return ``value`` if it is a non-empty string; raise ``TypeError`` / ``ValueError``.
+
+    ``what`` names the argument (``"RedisQueue namespace"``): every key embeds these names,
+    so ``5`` or ``None`` must not silently become ``pygents:{None}:turns``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a non-empty string, got {short_repr(value)}")
+    if not value:
+        raise ValueError(f"{what} must be a non-empty string, got ''")
+    return value
+
+
+def check_agent_name(agent: Any, where: str) -> str:
+    """Return ``agent`` (an agent's name, as keys embed it) or raise as ``check_name``."""
+    return check_name(agent, f"{where}: the agent name")
+
+
+def check_count(value: Any, what: str) -> int:
+    """Return ``value`` if it is an int >= 1; raise ``TypeError`` / ``ValueError`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int >= 1, got {short_repr(value)}")
+    if value < 1:
+        raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+    return value
+
+
+def check_seconds(value: Any, what: str) -> float:
+    """Return ``value`` if it is a finite number of seconds > 0; raise otherwise."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{what} must be a number of seconds > 0, got {short_repr(value)}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{what} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)

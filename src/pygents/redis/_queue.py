@@ -13,7 +13,7 @@ from redis.exceptions import RedisError, ResponseError
 from pygents import Turn
 from pygents.errors import SerializationError
 
-from ._keys import GROUP, Keys
+from ._keys import GROUP, Keys, check_agent_name, check_name
 from ._store import connect
 from ._telemetry import Telemetry
 
@@ -105,6 +105,9 @@ class RedisQueue:
         tracer_provider: Any = None,
         _telemetry: Telemetry | None = None,
     ) -> None:
+        check_name(
+            namespace, "RedisQueue namespace"
+        )  # before connecting: a mistake costs no client
         self._redis, self._owned = connect(redis)
         self.keys = Keys(namespace)
         self._telemetry = _telemetry or Telemetry(tracer_provider=tracer_provider)
@@ -152,10 +155,12 @@ class RedisQueue:
             The stream entry's id.
 
         Raises:
-            TypeError: ``turn`` is not a ``Turn``.
+            TypeError: ``agent`` is not a string, or ``turn`` is not a ``Turn``.
+            ValueError: ``agent`` is empty.
             SerializationError: its arguments are not JSON data.
             redis.exceptions.RedisError: Redis failed (the turn was not sent).
         """
+        check_agent_name(agent, "RedisQueue.send()")
         if not isinstance(turn, Turn):
             raise TypeError(f"RedisQueue.send() takes a Turn, got {type(turn).__name__}")
         await self.ensure_group(agent)

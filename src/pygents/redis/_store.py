@@ -12,7 +12,7 @@ from pygents.errors import CheckpointStoreError
 from pygents.store import Checkpoint
 
 from . import _scripts
-from ._keys import GROUP, Keys
+from ._keys import GROUP, Keys, check_name
 
 __all__ = ["LeaseLostError", "RedisStore", "connect"]
 
@@ -64,6 +64,9 @@ class RedisStore:
     """
 
     def __init__(self, redis: aioredis.Redis | str, *, namespace: str = "pygents") -> None:
+        check_name(
+            namespace, "RedisStore namespace"
+        )  # before connecting: a mistake costs no client
         self._redis, self._owned = connect(redis)
         self.keys = Keys(namespace)
         self._save = self._redis.register_script(_scripts.SAVE)

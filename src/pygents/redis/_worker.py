@@ -46,11 +46,12 @@ from pygents import (
     hook,
     set_send_router,
 )
+from pygents.errors import short_repr
 from pygents.store import CHECKPOINT_FORMAT as FORMAT
 from pygents.store import Checkpoint
 
 from . import _scripts
-from ._keys import GROUP, Keys
+from ._keys import GROUP, Keys, check_count, check_name, check_seconds
 from ._queue import RedisQueue, decode_fields
 from ._store import LeaseLostError, RedisStore, connect
 from ._telemetry import Telemetry
@@ -148,8 +149,11 @@ class RedisWorker:
             ``prometheus_client.REGISTRY``, a ``CollectorRegistry``, or False.
 
     Raises:
-        TypeError: an agent is not a registered agent.
-        ValueError: names repeat, or a number is out of range.
+        TypeError: ``agents`` is not a list of registered agents, or an argument has the
+            wrong type (``namespace`` and ``name`` are strings, ``lease_ttl`` a number,
+            ``max_attempts``, ``prefetch`` and ``batch`` ints, ``route_sends`` a bool).
+        ValueError: names repeat, a name is empty, or a number is out of range
+            (``lease_ttl`` > 0 and finite; ``max_attempts``, ``prefetch``, ``batch`` >= 1).
     """
 
     def __init__(
@@ -168,22 +172,34 @@ class RedisWorker:
         meter_provider: Any = None,
         prometheus_registry: Any = None,
     ) -> None:
-        self._agents = {a.name: a for a in agents}
-        for agent_name, agent in self._agents.items():
+        # Every argument is checked before connecting: a mistake costs no client.
+        if isinstance(agents, str | bytes) or not isinstance(agents, Iterable):
+            raise TypeError(
+                f"RedisWorker takes a list of agents, got {short_repr(agents)}: pass "
+                f"RedisWorker([agent, ...], redis)"
+            )
+        self._agents: dict[str, Any] = {}
+        for agent in agents:
+            agent_name = getattr(agent, "name", None)
             try:
-                registered = AgentRegistry.get(agent_name)
+                registered = AgentRegistry.get(agent_name) if isinstance(agent_name, str) else None
             except LookupError:
                 registered = None
-            if registered is not agent:
-                raise TypeError(f"RedisWorker serves registered agents, got {agent!r}")
+            if registered is not agent or not isinstance(agent_name, str):
+                raise TypeError(f"RedisWorker serves registered agents, got {short_repr(agent)}")
+            self._agents[agent_name] = agent
         if not self._agents:
             raise ValueError("RedisWorker needs at least one agent")
-        if not lease_ttl > 0:
-            raise ValueError(f"RedisWorker lease_ttl must be > 0 seconds, got {lease_ttl!r}")
-        if max_attempts < 1 or prefetch < 1:
-            raise ValueError(
-                f"RedisWorker max_attempts and prefetch must be >= 1, got {max_attempts!r} "
-                f"and {prefetch!r}"
+        check_name(namespace, "RedisWorker namespace")
+        if name is not None:
+            check_name(name, "RedisWorker name")
+        lease_ttl = check_seconds(lease_ttl, "RedisWorker lease_ttl")
+        check_count(max_attempts, "RedisWorker max_attempts")
+        check_count(prefetch, "RedisWorker prefetch")
+        check_count(batch, "RedisWorker batch")  # as Service(batch=...)
+        if route_sends is not True and route_sends is not False:
+            raise TypeError(
+                f"RedisWorker route_sends must be True or False, got {short_repr(route_sends)}"
             )
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self._redis, self._owns_client = connect(redis)

@@ -20,7 +20,7 @@ from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
 from ._tool import Tool
 from ._tool_call import turn_from_call
 from ._turn import Turn
-from .errors import SafeExecutionError, UnregisteredToolError
+from .errors import SafeExecutionError, UnregisteredToolError, is_collection
 
 __all__ = ["DEFAULT_CONTEXT_QUEUE_LIMIT", "Agent", "AgentRegistry", "UnregisteredAgentToolError"]
 
@@ -111,7 +111,7 @@ class Agent:
     # -- construction helpers ----------------------------------------------------------------
 
     def _check_tools(self, tools: Any) -> dict[str, Tool]:
-        if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+        if not is_collection(tools):
             raise TypeError(f"Agent {self._name!r}: tools must be a list of tools, got {tools!r}")
         checked: dict[str, Tool] = {}
         for t in tools:

@@ -12,7 +12,7 @@ from ._registry import AgentRegistryBase as AgentRegistry
 from ._registry import ToolRegistry
 from ._turn import Turn
 from ._types import AgentState, Tool
-from .errors import SerializationError, UnregisteredAgentError, short_repr
+from .errors import SerializationError, UnregisteredAgentError, is_collection, short_repr
 
 A = TypeVar("A", bound=AgentState)
 
@@ -68,7 +68,7 @@ def _keeping_the_queue(agent: AgentState, name: str, tools: Any) -> Any:
     run is refused, never dropped. Something that is not a list of tools is returned as it
     is, for the constructor to refuse.
     """
-    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+    if not is_collection(tools):
         return tools
     tools = list(tools)  # iterated twice, and it may be a generator
     given = {id(t) for t in tools}
@@ -103,7 +103,7 @@ def to_dict(agent: AgentState) -> dict[str, Any]:
 
 def _allowed_names(tools: Iterable[Tool | str]) -> set[str]:
     # A bare string would be read character by character (worded as turn_from_call's check).
-    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+    if not is_collection(tools):
         raise TypeError(
             f"Agent.from_dict: tools must be a list of tools or tool names, got {short_repr(tools)}"
         )

@@ -13,7 +13,7 @@ from ._enums import ContextQueueHook
 from ._generic import T
 from ._hooks import HookPoint
 from ._registry import GLOBAL_BY_TYPE
-from .errors import short_repr
+from .errors import is_collection, short_repr
 
 __all__ = ["ContextQueue"]
 
@@ -161,7 +161,7 @@ class ContextQueue(Container[T]):
     @items.setter
     def items(self, values: Iterable[ContextItem[T]]) -> None:
         given: Any = values  # checked: callers may pass anything
-        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        if not is_collection(given):
             raise TypeError(
                 f"ContextQueue.items must be a list of ContextItem, got {short_repr(values)}"
             )

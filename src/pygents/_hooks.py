@@ -11,6 +11,7 @@ from . import _callable
 from ._enums import HOOK_FAMILIES, HookType, hook_types
 from ._registry import HookRegistryBase
 from ._types import Hook, HookMetadata
+from .errors import is_collection
 from .errors import short_repr as _short
 
 __all__ = [
@@ -58,7 +59,7 @@ def hook_list(hooks: Iterable[Any] | None, what: str) -> list[Any]:
     """
     if hooks is None:
         return []
-    if isinstance(hooks, str | bytes) or not isinstance(hooks, Iterable):
+    if not is_collection(hooks):
         raise TypeError(f"{what} must be a list of hooks (or None for none), got {_short(hooks)}")
     out = list(hooks)  # it may be a generator
     for h in out:

@@ -30,7 +30,13 @@ from ._hooks import AsyncHook, HookRegistry
 from ._registry import AgentRegistryBase
 from ._turn import Turn
 from ._types import AgentState
-from .errors import CheckpointStoreError, SafeExecutionError, SerializationError, short_repr
+from .errors import (
+    CheckpointStoreError,
+    SafeExecutionError,
+    SerializationError,
+    is_collection,
+    short_repr,
+)
 from .store import CheckpointStore
 
 __all__ = ["ErrorPolicy", "Service", "serve"]
@@ -152,7 +158,7 @@ class Service:
         restore: bool = True,
     ) -> None:
         given: Any = agents  # checked: callers may pass anything
-        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        if not is_collection(given):
             raise TypeError(
                 f"Service takes a list of agents, got {short_repr(agents)}: pass "
                 f"Service([agent, ...])"

@@ -26,7 +26,7 @@ from ._schema import _hints, _is_typeddict, _strip_qualifiers, schema_of
 from ._turn import Turn
 from ._types import Tool
 from ._validate import json_type, problems
-from .errors import ToolCallError, short_repr
+from .errors import ToolCallError, is_collection, short_repr
 
 __all__ = ["MAX_DEPTH", "MAX_PROBLEMS", "call_name", "resolve", "turn_from_call"]
 
@@ -75,7 +75,7 @@ def resolve(name: Any, tools: Iterable[Tool] | None) -> Tool:
 
 def _checked_tools(tools: Any) -> list[Tool]:
     """``tools`` as a list, or a ``TypeError``: a mistake in the caller's code, not the model's."""
-    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+    if not is_collection(tools):
         raise TypeError(f"turn_from_call: tools must be a list of tools, got {short_repr(tools)}")
     checked = list(tools)  # it may be a generator
     for t in checked:

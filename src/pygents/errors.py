@@ -34,6 +34,7 @@ a turn timeout that is not positive or too large for a timer).
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -175,6 +176,16 @@ def _call_message(tool_name: str, problems: list[tuple[str, str]]) -> str:
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def is_collection(value: Any) -> bool:
+    """True for an iterable of items given where a list is expected.
+
+    A ``str`` or ``bytes`` is not one (it would be read a character at a time), nor is
+    anything that cannot be iterated. The argument checks that say "must be a list of ..."
+    share this test.
+    """
+    return not isinstance(value, str | bytes) and isinstance(value, Iterable)
 
 
 def short_repr(value: Any) -> str:

@@ -46,7 +46,7 @@ from pygents import (
     hook,
     set_send_router,
 )
-from pygents.errors import short_repr
+from pygents.errors import is_collection, short_repr
 from pygents.store import CHECKPOINT_FORMAT as FORMAT
 from pygents.store import Checkpoint
 
@@ -173,7 +173,7 @@ class RedisWorker:
         prometheus_registry: Any = None,
     ) -> None:
         # Every argument is checked before connecting: a mistake costs no client.
-        if isinstance(agents, str | bytes) or not isinstance(agents, Iterable):
+        if not is_collection(agents):
             raise TypeError(
                 f"RedisWorker takes a list of agents, got {short_repr(agents)}: pass "
                 f"RedisWorker([agent, ...], redis)"

@@ -435,14 +435,16 @@ async def test_a_dead_endpoint_is_reported_once_per_signal(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     threads_before = set(threading.enumerate())
-    handle = configure(service_name="t", set_global=False, metric_export_interval=0.1)
+    # Exports every 0.5 s: the SDK gives a collection the export interval as its timeout, and
+    # at 0.1 s a stall of the (shared) machine made it log "Metric collection timed out".
+    handle = configure(service_name="t", set_global=False, metric_export_interval=0.5)
     try:
         assert await run_agent("a0", doubles(20)) == [("double", 2 * i) for i in range(20)]
         assert wait_for_warnings(caplog, ("spans", "metrics")), warnings_by_kind(caplog.records)
-        # Fail some more: more span batches, more metric exports.
+        # Fail some more: more span batches, more metric exports (three or so in 1.5 s).
         for i in range(1, 6):
             await run_agent(f"a{i}", doubles(20))
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.3)
     finally:
         handle.shutdown(timeout=10)
     join_export_threads(threads_before, timeout=15)

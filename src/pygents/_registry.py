@@ -172,24 +172,41 @@ class HookRegistryBase:
     """
 
     _hooks: ClassVar[dict[str, Any]] = {}
+    #: Names of the hooks registered with ``library=True``: left out of ``all()`` and of
+    #: ``get_by_type(type)``.
+    _library: ClassVar[set[str]] = set()
 
     @classmethod
-    def register(cls, hook: Any) -> None:
+    def register(cls, hook: Any, *, library: bool = False) -> None:
         """Add ``hook`` (any named async callable) under ``metadata.name``, else ``__name__``.
 
-        Registering the identical object again does nothing. A callable that is not a global
-        pygents hook is only named here: it never fires by itself. Besides pygents hooks,
-        an ``async def`` function and an object whose ``__call__`` is async (a duck-typed
-        hook, with a ``type`` attribute to fire from a hooks list) are accepted.
+        Registering the identical object again does nothing (except that ``library=True``
+        marks it). A callable that is not a global pygents hook is only named here: it never
+        fires by itself. Besides pygents hooks, an ``async def`` function and an object
+        whose ``__call__`` is async (a duck-typed hook, with a ``type`` attribute to fire
+        from a hooks list) are accepted.
+
+        Args:
+            hook: the hook.
+            library: the hook belongs to a library (the telemetry bridge, a ``Service``), not
+                to the program: it fires, is found by name and is removed by ``clear()`` like
+                any other, but ``all()`` and ``get_by_type(type)`` leave it out, so that a
+                program's own lookups find only its own hooks.
 
         Raises:
             ValueError: another hook holds the name.
             TypeError: ``hook`` is not callable, is a plain (not async) function, or has
                 no name (neither ``metadata.name`` nor a string ``__name__``).
         """
+        if not isinstance(library, bool):
+            raise TypeError(
+                f"HookRegistry.register: library must be True or False, got {short_repr(library)}"
+            )
         name = _checked_name(hook)
         existing = cls._hooks.get(name)
         if existing is hook:
+            if library:
+                cls._library.add(name)
             return
         if existing is not None:
             raise ValueError(
@@ -201,6 +218,8 @@ class HookRegistryBase:
                 f"(agent.before_turn(existing_hook)); in tests, clear HookRegistry"
             )
         cls._hooks[name] = hook
+        if library:
+            cls._library.add(name)
         if getattr(hook, "is_global", False):
             for hook_type in hook.types:
                 GLOBAL_BY_TYPE[hook_type].append(hook)
@@ -228,8 +247,12 @@ class HookRegistryBase:
 
     @classmethod
     def all(cls) -> list[Hook]:
-        """Return all registered hooks, in registration order."""
-        return list(cls._hooks.values())
+        """Return the program's registered hooks, in registration order.
+
+        Hooks registered with ``library=True`` (telemetry's, a ``Service``'s) are left out.
+        """
+        library = cls._library
+        return [h for name, h in cls._hooks.items() if name not in library]
 
     @classmethod
     def get_by_type(cls, hook_type: HookType, hooks: Iterable[Any] | None = None) -> Any:
@@ -239,11 +262,13 @@ class HookRegistryBase:
         ``type`` matches ``hook_type``, in order. A ``type`` that is a tuple, frozenset, set
         or list matches when it contains ``hook_type``; otherwise it must be ``hook_type``
         itself (enum identity: ``TurnHook.ON_ERROR`` is not ``ToolHook.ON_ERROR``). Without
-        ``hooks``: the first registered hook listening to ``hook_type``, or None.
+        ``hooks``: the first registered hook listening to ``hook_type``, or None; hooks
+        registered with ``library=True`` are not considered.
         """
         if hooks is None:
-            for hook in cls._hooks.values():
-                if any(t is hook_type for t in hook_types(hook)):
+            library = cls._library
+            for name, hook in cls._hooks.items():
+                if name not in library and any(t is hook_type for t in hook_types(hook)):
                     return hook
             return None
         return [h for h in hooks if _matches(getattr(h, "type", None), hook_type)]
@@ -265,14 +290,16 @@ class HookRegistryBase:
                 f"Hook {short_repr(name)} in HookRegistry is another object"
             )
         del cls._hooks[name]
+        cls._library.discard(name)
         for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
             while found in bucket:
                 bucket.remove(found)
 
     @classmethod
     def clear(cls) -> None:
-        """Remove every hook, global and instance-scoped."""
+        """Remove every hook, global and instance-scoped (library hooks too)."""
         cls._hooks.clear()
+        cls._library.clear()
         for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
             bucket.clear()
 

@@ -105,7 +105,7 @@ def _ensure_registered(durable: bool) -> None:
     """Register the hooks this service needs (again, if a registry reset removed them)."""
     for h, needed in ((_AFTER_TURN, True), (_ON_PAUSE, True), (_AFTER_PUT, durable)):
         if needed and HookRegistry.lookup(h.metadata.name) is not h:
-            HookRegistry.register(h)
+            HookRegistry.register(h, library=True)
 
 
 def _release(durable: bool) -> None:

@@ -42,6 +42,7 @@ def isolated_registries() -> Iterator[None]:
     tools = dict(ToolRegistry._items)
     agents = dict(AgentRegistry._items)
     hooks = dict(HookRegistry._hooks)
+    library = set(HookRegistry._library)
     by_type = {k: list(v) for k, v in GLOBAL_BY_TYPE.items()}
     by_family = {k: list(v) for k, v in GLOBAL_BY_FAMILY.items()}
     reset_registries()
@@ -52,6 +53,7 @@ def isolated_registries() -> Iterator[None]:
         ToolRegistry._items.update(tools)
         AgentRegistry._items.update(agents)
         HookRegistry._hooks.update(hooks)
+        HookRegistry._library.update(library)
         for k, v in by_type.items():
             GLOBAL_BY_TYPE[k].extend(v)
         for fam, v in by_family.items():

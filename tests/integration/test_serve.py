@@ -12,13 +12,16 @@ import pytest
 
 from pygents import (
     Agent,
+    AgentHook,
     AgentRegistry,
+    HookRegistry,
     SafeExecutionError,
     Service,
     StopReason,
     Turn,
     current_agent,
     current_turn,
+    hook,
     serve,
     tool,
 )
@@ -29,6 +32,28 @@ async def eventually(check: Any) -> None:
     async with asyncio.timeout(10):
         while not check():  # noqa: ASYNC110  # polls what the agents' tasks produce
             await asyncio.sleep(0.001)
+
+
+async def test_the_services_own_hooks_are_not_the_programs() -> None:
+    @tool()
+    async def work() -> None:
+        pass
+
+    agent = Agent("hooked", "d", [work])
+    async with Service([agent], store=MemoryStore()):
+        await agent.put(Turn(work))
+        # The service fires its AFTER_TURN/ON_PAUSE/AFTER_PUT hooks, but a program asking
+        # the registry for its hooks (COMPAT A7) finds only its own.
+        assert HookRegistry.get_by_type(AgentHook.AFTER_TURN) is None
+        assert HookRegistry.get_by_type(AgentHook.AFTER_PUT) is None
+        assert HookRegistry.all() == []
+
+        @hook(AgentHook.AFTER_TURN)
+        async def mine(agent: Any, turn: Any) -> None:
+            pass
+
+        assert HookRegistry.get_by_type(AgentHook.AFTER_TURN) is mine
+        assert HookRegistry.all() == [mine]
 
 
 async def test_two_served_agents_exchange_1000_turns_with_send() -> None:

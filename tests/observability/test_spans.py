@@ -97,10 +97,19 @@ def _start(span: Any) -> int:
     return int(span.start_time)
 
 
+def bridge_hooks() -> list[Any]:
+    """The bridge's hooks, found by their documented names (all() leaves library hooks out)."""
+    found = []
+    for family in _FAMILIES.values():
+        for member in family:
+            h = HookRegistry.lookup(f"{BRIDGE_PREFIX}.{member.value}.{family.__name__}")
+            if h is not None:
+                found.append(h)
+    return found
+
+
 def bridge_hook_names() -> list[str]:
-    return [
-        h.metadata.name for h in HookRegistry.all() if h.metadata.name.startswith(BRIDGE_PREFIX)
-    ]
+    return [h.metadata.name for h in bridge_hooks()]
 
 
 # --------------------------------------------------------------------------- span timing
@@ -1225,6 +1234,32 @@ async def test_uninstrument_stops_spans_and_metrics_but_keeps_user_hooks(
     assert _otel_snapshot(telemetry).items() <= before.items()
 
 
+async def test_the_programs_hook_lookups_do_not_see_the_bridge_hooks(telemetry: Any) -> None:
+    # A ported program asks the registry for its own hooks (COMPAT A7: get_by_type with one
+    # argument is the first registered hook of that type); the bridge registered at import.
+    assert bridge_hook_names()
+    assert HookRegistry.all() == []
+    assert HookRegistry.get_by_type(AgentHook.ON_PAUSE) is None
+    assert HookRegistry.get_by_type(ToolHook.ON_YIELD) is None
+
+    @hook(AgentHook.ON_PAUSE)
+    async def my_pause(agent: Any) -> None:
+        pass
+
+    assert HookRegistry.get_by_type(AgentHook.ON_PAUSE) is my_pause
+    assert HookRegistry.all() == [my_pause]
+
+    @tool()
+    async def stream() -> Any:
+        yield 1
+
+    agent = Agent("lookups", "d", [stream])
+    await agent.put(Turn(stream))
+    await drain(agent)
+    (span,) = telemetry.by_name(EXECUTE.format("stream"))
+    assert [e.name for e in span.events] == ["pygents.tool.yield"]  # the bridge still fires
+
+
 def _labels(agent: str) -> dict[str, str]:
     return {"agent": agent, "tool": "work", "stop_reason": "completed"}
 
@@ -1239,7 +1274,7 @@ _FAMILIES = {
 
 
 async def test_instrument_is_idempotent(telemetry: Any) -> None:
-    first = [h for h in HookRegistry.all() if h.metadata.name.startswith(BRIDGE_PREFIX)]
+    first = bridge_hooks()
     names = [h.metadata.name for h in first]
     assert names
     assert len(names) == len(set(names))
@@ -1254,7 +1289,7 @@ async def test_instrument_is_idempotent(telemetry: Any) -> None:
 
     reinstrument(telemetry)  # same arguments as the fixture
     reinstrument(telemetry)
-    again = [h for h in HookRegistry.all() if h.metadata.name.startswith(BRIDGE_PREFIX)]
+    again = bridge_hooks()
     assert [id(h) for h in again] == [id(h) for h in first]
 
     @tool()

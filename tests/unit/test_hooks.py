@@ -227,6 +227,55 @@ def test_registry_get_by_type():
     assert HookRegistry.get_by_type(AgentHook.BEFORE_TURN) is None
 
 
+async def test_a_library_hook_fires_but_the_programs_lookups_do_not_see_it():
+    from pygents.testing import isolated_registries
+
+    calls = []
+
+    @hook(AgentHook.BEFORE_TURN)
+    async def library_watch(agent):
+        calls.append(("library", agent.name))
+
+    HookRegistry.register(library_watch, library=True)  # marks the registered object
+    assert HookRegistry.get_by_type(AgentHook.BEFORE_TURN) is None
+    assert HookRegistry.all() == []
+    assert HookRegistry.get("library_watch") is library_watch  # still found by name
+
+    @hook(AgentHook.BEFORE_TURN)
+    async def mine(agent):
+        calls.append(("mine", agent.name))
+
+    assert HookRegistry.get_by_type(AgentHook.BEFORE_TURN) is mine
+    assert HookRegistry.all() == [mine]
+
+    @tool()
+    async def noop():
+        return None
+
+    agent = Agent("lib", "d", [noop])
+    await agent.put(Turn(noop))
+    async with aclosing(agent.run()) as run:
+        async for _ in run:
+            pass
+    assert calls == [("library", "lib"), ("mine", "lib")]  # both fire, in order
+
+    with isolated_registries():  # hidden inside the block, and still a library hook after
+        assert HookRegistry.lookup("library_watch") is None
+    assert HookRegistry.get_by_type(AgentHook.BEFORE_TURN) is mine
+    assert HookRegistry.get("library_watch") is library_watch
+
+    # Registered again under the same name after unregistering: a program hook now.
+    HookRegistry.unregister(library_watch)
+    HookRegistry.register(library_watch)
+    assert HookRegistry.all() == [mine, library_watch]
+    with pytest.raises(TypeError, match="library must be True or False"):
+        HookRegistry.register(mine, library="yes")
+    HookRegistry.register(library_watch, library=True)
+    HookRegistry.clear()
+    HookRegistry.register(library_watch)
+    assert HookRegistry.all() == [library_watch]  # clear() forgot the mark
+
+
 async def test_registry_clear_stops_global_hooks():
     calls = []
 

@@ -144,7 +144,10 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         ]
         for hook_type, method, for_spans, for_metrics in table:
             if (spans and for_spans) or (metrics and for_metrics):
-                self.hooks.append(hook(hook_type)(_guarded(method, hook_type)))
+                made = hook(hook_type)(_guarded(method, hook_type))
+                # The program's own lookups (all(), get_by_type(type)) do not see it.
+                HookRegistry.register(made, library=True)
+                self.hooks.append(made)
         self._probe = self.hooks[0]
         self._probe_name = self._probe.metadata.name
         add_scope(self)

@@ -396,12 +396,15 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         else:
                             called = None
                         try:
-                            if by_position:
-                                coro = tool.fn(one)
-                            elif args or kwargs:
-                                coro = tool.fn(*args, **kwargs)
-                            else:
-                                coro = tool.fn()
+                            try:
+                                if by_position:
+                                    coro = tool.fn(one)
+                                elif args or kwargs:
+                                    coro = tool.fn(*args, **kwargs)
+                                else:
+                                    coro = tool.fn()
+                            except TypeError as exc:  # the arguments do not bind
+                                coro = tool._refit(exc, args, kwargs)
                             if watch and (
                                 turn._timeout is None
                                 or (watch.pending and watch.task is current_task(watch.loop))

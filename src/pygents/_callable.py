@@ -19,7 +19,7 @@ from typing import Any
 
 from ._frame import get_frame
 
-__all__ = ["CallShape", "Injection", "analyse", "first_parameter", "merge_fixed"]
+__all__ = ["CallShape", "Injection", "analyse", "first_parameter", "fit_arguments", "merge_fixed"]
 
 _log = logging.getLogger("pygents")
 
@@ -170,6 +170,43 @@ def first_parameter(fn: Callable[..., Any]) -> str | None:
         return None
     name: str = code.co_varnames[0]
     return name
+
+
+def fit_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any], list[str]] | None:
+    """The call without the arguments ``fn`` has no parameter for.
+
+    Returns ``(args, kwargs, dropped)``: surplus positional values are cut off (unless ``fn``
+    takes ``*args``), keywords naming no parameter removed (unless it takes ``**kwargs``);
+    ``dropped`` names what went. None when nothing is surplus (the call failed for another
+    reason). Runs only after a call failed to bind, never on a call's way.
+    """
+    try:
+        # The function's own parameters (what a call binds against), not a __wrapped__'s.
+        signature = inspect.signature(fn, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return None
+    kind = inspect.Parameter
+    params = list(signature.parameters.values())
+    kinds = {p.kind for p in params}
+    dropped: list[str] = []
+    if kind.VAR_POSITIONAL not in kinds:
+        room = sum(p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD) for p in params)
+        if len(args) > room:
+            extra = len(args) - room
+            dropped.append(f"{extra} positional value{'s' if extra > 1 else ''}")
+            args = args[:room]
+    if kind.VAR_KEYWORD not in kinds:
+        # A keyword naming a positional-only parameter is no surplus but a mistake: kept,
+        # so that the call says so.
+        names = {p.name for p in params if p.kind is not kind.VAR_POSITIONAL}
+        if not kwargs.keys() <= names:
+            dropped.extend(repr(k) for k in kwargs if k not in names)
+            kwargs = {k: v for k, v in kwargs.items() if k in names}
+    if not dropped:
+        return None
+    return tuple(args), kwargs, dropped
 
 
 class CallShape:

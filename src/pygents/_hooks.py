@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
 from . import _callable
-from ._enums import HOOK_FAMILIES, HookType, hook_types
+from ._enums import HOOK_FAMILIES, ContextQueueHook, HookType, hook_types
 from ._registry import HookRegistryBase
 from ._types import Hook, HookMetadata
 from .errors import is_collection
@@ -130,6 +130,11 @@ class AsyncHook:
         self._shape = shape
         # The dispatcher calls ``invoke``: the bare function when there is nothing to add.
         self.invoke: HookFn = fn if shape.plain else self._invoke
+        if types == (ContextQueueHook.AFTER_APPEND,) and _two_positional(fn):
+            # The original's newer form, ``(appended_items, current)`` without the queue:
+            # a function of two parameters could never take the three-argument call.
+            self._full = self.invoke
+            self.invoke = self._without_queue
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -155,9 +160,25 @@ class AsyncHook:
                 return await self.fn(*args, **kwargs)
         return await self.fn(*args, **kwargs)
 
+    def _without_queue(self, queue: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._full(*args, **kwargs)  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         scope = "global" if self.is_global else "instance"
         return f"<{scope} hook {self.metadata.name!r} on {[t.name for t in self.types]}>"
+
+
+def _two_positional(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` takes exactly two positional arguments (and no ``*args``)."""
+    try:
+        params = inspect.signature(fn, follow_wrapped=False).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = inspect.Parameter
+    positional = [
+        p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) == 2 and all(p.kind is not kinds.VAR_POSITIONAL for p in params)
 
 
 class HookAlias:

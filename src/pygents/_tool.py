@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import sys
 from collections.abc import (
     AsyncGenerator,
@@ -34,6 +35,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Y = TypeVar("Y")
 
+_log = logging.getLogger("pygents")
 _SPLIT_DICT_SLOW = sys.version_info < (3, 13)
 _TOOL_GLOBALS = GLOBAL_BY_FAMILY[ToolHook]
 _G_BEFORE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
@@ -83,6 +85,8 @@ class _BaseTool:
         self.tags = tags
         self.fixed_kwargs = fixed_kwargs
         self._shape = shape
+        #: The sets of surplus arguments already reported (see _refit).
+        self._ignored: set[tuple[str, ...]] = set()
         # True when a call can go straight to the function: no lock, kwargs or injection.
         self._plain = shape.plain
         #: For a straight call: the parameter one keyword argument may be passed to by
@@ -105,6 +109,38 @@ class _BaseTool:
         inside a running loop this is that loop's lock.
         """
         return self._shape.lock_object()
+
+    def _refit(
+        self, error: TypeError, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """Call the function again without the arguments it has no parameter for.
+
+        Every call site comes here when the function's call raised ``error`` (for an
+        ``async def`` function or generator, a call raises only when its arguments do not
+        bind). As the original does, surplus arguments are ignored: a caller may pass more
+        than the tool takes. Each distinct set of dropped arguments is logged once per tool
+        (WARNING, ``pygents`` logger), so a misspelt keyword is still seen. With nothing
+        surplus (an argument given twice) ``error`` is raised; a call that still does not
+        bind raises its own ``TypeError`` (a required argument missing).
+        """
+        fitted = _callable.fit_arguments(self.fn, args, kwargs)
+        if fitted is None:
+            raise error
+        args, kwargs, dropped = fitted
+        key = tuple(dropped)
+        warned = self._ignored
+        if key not in warned and len(warned) < 100:
+            warned.add(key)
+            _log.warning(
+                "Tool %r has no parameter for %s: ignored (a tool receives the arguments "
+                "its function declares; *args / **kwargs take any others)",
+                self.__name__,
+                ", ".join(dropped),
+            )
+        try:
+            return self.fn(*args, **kwargs)
+        except TypeError as still:
+            raise still from None  # what is still wrong, without the surplus' error
 
     def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         hooks = self.hooks
@@ -161,7 +197,10 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
             and not SCOPES
             and not (_G_BEFORE or _G_AFTER or _G_ERROR)
         ):
-            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+            try:
+                return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+            except TypeError as exc:
+                return self._refit(exc, args, kwargs)  # type: ignore[no-any-return]
         return self._invoke(args, kwargs, turn)
 
     async def _invoke(
@@ -188,9 +227,17 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
                     await fire_global(_G_BEFORE, self.tags, *args, **call_kwargs)
                 if self._shape.lock:
                     async with self._shape.get_lock():
-                        result = await self.fn(*args, **call_kwargs)
+                        try:
+                            call = self.fn(*args, **call_kwargs)
+                        except TypeError as exc:
+                            call = self._refit(exc, args, call_kwargs)
+                        result = await call
                 else:
-                    result = await self.fn(*args, **call_kwargs)
+                    try:
+                        call = self.fn(*args, **call_kwargs)
+                    except TypeError as exc:
+                        call = self._refit(exc, args, call_kwargs)
+                    result = await call
             except Exception as exc:
                 meta._end = time()
                 if self.hooks or _G_ERROR:
@@ -230,7 +277,10 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
     ) -> AsyncIterator[Y]:
         """Return the async iterator a turn drives: the bare generator when nothing wraps it."""
         if self._plain and not self.hooks and not _TOOL_GLOBALS and not SCOPES:
-            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+            try:
+                return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+            except TypeError as exc:
+                return self._refit(exc, args, kwargs)  # type: ignore[no-any-return]
         return self._iterate(args, kwargs, turn)
 
     async def _iterate(
@@ -255,7 +305,10 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             if self._shape.lock:
                 lock = self._shape.get_lock()
                 await lock.acquire()
-            agen = self.fn(*args, **call_kwargs)
+            try:
+                agen = self.fn(*args, **call_kwargs)
+            except TypeError as exc:
+                agen = self._refit(exc, args, call_kwargs)
             async for value in agen:
                 values.append(value)
                 if self.hooks:

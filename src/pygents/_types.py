@@ -11,6 +11,7 @@ build the objects that satisfy them.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -82,13 +83,19 @@ class ToolMetadata:
         return _as_datetime(self._end)
 
     def dict(self) -> dict[str, Any]:
-        """Return the metadata as a plain dict (times as ISO 8601 strings)."""
+        """Return the metadata as a plain dict (times as ISO 8601 strings).
+
+        Keys: ``name``, ``description``, ``start_time``, ``end_time``, ``input_schema``,
+        ``output_schema`` (the schemas are fresh copies).
+        """
         start, end = self.start_time, self.end_time
         return {
             "name": self.name,
             "description": self.description,
             "start_time": start.isoformat() if start else None,
             "end_time": end.isoformat() if end else None,
+            "input_schema": copy.deepcopy(self.input_schema),
+            "output_schema": copy.deepcopy(self.output_schema),
         }
 
     def __repr__(self) -> str:

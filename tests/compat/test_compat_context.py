@@ -30,6 +30,7 @@ from pygents import (
     HookRegistry,
     Turn,
     UnregisteredHookError,
+    hook,
     tool,
 )
 from pygents.context import ContextItem, ContextPool, ContextQueue
@@ -274,6 +275,43 @@ async def test_queue_hooks_get_the_documented_arguments():
         ("after_append", [c], [b, c]),
         ("before_clear", [b, c]),
         ("after_clear", 0),
+    ]
+
+
+async def test_an_after_append_hook_of_two_parameters_gets_the_newer_form():
+    # The original's newer docs (0.6.8) call AFTER_APPEND hooks with (appended_items,
+    # current); 0.6.1's with (queue, appended_items, current). Both forms work.
+    window: ContextQueue[str] = ContextQueue(limit=2)
+    log: list[tuple] = []
+    a, b, c = (ContextItem(content=x) for x in "abc")
+
+    @window.after_append
+    async def newer(appended_items, current) -> None:
+        log.append(("newer", list(appended_items), list(current)))
+
+    @window.after_append
+    async def older(queue, appended_items, current) -> None:
+        log.append(("older", queue is window, list(appended_items)))
+
+    @window.after_append(lock=True)
+    async def newer_locked(appended_items, current, *, queue: ContextQueue | None = None):
+        log.append(("newer_locked", list(appended_items)))
+
+    @hook(ContextQueueHook.AFTER_APPEND)
+    async def newer_global(appended_items, current) -> None:
+        log.append(("newer_global", list(current)))
+
+    await window.append(a, b)
+    await window.append(c)
+    assert log == [
+        ("newer", [a, b], [a, b]),
+        ("older", True, [a, b]),
+        ("newer_locked", [a, b]),
+        ("newer_global", [a, b]),
+        ("newer", [c], [b, c]),
+        ("older", True, [c]),
+        ("newer_locked", [c]),
+        ("newer_global", [b, c]),
     ]
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import datetime
 
@@ -26,6 +27,7 @@ import pytest
 
 from pygents import (
     Agent,
+    StopReason,
     ToolHook,
     ToolRegistry,
     Turn,
@@ -553,7 +555,21 @@ async def test_metadata_dict_has_iso_strings():
 
     await Turn("measure", args=[1]).returning()
     data = measure.metadata.dict()
-    assert set(data) == {"name", "description", "start_time", "end_time"}
+    # The reference's four keys (0.6.1), and the schemas its newer docs (0.6.8) add.
+    assert set(data) == {
+        "name",
+        "description",
+        "start_time",
+        "end_time",
+        "input_schema",
+        "output_schema",
+    }
+    assert data["input_schema"] == measure.metadata.input_schema
+    assert data["input_schema"]["properties"] == {"v": {"type": "integer"}}
+    assert data["output_schema"] == {"type": "integer"}
+    data["input_schema"]["properties"].clear()  # a copy: the tool's schema is untouched
+    assert measure.metadata.input_schema["properties"] == {"v": {"type": "integer"}}
+    assert json.loads(json.dumps(data)) == data
     assert data["name"] == "measure"
     assert data["description"] == "Measure something."
     assert datetime.fromisoformat(data["start_time"]) == measure.metadata.start_time
@@ -574,3 +590,40 @@ async def test_a_tool_exposes_the_protocol_attributes():
     assert plus_one.tags == frozenset()
     assert plus_one.metadata.name == "body"
     assert await plus_one(1) == 2
+
+
+# -- surplus arguments (0.6.8 docs: "Extra arguments are ignored") ---------------------------
+
+
+async def test_surplus_arguments_are_ignored_on_every_way_a_tool_is_called():
+    @tool()
+    async def total(a: int, b: int = 0) -> int:
+        return a + b
+
+    @tool(lock=True, scale=10)
+    async def scaled(a: int, scale: int) -> int:
+        return a * scale
+
+    @tool()
+    async def count(n: int):
+        for i in range(n):
+            yield i
+
+    @total.subtool()
+    async def double(a: int) -> int:
+        return 2 * a
+
+    assert await total(1, 2, 3, extra="x") == 3  # direct call
+    assert await scaled(2, extra="x") == 20  # with a lock and a fixed kwarg
+    assert [v async for v in count(2, extra=1)] == [0, 1]  # a streaming tool, directly
+    assert await Turn("total", kwargs={"a": 1, "b": 1, "c": 1}).returning() == 2
+    assert await Turn("total.double", kwargs={"a": 4, "c": 1}).returning() == 8
+    agent = Agent("surplus", "d", [total, count])
+    await agent.put(Turn(total, kwargs={"a": 5, "unused": True}))
+    await agent.put(Turn(count, kwargs={"n": 1, "unused": True}))
+    assert [value async for _, value in agent.run()] == [5, 0]
+    # Missing required parameters still raise TypeError when the tool runs.
+    turn = Turn("total", kwargs={"b": 1, "c": 1})
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'a'"):
+        await turn.returning()
+    assert turn.metadata.stop_reason is StopReason.ERROR

@@ -112,11 +112,63 @@ async def test_positional_and_keyword_arguments(warm: int) -> None:
     assert got == (1, 2, (3,), 4)
 
 
-async def test_an_unknown_keyword_fails_as_a_keyword_call_does(warm: int) -> None:
+@pytest.mark.parametrize(
+    ("call", "expected", "reported"),
+    [
+        ({"kwargs": {"x": 1, "z": 9}}, (1, 2), "'z'"),
+        ({"kwargs": {"z": 9, "x": 1, "w": 0}}, (1, 2), "'z', 'w'"),
+        ({"args": [1, 5, 6, 7]}, (1, 5), "2 positional values"),
+        ({"args": [3], "kwargs": {"q": 0, "y": 4}}, (3, 4), "'q'"),
+    ],
+)
+async def test_surplus_arguments_are_ignored_and_reported(
+    warm: int,
+    caplog: pytest.LogCaptureFixture,
+    call: dict[str, Any],
+    expected: tuple[int, int],
+    reported: str,
+) -> None:
+    # The original (0.6.8 docs, "Extra arguments are ignored"): a caller may pass more than
+    # the tool takes; only the parameters the function declares are passed.
+    async def first(x: int, y: int = 2) -> tuple[int, int]:
+        return x, y
+
+    caplog.set_level("WARNING", logger="pygents")
+    assert await run_one(first, warm, **call) == expected
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "pygents"]
+    assert f"Tool 'first' has no parameter for {reported}: ignored" in warning
+
+
+async def test_surplus_arguments_are_reported_once_per_tool_and_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @tool()
+    async def once(x: int) -> int:
+        return x
+
+    caplog.set_level("WARNING", logger="pygents")
+    agent = Agent("reported_once", "d", [once])
+    for extra in ("a", "a", "b", "a"):
+        await agent.put(Turn(once, kwargs={"x": 1, extra: 0}))
+    assert [value async for _, value in agent.run()] == [1, 1, 1, 1]
+    assert await once(2, a=0) == 2  # a direct call: the same rule, the same report
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pygents"]
+    assert len(warnings) == 2 and "'a'" in warnings[0] and "'b'" in warnings[1]
+
+
+async def test_surplus_arguments_reach_var_parameters(warm: int) -> None:
+    async def anything(x: int, *rest: int, **more: int) -> tuple[Any, ...]:
+        return x, rest, more
+
+    got = await run_one(anything, warm, args=[1, 2], kwargs={"z": 3})
+    assert got == (1, (2,), {"z": 3})
+
+
+async def test_a_missing_argument_still_fails_as_a_keyword_call_does(warm: int) -> None:
     async def first(x: int) -> int:
         return x
 
-    with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'x'"):
         await run_one(first, warm, kwargs={"z": 1})
 
 

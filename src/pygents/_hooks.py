@@ -161,7 +161,7 @@ class AsyncHook:
         return await self.fn(*args, **kwargs)
 
     def _without_queue(self, queue: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        return self._full(*args, **kwargs)  # type: ignore[no-any-return]
+        return self._full(*args, **kwargs)
 
     def __repr__(self) -> str:
         scope = "global" if self.is_global else "instance"

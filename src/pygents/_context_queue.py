@@ -101,7 +101,8 @@ class ContextQueue(Container[T]):
 
         An ``ON_EVICT`` hook that raises does not stop the append: every item is appended,
         every eviction made and reported, ``AFTER_APPEND`` fires, then the first such
-        exception propagates.
+        exception propagates. If the task is cancelled inside an ``ON_EVICT`` hook, the
+        append is finished without further hooks, then the cancellation propagates.
 
         Raises:
             TypeError: an argument is not a ``ContextItem`` (nothing is appended).
@@ -117,7 +118,7 @@ class ContextQueue(Container[T]):
         queue = self._items
         limit = self._limit
         error: Exception | None = None
-        for item in items:
+        for done, item in enumerate(items):
             if len(queue) >= limit:
                 evicted = queue.popleft()
                 if hooks or _G_EVICT:
@@ -128,6 +129,14 @@ class ContextQueue(Container[T]):
                         # report), then raise the first such error.
                         if error is None:
                             error = exc
+                    except BaseException:
+                        # Cancelled while an eviction was reported: the evicted item is gone,
+                        # so the append is finished (no further hook) before the
+                        # cancellation goes on; no item is lost half-way.
+                        queue.extend(items[done:])
+                        while len(queue) > limit:
+                            queue.popleft()
+                        raise
             queue.append(item)
         if hooks or _G_AFTER_APPEND:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -1508,6 +1509,25 @@ class TestOnEvictRaising:
             await q.append(ContextItem("b"))
         assert isinstance(caught.value.__context__, RuntimeError)
         assert contents(q) == ["b"]
+
+    async def test_a_cancelled_eviction_report_still_finishes_the_append(self) -> None:
+        q = ContextQueue(limit=2)
+        await q.append(*items("a", "b"))
+        started = asyncio.Event()
+
+        @q.on_evict
+        async def slow_archive(queue: ContextQueue, item: ContextItem) -> None:
+            started.set()
+            await asyncio.sleep(3600)
+
+        task = asyncio.create_task(q.append(*items("c", "d", "e")))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # "a" was evicted when the cancellation came: the append was finished (no item lost
+        # half-way, no further hook), then the task ended cancelled.
+        assert contents(q) == ["d", "e"]
 
     async def test_pool_add_completes_then_raises(self) -> None:
         pool = ContextPool(limit=2)

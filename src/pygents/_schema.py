@@ -135,6 +135,9 @@ class _Builder:
         elif dataclasses.is_dataclass(cls):
             make = self._dataclass
         else:
+            old_schema = getattr(cls, "schema", None)
+            if callable(old_schema):  # Pydantic v1 (or pydantic.v1), duck-typed likewise
+                return self._pydantic(cls, old_schema)
             return {}
         self._stack.append(cls)
         try:
@@ -199,12 +202,27 @@ class _Builder:
         return self._object(cls, fields)
 
     def _pydantic(self, cls: type, model_schema: Callable[..., Any]) -> Schema:
+        """The schema a model class gives of itself (``model_json_schema()``, ``schema()``).
+
+        Its definitions (``$defs``, or Pydantic v1's ``definitions``) join the tool's
+        ``$defs``, which its references point to. Anything but a dict, or a method that
+        raises, gives ``{}`` (no constraint).
+        """
         try:
-            schema = dict(model_schema(ref_template="#/$defs/{model}"))
+            try:
+                made = model_schema(ref_template="#/$defs/{model}")
+            except TypeError:  # a schema() of another shape: its own references
+                made = model_schema()
         except Exception:
             return {}
-        for name, sub in schema.pop("$defs", {}).items():
-            self.defs.setdefault(name, sub)
+        if not isinstance(made, dict):
+            return {}
+        schema = dict(made)
+        for key in ("$defs", "definitions"):
+            defs = schema.pop(key, None)
+            if isinstance(defs, dict):
+                for name, sub in defs.items():
+                    self.defs.setdefault(name, sub)
         return schema
 
 

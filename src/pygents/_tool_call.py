@@ -356,6 +356,9 @@ def _object(value: dict[str, Any], hint: Any, origin: Any, args: tuple[Any, ...]
         if dataclasses.is_dataclass(hint):
             hints = _hints(hint)
             return hint(**{k: _to_python(v, hints.get(k, Any)) for k, v in value.items()})
+        parse = getattr(hint, "parse_obj", None)
+        if callable(parse) and callable(getattr(hint, "schema", None)):  # Pydantic v1
+            return parse(value)
     if (origin or hint) in (dict, abc.Mapping, abc.MutableMapping) and len(args) == 2:
         return {k: _to_python(v, args[1]) for k, v in value.items()}
     return value

@@ -11,7 +11,19 @@ from typing import Annotated, Any
 
 import jsonschema
 import pytest
-from tool_types import CASES, Address, Color, Item, Opaque, Point, Tree
+from tool_types import (
+    CASES,
+    Address,
+    Color,
+    Described,
+    Item,
+    NotASchema,
+    Opaque,
+    Order,
+    Part,
+    Point,
+    Tree,
+)
 
 from pygents import Agent, ContextPool, ContextQueue, Turn, _validate, tool
 from pygents._schema import docstring_parameters, schema_of, summary_of
@@ -111,6 +123,35 @@ def test_pydantic_defs_are_hoisted_to_the_root() -> None:
     )
     assert META(schema).is_valid({"items": [{"name": "a", "quantity": 2}]})
     assert not META(schema).is_valid({"items": [{"name": "a", "quantity": 0}]})
+
+
+async def test_a_pydantic_v1_model_and_any_schema_method_are_used_duck_typed() -> None:
+    # The original's docs (0.6.8): a model type is detected by its model_json_schema() or
+    # schema() method, without depending on Pydantic.
+    from pygents import turn_from_call
+
+    @tool()
+    async def place(order: Order, note: Described, other: NotASchema) -> Order:
+        return order
+
+    schema = check(place.metadata.input_schema)
+    props = schema["properties"]
+    assert props["order"]["properties"]["count"] == {"title": "Count", "type": "integer"}
+    assert props["order"]["properties"]["part"] == {"$ref": "#/$defs/Part"}
+    assert schema["$defs"]["Part"]["required"] == ["sku"]
+    assert props["note"] == {"type": "string", "format": "described"}
+    assert props["other"] == {}  # not a schema: no constraint
+    assert place.metadata.output_schema["title"] == "Order"
+    assert META(schema).is_valid(
+        {"order": {"count": 1, "part": {"sku": "a"}}, "note": "", "other": 1}
+    )
+    assert not META(schema).is_valid({"order": {"count": 1, "part": {}}, "note": "", "other": 1})
+
+    turn = turn_from_call(
+        "place", {"order": {"count": 2, "part": {"sku": "x"}}, "note": "n", "other": None}
+    )
+    made = turn.kwargs["order"]
+    assert isinstance(made, Order) and made.part == Part(sku="x")
 
 
 # --------------------------------------------------------------------------- tools

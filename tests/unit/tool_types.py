@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NewType, NotRequired, Optional, TypedDict, Union
 
 import pydantic
+from pydantic import v1 as pydantic_v1
 
 UserId = NewType("UserId", int)
 
@@ -60,6 +61,31 @@ class Item(pydantic.BaseModel):
 
 class Opaque:
     """An arbitrary class: JSON Schema cannot say what it is."""
+
+
+class Part(pydantic_v1.BaseModel):
+    """A Pydantic v1 model (``schema()``, ``parse_obj()``)."""
+
+    sku: str
+
+
+class Order(pydantic_v1.BaseModel):
+    count: int
+    part: Part
+
+
+class Described:
+    """Not a model, but a class that describes itself with ``schema()``."""
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        return {"type": "string", "format": "described"}
+
+
+class NotASchema:
+    @classmethod
+    def schema(cls) -> int:
+        return 5
 
 
 #: name -> (annotation, sample values a model could send, some valid and some not)

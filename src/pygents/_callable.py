@@ -19,7 +19,7 @@ from typing import Any
 
 from ._frame import get_frame
 
-__all__ = ["CallShape", "Injection", "analyse", "first_parameter", "fit_arguments", "merge_fixed"]
+__all__ = ["ArgumentFit", "CallShape", "Injection", "analyse", "first_parameter", "merge_fixed"]
 
 _log = logging.getLogger("pygents")
 
@@ -172,41 +172,51 @@ def first_parameter(fn: Callable[..., Any]) -> str | None:
     return name
 
 
-def fit_arguments(
-    fn: Callable[..., Any], args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any], list[str]] | None:
-    """The call without the arguments ``fn`` has no parameter for.
+class ArgumentFit:
+    """Which arguments a function's call can take: built on first need (never per call).
 
-    Returns ``(args, kwargs, dropped)``: surplus positional values are cut off (unless ``fn``
-    takes ``*args``), keywords naming no parameter removed (unless it takes ``**kwargs``);
-    ``dropped`` names what went. None when nothing is surplus (the call failed for another
-    reason). Runs only after a call failed to bind, never on a call's way.
+    ``room`` is the number of positional parameters (None: ``*args`` takes any), ``names``
+    the keywords a call may pass (None: ``**kwargs`` takes any). A keyword naming a
+    positional-only parameter counts as one it may pass: no surplus but a mistake, which the
+    call then reports.
     """
-    try:
-        # The function's own parameters (what a call binds against), not a __wrapped__'s.
-        signature = inspect.signature(fn, follow_wrapped=False)
-    except (TypeError, ValueError):
-        return None
-    kind = inspect.Parameter
-    params = list(signature.parameters.values())
-    kinds = {p.kind for p in params}
-    dropped: list[str] = []
-    if kind.VAR_POSITIONAL not in kinds:
-        room = sum(p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD) for p in params)
-        if len(args) > room:
+
+    __slots__ = ("names", "room")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        kind = inspect.Parameter
+        try:
+            # The function's own parameters (what a call binds against), not a __wrapped__'s.
+            params = list(inspect.signature(fn, follow_wrapped=False).parameters.values())
+        except (TypeError, ValueError):
+            params = [inspect.Parameter("args", kind.VAR_POSITIONAL)]
+            params.append(inspect.Parameter("kwargs", kind.VAR_KEYWORD))
+        kinds = {p.kind for p in params}
+        self.room: int | None = (
+            None
+            if kind.VAR_POSITIONAL in kinds
+            else sum(p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD) for p in params)
+        )
+        self.names: frozenset[str] | None = (
+            None
+            if kind.VAR_KEYWORD in kinds
+            else frozenset(p.name for p in params if p.kind is not kind.VAR_POSITIONAL)
+        )
+
+    def trim(
+        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...] | list[Any], dict[str, Any], list[str]]:
+        """The call without its surplus arguments, and what was dropped (empty: nothing)."""
+        dropped: list[str] = []
+        room, names = self.room, self.names
+        if room is not None and len(args) > room:
             extra = len(args) - room
             dropped.append(f"{extra} positional value{'s' if extra > 1 else ''}")
             args = args[:room]
-    if kind.VAR_KEYWORD not in kinds:
-        # A keyword naming a positional-only parameter is no surplus but a mistake: kept,
-        # so that the call says so.
-        names = {p.name for p in params if p.kind is not kind.VAR_POSITIONAL}
-        if not kwargs.keys() <= names:
+        if names is not None and not kwargs.keys() <= names:
             dropped.extend(repr(k) for k in kwargs if k not in names)
             kwargs = {k: v for k, v in kwargs.items() if k in names}
-    if not dropped:
-        return None
-    return tuple(args), kwargs, dropped
+        return args, kwargs, dropped
 
 
 class CallShape:

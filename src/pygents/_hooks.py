@@ -130,7 +130,7 @@ class AsyncHook:
         self._shape = shape
         # The dispatcher calls ``invoke``: the bare function when there is nothing to add.
         self.invoke: HookFn = fn if shape.plain else self._invoke
-        if types == (ContextQueueHook.AFTER_APPEND,) and _two_positional(fn):
+        if types == (ContextQueueHook.AFTER_APPEND,) and _two_positional(fn, shape):
             # The original's newer form, ``(appended_items, current)`` without the queue:
             # a function of two parameters could never take the three-argument call.
             self._full = self.invoke
@@ -168,17 +168,29 @@ class AsyncHook:
         return f"<{scope} hook {self.metadata.name!r} on {[t.name for t in self.types]}>"
 
 
-def _two_positional(fn: Callable[..., Any]) -> bool:
-    """True when ``fn`` takes exactly two positional arguments (and no ``*args``)."""
+def _two_positional(fn: Callable[..., Any], shape: _callable.CallShape) -> bool:
+    """True when ``fn`` takes exactly two positional arguments from its caller.
+
+    Parameters a fixed kwarg or context injection fills do not count, except a first
+    parameter annotated ``ContextQueue``: that is the queue the three-argument form passes.
+    ``*args`` takes any number: the three-argument form.
+    """
     try:
-        params = inspect.signature(fn, follow_wrapped=False).parameters.values()
+        params = list(inspect.signature(fn, follow_wrapped=False).parameters.values())
     except (TypeError, ValueError):
         return False
     kinds = inspect.Parameter
+    if any(p.kind is kinds.VAR_POSITIONAL for p in params):
+        return False
     positional = [
         p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
     ]
-    return len(positional) == 2 and all(p.kind is not kinds.VAR_POSITIONAL for p in params)
+    filled = set(shape.fixed) | {
+        name
+        for name, kind, _ in shape.plan
+        if not (kind == "queue" and positional and positional[0].name == name)
+    }
+    return len([p for p in positional if p.name not in filled]) == 2
 
 
 class HookAlias:

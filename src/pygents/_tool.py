@@ -85,7 +85,9 @@ class _BaseTool:
         self.tags = tags
         self.fixed_kwargs = fixed_kwargs
         self._shape = shape
-        #: The sets of surplus arguments already reported (see _refit).
+        #: What a call may pass (built on first need) and the sets of surplus arguments
+        #: already reported (see _fitted).
+        self._fit: _callable.ArgumentFit | None = None
         self._ignored: set[tuple[str, ...]] = set()
         # True when a call can go straight to the function: no lock, kwargs or injection.
         self._plain = shape.plain
@@ -110,35 +112,49 @@ class _BaseTool:
         """
         return self._shape.lock_object()
 
+    def _fitted(
+        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...] | list[Any], dict[str, Any]]:
+        """The arguments the function declares, of those given (surplus ones ignored).
+
+        As the original does, a caller may pass more than the tool takes: a keyword naming
+        no parameter (without ``**kwargs``) and positional values beyond its positional
+        parameters (without ``*args``) are dropped. Each distinct set dropped is logged once
+        per tool (WARNING, ``pygents`` logger), so a misspelt keyword is still seen.
+        """
+        fit = self._fit
+        if fit is None:
+            fit = self._fit = _callable.ArgumentFit(self.fn)
+        args, kwargs, dropped = fit.trim(args, kwargs)
+        if dropped:
+            key = tuple(dropped)
+            warned = self._ignored
+            if key not in warned and len(warned) < 100:
+                warned.add(key)
+                _log.warning(
+                    "Tool %r has no parameter for %s: ignored (a tool receives the "
+                    "arguments its function declares; *args / **kwargs take any others)",
+                    self.__name__,
+                    ", ".join(dropped),
+                )
+        return args, kwargs
+
     def _refit(
         self, error: TypeError, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
     ) -> Any:
-        """Call the function again without the arguments it has no parameter for.
+        """Call the function again with the arguments it declares (see ``_fitted``).
 
         Every call site comes here when the function's call raised ``error`` (for an
         ``async def`` function or generator, a call raises only when its arguments do not
-        bind). As the original does, surplus arguments are ignored: a caller may pass more
-        than the tool takes. Each distinct set of dropped arguments is logged once per tool
-        (WARNING, ``pygents`` logger), so a misspelt keyword is still seen. With nothing
+        bind), so a call whose arguments bind pays nothing for the rule. With nothing
         surplus (an argument given twice) ``error`` is raised; a call that still does not
         bind raises its own ``TypeError`` (a required argument missing).
         """
-        fitted = _callable.fit_arguments(self.fn, args, kwargs)
-        if fitted is None:
+        fitted_args, fitted_kwargs = self._fitted(args, kwargs)
+        if len(fitted_args) == len(args) and len(fitted_kwargs) == len(kwargs):
             raise error
-        args, kwargs, dropped = fitted
-        key = tuple(dropped)
-        warned = self._ignored
-        if key not in warned and len(warned) < 100:
-            warned.add(key)
-            _log.warning(
-                "Tool %r has no parameter for %s: ignored (a tool receives the arguments "
-                "its function declares; *args / **kwargs take any others)",
-                self.__name__,
-                ", ".join(dropped),
-            )
         try:
-            return self.fn(*args, **kwargs)
+            return self.fn(*fitted_args, **fitted_kwargs)
         except TypeError as still:
             raise still from None  # what is still wrong, without the surplus' error
 
@@ -222,8 +238,10 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
                 # BEFORE_INVOKE sees what the tool will receive (fixed kwargs, injected context).
                 call_kwargs = kwargs if self._plain else self._shape.kwargs(args, kwargs)
                 if self.hooks:
+                    args, call_kwargs = self._fitted(args, call_kwargs)  # as the tool gets them
                     await self._fire(ToolHook.BEFORE_INVOKE, *args, **call_kwargs)
                 elif _G_BEFORE:
+                    args, call_kwargs = self._fitted(args, call_kwargs)
                     await fire_global(_G_BEFORE, self.tags, *args, **call_kwargs)
                 if self._shape.lock:
                     async with self._shape.get_lock():
@@ -301,6 +319,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             # BEFORE_INVOKE sees what the tool will receive (fixed kwargs, injected context).
             call_kwargs = self._shape.kwargs(args, kwargs)
             if self.hooks or _G_BEFORE:
+                args, call_kwargs = self._fitted(args, call_kwargs)  # as the tool gets them
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **call_kwargs)
             if self._shape.lock:
                 lock = self._shape.get_lock()

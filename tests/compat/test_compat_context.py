@@ -315,6 +315,41 @@ async def test_an_after_append_hook_of_two_parameters_gets_the_newer_form():
     ]
 
 
+async def test_the_newer_after_append_form_with_fixed_and_injected_parameters():
+    window = ContextQueue(limit=5)
+    log: list[tuple] = []
+    item = ContextItem(content=1)
+
+    @window.after_append(env="x")
+    async def fixed(appended_items, current, env) -> None:
+        log.append(("fixed", list(appended_items), env))
+
+    @window.after_append
+    async def injected(appended_items, current, pool: ContextPool | None = None) -> None:
+        log.append(("injected", list(appended_items), pool))
+
+    @window.after_append
+    async def older_annotated(queue: ContextQueue, appended_items, current) -> None:
+        log.append(("older_annotated", queue is window, list(appended_items)))
+
+    @window.after_append
+    async def older_default(queue, appended_items, current=None) -> None:
+        log.append(("older_default", queue is window, list(appended_items)))
+
+    @window.after_append
+    async def anything(*args) -> None:
+        log.append(("anything", len(args)))
+
+    await window.append(item)
+    assert log == [
+        ("fixed", [item], "x"),
+        ("injected", [item], None),
+        ("older_annotated", True, [item]),
+        ("older_default", True, [item]),
+        ("anything", 3),
+    ]
+
+
 # -- ContextQueue: serialization -------------------------------------------------------------
 
 

@@ -627,3 +627,41 @@ async def test_surplus_arguments_are_ignored_on_every_way_a_tool_is_called():
     with pytest.raises(TypeError, match="missing 1 required positional argument: 'a'"):
         await turn.returning()
     assert turn.metadata.stop_reason is StopReason.ERROR
+
+
+async def test_before_invoke_hooks_get_the_arguments_the_tool_gets():
+    # The docs: BEFORE_INVOKE gets "the same positional and keyword arguments the tool itself
+    # receives"; surplus ones are not among them.
+    seen = []
+
+    @tool()
+    async def my_tool(x: int) -> int:
+        return x * 2
+
+    @my_tool.before_invoke
+    async def audit(x: int) -> None:
+        seen.append(("audit", x))
+
+    @tool(unit="m")
+    async def measure(value: int, unit: str):
+        yield f"{value}{unit}"
+
+    @hook(ToolHook.BEFORE_INVOKE)
+    async def everywhere(*args, **kwargs) -> None:
+        seen.append(("global", args, kwargs))
+
+    assert await Turn("my_tool", kwargs={"x": 1, "extra": 2}).returning() == 2
+    assert await Turn("my_tool", args=[3, 4]).returning() == 6
+    assert [v async for v in measure(5, size=1)] == ["5m"]
+    agent = Agent("audited", "d", [my_tool])
+    await agent.put(Turn(my_tool, kwargs={"x": 7, "extra": 2}))
+    assert [value async for _, value in agent.run()] == [14]
+    assert seen == [
+        ("audit", 1),
+        ("global", (), {"x": 1}),
+        ("audit", 3),
+        ("global", (3,), {}),
+        ("global", (5,), {"unit": "m"}),
+        ("audit", 7),
+        ("global", (), {"x": 7}),
+    ]

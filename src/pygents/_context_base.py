@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -106,13 +108,26 @@ class Container(Generic[T]):
         return data
 
     @classmethod
+    def _blank(cls: type[C], limit: Any, tags: Any) -> C:
+        """An empty instance of ``cls``: ``cls(limit=..., tags=...)``, as the original does.
+
+        A subclass whose ``__init__`` takes no ``tags`` (the original's guide asks only for
+        ``limit`` and ``hooks``) is called with ``limit=`` alone, and the tags are set after.
+        """
+        if not _takes_keyword(cls, "tags"):
+            made = cls(limit=limit)  # type: ignore[call-arg]
+            made.tags = tags
+            return made
+        return cls(limit=limit, tags=tags)  # type: ignore[call-arg]
+
+    @classmethod
     def _parse(
         cls: type[C], data: Any, limit_types: type | tuple[type, ...], default_limit: Any
     ) -> tuple[C, list[Any], str]:
         """Build an empty container from ``to_dict()`` output; return it, raw items, where.
 
-        The class is called as ``cls(limit=..., tags=...)``, like ``branch()`` does, so a
-        subclass with that signature round-trips as itself.
+        The class is made as ``branch()`` makes a child (see ``_blank``), so a subclass
+        round-trips as itself.
         """
         where = f"{cls.__name__}.from_dict"
         data = _serde.mapping(data, where)
@@ -121,7 +136,7 @@ class Container(Generic[T]):
         tags = _serde.tags_from(data, where)
         name = _serde.field(data, "name", (str, type(None)), where, default=None)
         try:
-            made = cls(limit=limit, tags=tags)  # type: ignore[call-arg]
+            made = cls._blank(limit, tags)
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"{where}: {exc}") from None
         made.hooks = hooks
@@ -137,3 +152,12 @@ class Container(Generic[T]):
     def _adopt(self, agent_name: str) -> None:
         if self._owner is None:
             self._owner = agent_name
+
+
+def _takes_keyword(cls: type, name: str) -> bool:
+    """True when calling ``cls`` accepts the keyword ``name`` (or its signature is unknown)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

@@ -227,17 +227,18 @@ class ContextPool(Container[T]):
     ) -> P:
         """Return an independent copy of the same class holding a snapshot of the items.
 
-        The child is made as ``type(self)(limit=..., tags=...)``; then hooks, name and items
-        are copied without firing any hook. A smaller ``limit`` keeps the newest items.
+        The child is made as ``type(self)(limit=..., tags=...)`` (``limit=`` alone, the tags
+        set after, for a subclass whose ``__init__`` takes no ``tags``); then hooks, name and
+        items are copied without firing any hook. A smaller ``limit`` keeps the newest items.
 
         Args:
             limit: the child's limit (default: the same; None for unbounded).
             hooks: the child's hooks (default: a copy of this pool's; None or ``[]``: none).
             tags: the child's tags (default: the same).
         """
-        child = type(self)(
-            limit=self.limit if limit is KEEP else limit,
-            tags=self.tags if tags is KEEP else tags,
+        child = type(self)._blank(
+            self.limit if limit is KEEP else limit,
+            self.tags if tags is KEEP else tags,
         )
         chosen = self.hooks if hooks is KEEP else hooks
         child.hooks = hook_list(chosen, f"{type(self).__name__}.branch: hooks")

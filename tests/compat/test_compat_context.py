@@ -634,6 +634,33 @@ async def test_a_pool_subclass_branches_into_the_subclass():
     assert child.get("z").content == 1
 
 
+class GuidePool(ContextPool):
+    """As the research-assistant guide describes one: ``__init__`` takes limit and hooks."""
+
+    def __init__(self, limit=None, hooks=None) -> None:
+        super().__init__(limit=limit, hooks=hooks)
+
+
+async def test_a_pool_subclass_taking_limit_and_hooks_branches_and_round_trips():
+    @tool()
+    async def noop() -> None:
+        pass
+
+    store = GuidePool(limit=3)
+    store.tags = ["docs"]
+    await store.add(ContextItem(id="z", description="z", content=1))
+    child = store.branch()
+    assert type(child) is GuidePool
+    assert child.limit == 3 and child.tags == frozenset({"docs"}) and child.get("z").content == 1
+    smaller = store.branch(limit=1, tags=["other"])
+    assert smaller.limit == 1 and smaller.tags == frozenset({"other"})
+    agent = Agent("guide_pool", "d", [noop], context_pool=store)
+    assert type(agent.branch("guide_pool_child").context_pool) is GuidePool
+    again = GuidePool.from_dict(store.to_dict())
+    assert type(again) is GuidePool and again.tags == frozenset({"docs"})
+    assert again.get("z").content == 1
+
+
 # -- ContextPool: hooks ----------------------------------------------------------------------
 
 

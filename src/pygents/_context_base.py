@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 

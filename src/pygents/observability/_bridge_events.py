@@ -92,6 +92,14 @@ class AgentEvents:
             return
         span = self._current_span()
         if span is not None:
+            if self._routing:
+                turn = current_turn()
+                pending = None if turn is None else self._routing.get(turn)
+                if pending is not None and pending[0] is span:
+                    # Routing the turn's output, just after its span's end: stamped with
+                    # that end, so that the event is drawn inside the span.
+                    span.add_event(name, attributes, pending[1])
+                    return
             span.add_event(name, attributes)
 
     def after_put(self, agent: Any, turn: Any) -> None:

@@ -421,8 +421,8 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                     self._links = BoundedList.from_seq(most, links) if links else BoundedList(most)
         super().add_link(context, attributes)
 
-    def _add_shared_event(self, name: str, attributes: Any) -> None:
-        """``add_event(name, ...)`` with attributes from ``event_attributes()`` for this span.
+    def _add_shared_event(self, name: str, attributes: Any, timestamp: int | None = None) -> None:
+        """``add_event(name, ..., timestamp)`` with attributes from ``event_attributes()``.
 
         What the SDK's ``add_event`` does, but the immutable ``BoundedAttributes`` it would
         build is one built before for the same attributes and limits, shared between events.
@@ -432,14 +432,14 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                 with self._lock:
                     if self._events is _NONE_YET:
                         self._events = BoundedList(self._limits.max_events)
-            self._add_event(_Event(name, attributes, None))
+            self._add_event(_Event(name, attributes, timestamp))
             return
         # ``_add_event(Event(name, attributes))`` written out (see ``_events_known``): the
         # event made with its fields, appended under the span's lock and the list's, as the
         # SDK's ``_check_span_ended`` wrapper and ``BoundedList.append`` do.
         event = _new_object(_Event)
         event._name = name
-        event._timestamp = time_ns()
+        event._timestamp = time_ns() if timestamp is None else timestamp
         event._attributes = attributes
         with self._lock:
             if self._end_time is None:
@@ -484,7 +484,8 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
     ) -> None:
         """``_set_plain_attributes(attributes)`` then ``end(end_time)``, under one lock.
 
-        With ``event_name``, ``_add_shared_event(event_name, event_attributes)`` first. For a
+        With ``event_name``, ``_add_shared_event(event_name, event_attributes, end_time)``
+        first (the event at the end of the span it closes). For a
         span with no event yet that is in the same step: the event is its only one, so
         ``_events`` becomes the one-event tuple the ``ReadableSpan`` would copy out of the
         SDK's list (no list made, nothing dropped; a span limited to no events takes the
@@ -504,7 +505,7 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                 if done:  # Event(...) made with its fields, as _add_shared_event does
                     event = _new_object(_Event)
                     event._name = event_name
-                    event._timestamp = time_ns()
+                    event._timestamp = end_time
                     event._attributes = event_attributes
                     self._events = (event,)
             if done:
@@ -516,7 +517,7 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
             self._ended(stored, end_time)  # outside the lock, as end() calls the processors
             return
         if event_name is not None:
-            self._add_shared_event(event_name, event_attributes)
+            self._add_shared_event(event_name, event_attributes, end_time)
         self.set_attributes(attributes)
         self.end(end_time)
 

@@ -287,20 +287,27 @@ class Spans:
             span.end(end_time=end_time)
         return self.trace_id(span) if trace else None
 
-    def add_event(self, span: Any, name: str, items: tuple[tuple[str, Any], ...]) -> None:
+    def add_event(
+        self,
+        span: Any,
+        name: str,
+        items: tuple[tuple[str, Any], ...],
+        timestamp: int | None = None,
+    ) -> None:
         """Add an event whose attributes are the bridge's own ``items`` (str keys, plain values).
 
-        On the fast path the event gets the immutable attributes the SDK would build, built
-        once per distinct ``items`` and span limits and shared (the SDK's costs ~2 us each).
+        ``timestamp`` (ns) None: now. On the fast path the event gets the immutable
+        attributes the SDK would build, built once per distinct ``items`` and span limits and
+        shared (the SDK's costs ~2 us each).
         """
         if type(span) is self._fast_span and self._shared is not None:
             limits = span._limits
             found = self._event_attributes.get(items)
             if found is None or found[0] is not limits:
                 found = self._event_attributes[items] = (limits, self._shared(limits, dict(items)))
-            span._add_shared_event(name, found[1])
+            span._add_shared_event(name, found[1], timestamp)
             return
-        span.add_event(name, dict(items))
+        span.add_event(name, dict(items), timestamp)
 
     def add_event_and_end(
         self,
@@ -310,11 +317,13 @@ class Spans:
         done: dict[str, Any] | None,
         end_time: int,
     ) -> None:
-        """``add_event(span, name, items)``, then ``end_done(span, done, end_time)``.
+        """``add_event(span, name, items, end_time)``, then ``end_done(span, done, end_time)``.
 
         ``done`` None: the closing attributes are set already, only end it. A routed turn's
-        span ending with the event of the put that routed its output: on the fast path, with
-        no event before it, in one step (``FastSpan._end_plain``).
+        span ending with the event of the put that routed its output, stamped with the span's
+        end (the turn's; the routing comes just after it, and an event after its span's end
+        would be drawn outside it): on the fast path, with no event before it, in one step
+        (``FastSpan._end_plain``).
         """
         if (
             type(span) is self._fast_span
@@ -328,7 +337,7 @@ class Spans:
                 found = self._event_attributes[items] = (limits, self._shared(limits, dict(items)))
             span._end_plain(done, end_time, name, found[1])
             return
-        self.add_event(span, name, items)
+        self.add_event(span, name, items, end_time)
         if done is None:
             span.end(end_time=end_time)
         else:

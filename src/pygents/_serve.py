@@ -143,8 +143,8 @@ class Service:
         restore: restore each agent from its checkpoint on start (with a store).
 
     Raises:
-        TypeError: ``agents`` is not a list of agents, an agent is not an ``Agent``, or
-            ``store`` is not a ``CheckpointStore``.
+        TypeError: ``agents`` is not a list of agents, an agent is not an ``Agent``,
+            ``store`` is not a ``CheckpointStore``, or ``batch`` is not an int.
         ValueError: two agents share a name, ``on_error`` is unknown, ``batch`` < 1.
     """
 
@@ -177,7 +177,9 @@ class Service:
             raise ValueError(
                 f"Service on_error must be 'continue', 'stop' or a callable, got {on_error!r}"
             )
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        if not isinstance(batch, int) or isinstance(batch, bool):
+            raise TypeError(f"Service batch must be an int >= 1, got {short_repr(batch)}")
+        if batch < 1:
             raise ValueError(f"Service batch must be an int >= 1, got {batch!r}")
         self._store = store
         self._on_error = on_error

@@ -465,6 +465,9 @@ async def test_misuse_is_refused_clearly() -> None:
         Service([agent], on_error="retry")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch"):
         Service([agent], batch=0)
+    for wrong in ("10", 2.0, True):  # as RedisWorker(batch=...)
+        with pytest.raises(TypeError, match="batch must be an int >= 1"):
+            Service([agent], batch=wrong)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="CheckpointStore"):
         Service([agent], store=object())  # type: ignore[arg-type]
     async with Service([agent]):

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Iterable, Iterator, Mappi
 from time import time
 from typing import Any
 
-from . import _agent_serde, _definitions, _routing
+from . import _agent_serde, _definitions, _routing, _scope
 from ._agent_run import run_agent
 from ._context import ContextPool, ContextQueue
 from ._dispatch import DONE, fire
@@ -17,6 +17,7 @@ from ._enums import AgentHook, TurnHook
 from ._frame import get_frame, set_frame
 from ._hooks import HookPoint, hook_list, normalize_tags
 from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
+from ._scope import SCOPES
 from ._tool import Tool
 from ._tool_call import turn_from_call
 from ._turn import Turn
@@ -335,7 +336,7 @@ class Agent:
             ValueError: the turn's tool is not one of this agent's tools.
         """
         hooks = self._hooks
-        if not (hooks or _G_BEFORE_PUT or _G_AFTER_PUT):
+        if not (hooks or _G_BEFORE_PUT or _G_AFTER_PUT or SCOPES):
             self._enqueue(turn)
             return
         self._accept(turn)
@@ -350,6 +351,8 @@ class Agent:
                 pending = fire(_BEFORE_PUT, (hooks,), _G_BEFORE_PUT, self._tags, self, turn)
                 if pending is not DONE:
                     await pending
+            if SCOPES:  # no await from here until the turn is in the queue
+                _scope.enqueue(self, turn)
             turn._enqueued = time()
             self._queue.append(turn)
             if self._nonempty is not None:
@@ -363,7 +366,11 @@ class Agent:
                 set_frame(outer)
 
     def _enqueue(self, turn: Turn) -> None:
-        """``put()`` without its hooks: accept and enqueue ``turn`` now (no put hook exists)."""
+        """``put()`` without its hooks: accept and enqueue ``turn`` now.
+
+        Only while no put hook and no execution scope exists (a scope's ``enqueue`` is
+        called by ``put()``).
+        """
         tool = turn._tool if turn.__class__ is Turn else None
         if tool is None or self._tools.get(tool.__name__) is not tool:
             self._accept(turn)  # its tests, written out above for a plain Turn; it raises

@@ -464,10 +464,16 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     try:
                         if routed:
                             # Routed in the turn's frame (put/append/add hooks see this turn).
-                            if cls is Turn and not _G_BEFORE_PUT and not _G_AFTER_PUT:
-                                # No put hook (nor agent hook): no await. Agent._enqueue
-                                # written out for a turn of one of its tools, when no service
-                                # waits on the queue; anything else goes through it.
+                            if (
+                                cls is Turn
+                                and not _G_BEFORE_PUT
+                                and not _G_AFTER_PUT
+                                and not SCOPES
+                            ):
+                                # No put hook (nor agent hook) nor scope: no await.
+                                # Agent._enqueue written out for a turn of one of its tools,
+                                # when no service waits on the queue; anything else goes
+                                # through it.
                                 nxt = value._tool
                                 if (
                                     agent._nonempty is None

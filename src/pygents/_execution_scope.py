@@ -86,6 +86,16 @@ class ExecutionScope:
         ``CancelledError`` on cancellation.
         """
 
+    def enqueue(self, agent: Agent, turn: Turn) -> None:
+        """``agent.put(turn)`` is about to add the turn to the agent's queue.
+
+        Called after the put's ``BEFORE_PUT`` hooks (a veto stops the put before it) and
+        before its ``AFTER_PUT`` hooks, in the put's frame (``current_agent()`` is ``agent``),
+        with nothing awaited between this call and the turn joining the queue: what is
+        recorded on the turn here is there before a running or serving agent can start it.
+        Not called for ``requeue()`` (a retry keeps what its first put recorded).
+        """
+
     def attach(self, state: Any) -> Any:
         """Make ``state`` current for one step; return a token for ``detach``."""
         return None

@@ -18,6 +18,7 @@ __all__ = [
     "close_run",
     "close_turn",
     "detach",
+    "enqueue",
     "open_call",
 ]
 
@@ -48,6 +49,15 @@ def _broken(scope: Any, where: str, exc: BaseException) -> None:
 # generic helper taking the method name: per turn the core calls four of them, and the generic
 # version (getattr, argument packing) measured 7,700 more instructions per turn (callgrind,
 # 3.11, a no-op scope: 55,000 -> 62,700).
+
+
+def enqueue(agent: Any, turn: Any) -> None:
+    """Tell every scope that ``agent.put(turn)`` adds the turn to the queue now."""
+    for scope in SCOPES:
+        try:
+            scope.enqueue(agent, turn)
+        except Exception as exc:
+            _broken(scope, "enqueue", exc)
 
 
 def open_run(agent: Any) -> Opened | None:

@@ -16,6 +16,58 @@ async def eventually(check: Any) -> None:
             await asyncio.sleep(0.001)
 
 
+async def test_an_after_put_hook_that_awaits_leaves_the_turn_in_the_request_trace(
+    telemetry: Any,
+) -> None:
+    # The served agent wakes as the turn joins its queue; a user's after_put hook that awaits
+    # (an audit call) lets it start the turn before any hook of the bridge's could run.
+    done: list[int] = []
+
+    @tool()
+    async def pack(order: int) -> None:
+        done.append(order)
+
+    packer = Agent("packer", "", [pack])
+
+    @packer.after_put
+    async def audit(agent: Any, turn: Any) -> None:
+        await asyncio.sleep(0.05)
+
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    async with Service([packer]) as service:
+        with tracer.start_as_current_span("POST /orders"):
+            await packer.put(Turn("pack", kwargs={"order": 1}))
+        await eventually(lambda: done == [1])
+        await service.aclose()
+    (request,) = telemetry.by_name("POST /orders")
+    (packed,) = telemetry.by_name("execute_tool pack")
+    assert packed.context.trace_id == request.context.trace_id
+    assert packed.parent.span_id == request.context.span_id
+
+
+async def test_a_turn_put_again_after_it_ran_belongs_to_the_new_request(telemetry: Any) -> None:
+    done: list[int] = []
+
+    @tool()
+    async def job(n: int) -> None:
+        done.append(n)
+
+    cron = Agent("cron", "", [job])
+    nightly = Turn("job", kwargs={"n": 1})
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    async with Service([cron]) as service:
+        for day in (1, 2, 3):
+            with tracer.start_as_current_span(f"day {day}"):
+                await cron.put(nightly)
+            await eventually(lambda: len(done) == day)  # noqa: B023  # read at once
+        await service.aclose()
+    jobs = sorted(telemetry.by_name("execute_tool job"), key=lambda s: s.start_time)
+    assert len(jobs) == 3
+    for day, span in zip((1, 2, 3), jobs, strict=True):
+        (request,) = telemetry.by_name(f"day {day}")
+        assert span.parent.span_id == request.context.span_id, day
+
+
 async def test_a_request_is_one_trace_across_served_agents(telemetry: Any) -> None:
     done: list[int] = []
 

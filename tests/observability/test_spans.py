@@ -1261,6 +1261,37 @@ async def test_the_programs_hook_lookups_do_not_see_the_bridge_hooks(telemetry: 
     assert [e.name for e in span.events] == ["pygents.tool.yield"]  # the bridge still fires
 
 
+async def test_subtools_are_named_by_their_scoped_registry_name(telemetry: Any) -> None:
+    @tool()
+    async def users() -> None:
+        pass
+
+    @tool()
+    async def files() -> None:
+        pass
+
+    @users.subtool()
+    async def delete(n: int) -> int:
+        return n
+
+    user_delete = delete
+
+    @files.subtool()
+    async def delete(n: int) -> int:  # the same short name, another parent
+        return -n
+
+    agent = Agent("cleaner", "d", [user_delete, delete])
+    await agent.put(Turn("users.delete", kwargs={"n": 1}))
+    await agent.put(Turn("files.delete", kwargs={"n": 2}))
+    await drain(agent)
+    (user_span,) = telemetry.by_name("execute_tool users.delete")
+    (file_span,) = telemetry.by_name("execute_tool files.delete")
+    assert user_span.attributes["gen_ai.tool.name"] == "users.delete"
+    assert file_span.attributes["gen_ai.tool.name"] == "files.delete"
+    labels = {"agent": "cleaner", "tool": "users.delete", "stop_reason": "completed"}
+    assert telemetry.sample("pygents_turns_total", labels) == 1
+
+
 def _labels(agent: str) -> dict[str, str]:
     return {"agent": agent, "tool": "work", "stop_reason": "completed"}
 

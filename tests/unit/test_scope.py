@@ -517,3 +517,60 @@ async def test_a_scope_whose_attach_raises_is_removed_and_never_detached(
         assert any("attach" in r.getMessage() for r in caplog.records)
     finally:
         remove_scope(bad)
+
+
+class PutWatcher(ExecutionScope):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    def enqueue(self, agent: Agent, turn: Turn) -> None:
+        self.log.append(("enqueue", pygents.current_agent() is agent, len(agent), turn.kwargs))
+
+
+async def test_enqueue_is_called_as_put_adds_the_turn_between_the_put_hooks() -> None:
+    log: list[Any] = []
+    watcher = PutWatcher(log)
+
+    @tool()
+    async def work(n: int) -> int:
+        return n
+
+    agent = Agent("watched_puts", "d", [work])
+
+    @agent.before_put
+    async def check(a: Agent, turn: Turn) -> None:
+        log.append(("before_put", len(a)))
+        if turn.kwargs["n"] < 0:
+            raise ValueError("refused")
+
+    @agent.after_put
+    async def done(a: Agent, turn: Turn) -> None:
+        log.append(("after_put", len(a)))
+
+    add_scope(watcher)
+    try:
+        await agent.put(Turn(work, kwargs={"n": 1}))
+        with pytest.raises(ValueError, match="refused"):
+            await agent.put(Turn(work, kwargs={"n": -1}))  # vetoed: never added
+        agent.requeue(Turn(work, kwargs={"n": 2}))  # a retry: no put, no call
+        # Without any put hook too (the agent's are removed), and for a turn a tool returns.
+        agent.hooks.clear()
+
+        @tool()
+        async def chain(n: int) -> Any:
+            return Turn(work, kwargs={"n": n + 10})
+
+        chained = Agent("watched_chain", "d", [chain, work])
+        await chained.put(Turn(chain, kwargs={"n": 3}))
+        values = [v async for _, v in chained.run()]
+    finally:
+        remove_scope(watcher)
+    assert log == [
+        ("before_put", 0),
+        ("enqueue", True, 0, {"n": 1}),  # in the receiving agent's frame, before it is queued
+        ("after_put", 1),
+        ("before_put", 1),
+        ("enqueue", True, 0, {"n": 3}),
+        ("enqueue", True, 0, {"n": 13}),  # routed: in the producing turn's agent's frame
+    ]
+    assert values == [13]

@@ -67,6 +67,9 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     #: A turn's tool call gets the turn's own state (its span, current around the call's
     #: steps already): no switch of its own per step.
     attach_turn_calls = False
+    #: The scope's ``enqueue`` is the put-time record of AgentEvents (ExecutionScope, first
+    #: in the bases, has a no-op of that name).
+    enqueue = AgentEvents.enqueue
 
     def __init__(
         self,
@@ -130,7 +133,6 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         # (hook type, method, needed for spans, needed for metrics): a hook nobody needs is
         # not registered, so it costs nothing per turn.
         table: list[tuple[Any, Callable[..., None], bool, bool]] = [
-            (AgentHook.AFTER_PUT, self.after_put, True, True),
             (AgentHook.ON_PAUSE, self.pause, True, True),
             (AgentHook.ON_RESUME, self.resume, True, True),
             (ToolHook.ON_YIELD, self.tool_yield, True, True),

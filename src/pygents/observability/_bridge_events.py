@@ -102,16 +102,25 @@ class AgentEvents:
                     return
             span.add_event(name, attributes)
 
-    def after_put(self, agent: Any, turn: Any) -> None:
+    def enqueue(self, agent: Any, turn: Any) -> None:
+        """``put()`` adds ``turn`` to the queue now: its origin, the put event, the count.
+
+        An execution-scope call (not an ``AFTER_PUT`` hook): nothing awaits between it and
+        the turn joining the queue, so the origin is on the turn before a running or serving
+        agent can start it (a put hook that awaits, fired before a hook of the bridge's,
+        would let it start first), and a put costs no hook dispatch.
+        """
         spans = self.spans
         if spans is not None:
-            span, turn_span, in_call = self._locate()  # the origin below needs all three
-            if turn.metadata.trace_context is None:
-                # Causality: remember where the turn was enqueued from. Inside a tool's step,
-                # the current span (the tool's, or a user's span within it); while the agent
-                # routes a turn's output, that turn's span; else whatever span is current.
-                # Outside a step of the turn the core says is current (routing it), the span
-                # current is the agent run's (or none).
+            span, turn_span, in_call = self._locate()
+            meta = turn.metadata
+            # Recorded already (by the turn that returned it, or by its sender) and not run
+            # since: kept. A turn put again after it ran gets the origin of this put.
+            if meta.trace_context is None or meta.start_time is not None:
+                # Causality: inside a tool's step, the current span (the tool's, or a user's
+                # span within it); while the agent routes a turn's output, that turn's span;
+                # else whatever span is current. Outside a step of the turn the core says is
+                # current (routing it), the span current is the agent run's (or none).
                 origin = None
                 current = spans.current_valid()  # None: no span, or an invalid one
                 if not in_call and (
@@ -120,8 +129,7 @@ class AgentEvents:
                     origin = turn_span
                 if origin is None:
                     origin = current
-                if origin is not None:
-                    turn.metadata.trace_context = spans.carrier(origin)
+                meta.trace_context = None if origin is None else spans.carrier(origin)
             # The put routes the output of the turn the core says is current: that turn's
             # span, kept open for it, ends after the event (see _routed).
             routed = None
@@ -132,7 +140,7 @@ class AgentEvents:
             if span is not None:
                 items = (
                     (sc.GEN_AI_AGENT_NAME, agent.name),
-                    (sc.GEN_AI_TOOL_NAME, turn.tool.metadata.name),
+                    (sc.GEN_AI_TOOL_NAME, turn.tool.__name__),
                 )
                 if routed is not None and routed[0] is span:
                     spans.add_event_and_end(span, sc.EVENT_PUT, items, routed[3], routed[1])

@@ -105,7 +105,7 @@ class MetricRecorder:
             counter.value += 1
 
     def _values(self, lane: Lane) -> Counter:
-        counter = lane.values = self.cells.values(lane.agent_name, lane.tool.metadata.name)
+        counter = lane.values = self.cells.values(lane.agent_name, lane.tool.__name__)
         return counter
 
     # -- turns -------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class MetricRecorder:
         if cells is None or reason is not _COMPLETED or error_type is not None:
             cells = self.cells.turn(
                 lane.agent_name,
-                lane.tool.metadata.name,
+                lane.tool.__name__,
                 reason.value if reason is not None else "unknown",
             )
             if reason is _COMPLETED and error_type is None:
@@ -153,7 +153,7 @@ class MetricRecorder:
         if tool_time is not None:
             tool_cells = lane.tool_ok if outcome == "ok" else None
             if tool_cells is None:
-                tool_cells = self.cells.tool(lane.tool.metadata.name, outcome)
+                tool_cells = self.cells.tool(lane.tool.__name__, outcome)
                 if outcome == "ok":
                     lane.tool_ok = tool_cells
         values = (lane.values or self._values(lane)) if valued else None
@@ -199,7 +199,7 @@ class MetricRecorder:
     def _failure(self, lane: Lane, metric: str, error_type: str | None) -> None:
         labels: tuple[str, ...] = (
             self._agent_label(lane.agent_name) if lane.agent_name else "",
-            self._tool_label(lane.tool.metadata.name),
+            self._tool_label(lane.tool.__name__),
         )
         if error_type is not None:
             labels += (self._error_label(error_type),)
@@ -209,7 +209,7 @@ class MetricRecorder:
 
     def call_done(self, tool: Any, outcome: str, seconds: float, trace_id: int | None) -> None:
         """A tool called directly (not by a turn) ended."""
-        cells = self.cells.tool(tool.metadata.name, outcome)
+        cells = self.cells.tool(tool.__name__, outcome)
         with self._lock:
             cells.count.value += 1
             self._observe(cells.duration, seconds, trace_id)

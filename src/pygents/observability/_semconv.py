@@ -142,7 +142,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent",),
         "pygents.agent.turns_enqueued",
         "{turn}",
-        "AgentHook AFTER_PUT",
+        "`put()` adds a turn to the queue",
         "Turns put on an agent's queue.",
     ),
     MetricSpec(
@@ -151,7 +151,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent",),
         "pygents.agent.queue_depth",
         "{turn}",
-        "AgentHook AFTER_PUT, ON_RUN_START (queue length read at collection)",
+        "`put()`, ON_RUN_START (queue length read at collection)",
         "Turns waiting in an agent's queue.",
     ),
     MetricSpec(
@@ -224,7 +224,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("agent",),
         "pygents.turn.queue_wait",
         "s",
-        "AgentHook AFTER_PUT → TurnHook BEFORE_RUN",
+        "`put()` → TurnHook BEFORE_RUN",
         "Time a turn waited in the queue before running.",
     ),
 )

@@ -115,16 +115,19 @@ class Spans:
         found = self._tool_attrs.get(key)
         if found is None:
             meta = tool.metadata
+            # The registry name: a subtool's is scoped (``users.delete``), as the model calls
+            # it, where ``metadata.name`` is the short one (``delete``, under several parents).
+            name = tool.__name__
             attrs: dict[str, Any] = {
                 sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
-                sc.GEN_AI_TOOL_NAME: meta.name,
+                sc.GEN_AI_TOOL_NAME: name,
                 sc.GEN_AI_TOOL_TYPE: "function",
             }
             if meta.description:
                 attrs[sc.GEN_AI_TOOL_DESCRIPTION] = meta.description
             if timeout is not None:
                 attrs[sc.PYGENTS_TURN_TIMEOUT] = float(timeout)
-            found = (sc.SPAN_EXECUTE_TOOL.format(tool=meta.name), attrs)
+            found = (sc.SPAN_EXECUTE_TOOL.format(tool=name), attrs)
             self._tool_attrs[key] = found
         return found
 

@@ -160,7 +160,11 @@ class AsyncHook:
                 return await self.fn(*args, **kwargs)
         return await self.fn(*args, **kwargs)
 
-    def _without_queue(self, queue: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    def _without_queue(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        # The dispatcher passes (queue, appended_items, current); a direct call of the hook
+        # with the two arguments its function takes passes them on as they are.
+        if len(args) == 3:
+            args = args[1:]
         return self._full(*args, **kwargs)
 
     def __repr__(self) -> str:

@@ -313,6 +313,8 @@ async def test_an_after_append_hook_of_two_parameters_gets_the_newer_form():
         ("newer_locked", [c]),
         ("newer_global", [b, c]),
     ]
+    await newer([a], [a])  # called directly, with the two arguments its function takes
+    assert log[-1] == ("newer", [a], [a])
 
 
 async def test_the_newer_after_append_form_with_fixed_and_injected_parameters():

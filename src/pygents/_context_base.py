@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
 from . import _serde
+from ._callable import ArgumentFit
 from ._context_item import ContextItem
 from ._dispatch import fire
 from ._enums import ContextPoolHook, ContextQueueHook
@@ -113,7 +113,8 @@ class Container(Generic[T]):
         A subclass whose ``__init__`` takes no ``tags`` (the original's guide asks only for
         ``limit`` and ``hooks``) is called with ``limit=`` alone, and the tags are set after.
         """
-        if not _takes_keyword(cls, "tags"):
+        names = ArgumentFit(cls).names  # None: **kwargs takes any
+        if names is not None and "tags" not in names:
             made = cls(limit=limit)  # type: ignore[call-arg]
             made.tags = tags
             return made
@@ -151,12 +152,3 @@ class Container(Generic[T]):
     def _adopt(self, agent_name: str) -> None:
         if self._owner is None:
             self._owner = agent_name
-
-
-def _takes_keyword(cls: type, name: str) -> bool:
-    """True when calling ``cls`` accepts the keyword ``name`` (or its signature is unknown)."""
-    try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

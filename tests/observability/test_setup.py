@@ -475,6 +475,32 @@ async def test_configure_runs_both_metric_pipelines_and_exports_the_final_counts
     assert handle.final_metrics.get_sample_value("pygents_turns_total", labels) == 3
 
 
+async def test_slow_resource_detection_does_not_race_the_metric_readers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A reader's ticker starts when the reader is built; had slow resource detection (cloud
+    # detectors query a metadata endpoint) run between the reader and its provider, the first
+    # tick would find the reader unregistered and the SDK would warn.
+    from opentelemetry.sdk.resources import Resource
+
+    create = Resource.create
+
+    def slow_create(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(Resource, "create", staticmethod(slow_create))
+    define_double()
+    caplog.set_level(logging.WARNING)
+    with OTLPReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+        with configure("t", set_global=False, metric_export_interval=0.05):
+            await run_doubles(3)
+            receiver.wait_for(lambda: receiver.requests("/v1/metrics") > 0, timeout=5)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry")] == []
+
+
 def test_no_registry_no_final_metrics() -> None:
     with configure("t", set_global=False, prometheus_registry=False) as handle:
         pass

@@ -378,6 +378,10 @@ class _Build:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
 
+        # A reader's ticker thread starts in its constructor and its first collect() warns
+        # if the reader is not yet on a provider: nothing slow (Resource.create loads the
+        # resource detectors' entry points) may run between the two.
+        resource = Resource.create({"service.name": self.name})
         readers = []
         for exporter in exporters:
             reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval * 1000)
@@ -385,7 +389,7 @@ class _Build:
             self.on_failure(reader, partial(reader.shutdown, timeout_millis=1_000))
             readers.append(reader)
         return MeterProvider(
-            resource=Resource.create({"service.name": self.name}),
+            resource=resource,
             metric_readers=readers,
             shutdown_on_exit=False,
         )

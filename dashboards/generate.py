@@ -592,6 +592,19 @@ REDIS_WORKERS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
     ),
 )
 
+#: The metric each variable takes its values from (``label_values``), and what they are: a
+#: metric every process the dashboard shows exports. Turn metrics appear with a process's
+#: first turn; a Redis worker that holds leases but has run no turn exports only its own.
+RUN_SOURCES = {
+    "job": ("pygents_turns_total", "Scrape jobs"),
+    "agent": ("pygents_agent_running", "Agents (run loops)"),
+    "tool": ("pygents_tool_invocations_total", "Tools"),
+}
+REDIS_SOURCES = {
+    "job": ("pygents_redis_leases_held", "Scrape jobs"),
+    "agent": ("pygents_redis_queue_depth", "Agents (their Redis streams)"),
+}
+
 DASHBOARDS = (
     (
         "pygents-agent-runs",
@@ -599,12 +612,14 @@ DASHBOARDS = (
         "Turns, queues, agent state and context of pygents agents "
         "(metrics of pygents.observability).",
         AGENT_RUNS,
+        RUN_SOURCES,
     ),
     (
         "pygents-turn-tool-latency",
         "pygents · Turn & tool latency",
         "Turn and tool latency of pygents agents, with exemplars linking to traces.",
         LATENCY,
+        RUN_SOURCES,
     ),
     (
         "pygents-redis-workers",
@@ -612,6 +627,7 @@ DASHBOARDS = (
         "Agents served by pygents.redis workers: queue depth per agent, leases, takeovers, "
         "redeliveries and dead letters.",
         REDIS_WORKERS,
+        REDIS_SOURCES,
     ),
 )
 
@@ -749,8 +765,11 @@ def _panel(spec: PanelSpec) -> Any:
     )
 
 
-def _variables(rows: Any) -> list[Any]:
-    """The dashboard's variables: the data source, then every variable its queries use."""
+def _variables(rows: Any, sources: dict[str, tuple[str, str]]) -> list[Any]:
+    """The dashboard's variables: the data source, then every variable its queries use.
+
+    ``sources``: the metric each takes its values from, and what the values are.
+    """
 
     def label_values(
         name: str, label: str, metric: str, what: str, selector: str = TARGET
@@ -787,20 +806,24 @@ def _variables(rows: Any) -> list[Any]:
             ]
         )
     )
+    jobs = sources["job"][0]
     candidates = [
-        ("job", label_values("job", "Job", "pygents_turns_total", "Scrape jobs", "")),
+        ("job", label_values("job", "Job", *sources["job"], "")),
         (
             "instance",
             label_values(
                 "instance",
                 "Instance",
-                "pygents_turns_total",
+                jobs,
                 "Processes (scrape targets) of the chosen jobs",
                 'job=~"$job"',
             ),
         ),
-        ("agent", label_values("agent", "Agent", "pygents_agent_running", "Agents (run loops)")),
-        ("tool", label_values("tool", "Tool", "pygents_tool_invocations_total", "Tools")),
+        *(
+            (name, label_values(name, name.capitalize(), *sources[name]))
+            for name in ("agent", "tool")
+            if name in sources
+        ),
         ("slo", slo),
     ]
     exprs = " ".join(
@@ -816,7 +839,9 @@ def _variables(rows: Any) -> list[Any]:
     ]
 
 
-def build(uid: str, title: str, description: str, rows: Any) -> dict[str, Any]:
+def build(
+    uid: str, title: str, description: str, rows: Any, sources: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
     """Build one dashboard and return it as a JSON-ready dict."""
     board = (
         dash_b.Dashboard(title)
@@ -828,7 +853,7 @@ def build(uid: str, title: str, description: str, rows: Any) -> dict[str, Any]:
         .time("now-15m", "now")
         .refresh("10s")
         .timezone("browser")
-        .variables(_variables(rows))
+        .variables(_variables(rows, sources))
         .link(
             dash_b.DashboardLink("pygents dashboards")
             .type(dash_m.DashboardLinkType.DASHBOARDS)
@@ -855,9 +880,9 @@ def build(uid: str, title: str, description: str, rows: Any) -> dict[str, Any]:
 def render() -> dict[str, str]:
     """Return ``{file name: JSON text}`` for every dashboard."""
     return {
-        f"{uid}.json": json.dumps(build(uid, title, desc, rows), indent=2, ensure_ascii=False)
+        f"{uid}.json": json.dumps(build(uid, title, desc, *rest), indent=2, ensure_ascii=False)
         + "\n"
-        for uid, title, desc, rows in DASHBOARDS
+        for uid, title, desc, *rest in DASHBOARDS
     }
 
 

@@ -20,7 +20,7 @@ from ._turn import Turn
 from .errors import CheckpointError, SerializationError
 from .store import CHECKPOINT_FORMAT, Checkpoint
 
-__all__ = ["FORMAT", "encode", "restore"]
+__all__ = ["FORMAT", "apply", "encode", "read"]
 
 #: The ``format`` field of every checkpoint document.
 FORMAT = CHECKPOINT_FORMAT
@@ -66,20 +66,78 @@ def encode(agent: Any, seq: int, head_started: bool) -> Checkpoint:
     document = {"format": FORMAT, "agent": agent._name, "seq": seq, "saved_at": now, "state": state}
     try:
         data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+        problem = None if _str_keys_only(_user_data(state)) else _key_problem(state)
     except (TypeError, ValueError) as exc:
+        problem = str(exc)
+    except RecursionError:
+        problem = "it is nested too deeply"
+    if problem is not None:
         raise SerializationError(
-            f"Agent {agent._name!r} cannot be checkpointed: {exc} (turn arguments and context "
-            f"item contents must be JSON data when the agent is served with a store)"
+            f"Agent {agent._name!r} cannot be checkpointed: {problem} (turn arguments and "
+            f"context item contents must be JSON data when the agent is served with a store)"
         ) from None
     return Checkpoint(agent._name, seq, data, now)
 
 
-def restore(agent: Any, checkpoint: Checkpoint, where: str) -> Turn | None:
-    """Put the checkpoint's state into ``agent`` (idle); return the turn that was in flight.
+_NESTED = (dict, list, tuple)
 
-    Everything is validated before anything changes. The turn in flight (if any) is queued
-    first with ``metadata.attempt`` one higher; turns already queued on ``agent`` (put before
-    the service started) follow the restored ones.
+
+def _user_data(state: dict[str, Any]) -> list[Any]:
+    """The values in a checkpoint's state that the program gave (the rest is the library's).
+
+    Turns' arguments (their keyword names are checked by ``Turn``), context items' contents.
+    """
+    turns = state["queue"]
+    if state["current_turn"] is not None:
+        turns = [*turns, state["current_turn"]]
+    data: list[Any] = []
+    for turn in turns:
+        data += turn["args"]
+        data += turn["kwargs"].values()
+    for context in (state["context_queue"], state["context_pool"]):
+        data += [item["content"] for item in context["items"]]
+    return data
+
+
+def _str_keys_only(data: list[Any]) -> bool:
+    """Whether every dict in ``data`` has string keys.
+
+    ``json`` writes the keys ``1``, ``True`` and ``None`` as strings, and two keys may become
+    one: such a dict is not JSON data, and is refused.
+    """
+    stack = [value for value in data if isinstance(value, _NESTED)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value = pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return False
+                if isinstance(item, _NESTED):
+                    push(item)
+        else:
+            for item in value:
+                if isinstance(item, _NESTED):
+                    push(item)
+    return True
+
+
+def _key_problem(state: dict[str, Any]) -> str:
+    """Where ``_str_keys_only`` failed, for the error (the whole state walked, with paths)."""
+    stack: list[tuple[Any, str]] = [(state, "")]
+    while stack:
+        value, path = stack.pop()
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            if isinstance(value, dict) and not isinstance(key, str):
+                return f"{path} has a key that is not a string: {_serde.short(key)}"
+            if isinstance(item, _NESTED):
+                stack.append((item, f"{path}[{key!r}]" if path else str(key)))
+    return "a dict key is not a string"  # pragma: no cover (only called when there is one)
+
+
+def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:
+    """The checkpoint's state for ``agent``, validated; nothing changes (``apply`` puts it in).
 
     Raises:
         CheckpointError: the document is not JSON, has the wrong shape, belongs to another
@@ -88,7 +146,9 @@ def restore(agent: Any, checkpoint: Checkpoint, where: str) -> Turn | None:
     name = agent._name
     prefix = f"Checkpoint of agent {name!r} in {where}"
     try:
-        document = json.loads(checkpoint.data)
+        data: Any = checkpoint.data
+        # UTF-8, as written (json.loads would also take UTF-16 and UTF-32 bytes).
+        document = json.loads(data.decode() if isinstance(data, bytes | bytearray) else data)
         parsed = _parse(agent, document, prefix)
     except CheckpointError:
         raise
@@ -98,6 +158,15 @@ def restore(agent: Any, checkpoint: Checkpoint, where: str) -> Turn | None:
             f"(await store.delete({name!r})) to start the agent empty",
             agent_name=name,
         ) from None
+    return parsed
+
+
+def apply(agent: Any, parsed: tuple[Any, ...]) -> Turn | None:
+    """Put a state ``read`` returned into ``agent`` (idle); return the turn that was in flight.
+
+    The turn in flight (if any) is queued first with ``metadata.attempt`` one higher; turns
+    already queued on ``agent`` (put before the service started) follow the restored ones.
+    """
     current: Turn | None = parsed[0]
     turns, queue_items, pool_items, paused = parsed[1:]
     if current is not None:

@@ -225,22 +225,26 @@ class Service:
         Raises:
             SafeExecutionError: the service was started before, or an agent is running or
                 served by another service.
-            CheckpointError: a stored checkpoint cannot be restored (nothing was started).
+            CheckpointError: a stored checkpoint cannot be restored (every checkpoint is
+                read first: no agent was changed or started).
             CheckpointStoreError: the store failed.
         """
         if self._started:
             raise SafeExecutionError(f"{self!r} was started already; make a new Service")
-        for agent in self._agents:
-            if agent._service is not None or agent.is_running:
-                raise SafeExecutionError(
-                    f"Agent {agent.name!r} is already running or served; stop it first"
-                )
+        self._check_idle()
         if self._store is not None and self._restore:
+            # All or nothing: every checkpoint is loaded and validated before any agent
+            # changes, so a start() that raises leaves every agent as it was.
+            where = repr(self._store)
+            restored = []
             for agent in self._agents:
                 saved = await self._load(agent)
                 if saved is not None:
-                    _checkpoint.restore(agent, saved, repr(self._store))
-                    self._seq[agent] = saved.seq
+                    restored.append((agent, saved.seq, _checkpoint.read(agent, saved, where)))
+            self._check_idle()  # again: the loads awaited
+            for agent, seq, state in restored:
+                _checkpoint.apply(agent, state)
+                self._seq[agent] = seq
         self._started = True
         durable = self._store is not None
         _users["turn"] += 1
@@ -256,6 +260,13 @@ class Service:
             self._tasks[agent] = asyncio.create_task(
                 self._serve(agent), name=f"pygents serve {agent.name}"
             )
+
+    def _check_idle(self) -> None:
+        for agent in self._agents:
+            if agent._service is not None or agent.is_running:
+                raise SafeExecutionError(
+                    f"Agent {agent.name!r} is already running or served; stop it first"
+                )
 
     async def _load(self, agent: Agent) -> Any:
         assert self._store is not None
@@ -421,9 +432,11 @@ class Service:
             if not await self._busy_period(agent):
                 break
         self._busy.discard(agent)
+        self._head[agent] = False
         if self._fatal is None:
-            self._head[agent] = False
             await self._save(agent)
+        else:
+            await self._last_save(agent)
 
     async def _busy_period(self, agent: Agent) -> bool:
         """Run the queue once; False when the agent must stop serving."""
@@ -536,9 +549,27 @@ class Service:
                 pass
             raise
 
+    async def _last_save(self, agent: Agent) -> None:
+        """A checkpoint failed and stopped the service: try once more as the agent stops.
+
+        A transient failure (a full disk freed, a database unlocked) then loses nothing the
+        agent holds. A failure now is logged; the first one is what the service raises.
+        """
+        try:
+            await self._save(agent, fatal=False)
+        except Exception as exc:
+            _log.error("pygents: agent %r: the last checkpoint failed too: %s", agent.name, exc)
+
     async def _save(self, agent: Agent, *, fatal: bool = True) -> None:
+        """Checkpoint ``agent`` now; a failure stops the service and propagates.
+
+        ``fatal``: a state that cannot be encoded stops the service too (a put refused for
+        it does not). Saves go on after a failure stopped the service (a put from outside,
+        the turn in flight ending, the last save): a put that returns is on disk whatever
+        happened before.
+        """
         store = self._store
-        if store is None or self._fatal is not None:
+        if store is None:
             return
         seq = self._seq[agent] = self._seq.get(agent, 0) + 1
         try:

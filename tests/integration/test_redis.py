@@ -1143,6 +1143,44 @@ async def test_a_turn_whose_after_put_hook_fails_runs_once_and_is_acknowledged(
     assert (await client.xpending(stream, GROUP))["pending"] == 0
 
 
+async def test_an_entry_whose_checkpoint_failed_is_not_acknowledged_by_a_later_one(
+    client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The put's checkpoint fails once (Redis was briefly unreachable): the service takes the
+    # turn out again and stops, and its last checkpoint (Redis answers again) must not
+    # acknowledge the entry, which would then never run. It stays pending, and runs once
+    # the agent is served again.
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    agent = Agent("k", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: worker.owned == ["k"])
+        save_fenced = worker.store.save_fenced
+        failed: list[list[str]] = []
+
+        async def failing_once(checkpoint: Checkpoint, **kwargs: Any) -> None:
+            if kwargs.get("acks") and not failed:
+                failed.append(kwargs["acks"])
+                raise RedisError("Connection reset by peer")
+            await save_fenced(checkpoint, **kwargs)
+
+        monkeypatch.setattr(worker.store, "save_fenced", failing_once)
+        await queue.send("k", Turn("work", kwargs={"n": 1}))
+        await wait_for(lambda: runs == [1])  # after the service stopped, when served again
+        await asyncio.sleep(0.3)
+        assert runs == [1] and len(failed) == 1
+    stream = queue.keys.stream("k")
+    assert await client.xlen(stream) == 0
+    assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
 # -- argument checks: made before connecting, so no server is needed --------------------------
 
 _NOWHERE = "redis://localhost:1"

@@ -112,6 +112,8 @@ HOSTILE = [
     (saved({"context_queue": {"items": "all"}}), "'context_queue'"),
     (saved({"queue": [{"tool_name": "note", "hooks": ["evil"]}]}), "evil"),
     (saved({"is_paused": "yes"}), "is_paused"),
+    # UTF-16 is JSON json.loads() would take from bytes; a checkpoint is UTF-8
+    (saved({}).decode().encode("utf-16"), "'utf-8' codec can't decode"),
 ]
 
 
@@ -141,10 +143,31 @@ class Query:
     text: str
 
 
-_NOT_JSON = [object(), {1, 2}, Decimal("1.5"), b"raw", datetime(2024, 1, 1, tzinfo=UTC), Query("q")]
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
-@pytest.mark.parametrize("value", _NOT_JSON, ids=lambda v: type(v).__name__)
+_NOT_JSON = [
+    object(),
+    {1, 2},
+    Decimal("1.5"),
+    b"raw",
+    datetime(2024, 1, 1, tzinfo=UTC),
+    Query("q"),
+    # json would write these keys as "1" and "1": one price lost on the way back
+    {"prices": {1: "one euro", "1": "one dollar"}},
+    [{"ok": {None: "null"}}],
+    _nested(5_000),  # json's encoder gives up (RecursionError): refused the same way
+]
+
+
+_IDS = [type(v).__name__ + str(i) for i, v in enumerate(_NOT_JSON)]
+
+
+@pytest.mark.parametrize("value", _NOT_JSON, ids=_IDS)
 async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any, value: Any) -> None:
     # A checkpoint is JSON: what Turn.from_dict now keeps as given is still refused here.
     note, _other = tools
@@ -155,7 +178,7 @@ async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any, value: 
         assert agent.turns == []
 
 
-@pytest.mark.parametrize("value", _NOT_JSON, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("value", _NOT_JSON, ids=_IDS)
 async def test_context_that_cannot_be_saved_is_refused_at_put(tools: Any, value: Any) -> None:
     note, _other = tools
     agent = Agent("keeper", "", [note])
@@ -272,4 +295,116 @@ async def test_a_turns_own_puts_stay_with_it_when_its_checkpoint_fails(tools: An
     async with Service([agent], store=store) as service:
         turns = agent.turns
         assert [(t.tool_name, t.metadata.attempt) for t in turns] == [("first", 2)]
+        await service.aclose()
+
+
+class FlakyStore(MemoryStore):
+    """A store whose next ``failures`` writes fail (a full disk, freed again), then work."""
+
+    failures = 0
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise CheckpointStoreError(f"{self!r} failed to save {checkpoint.agent!r}: disk full")
+        await super().save(checkpoint)
+
+
+async def queued_in(store: CheckpointStore, name: str = "keeper") -> list[Any]:
+    found = await store.load(name)
+    assert found is not None
+    return [t["kwargs"] for t in json.loads(found.data)["state"]["queue"]]
+
+
+async def test_a_put_after_a_failed_checkpoint_is_saved_or_refused(tools: Any) -> None:
+    # The failure stops the service, but a put() that returns is on disk all the same: the
+    # next puts are saved (the store works again) or refused (it fails again), never only
+    # kept in memory.
+    @tool()
+    async def work(n: int) -> None:
+        pass
+
+    agent = Agent("keeper", "", [work])
+    agent.pause()  # nothing runs: the queue stays as put
+    store = FlakyStore()
+    service = Service([agent], store=store)
+    await service.start()
+    store.failures = 1
+    with pytest.raises(CheckpointStoreError, match="disk full"):
+        await agent.put(Turn("work", kwargs={"n": 0}))
+    await agent.put(Turn("work", kwargs={"n": 1}))
+    assert await queued_in(store) == [{"n": 1}]
+    store.failures = 1
+    with pytest.raises(CheckpointStoreError, match="disk full"):
+        await agent.put(Turn("work", kwargs={"n": 2}))
+    assert [t.kwargs for t in agent.turns] == [{"n": 1}]
+    with pytest.raises(CheckpointStoreError, match="disk full"):  # the first failure
+        await asyncio.wait_for(service.wait_stopped(), 5)
+
+    AgentRegistry.unregister("keeper")  # a restart
+    again = Agent("keeper", "", [work])
+    async with Service([again], store=store) as restarted:
+        assert [t.kwargs for t in again.turns] == [{"n": 1}]
+        await restarted.aclose()
+
+
+async def test_the_state_is_saved_once_more_as_a_service_stopped_by_a_failure_ends(
+    tools: Any,
+) -> None:
+    # The checkpoint after the first turn fails once; as the service stops, it saves again:
+    # the store then holds the agent as it is (the first turn done, its turn queued), and a
+    # restart does not run the first turn again.
+    store = FlakyStore()
+
+    @tool()
+    async def first() -> Turn:
+        store.failures = 1
+        return Turn("second")
+
+    @tool()
+    async def second() -> None:
+        pass
+
+    agent = Agent("keeper", "", [first, second])
+    await agent.put(Turn("first"))
+    with pytest.raises(CheckpointStoreError, match="disk full"):
+        async with asyncio.timeout(5):
+            await Service([agent], store=store).serve_forever()
+    found = await store.load("keeper")
+    assert found is not None
+    state = json.loads(found.data)["state"]
+    assert state["current_turn"] is None
+    assert [t["tool_name"] for t in state["queue"]] == ["second"]
+    agent.reset()
+    async with Service([agent], store=store) as service:
+        assert [(t.tool_name, t.metadata.attempt) for t in agent.turns] == [("second", 1)]
+        await service.aclose()
+
+
+@pytest.mark.parametrize("order", ["good first", "bad first"])
+async def test_a_start_that_fails_on_one_checkpoint_restores_no_agent(
+    tools: Any, order: str
+) -> None:
+    # All or nothing: had the good agent been restored before the bad checkpoint was read,
+    # the documented remedy (delete the bad one, start again) would queue its turns twice.
+    note, _other = tools
+    store = MemoryStore()
+    good = Agent("good", "", [note])
+    async with Service([good], store=store) as service:
+        good.pause()
+        await good.put(Turn("note", kwargs={"text": "one"}))
+        await good.put(Turn("note", kwargs={"text": "two"}))
+        await service.aclose()
+    good.reset()
+    await store.save(Checkpoint("bad", 1, b"\x00not json", 0.0))
+    bad = Agent("bad", "", [note])
+    agents = [good, bad] if order == "good first" else [bad, good]
+    with pytest.raises(CheckpointError, match="'bad'"):
+        await Service(agents, store=store).start()
+    assert good.turns == [] and not good.is_serving and not bad.is_serving
+
+    await store.delete("bad")
+    async with Service(agents, store=store) as service:
+        assert good.is_paused  # restored paused, as saved: nothing runs
+        assert [t.kwargs["text"] for t in good.turns] == ["one", "two"]
         await service.aclose()

@@ -76,7 +76,8 @@ METRICS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
         "pygents_redis_dead_letters_total",
         "counter",
         ("agent",),
-        "Turns moved to the dead-letter stream after max_attempts",
+        "Turns moved to the dead-letter stream: failed or lost with their worker max_attempts "
+        "times, or not runnable (undecodable, refused)",
     ),
 )
 

@@ -123,6 +123,15 @@ class _FencedStore:
         """The worker closes the shared store."""
 
 
+def _holds(agent: Any, turn: Turn) -> bool:
+    """Whether ``turn`` is ``agent``'s: queued, in flight, or run already."""
+    return (
+        turn.metadata.start_time is not None
+        or agent.current_turn is turn
+        or any(t is turn for t in agent.turns)
+    )
+
+
 class RedisWorker:
     """Serve ``agents`` together with other worker processes, coordinated through Redis.
 
@@ -843,6 +852,20 @@ class RedisWorker:
             try:
                 await agent.put(turn)
             except Exception as exc:
+                if turn.metadata.enqueued_time is not None and not _holds(agent, turn):
+                    # Queued, then the checkpoint of the put failed and the service took the
+                    # turn out again (and stops): the entry stays pending, unacknowledged, for
+                    # the agent's next owner; no checkpoint of this worker may acknowledge it.
+                    owned.handed = [(i, t) for i, t in owned.handed if t is not turn]
+                    _log.warning(
+                        "pygents.redis: worker %s: %s of %r was not checkpointed (%s); left "
+                        "in the stream",
+                        self.name,
+                        entry_id,
+                        agent.name,
+                        exc,
+                    )
+                    return
                 if turn.metadata.enqueued_time is not None:
                     # Queued, then an after_put hook failed: the turn is the agent's now, and
                     # its next checkpoint acknowledges the entry.

@@ -379,9 +379,11 @@ class Agent:
         if self._nonempty is not None:
             self._nonempty.set()
 
-    def _accept(self, turn: Turn) -> None:
+    def _accept(self, turn: Turn, method: str = "put") -> None:
         if not isinstance(turn, Turn):
-            raise TypeError(f"Agent {self._name!r}: put() takes a Turn, got {type(turn).__name__}")
+            raise TypeError(
+                f"Agent {self._name!r}: {method}() takes a Turn, got {type(turn).__name__}"
+            )
         tool = turn._tool
         if self._tools.get(tool.__name__) is not tool:
             raise ValueError(
@@ -399,7 +401,7 @@ class Agent:
             TypeError: ``turn`` is not a ``Turn``.
             ValueError: the turn's tool is not one of this agent's tools.
         """
-        self._accept(turn)
+        self._accept(turn, "requeue")
         self._queue.appendleft(turn)
         if self._nonempty is not None:
             self._nonempty.set()
@@ -435,8 +437,15 @@ class Agent:
         """Put ``turn`` on the queue of the agent called ``name``.
 
         Raises:
+            TypeError: ``name`` is not a string, or ``turn`` is not a ``Turn``.
             UnregisteredAgentError: no agent has that name.
         """
+        if not isinstance(name, str) or not isinstance(turn, Turn):
+            what = "an agent name (a str)" if not isinstance(name, str) else "a Turn"
+            given = name if not isinstance(name, str) else turn
+            raise TypeError(
+                f"Agent {self._name!r}: send() takes {what}, got {type(given).__name__}"
+            )
         router = _routing._router
         if router is not None and await router(self, name, turn):
             return  # taken by the installed router (a worker's queue: see set_send_router)

@@ -171,3 +171,26 @@ def test_from_dict_tools_must_be_a_list(echo, bad):
     ):
         Agent.from_dict(data, tools=bad)
     assert Agent.from_dict(data, tools=["echo"]).name == "b"
+
+
+# -- put, requeue, send, stores --------------------------------------------------------------
+
+
+async def test_put_requeue_and_send_name_themselves_and_what_they_take(echo):
+    agent = Agent("a", "d", [echo])
+    with pytest.raises(TypeError, match=r"Agent 'a': put\(\) takes a Turn, got str"):
+        await agent.put("x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Agent 'a': requeue\(\) takes a Turn, got str"):
+        agent.requeue("x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Agent 'a': send\(\) takes a Turn, got str"):
+        await agent.send("a", "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"send\(\) takes an agent name \(a str\), got int"):
+        await agent.send(5, Turn(echo, kwargs={"x": "y"}))  # type: ignore[arg-type]
+    assert agent.turns == []
+
+
+def test_a_sqlite_store_path_must_be_a_path():
+    from pygents.store import SQLiteStore
+
+    with pytest.raises(TypeError, match=r"SQLiteStore path must be a str or a path, got 5"):
+        SQLiteStore(5)  # type: ignore[arg-type]

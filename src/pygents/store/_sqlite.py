@@ -50,6 +50,8 @@ class SQLiteStore:
         synchronous: str = "NORMAL",
         busy_timeout: float = 5.0,
     ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"SQLiteStore path must be a str or a path, got {path!r}")
         if not isinstance(table, str) or not _IDENTIFIER.fullmatch(table):
             raise ValueError(
                 f"SQLiteStore table must be an identifier (letters, digits, _), got {table!r}"

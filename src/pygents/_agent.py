@@ -440,11 +440,16 @@ class Agent:
             TypeError: ``name`` is not a string, or ``turn`` is not a ``Turn``.
             UnregisteredAgentError: no agent has that name.
         """
-        if not isinstance(name, str) or not isinstance(turn, Turn):
-            what = "an agent name (a str)" if not isinstance(name, str) else "a Turn"
-            given = name if not isinstance(name, str) else turn
+        given: Any = name  # checked: callers may pass anything
+        if not isinstance(given, str):
             raise TypeError(
-                f"Agent {self._name!r}: send() takes {what}, got {type(given).__name__}"
+                f"Agent {self._name!r}: send() takes an agent name (a str), got "
+                f"{type(given).__name__}"
+            )
+        given = turn
+        if not isinstance(given, Turn):
+            raise TypeError(
+                f"Agent {self._name!r}: send() takes a Turn, got {type(given).__name__}"
             )
         router = _routing._router
         if router is not None and await router(self, name, turn):

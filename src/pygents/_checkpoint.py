@@ -85,7 +85,7 @@ _NESTED = (dict, list, tuple)
 def _user_data(state: dict[str, Any]) -> list[Any]:
     """The values in a checkpoint's state that the program gave (the rest is the library's).
 
-    Turns' arguments (their keyword names are checked by ``Turn``), context items' contents.
+    Turns' arguments, context items' contents.
     """
     turns = state["queue"]
     if state["current_turn"] is not None:
@@ -93,7 +93,7 @@ def _user_data(state: dict[str, Any]) -> list[Any]:
     data: list[Any] = []
     for turn in turns:
         data += turn["args"]
-        data += turn["kwargs"].values()
+        data.append(turn["kwargs"])
     for context in (state["context_queue"], state["context_pool"]):
         data += [item["content"] for item in context["items"]]
     return data
@@ -133,7 +133,7 @@ def _key_problem(state: dict[str, Any]) -> str:
                 return f"{path} has a key that is not a string: {_serde.short(key)}"
             if isinstance(item, _NESTED):
                 stack.append((item, f"{path}[{key!r}]" if path else str(key)))
-    return "a dict key is not a string"  # pragma: no cover (only called when there is one)
+    return "a dict key is not a string"
 
 
 def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:

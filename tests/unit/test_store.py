@@ -178,6 +178,19 @@ async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any, value: 
         assert agent.turns == []
 
 
+async def test_a_keyword_added_to_a_turn_after_it_was_made_is_checked_too(tools: Any) -> None:
+    note, _other = tools
+    agent = Agent("keeper", "", [note])
+    async with Service([agent], store=MemoryStore()):
+        turn = Turn("note", kwargs={"text": "x"})
+        turn.kwargs[1] = "y"  # type: ignore[index]
+        with pytest.raises(
+            SerializationError, match=r"\['kwargs'\] has a key that is not a string: 1"
+        ):
+            await agent.put(turn)
+        assert agent.turns == []
+
+
 @pytest.mark.parametrize("value", _NOT_JSON, ids=_IDS)
 async def test_context_that_cannot_be_saved_is_refused_at_put(tools: Any, value: Any) -> None:
     note, _other = tools

@@ -65,27 +65,19 @@ def encode(agent: Any, seq: int, head_started: bool) -> Checkpoint:
     now = time()
     document = {"format": FORMAT, "agent": agent._name, "seq": seq, "saved_at": now, "state": state}
     try:
-        data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-        problem = None if _str_keys_only(_user_data(state)) else _key_problem(state)
-    except (TypeError, ValueError) as exc:
-        problem = str(exc)
-    except RecursionError:
-        problem = "it is nested too deeply"
-    if problem is not None:
+        data = _serde.json_text(document, _user_data(state)).encode()
+    except SerializationError as exc:
         raise SerializationError(
-            f"Agent {agent._name!r} cannot be checkpointed: {problem} (turn arguments and "
-            f"context item contents must be JSON data when the agent is served with a store)"
+            f"Agent {agent._name!r} cannot be checkpointed: {exc} (turn arguments and context "
+            f"item contents must be JSON data when the agent is served with a store)"
         ) from None
     return Checkpoint(agent._name, seq, data, now)
-
-
-_NESTED = (dict, list, tuple)
 
 
 def _user_data(state: dict[str, Any]) -> list[Any]:
     """The values in a checkpoint's state that the program gave (the rest is the library's).
 
-    Turns' arguments, context items' contents.
+    Turns' arguments, context items' contents: where a dict key may not be a string.
     """
     turns = state["queue"]
     if state["current_turn"] is not None:
@@ -97,43 +89,6 @@ def _user_data(state: dict[str, Any]) -> list[Any]:
     for context in (state["context_queue"], state["context_pool"]):
         data += [item["content"] for item in context["items"]]
     return data
-
-
-def _str_keys_only(data: list[Any]) -> bool:
-    """Whether every dict in ``data`` has string keys.
-
-    ``json`` writes the keys ``1``, ``True`` and ``None`` as strings, and two keys may become
-    one: such a dict is not JSON data, and is refused.
-    """
-    stack = [value for value in data if isinstance(value, _NESTED)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        value = pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    return False
-                if isinstance(item, _NESTED):
-                    push(item)
-        else:
-            for item in value:
-                if isinstance(item, _NESTED):
-                    push(item)
-    return True
-
-
-def _key_problem(state: dict[str, Any]) -> str:
-    """Where ``_str_keys_only`` failed, for the error (the whole state walked, with paths)."""
-    stack: list[tuple[Any, str]] = [(state, "")]
-    while stack:
-        value, path = stack.pop()
-        pairs = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in pairs:
-            if isinstance(value, dict) and not isinstance(key, str):
-                return f"{path} has a key that is not a string: {_serde.short(key)}"
-            if isinstance(item, _NESTED):
-                stack.append((item, f"{path}[{key!r}]" if path else str(key)))
-    return "a dict key is not a string"
 
 
 def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:

@@ -6,6 +6,7 @@ Every problem becomes a ``SerializationError`` naming the object and the field, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "field",
     "hooks_from",
     "hooks_to",
+    "json_text",
     "mapping",
     "optional_time",
     "tags_from",
@@ -241,3 +243,67 @@ def nested(where: str, path: str, build: Any, raw: Any) -> Any:
         return build(raw)
     except SerializationError as exc:
         raise SerializationError(f"{where}: field {path}: {exc}") from None
+
+
+# -- JSON data ---------------------------------------------------------------------------------
+
+_NESTED = (dict, list, tuple)
+
+
+def json_text(value: Any, roots: Iterable[Any] | None = None) -> str:
+    """``value`` as compact JSON text, if it is JSON data that comes back as it went.
+
+    Refused (``SerializationError`` saying why): what ``json`` cannot write (an object, a set,
+    bytes), NaN and infinities, nesting deeper than ``json`` goes, and a dict key that is not
+    a string (``json`` writes ``1``, ``True`` and ``None`` as ``"1"``, ``"true"`` and
+    ``"null"``, and two keys may become one). A tuple is written as a list.
+
+    Args:
+        value: the data.
+        roots: where in ``value`` a key may not be a string (the parts a program gave; the
+            rest is known to be fine); None: all of ``value``.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(str(exc)) from None
+    except RecursionError:
+        raise SerializationError("it is nested too deeply") from None
+    if not _str_keys_only([value] if roots is None else roots):
+        raise SerializationError(_key_problem(value))
+    return text
+
+
+def _str_keys_only(data: Iterable[Any]) -> bool:
+    """Whether every dict in ``data`` has string keys."""
+    stack = [value for value in data if isinstance(value, _NESTED)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value = pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return False
+                if isinstance(item, _NESTED):
+                    push(item)
+        else:
+            for item in value:
+                if isinstance(item, _NESTED):
+                    push(item)
+    return True
+
+
+def _key_problem(value: Any) -> str:
+    """Where ``_str_keys_only`` failed, for the error (walked again, with paths)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        value, path = stack.pop()
+        if not isinstance(value, _NESTED):
+            continue
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            if isinstance(value, dict) and not isinstance(key, str):
+                return f"{path or 'the data'} has a key that is not a string: {short(key)}"
+            if isinstance(item, _NESTED):
+                stack.append((item, f"{path}[{key!r}]"))
+    return "a dict key is not a string"

@@ -20,6 +20,7 @@ from pygents import (
     Agent,
     AgentRegistry,
     CheckpointStoreError,
+    SerializationError,
     Turn,
     current_agent,
     current_turn,
@@ -181,6 +182,48 @@ async def test_a_failing_turn_is_retried_then_dead_lettered(client: aioredis.Red
         3,
     )
     assert json.loads(letter.turn)["kwargs"] == {"n": 7}
+
+
+async def test_a_turn_is_dead_lettered_once_when_checkpoints_overlap(
+    client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The checkpoint after the last attempt carries the dead letter; the puts of turns
+    # delivered meanwhile checkpoint too, and one that overlapped it wrote the dead letter a
+    # second time (two identical entries: a replay would run the turn twice). A slow Redis
+    # (every checkpoint 50 ms) makes the overlap certain.
+    ran: list[str] = []
+
+    @tool()
+    async def flaky() -> None:
+        ran.append("flaky")
+        raise RuntimeError("boom")
+
+    @tool()
+    async def fine(n: int) -> None:
+        ran.append(f"fine {n}")
+
+    agent = Agent("f", "fails", [flaky, fine])
+    queue = RedisQueue(client, namespace="t")
+    async with RedisWorker(
+        [agent], client, namespace="t", lease_ttl=1.5, max_attempts=3, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: worker.owned == ["f"])
+        save_fenced = worker.store.save_fenced
+
+        async def slow_save(checkpoint: Checkpoint, **kwargs: Any) -> None:
+            await asyncio.sleep(0.05)
+            await save_fenced(checkpoint, **kwargs)
+
+        monkeypatch.setattr(worker.store, "save_fenced", slow_save)
+        await queue.send("f", Turn("flaky"))
+        for n in range(10):  # delivered one by one while the attempts run
+            await queue.send("f", Turn("fine", kwargs={"n": n}))
+            await asyncio.sleep(0.02)
+        await wait_for(lambda: len(ran) == 13)
+        await asyncio.sleep(0.3)  # a second dead letter would be written by now
+        assert worker.stats()["dead_letters"] == 1
+    assert ran.count("flaky") == 3
+    assert len(await queue.dead_letters()) == 1
 
 
 async def test_a_closing_worker_gives_its_leases_back(client: aioredis.Redis) -> None:
@@ -1051,6 +1094,67 @@ async def test_an_undecodable_entry_is_dead_lettered_and_serving_goes_on(
     assert fields[b"turn"] == b"\xff\xfe{"  # kept as it was sent
     assert await queue.depth("a") == 0
     assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
+@pytest.mark.parametrize("constant", ["NaN", "-Infinity"])
+async def test_an_entry_that_cannot_be_checkpointed_is_dead_lettered(
+    client: aioredis.Redis, constant: str
+) -> None:
+    # Python's json reads NaN and Infinity, a checkpoint cannot hold them: the put's
+    # checkpoint fails, and the entry, which no worker could ever run, is dead-lettered
+    # (it stayed pending forever, never run).
+    runs: list[int] = []
+
+    @tool()
+    async def work(n: Any) -> None:
+        runs.append(n)
+
+    agent = Agent("a", "works", [work])
+    queue = RedisQueue(client, namespace="t")
+    await queue.ensure_group("a")
+    stream = queue.keys.stream("a")
+    raw = '{"tool_name":"work","kwargs":{"n":%s}}' % constant  # noqa: UP031
+    await client.xadd(stream, {"turn": raw})
+    await queue.send("a", Turn("work", kwargs={"n": 2}))
+    async with RedisWorker(
+        [agent], client, namespace="t", name="w1", lease_ttl=0.6, prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: runs == [2] and worker.stats()["dead_letters"] == 1)
+    (letter,) = await queue.dead_letters()
+    assert (letter.error_type, letter.turn) == ("SerializationError", raw)
+    assert "Out of range float values" in letter.error
+    assert await queue.depth("a") == 0
+    assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({1: "one", "1": "uno"}, "has a key that is not a string: 1"),
+        ([{"k": {None: 0}}], "has a key that is not a string: None"),
+        (float("nan"), "Out of range float"),
+        (_nested(5_000), "nested too deeply"),
+    ],
+    ids=["int-key", "none-key", "nan", "deep"],
+)
+async def test_send_refuses_what_would_not_arrive_as_it_was_sent(
+    client: aioredis.Redis, value: Any, fragment: str
+) -> None:
+    @tool()
+    async def take(v: Any) -> None: ...
+
+    queue = RedisQueue(client, namespace="t")
+    with pytest.raises(SerializationError, match="cannot be sent through Redis") as info:
+        await queue.send("a", Turn("take", kwargs={"v": value}))
+    assert fragment in str(info.value)
+    assert await client.xlen(queue.keys.stream("a")) == 0
 
 
 async def test_a_read_round_that_fails_is_logged_and_its_turns_still_run(

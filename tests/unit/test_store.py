@@ -26,7 +26,7 @@ from pygents import (
     current_turn,
     tool,
 )
-from pygents.store import Checkpoint, CheckpointStore, MemoryStore, SQLiteStore
+from pygents.store import Checkpoint, CheckpointStore, MemoryStore, SQLiteStore, to_json
 
 
 @pytest.fixture
@@ -421,3 +421,24 @@ async def test_a_start_that_fails_on_one_checkpoint_restores_no_agent(
         assert good.is_paused  # restored paused, as saved: nothing runs
         assert [t.kwargs["text"] for t in good.turns] == ["one", "two"]
         await service.aclose()
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({"prices": {1: "one euro", "1": "one dollar"}}, r"\['prices'\] has a key .*: 1$"),
+        ({True: 1}, r"the data has a key that is not a string: True"),
+        ([float("inf")], r"Out of range float"),
+        ({"s": {1, 2}}, r"not JSON serializable"),
+        (_nested(5_000), r"nested too deeply"),
+    ],
+    ids=["int-key", "bool-key", "inf", "set", "deep"],
+)
+def test_to_json_refuses_what_would_not_come_back_as_it_went(value: Any, fragment: str) -> None:
+    with pytest.raises(SerializationError, match=fragment):
+        to_json(value)
+
+
+def test_to_json_writes_compact_json_and_tuples_as_lists() -> None:
+    text = to_json({"a": [1, (2, "x")], "b": None, "c": {"d": 1.5}})
+    assert text == '{"a":[1,[2,"x"]],"b":null,"c":{"d":1.5}}'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from pygents import Turn
 from pygents.errors import SerializationError
+from pygents.store import to_json
 
 from ._keys import GROUP, Keys, check_agent_name, check_name
 from ._store import connect
@@ -29,8 +29,8 @@ def encode_turn(turn: Turn) -> str:
     data = turn.to_dict()
     data.pop("output", None)
     try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return to_json(data)
+    except SerializationError as exc:
         raise SerializationError(
             f"Turn of tool {turn.tool_name!r} cannot be sent through Redis: {exc} (its "
             f"arguments must be JSON data)"

@@ -46,13 +46,13 @@ from pygents import (
     hook,
     set_send_router,
 )
-from pygents.errors import is_collection, short_repr
+from pygents.errors import SerializationError, is_collection, short_repr
 from pygents.store import CHECKPOINT_FORMAT as FORMAT
 from pygents.store import Checkpoint
 
 from . import _scripts
 from ._keys import GROUP, Keys, check_count, check_name, check_seconds
-from ._queue import RedisQueue, decode_fields
+from ._queue import RedisQueue, decode_fields, encode_turn
 from ._store import LeaseLostError, RedisStore, connect
 from ._telemetry import Telemetry
 
@@ -76,6 +76,7 @@ class _Owned:
     lost: bool = False  # its lease is another worker's (not renewed, not given back)
     handed: list[tuple[str, Turn]] = field(default_factory=list)  # entries put, not yet acked
     dead: list[str] | None = None  # a dead letter for the next checkpoint
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)  # one checkpoint at a time
     watch: asyncio.Task[None] | None = None
 
 
@@ -95,20 +96,25 @@ class _FencedStore:
         # Taken before the first await: the checkpoint was encoded just now, so every turn
         # put by then (enqueued_time set) is in it.
         acked = [(i, t) for i, t in owned.handed if t.metadata.enqueued_time is not None]
-        dead = owned.dead
+        dead = owned.dead  # the turn it names is out of this checkpoint
         worker = self._worker
-        await worker.store.save_fenced(
-            checkpoint,
-            worker=worker.name,
-            acks=[i for i, _ in acked],
-            dead_letter=dead or (),
-        )
+        # One save at a time: two overlapping saves (a turn's end, a put handed over) both
+        # carried the pending dead letter, written twice. The one that writes it clears it.
+        async with owned.saving:
+            if dead is not None and owned.dead is not dead:
+                dead = None  # written by the save before this one
+            await worker.store.save_fenced(
+                checkpoint,
+                worker=worker.name,
+                acks=[i for i, _ in acked],
+                dead_letter=dead or (),
+            )
+            if dead is not None and owned.dead is dead:
+                owned.dead = None
+                worker.telemetry.count(_DEAD, owned.agent.name)
         if acked:
             done = {id(t) for _, t in acked}
             owned.handed = [(i, t) for i, t in owned.handed if id(t) not in done]
-        if dead is not None and owned.dead is dead:
-            owned.dead = None
-            worker.telemetry.count(_DEAD, owned.agent.name)
 
     async def load(self, agent: str) -> Checkpoint | None:
         return await self._worker.store.load(agent)
@@ -854,9 +860,17 @@ class RedisWorker:
             except Exception as exc:
                 if turn.metadata.enqueued_time is not None and not _holds(agent, turn):
                     # Queued, then the checkpoint of the put failed and the service took the
-                    # turn out again (and stops): the entry stays pending, unacknowledged, for
+                    # turn out again. A turn that cannot be checkpointed (decoded JSON that
+                    # cannot be written back: NaN, too deep) no worker can run: dead-lettered.
+                    # Else (the store failed; the service stops) the entry stays pending for
                     # the agent's next owner; no checkpoint of this worker may acknowledge it.
                     owned.handed = [(i, t) for i, t in owned.handed if t is not turn]
+                    if isinstance(exc, SerializationError):
+                        try:
+                            encode_turn(turn)
+                        except SerializationError as unsaveable:
+                            await self._poison(owned, entry_id, raw, unsaveable)
+                            return
                     _log.warning(
                         "pygents.redis: worker %s: %s of %r was not checkpointed (%s); left "
                         "in the stream",

@@ -11,6 +11,14 @@ from ._base import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from ._base import Checkpoint as Checkpoint
 from ._base import CheckpointStore as CheckpointStore
 from ._base import MemoryStore as MemoryStore
+from ._base import to_json as to_json
 from ._sqlite import SQLiteStore as SQLiteStore
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "CheckpointStore", "MemoryStore", "SQLiteStore"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Checkpoint",
+    "CheckpointStore",
+    "MemoryStore",
+    "SQLiteStore",
+    "to_json",
+]

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "CheckpointStore", "MemoryStore"]
+from pygents import _serde
+
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "CheckpointStore", "MemoryStore", "to_json"]
+
+
+def to_json(value: Any) -> str:
+    """``value`` as compact JSON text, refusing what would not come back as it went.
+
+    What checkpoints and ``pygents.redis`` write: ``json.dumps`` with NaN and infinities,
+    nesting deeper than ``json`` goes, and dict keys that are not strings (``json`` writes
+    ``1``, ``True`` and ``None`` as ``"1"``, ``"true"`` and ``"null"``, and two keys may
+    become one) refused as well as what it cannot write. A tuple is written as a list.
+
+    Raises:
+        SerializationError: ``value`` is not JSON data; the message says why (and where, for
+            a key).
+    """
+    return _serde.json_text(value)
+
 
 #: The ``format`` of the JSON document in a checkpoint's ``data`` (written by a ``Service``).
 CHECKPOINT_FORMAT = "pygents.checkpoint/1"

@@ -33,7 +33,7 @@ def require_redis_server() -> str:
     return binary
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -47,7 +47,7 @@ def redis_server(port: int | None = None) -> Iterator[str]:
     Started again on the port of one stopped, it is that Redis restarted with its data lost.
     """
     binary = require_redis_server()
-    port = port or _free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from redis_server import redis_server
+from redis_server import free_port, redis_server
 
 from pygents import (
     Agent,
@@ -446,6 +446,38 @@ async def test_a_worker_stops_when_redis_is_gone() -> None:
     async with asyncio.timeout(30):
         await worker.aclose()
     assert worker.owned == []
+
+
+async def test_a_worker_started_before_redis_serves_once_redis_is_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # serve_forever() retries starting, as a running worker retries when Redis goes away
+    # (it raised the client's ConnectionError and the process ended).
+    ran: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        ran.append(n)
+
+    agent = Agent("u", "works", [work])
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    worker = RedisWorker(
+        [agent], url, namespace="t", name="w1", lease_ttl=1.0, prometheus_registry=False
+    )
+    serving = asyncio.create_task(worker.serve_forever())
+    try:
+        await wait_for(lambda: "cannot reach Redis" in caplog.text)
+        assert not serving.done()
+        with redis_server(port):
+            queue = RedisQueue(url, namespace="t")
+            await queue.send("u", Turn("work", kwargs={"n": 1}))
+            await queue.aclose()
+            await wait_for(lambda: ran == [1], within=20)
+            await worker.aclose()
+        await asyncio.wait_for(serving, 10)
+    finally:
+        serving.cancel()
 
 
 async def read_as_ghost(

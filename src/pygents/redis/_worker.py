@@ -284,10 +284,14 @@ class RedisWorker:
                     f"process: run one RedisWorker per process (each builds its own agents)"
                 )
         self._started = True
-        for agent_name in self._agents:
-            await self.queue.ensure_group(agent_name)
-        await self._redis.script_load(_scripts.CLAIM)
-        await self._heartbeat()
+        try:
+            for agent_name in self._agents:
+                await self.queue.ensure_group(agent_name)
+            await self._redis.script_load(_scripts.CLAIM)
+            await self._heartbeat()
+        except BaseException:
+            self._started = False  # Redis unreachable: start() may be tried again
+            raise
         if self._route:
             self._previous_router = set_send_router(self._route_send)
         _WORKERS.add(self)
@@ -298,9 +302,29 @@ class RedisWorker:
         ]
 
     async def serve_forever(self) -> None:
-        """Start if needed and serve until ``aclose()`` or cancellation (then close)."""
-        if not self._started:
-            await self.start()
+        """Start if needed and serve until ``aclose()`` or cancellation (then close).
+
+        While Redis cannot be reached, starting is retried (logged, every 0.5 s to 5 s), as
+        a running worker retries: a worker may start before Redis does. ``start()`` itself
+        raises the client's error.
+        """
+        delay = 0.5
+        while not self._started:
+            if self._closing:
+                await self._stopped.wait()
+                return
+            try:
+                await self.start()
+            except (RedisError, OSError) as exc:
+                _log.warning(
+                    "pygents.redis: worker %s cannot reach Redis (%s: %s); retrying in %.1f s",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
         try:
             await self._stopped.wait()
         finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import json
 import re
 import sys
 import types
@@ -241,6 +242,10 @@ def _with_default(schema: Schema, default: Any) -> Schema:
     if isinstance(default, tuple | frozenset | set):
         default = list(default)
     if first_non_json(default) is not None:
+        return schema
+    try:  # NaN and the infinities are floats, but not JSON
+        json.dumps(default, allow_nan=False)
+    except ValueError:
         return schema
     return {**schema, "default": default}
 

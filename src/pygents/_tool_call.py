@@ -134,12 +134,44 @@ def turn_from_call(
             if param.positional_only:
                 break  # later positional-only parameters keep their defaults too
             continue
-        converted = _to_python(value[param.name], param.hint)
+        try:
+            converted = _to_python(value[param.name], param.hint)
+        except Exception as exc:  # the schema holds, the value does not build
+            found.extend(_build_problems(param.name, exc))
+            continue
         if param.positional_only:
             args.append(converted)
         else:
             kwargs[param.name] = converted
+    if found:
+        raise _error(name, found)
     return Turn(tool, timeout=timeout, args=args, kwargs=kwargs, tags=tags)
+
+
+def _build_problems(path: str, exc: Exception) -> list[tuple[str, str]]:
+    """What building a parameter's value from valid JSON found wrong, for the model.
+
+    The schema cannot say everything: a Pydantic model checks formats (a date, a UUID) and
+    runs its validators, a dataclass its ``__post_init__``, a float cannot hold every JSON
+    integer. A Pydantic ``ValidationError`` gives one problem per error, by path.
+    """
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            found = [
+                (
+                    path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]),
+                    str(e["msg"]),
+                )
+                for e in errors()
+            ]
+        except Exception:  # not Pydantic's shape: reported as one problem below
+            found = []
+        if found:
+            return found
+    if isinstance(exc, OverflowError):
+        return [(path, "the number is too large; send a smaller one")]
+    return [(path, f"is invalid: {exc}" if str(exc) else f"is invalid ({type(exc).__name__})")]
 
 
 def _decode(name: str, arguments: Any) -> dict[str, Any]:

@@ -80,6 +80,8 @@ def _show(value: Any) -> str:
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key:  # an empty name: shown quoted, never the path of the whole call ("")
+        return f'{path}[""]'
     return f"{path}.{key}" if path else key
 
 
@@ -183,11 +185,11 @@ def _fits(value: Any, schema: Any, root: Any) -> bool:
 
 def _describe(value: Any) -> str:
     kind = json_type(value)
-    return (
-        f"{_NAMES.get(kind, kind)} {_show(value)}"
-        if kind not in ("array", "object")
-        else (_NAMES[kind])
-    )
+    if kind in ("array", "object", "null"):
+        return _NAMES[kind]  # the value adds nothing ("got null", not "got null null")
+    if kind == "boolean":
+        return f"a boolean, {_show(value)}"
+    return f"{_NAMES.get(kind, kind)} {_show(value)}"
 
 
 def _object(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import jsonschema
 import pytest
@@ -280,3 +282,72 @@ async def test_an_agent_runs_and_serializes_subtool_turns() -> None:
     restored_turn = Turn.from_dict(agent.turns[0].to_dict())
     assert restored_turn.tool is delete_user
     assert [v async for _, v in agent.run()] == ["deleted bo"]
+
+
+async def test_an_array_of_anything_is_sent_non_strict() -> None:
+    @tool()
+    async def bare(xs: list, ys: Sequence, zs: tuple) -> None:  # type: ignore[type-arg]
+        """Arrays whose items can be anything: strict mode needs "items"."""
+
+    function = bare.definition("openai")["function"]
+    assert function["strict"] is False
+    assert function["parameters"] == bare.metadata.input_schema
+
+
+async def test_a_ref_with_a_description_is_inlined_in_strict_mode() -> None:
+    # Strict mode allows no keyword beside a $ref; OpenAI's SDK inlines such a reference.
+    @tool()
+    async def plant(root: Annotated[Tree, "the root node"]) -> None:
+        """Plant a tree."""
+
+    function = plant.definition("openai")["function"]
+    assert function["strict"] is True
+    parameters = function["parameters"]
+    assert_openai_strict(parameters, plant.metadata.input_schema)
+    root = parameters["properties"]["root"]
+    assert "$ref" not in root and root["description"] == "the root node"
+    assert root["type"] == "object" and root["additionalProperties"] is False
+
+    def refs_with_siblings(node: Any) -> list[Any]:
+        if isinstance(node, dict):
+            here = [node] if "$ref" in node and len(node) > 1 else []
+            return here + [r for v in node.values() for r in refs_with_siblings(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs_with_siblings(v)]
+        return []
+
+    assert refs_with_siblings(parameters) == []
+    tree = {"value": 1, "children": [{"value": 2, "children": None}]}
+    turn = turn_from_call("plant", {"root": tree})
+    assert turn.kwargs["root"] == Tree(1, [Tree(2)])
+
+
+@pytest.mark.parametrize("default", [float("inf"), float("nan"), [1.0, float("-inf")]])
+async def test_a_default_that_is_not_json_is_left_out(default: Any) -> None:
+    @tool()
+    async def bound(x: float, hi: Any = default) -> None: ...
+
+    assert "default" not in bound.metadata.input_schema["properties"]["hi"]
+    for style in ("anthropic", "mcp", "openai"):
+        json.dumps(bound.definition(style, strict=False), allow_nan=False)  # strict JSON
+
+
+@pytest.mark.parametrize("style", ["openai", "openai-responses", "anthropic"])
+async def test_a_name_those_apis_refuse_is_a_clear_error(style: str) -> None:
+    @tool()
+    async def météo(city: str) -> None: ...
+
+    with pytest.raises(ValueError, match=r"Tool 'météo' cannot be described for .*rename"):
+        météo.definition(style)
+    assert météo.definition("mcp")["name"] == "météo"  # MCP allows it
+
+
+async def test_an_agents_subtool_without_its_parent_is_a_root_of_its_doc_tree() -> None:
+    delete_user = make_tree()[2]
+
+    @tool()
+    async def ping() -> None:
+        """Ping."""
+
+    agent = Agent("ops", "", [ping, delete_user])
+    assert [entry["name"] for entry in agent.definitions()] == ["ping", "delete_user"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import pickle
 import re
+import uuid
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, field_validator
 from tool_types import Address, Color, Item, Level, Point, Tree
 
 from pygents import Agent, ContextQueue, ToolCallError, Turn, _tool_call, tool, turn_from_call
@@ -315,3 +319,81 @@ async def test_tools_that_are_not_a_collection_of_tools(tools: Any, words: str) 
     with pytest.raises(TypeError, match=re.escape(words)):
         turn_from_call("count", "{}", tools=tools)
     assert turn_from_call("count", '{"xs": []}', tools=iter([count])).tool is count
+
+
+# -- values the schema allows but that do not build ----------------------------------------
+
+
+class Event(BaseModel):
+    when: datetime.datetime
+    uid: uuid.UUID
+
+
+class Even(BaseModel):
+    n: int
+
+    @field_validator("n")
+    @classmethod
+    def even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("n must be even")
+        return value
+
+
+@dataclasses.dataclass
+class Range:
+    lo: int
+    hi: int
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise ValueError("lo must be <= hi")
+
+
+async def test_a_value_that_does_not_build_is_a_problem_of_the_call_not_a_crash() -> None:
+    # The schema says a string; the model checks the format (a datetime, a UUID) and runs its
+    # validators; a dataclass its __post_init__; a float cannot hold every JSON integer. The
+    # documented model loop catches ToolCallError: anything else ended it.
+    @tool()
+    async def plan(event: Event, even: Even, span: Range, scale: float, ok: int) -> None: ...
+
+    arguments = {
+        "event": {"when": "tomorrow morning", "uid": "nope"},
+        "even": {"n": 3},
+        "span": {"lo": 5, "hi": 1},
+        "scale": 10**400,
+        "ok": 1,
+    }
+    with pytest.raises(ToolCallError) as info:
+        turn_from_call("plan", json.dumps(arguments))
+    paths = [path for path, _ in info.value.problems]
+    assert paths == ["event.when", "event.uid", "even.n", "span", "scale"]
+    text = dict(info.value.problems)
+    assert "valid datetime" in text["event.when"] and "valid UUID" in text["event.uid"]
+    assert "n must be even" in text["even.n"]
+    assert text["span"] == "is invalid: lo must be <= hi"
+    assert text["scale"] == "the number is too large; send a smaller one"
+    assert "Fix every argument listed" in str(info.value)
+
+
+async def test_an_empty_argument_name_is_shown_not_taken_for_the_whole_call() -> None:
+    @tool()
+    async def count(xs: list[int]) -> int:
+        return len(xs)
+
+    with pytest.raises(ToolCallError) as info:
+        turn_from_call("count", '{"xs": [], "": 1}')
+    assert info.value.problems == [('[""]', "unknown argument; allowed: xs")]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "shown"),
+    [('{"n": null}', "got null\n"), ('{"n": true}', "got a boolean, true\n")],
+)
+async def test_null_and_booleans_are_named_once(arguments: str, shown: str) -> None:
+    @tool()
+    async def take(n: int) -> None: ...
+
+    with pytest.raises(ToolCallError) as info:
+        turn_from_call("take", arguments)
+    assert f"- n: expected an integer, {shown}" in str(info.value)

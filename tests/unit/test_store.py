@@ -219,14 +219,31 @@ async def test_attempt_round_trips_through_turn_metadata(tools: Any) -> None:
 
 
 class FailingStore(MemoryStore):
-    """A store whose writes fail once ``failing`` is set (a full disk, a read-only file)."""
+    """A store whose next ``failures`` writes fail (-1: every one), then work again."""
 
-    failing = False
+    failures = 0
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        if self.failing:
+        if self.failures:
+            self.failures -= self.failures > 0
             raise CheckpointStoreError(f"{self!r} failed to save {checkpoint.agent!r}: read-only")
         await super().save(checkpoint)
+
+
+def first_then_second(store: FailingStore, failures: int) -> Agent:
+    """An agent with a turn ``first`` queued, which makes the store fail ``failures`` writes
+    (the checkpoint at its end among them) and returns a turn ``second``."""
+
+    @tool()
+    async def first() -> Turn:
+        store.failures = failures
+        return Turn("second")
+
+    @tool()
+    async def second() -> None:
+        pass
+
+    return Agent("keeper", "", [first, second])
 
 
 async def test_a_put_whose_checkpoint_fails_does_not_queue_the_turn(tools: Any) -> None:
@@ -240,7 +257,7 @@ async def test_a_put_whose_checkpoint_fails_does_not_queue_the_turn(tools: Any) 
     store = FailingStore()
     service = Service([agent], store=store)
     await service.start()
-    store.failing = True
+    store.failures = -1
     with pytest.raises(CheckpointStoreError, match="read-only"):
         await agent.put(Turn("work", kwargs={"text": "once"}))
     assert agent.turns == []  # put() raised: not queued, so a retry makes no duplicate
@@ -287,40 +304,18 @@ async def test_a_turns_own_puts_stay_with_it_when_its_checkpoint_fails(tools: An
     # service stops, and the store still holds the turn as in flight, so a restart re-runs it
     # and it puts them again. The agent object keeps them queued: reset() it to serve again.
     store = FailingStore()
-
-    @tool()
-    async def first() -> Turn:
-        store.failing = True
-        return Turn("second")
-
-    @tool()
-    async def second() -> None:
-        pass
-
-    agent = Agent("keeper", "", [first, second])
+    agent = first_then_second(store, -1)
     await agent.put(Turn("first"))
     with pytest.raises(CheckpointStoreError, match="read-only"):
         async with asyncio.timeout(5):
             await Service([agent], store=store).serve_forever()
     assert [t.tool_name for t in agent.turns] == ["second"]
-    store.failing = False
+    store.failures = 0
     agent.reset()
     async with Service([agent], store=store) as service:
         turns = agent.turns
         assert [(t.tool_name, t.metadata.attempt) for t in turns] == [("first", 2)]
         await service.aclose()
-
-
-class FlakyStore(MemoryStore):
-    """A store whose next ``failures`` writes fail (a full disk, freed again), then work."""
-
-    failures = 0
-
-    async def save(self, checkpoint: Checkpoint) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise CheckpointStoreError(f"{self!r} failed to save {checkpoint.agent!r}: disk full")
-        await super().save(checkpoint)
 
 
 async def queued_in(store: CheckpointStore, name: str = "keeper") -> list[Any]:
@@ -339,19 +334,19 @@ async def test_a_put_after_a_failed_checkpoint_is_saved_or_refused(tools: Any) -
 
     agent = Agent("keeper", "", [work])
     agent.pause()  # nothing runs: the queue stays as put
-    store = FlakyStore()
+    store = FailingStore()
     service = Service([agent], store=store)
     await service.start()
     store.failures = 1
-    with pytest.raises(CheckpointStoreError, match="disk full"):
+    with pytest.raises(CheckpointStoreError, match="read-only"):
         await agent.put(Turn("work", kwargs={"n": 0}))
     await agent.put(Turn("work", kwargs={"n": 1}))
     assert await queued_in(store) == [{"n": 1}]
     store.failures = 1
-    with pytest.raises(CheckpointStoreError, match="disk full"):
+    with pytest.raises(CheckpointStoreError, match="read-only"):
         await agent.put(Turn("work", kwargs={"n": 2}))
     assert [t.kwargs for t in agent.turns] == [{"n": 1}]
-    with pytest.raises(CheckpointStoreError, match="disk full"):  # the first failure
+    with pytest.raises(CheckpointStoreError, match="read-only"):  # the first failure
         await asyncio.wait_for(service.wait_stopped(), 5)
 
     AgentRegistry.unregister("keeper")  # a restart
@@ -367,20 +362,10 @@ async def test_the_state_is_saved_once_more_as_a_service_stopped_by_a_failure_en
     # The checkpoint after the first turn fails once; as the service stops, it saves again:
     # the store then holds the agent as it is (the first turn done, its turn queued), and a
     # restart does not run the first turn again.
-    store = FlakyStore()
-
-    @tool()
-    async def first() -> Turn:
-        store.failures = 1
-        return Turn("second")
-
-    @tool()
-    async def second() -> None:
-        pass
-
-    agent = Agent("keeper", "", [first, second])
+    store = FailingStore()
+    agent = first_then_second(store, 1)
     await agent.put(Turn("first"))
-    with pytest.raises(CheckpointStoreError, match="disk full"):
+    with pytest.raises(CheckpointStoreError, match="read-only"):
         async with asyncio.timeout(5):
             await Service([agent], store=store).serve_forever()
     found = await store.load("keeper")

@@ -231,7 +231,7 @@ class FailingStore(MemoryStore):
 
 
 def first_then_second(store: FailingStore, failures: int) -> Agent:
-    """An agent with a turn ``first`` queued, which makes the store fail ``failures`` writes
+    """An agent whose turn ``first`` makes the store fail ``failures`` writes
     (the checkpoint at its end among them) and returns a turn ``second``."""
 
     @tool()

@@ -257,8 +257,8 @@ class CallShape:
     def kwargs(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Return the call's kwargs with fixed kwargs merged and context injected.
 
-        A call-time keyword that is also a fixed kwarg wins, and is reported once per key
-        with a WARNING on the ``pygents`` logger.
+        A call-time keyword that is also a fixed kwarg wins, and is reported with a WARNING
+        on the ``pygents`` logger: one record per such key, on every call (COMPAT A12).
         """
         if self.fixed:
             if kwargs:

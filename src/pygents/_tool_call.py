@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import types
 import typing
 from collections import abc
@@ -25,7 +26,7 @@ from ._registry import ToolRegistry
 from ._schema import _hints, _is_typeddict, _strip_qualifiers, schema_of
 from ._turn import Turn
 from ._types import Tool
-from ._validate import json_type, problems
+from ._validate import json_equal, json_type, problems
 from .errors import ToolCallError, is_collection, short_repr
 
 __all__ = ["MAX_DEPTH", "MAX_PROBLEMS", "call_name", "resolve", "turn_from_call"]
@@ -183,7 +184,7 @@ def _decode(name: str, arguments: Any) -> dict[str, Any]:
         if not arguments.strip():
             return {}
         try:
-            arguments = json.loads(arguments, parse_constant=_no_constant)
+            arguments = json.loads(arguments, parse_constant=_no_constant, parse_float=_finite)
         except RecursionError:  # the parser's own limit, below MAX_DEPTH's on some Pythons
             raise _too_deep(name) from None
         except ValueError as exc:
@@ -275,6 +276,14 @@ def _no_constant(token: str) -> Any:
     raise ValueError(f"{token} is not JSON")
 
 
+def _finite(token: str) -> float:
+    """A JSON number as a float, refused if no float holds it (``1e400``: not infinity)."""
+    value = float(token)
+    if math.isinf(value):
+        raise ValueError(f"{_clip(token, 40)} is too large a number")
+    return value
+
+
 def _follow(schema: Any, root: Any) -> Any:
     seen = 0
     while isinstance(schema, dict) and "$ref" in schema and seen < 32:
@@ -352,8 +361,8 @@ def _to_python(value: Any, hint: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return next((m for m in hint if m.value == value), value)
     if origin is typing.Literal:
-        for arg in args:
-            if isinstance(arg, enum.Enum) and arg.value == value:
+        for arg in args:  # the literal itself: 1 for 1.0, the Enum member for its value
+            if arg.value == value if isinstance(arg, enum.Enum) else json_equal(arg, value):
                 return arg
         return value
     if isinstance(value, list):

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Problem", "json_type", "problems"]
+__all__ = ["Problem", "json_equal", "json_type", "problems"]
 
 #: ``(path, message)``: ``path`` is like ``address.zip`` or ``tags[2]`` ("" for the whole).
 Problem = tuple[str, str]
@@ -55,14 +55,14 @@ def _is_type(value: Any, kind: str) -> bool:
     return actual == kind or (kind == "number" and actual == "integer")
 
 
-def _equal(a: Any, b: Any) -> bool:
+def json_equal(a: Any, b: Any) -> bool:
     """JSON equality: ``1 == 1.0``, but ``true`` is not ``1``."""
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple | dict) or isinstance(b, list | tuple | dict):
         return False
     return bool(a == b)
@@ -115,10 +115,10 @@ def _check(value: Any, schema: Any, path: str, root: Any) -> Iterator[Problem]:
             wanted = " or ".join(_NAMES.get(str(k), str(k)) for k in kinds)
             yield path, f"expected {wanted}, got {_describe(value)}"
             return  # the other keywords would only repeat the type mismatch
-    if "enum" in schema and not any(_equal(value, v) for v in schema["enum"]):
+    if "enum" in schema and not any(json_equal(value, v) for v in schema["enum"]):
         choices = ", ".join(_show(v) for v in schema["enum"])
         yield path, f"expected one of {choices}; got {_show(value)}"
-    if "const" in schema and not _equal(value, schema["const"]):
+    if "const" in schema and not json_equal(value, schema["const"]):
         yield path, f"expected exactly {_show(schema['const'])}; got {_show(value)}"
     for keyword in ("anyOf", "oneOf"):
         if keyword in schema:
@@ -250,14 +250,14 @@ def _repeats(value: list[Any] | tuple[Any, ...], path: str) -> Iterator[Problem]
 
     Linear: items are keyed by their JSON value (``_key``), so a model sending a huge array
     costs no quadratic walk. An item with no such key (not JSON data) makes the check compare
-    pairwise with ``_equal``, which the keys agree with.
+    pairwise with ``json_equal``, which the keys agree with.
     """
     try:
         keys = [_key(item) for item in value]
     except TypeError:
         for i in range(len(value)):
             for j in range(i):
-                if _equal(value[i], value[j]):
+                if json_equal(value[i], value[j]):
                     yield _join(path, i), f"repeats item {j}; items must be unique"
                     break
         return
@@ -269,7 +269,7 @@ def _repeats(value: list[Any] | tuple[Any, ...], path: str) -> Iterator[Problem]
 
 
 def _key(value: Any) -> Any:
-    """A hashable key equal for two JSON values exactly when ``_equal`` says they are equal.
+    """A hashable key equal for two JSON values exactly when ``json_equal`` says they are equal.
 
     Raises:
         TypeError: ``value`` is not JSON data (the caller then compares pairwise).

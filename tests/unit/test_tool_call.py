@@ -8,7 +8,7 @@ import json
 import pickle
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, field_validator
@@ -397,3 +397,13 @@ async def test_null_and_booleans_are_named_once(arguments: str, shown: str) -> N
     with pytest.raises(ToolCallError) as info:
         turn_from_call("take", arguments)
     assert f"- n: expected an integer, {shown}" in str(info.value)
+
+
+async def test_a_literal_arrives_as_itself_and_no_number_becomes_infinity() -> None:
+    @tool()
+    async def pick(level: Literal[1, 2], scale: float = 1.0) -> None: ...
+
+    turn = turn_from_call("pick", '{"level": 1.0}')
+    assert turn.kwargs == {"level": 1} and type(turn.kwargs["level"]) is int
+    with pytest.raises(ToolCallError, match=r"1e400 is too large a number"):
+        turn_from_call("pick", '{"level": 1, "scale": 1e400}')

@@ -172,7 +172,11 @@ def _build_problems(path: str, exc: Exception) -> list[tuple[str, str]]:
             return found
     if isinstance(exc, OverflowError):
         return [(path, "the number is too large; send a smaller one")]
-    return [(path, f"is invalid: {exc}" if str(exc) else f"is invalid ({type(exc).__name__})")]
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ raises
+        text = ""
+    return [(path, f"is invalid: {text}" if text else f"is invalid ({type(exc).__name__})")]
 
 
 def _decode(name: str, arguments: Any) -> dict[str, Any]:

@@ -394,6 +394,18 @@ def test_a_batch_larger_than_the_queue_is_clamped(
         pass
     (message,) = warnings_naming(caplog, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
     assert "100" in message
+    assert "(its default)" not in message
+
+
+def test_a_default_batch_larger_than_a_small_queue_says_it_is_the_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")  # the batch variable is not set
+    with configure("t", set_global=False, span_exporter=InMemorySpanExporter()):
+        pass
+    (message,) = warnings_naming(caplog, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+    assert "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512 (its default)" in message
 
 
 @pytest.mark.parametrize(
@@ -473,6 +485,40 @@ async def test_configure_runs_both_metric_pipelines_and_exports_the_final_counts
     assert {kv.key: kv.value.string_value for kv in points[0].attributes} == labels
     assert handle.final_metrics is not None
     assert handle.final_metrics.get_sample_value("pygents_turns_total", labels) == 3
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "expected"),
+    [
+        (None, {}, "pygents"),
+        (None, {"OTEL_RESOURCE_ATTRIBUTES": "team=x,service.name=shop%20api"}, "shop api"),
+        (
+            None,
+            {"OTEL_RESOURCE_ATTRIBUTES": "service.name=attrs", "OTEL_SERVICE_NAME": "env"},
+            "env",
+        ),
+        (
+            "arg",
+            {"OTEL_RESOURCE_ATTRIBUTES": "service.name=attrs", "OTEL_SERVICE_NAME": "env"},
+            "arg",
+        ),
+    ],
+    ids=["default", "resource-attributes", "service-name-variable", "argument"],
+)
+def test_the_service_name_follows_the_opentelemetry_precedence(
+    monkeypatch: pytest.MonkeyPatch, argument: str | None, env: dict[str, str], expected: str
+) -> None:
+    # The argument, then OTEL_SERVICE_NAME, then service.name in OTEL_RESOURCE_ATTRIBUTES
+    # (which "pygents" used to override), then "pygents".
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    with configure(argument, set_global=False, prometheus_registry=False) as handle:
+        resource = handle.tracer_provider.resource
+    assert resource.attributes["service.name"] == expected
+    if "team=x" in env.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        assert resource.attributes["team"] == "x"  # the other attributes are kept
 
 
 async def test_slow_resource_detection_does_not_race_the_metric_readers(

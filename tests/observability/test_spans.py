@@ -608,6 +608,38 @@ async def test_tool_error_marks_turn_and_run_spans_as_errors(telemetry: Any) -> 
     assert run.attributes["pygents.agent.turns"] == 1
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("cannot format: secret-42")
+
+
+async def test_an_error_whose_str_raises_still_ends_every_span(telemetry: Any) -> None:
+    # record_exception() calls str(exc): it raised inside the bridge, and the turn's span,
+    # the run's and a direct call's were never ended (never exported).
+    @tool()
+    async def odd() -> None:
+        raise Unprintable()
+
+    agent = Agent("odd-agent", "d", [odd])
+    await agent.put(Turn(odd))
+    with pytest.raises(Unprintable):
+        await drain(agent)
+    with pytest.raises(Unprintable):
+        await odd()
+
+    expected_type = f"{Unprintable.__module__}.{Unprintable.__qualname__}"
+    spans = telemetry.by_name(EXECUTE.format("odd"))
+    assert len(spans) == 2  # the turn's and the direct call's
+    for span in [*spans, only(telemetry.by_name(INVOKE.format("odd-agent")))]:
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.status.description == "Unprintable: <Unprintable: str() failed>"
+        event = only(exception_events(span))
+        assert event.attributes["exception.type"] == expected_type
+        assert event.attributes["exception.message"] == "<Unprintable: str() failed>"
+        assert "Unprintable" in event.attributes["exception.stacktrace"]
+        assert "secret-42" not in str(dict(event.attributes))
+
+
 async def test_builtin_error_on_a_turn_run_on_its_own(telemetry: Any) -> None:
     @tool()
     async def parse(text: str) -> int:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from urllib.parse import unquote
 
 from ._instrument import instrument, uninstrument
 from ._settings import ContentCapture, logger
@@ -212,6 +213,15 @@ def configure(
     )
 
 
+def _resource_service_name() -> str | None:
+    """``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` (``key=value`` pairs, percent-encoded)."""
+    for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == "service.name" and value.strip():
+            return unquote(value.strip())
+    return None
+
+
 class _Build:
     """One ``configure()`` call's build phase: what it made, and how to undo it."""
 
@@ -224,7 +234,12 @@ class _Build:
         meter: tuple[Any, bool],
     ) -> None:
         self.plan = plan
-        self.name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "pygents"
+        self.name = (
+            service_name
+            or os.environ.get("OTEL_SERVICE_NAME")
+            or _resource_service_name()
+            or "pygents"
+        )
         self.set_global = set_global
         #: A provider already global to reuse (or None), and whether ours may become global.
         self.global_tracer, self.tracer_free = tracer

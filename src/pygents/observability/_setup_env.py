@@ -206,8 +206,9 @@ def _batch(warnings: dict[str, str]) -> BatchSettings:
         values.append(value)
     queue, delay, batch, timeout = values
     if batch > queue:
+        given = "" if _env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") is not None else " (its default)"
         warnings["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = (
-            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch} is more than the queue holds "
+            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch}{given} is more than the queue holds "
             f"(OTEL_BSP_MAX_QUEUE_SIZE={queue}); using {queue}"
         )
         batch = queue

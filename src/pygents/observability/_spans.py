@@ -391,10 +391,34 @@ class Spans:
 
     def mark_error(self, span: Any, error_type: str, exc: BaseException | None) -> None:
         """Status ERROR, ``error.type``, and the exception recorded (redacted if configured)."""
-        message = "" if exc is None else self.capture.scrub(str(exc))
+        text = None if exc is None else _text(exc)
+        if exc is None:
+            message = ""
+        else:
+            message = self.capture.scrub(
+                text if text is not None else f"<{type(exc).__name__}: str() failed>"
+            )
         span.set_status(self._Status(self._ERROR, f"{error_type}: {message}"))
         span.set_attribute(sc.ERROR_TYPE, error_type)
         if exc is None:
+            return
+        if text is None:
+            # str(exc) raises, and so would record_exception(), leaving the span never
+            # ended: the event it writes, written here with a placeholder message.
+            kind = type(exc)
+            module = kind.__module__
+            stack = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": kind.__qualname__
+                    if module in (None, "builtins")
+                    else f"{module}.{kind.__qualname__}",
+                    "exception.message": message,
+                    "exception.stacktrace": self.capture.scrub(stack),
+                    "exception.escaped": "False",
+                },
+            )
             return
         if self.capture.redact is None:
             span.record_exception(exc)
@@ -478,3 +502,11 @@ def _fast_tracer(tracer: Any) -> Any:
     except ImportError:  # the API without the SDK: nothing to speed up
         return None
     return fast_tracer(tracer)
+
+
+def _text(exc: BaseException) -> str | None:
+    """``str(exc)``, or None when the exception's ``__str__`` raises."""
+    try:
+        return str(exc)
+    except Exception:
+        return None

@@ -566,6 +566,8 @@ def test_no_registry_no_final_metrics() -> None:
         ("https://host:4318?api_key=secret&region=eu", "https://host:4318?api_key=***&region=***"),
         ("https://host/?secret", "https://host/?***"),
         ("https://host/otlp/ab12CD34ef56GH78ij90KL12mn/v1", "https://host/otlp/***/v1"),
+        ("https://host:4318/v1/traces;token=secret7", "https://host:4318/v1/traces;token=***"),
+        ("https://host/a;secret;k=v/v1", "https://host/a;***;k=***/v1"),
         ("https://host:4318#secret", "https://host:4318"),
         ("http://[::1", "<an endpoint that is not a valid URL>"),
         ("http://127.0.0.1:4318", "http://127.0.0.1:4318"),

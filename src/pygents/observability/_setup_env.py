@@ -222,6 +222,18 @@ _TOKEN_LIKE = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_\-.~=+]{24,}$")
 _HIDDEN = "***"
 
 
+def _segment(segment: str) -> str:
+    """A path segment fit to print: a token-like one hidden, a matrix parameter's value too."""
+    name, semicolon, params = segment.partition(";")  # /v1/traces;token=... (RFC 3986 3.3)
+    shown = _HIDDEN if _TOKEN_LIKE.match(name) else name
+    if semicolon:
+        shown += ";" + ";".join(
+            f"{p.partition('=')[0]}={_HIDDEN}" if "=" in p else _HIDDEN
+            for p in params.split(";")
+        )
+    return shown
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` fit to print: no userinfo, no query values, no token-like path segment.
 
@@ -240,9 +252,7 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{_HIDDEN}@{netloc.rpartition('@')[2]}"
-    path = "/".join(
-        _HIDDEN if _TOKEN_LIKE.match(segment) else segment for segment in parts.path.split("/")
-    )
+    path = "/".join(_segment(segment) for segment in parts.path.split("/"))
     # Every value goes, not only those named like a token; a bare "?abc" may be one too.
     query = "&".join(
         f"{piece.partition('=')[0]}={_HIDDEN}" if "=" in piece else _HIDDEN

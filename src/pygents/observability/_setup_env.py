@@ -228,8 +228,7 @@ def _segment(segment: str) -> str:
     shown = _HIDDEN if _TOKEN_LIKE.match(name) else name
     if semicolon:
         shown += ";" + ";".join(
-            f"{p.partition('=')[0]}={_HIDDEN}" if "=" in p else _HIDDEN
-            for p in params.split(";")
+            f"{p.partition('=')[0]}={_HIDDEN}" if "=" in p else _HIDDEN for p in params.split(";")
         )
     return shown
 

@@ -1328,6 +1328,7 @@ _NOWHERE = "redis://localhost:1"
         ({"lease_ttl": "x"}, TypeError, "lease_ttl must be a number of seconds > 0"),
         ({"lease_ttl": float("inf")}, ValueError, "lease_ttl must be a finite number"),
         ({"lease_ttl": 0}, ValueError, "lease_ttl must be a finite number of seconds > 0"),
+        ({"lease_ttl": 0.0005}, ValueError, "lease_ttl must be at least 0.01 s"),
         ({"batch": 0}, ValueError, "batch must be an int >= 1"),
         ({"batch": "10"}, TypeError, "batch must be an int >= 1"),
         ({"max_attempts": "3"}, TypeError, "max_attempts must be an int >= 1"),

@@ -83,10 +83,12 @@ def check_count(value: Any, what: str) -> int:
     return value
 
 
-def check_seconds(value: Any, what: str) -> float:
-    """Return ``value`` if it is a finite number of seconds > 0; raise otherwise."""
+def check_seconds(value: Any, what: str, least: float = 0.0) -> float:
+    """Return ``value`` if it is a finite number of seconds > ``least``; raise otherwise."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TypeError(f"{what} must be a number of seconds > 0, got {short_repr(value)}")
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{what} must be a finite number of seconds > 0, got {value!r}")
+    if value < least:
+        raise ValueError(f"{what} must be at least {least} s, got {value!r}")
     return float(value)

@@ -129,6 +129,10 @@ class _FencedStore:
         """The worker closes the shared store."""
 
 
+#: The shortest lease a worker takes (seconds).
+_LEAST_TTL = 0.01
+
+
 def _holds(agent: Any, turn: Turn) -> bool:
     """Whether ``turn`` is ``agent``'s: queued, in flight, or run already."""
     return (
@@ -168,7 +172,8 @@ class RedisWorker:
             wrong type (``namespace`` and ``name`` are strings, ``lease_ttl`` a number,
             ``max_attempts``, ``prefetch`` and ``batch`` ints, ``route_sends`` a bool).
         ValueError: names repeat, a name is empty, or a number is out of range
-            (``lease_ttl`` > 0 and finite; ``max_attempts``, ``prefetch``, ``batch`` >= 1).
+            (``lease_ttl`` finite and at least 0.01 s; ``max_attempts``, ``prefetch``,
+            ``batch`` >= 1).
     """
 
     def __init__(
@@ -208,7 +213,9 @@ class RedisWorker:
         check_name(namespace, "RedisWorker namespace")
         if name is not None:
             check_name(name, "RedisWorker name")
-        lease_ttl = check_seconds(lease_ttl, "RedisWorker lease_ttl")
+        # A lease renewed every lease_ttl / 3 must outlive a few Redis round trips: below
+        # 10 ms a worker loses its own leases faster than it can renew them (and spins).
+        lease_ttl = check_seconds(lease_ttl, "RedisWorker lease_ttl", least=_LEAST_TTL)
         check_count(max_attempts, "RedisWorker max_attempts")
         check_count(prefetch, "RedisWorker prefetch")
         check_count(batch, "RedisWorker batch")  # as Service(batch=...)

@@ -1172,7 +1172,7 @@ def _nested(depth: int) -> Any:
         ({1: "one", "1": "uno"}, "has a key that is not a string: 1"),
         ([{"k": {None: 0}}], "has a key that is not a string: None"),
         (float("nan"), "Out of range float"),
-        (_nested(5_000), "nested too deeply"),
+        (_nested(100_000), "nested too deeply"),
     ],
     ids=["int-key", "none-key", "nan", "deep"],
 )

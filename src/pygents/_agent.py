@@ -107,6 +107,9 @@ class Agent:
         self._resumed: asyncio.Event | None = None
         self._nonempty: asyncio.Event | None = None
         self._service: Any = None  # the Service serving it (see _serve)
+        #: (seq, saved_at) of the last checkpoint a Service saved of it: that checkpoint is
+        #: not restored into it again (it holds that state, and anything put since).
+        self._checkpoint: tuple[int, float] | None = None
         AgentRegistry.register(self)
 
     # -- construction helpers ----------------------------------------------------------------
@@ -423,6 +426,7 @@ class Agent:
         self._context_pool._items.clear()
         self._paused = False
         self._resumed = None
+        self._checkpoint = None  # empty now: a checkpoint is restored into it again
 
     async def pop(self) -> Turn:
         """Take the next turn off the queue, waiting until there is one."""

@@ -103,7 +103,10 @@ def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:
     try:
         data: Any = checkpoint.data
         # UTF-8, as written (json.loads would also take UTF-16 and UTF-32 bytes).
-        document = json.loads(data.decode() if isinstance(data, bytes | bytearray) else data)
+        document = json.loads(
+            data.decode() if isinstance(data, bytes | bytearray) else data,
+            parse_constant=_not_json,  # NaN, Infinity: never written, so not restored
+        )
         parsed = _parse(agent, document, prefix)
     except CheckpointError:
         raise
@@ -116,11 +119,16 @@ def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:
     return parsed
 
 
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
 def apply(agent: Any, parsed: tuple[Any, ...]) -> Turn | None:
     """Put a state ``read`` returned into ``agent`` (idle); return the turn that was in flight.
 
     The turn in flight (if any) is queued first with ``metadata.attempt`` one higher; turns
-    already queued on ``agent`` (put before the service started) follow the restored ones.
+    already queued on ``agent`` (put before the service started) follow the restored ones. A
+    paused agent stays paused.
     """
     current: Turn | None = parsed[0]
     turns, queue_items, pool_items, paused = parsed[1:]
@@ -137,7 +145,7 @@ def apply(agent: Any, parsed: tuple[Any, ...]) -> Turn | None:
     live_pool = agent._context_pool
     live_pool._items.clear()
     live_pool._items.update(pool_items)
-    agent._paused = paused
+    agent._paused = paused or agent._paused  # a pause() made before start() is kept
     return current
 
 

@@ -15,6 +15,7 @@ remembers the turn it last handed out; ``run()`` itself is unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections import deque
@@ -158,6 +159,12 @@ class Service:
         restore: bool = True,
     ) -> None:
         given: Any = agents  # checked: callers may pass anything
+        name = getattr(given, "name", None)
+        if isinstance(name, str) and AgentRegistryBase._items.get(name) is given:
+            raise TypeError(
+                f"Service takes a list of agents, got the agent {name!r} itself: pass "
+                f"Service([agent])"
+            )
         if not is_collection(given):
             raise TypeError(
                 f"Service takes a list of agents, got {short_repr(agents)}: pass "
@@ -171,8 +178,11 @@ class Service:
         names = [a.name for a in self._agents]
         if len(set(names)) != len(names):
             raise ValueError(f"Service: agent names must be unique, got {names}")
-        if store is not None and not isinstance(store, CheckpointStore):
-            raise TypeError(f"Service store must be a CheckpointStore, got {store!r}")
+        if store is not None and (
+            isinstance(store, type)  # the class passes the protocol check: its methods exist
+            or not isinstance(store, CheckpointStore)
+        ):
+            raise TypeError(f"Service store must be a CheckpointStore instance, got {store!r}")
         if on_error not in ("continue", "stop") and not callable(on_error):
             raise ValueError(
                 f"Service on_error must be 'continue', 'stop' or a callable, got {on_error!r}"
@@ -190,6 +200,7 @@ class Service:
         self._count: dict[Agent, int] = {}
         self._head: dict[Agent, bool] = {}
         self._busy: set[Agent] = set()
+        self._idle_failures: dict[Agent, int] = {}  # failures in a row that took no turn
         self._gate_stops: set[Agent] = set()
         self._started = False
         self._finished = False
@@ -239,8 +250,14 @@ class Service:
             restored = []
             for agent in self._agents:
                 saved = await self._load(agent)
-                if saved is not None:
-                    restored.append((agent, saved.seq, _checkpoint.read(agent, saved, where)))
+                if saved is None:
+                    continue
+                if agent._checkpoint == (saved.seq, saved.saved_at):
+                    # The checkpoint a service saved of this very agent: it holds that state
+                    # (and whatever was put since); restoring it would queue its turns twice.
+                    self._seq[agent] = saved.seq
+                    continue
+                restored.append((agent, saved.seq, _checkpoint.read(agent, saved, where)))
             self._check_idle()  # again: the loads awaited
             for agent, seq, state in restored:
                 _checkpoint.apply(agent, state)
@@ -468,10 +485,29 @@ class Service:
                 return False
             turn, queue.taken = queue.taken, None
             await self._save(agent)
-            return await self._failed(agent, turn, exc)
+            if not await self._failed(agent, turn, exc):
+                return False
+            if turn is None:
+                # No turn was taken (a hook before the first turn raised, the agent was
+                # running elsewhere): the next busy period would fail at once, forever.
+                await self._back_off(agent)
+            return not self._halt
         finally:
             self._head[agent] = False
         return not self._halt
+
+    async def _back_off(self, agent: Agent) -> None:
+        """Wait before serving ``agent`` again after a failure that took no turn.
+
+        0.05 s, doubling to at most 5 s while such failures repeat (a turn taken resets
+        it); ``stop()`` and a put end the wait early.
+        """
+        failures = self._idle_failures[agent] = self._idle_failures.get(agent, 0) + 1
+        event = agent._nonempty
+        assert event is not None
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), min(0.05 * 2 ** (failures - 1), 5.0))
 
     async def _interrupted(self, agent: Agent, queue: _TrackingQueue) -> None:
         """Cancelled: queue the interrupted turn again (one attempt more) and checkpoint."""
@@ -516,6 +552,7 @@ class Service:
     # -- hooks and checkpoints ---------------------------------------------------------------
 
     async def _after_turn(self, agent: Agent) -> None:
+        self._idle_failures.pop(agent, None)
         queue = agent._queue
         if isinstance(queue, _TrackingQueue):
             queue.taken = None
@@ -580,6 +617,7 @@ class Service:
             raise
         try:
             await store.save(checkpoint)
+            agent._checkpoint = (checkpoint.seq, checkpoint.saved_at)
         except CheckpointStoreError as exc:
             self._fail(exc)
             raise

@@ -237,6 +237,7 @@ class AgentState(Protocol):
     _context_pool: Any
     _nonempty: asyncio.Event | None
     _service: Any
+    _checkpoint: tuple[int, float] | None
 
     @property
     def is_paused(self) -> bool:

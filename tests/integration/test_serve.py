@@ -470,6 +470,12 @@ async def test_misuse_is_refused_clearly() -> None:
             Service([agent], batch=wrong)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="CheckpointStore"):
         Service([agent], store=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="CheckpointStore instance, got <class"):
+        Service([agent], store=MemoryStore)  # type: ignore[arg-type]  # the class
+    await agent.put(Turn("noop"))  # an agent iterates its turns: once taken for the list
+    with pytest.raises(TypeError, match=r"got the agent 'one' itself: pass Service\(\[agent\]\)"):
+        Service(agent)  # type: ignore[arg-type]
+    agent.reset()
     async with Service([agent]):
         with pytest.raises(SafeExecutionError, match="already running or served"):
             await Service([agent]).start()
@@ -492,3 +498,105 @@ async def test_run_keeps_its_reference_semantics_after_serving() -> None:
         pass
     await agent.put(Turn("double", kwargs={"x": 4}))
     assert [v async for _t, v in agent.run()] == [8]  # returns on an empty queue
+
+
+async def test_a_failure_before_the_first_turn_is_retried_with_a_pause_not_a_spin(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An on_run_start hook that raises fails every busy period before a turn is taken; with
+    # on_error="continue" the service began the next one at once, forever (50,000 warnings
+    # in 3 s, nothing else in the process ran, stop() never reached).
+    calls: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        calls.append(n)
+
+    agent = Agent("stuck", "", [work])
+
+    @agent.on_run_start
+    async def broken(agent: Agent) -> None:
+        raise RuntimeError("hook bug")
+
+    await agent.put(Turn("work", kwargs={"n": 1}))
+    ticks = 0
+
+    async def ticking() -> None:  # the rest of the program
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(ticking())
+    caplog.set_level(logging.WARNING, logger="pygents")
+    service = Service([agent])
+    await service.start()
+    await asyncio.sleep(0.6)
+    failures = [r for r in caplog.records if "hook bug" in r.getMessage()]
+    assert 2 <= len(failures) <= 8  # 0.05, 0.1, 0.2, 0.4 s apart
+    assert ticks >= 20
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(service.aclose(), 5)
+    assert asyncio.get_running_loop().time() - started < 1.0  # the wait ends at stop()
+    ticker.cancel()
+    assert calls == [] and [t.kwargs for t in agent.turns] == [{"n": 1}]
+
+
+async def test_serving_an_agent_again_with_its_store_queues_nothing_twice() -> None:
+    # The agent object holds what its last checkpoint holds: restoring that checkpoint into
+    # it again queued every turn a second time ([2, 3] became [2, 3, 2, 3], all run).
+    ran: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        ran.append(n)
+        if n == 1:
+            current = current_agent()
+            assert current is not None
+            current.pause()
+
+    agent = Agent("again", "", [work])
+    store = MemoryStore()
+    async with Service([agent], store=store) as service:
+        for n in (1, 2, 3):
+            await agent.put(Turn("work", kwargs={"n": n}))
+        await eventually(lambda: ran == [1] and agent.is_paused)
+        await service.aclose()
+    await agent.put(Turn("work", kwargs={"n": 4}))  # after the service: in memory only
+    agent.resume()
+    async with Service([agent], store=store) as service:
+        assert [t.kwargs["n"] for t in agent.turns] == [2, 3, 4]
+        await service.aclose(drain=True)
+    assert ran == [1, 2, 3, 4]
+
+    # After reset() (or in a new process) the store's state is what is restored.
+    agent.reset()
+    await store.delete("again")
+    async with Service([agent], store=store) as service:
+        agent.pause()
+        await agent.put(Turn("work", kwargs={"n": 5}))
+        await service.aclose()
+    agent.reset()
+    async with Service([agent], store=store) as service:
+        assert [t.kwargs["n"] for t in agent.turns] == [5] and agent.is_paused
+        await service.aclose()
+
+
+async def test_a_pause_made_before_start_survives_the_restore() -> None:
+    ran: list[int] = []
+
+    @tool()
+    async def work(n: int) -> None:
+        ran.append(n)
+
+    store = MemoryStore()
+    agent = Agent("paused", "", [work])
+    async with Service([agent], store=store) as service:
+        await service.aclose()  # a checkpoint saying: not paused, nothing queued
+    agent.reset()
+    agent.pause()
+    await agent.put(Turn("work", kwargs={"n": 1}))
+    async with Service([agent], store=store) as service:
+        await asyncio.sleep(0.05)
+        assert agent.is_paused and ran == []
+        await service.aclose()

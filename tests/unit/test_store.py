@@ -112,6 +112,11 @@ HOSTILE = [
     (saved({"context_queue": {"items": "all"}}), "'context_queue'"),
     (saved({"queue": [{"tool_name": "note", "hooks": ["evil"]}]}), "evil"),
     (saved({"is_paused": "yes"}), "is_paused"),
+    # json.loads reads NaN; a checkpoint never holds it (the service stopped at its first save)
+    (
+        b'{"format":"pygents.checkpoint/1","agent":"keeper","seq":1,"saved_at":NaN,"state":{}}',
+        "NaN",
+    ),
     # UTF-16 is JSON json.loads() would take from bytes; a checkpoint is UTF-8
     (saved({}).decode().encode("utf-16"), "'utf-8' codec can't decode"),
 ]

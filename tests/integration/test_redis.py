@@ -1348,9 +1348,19 @@ def test_worker_arguments_are_checked(kwargs: dict[str, Any], error: type, fragm
         RedisWorker([agent], _NOWHERE, prometheus_registry=False, **kwargs)
 
 
-@pytest.mark.parametrize("agents", [None, "checked", [5]])
-def test_worker_agents_are_checked(agents: Any):
-    with pytest.raises(TypeError, match=r"RedisWorker (takes a list of|serves registered) agents"):
+@pytest.mark.parametrize("agents", [None, "checked", [5], "an agent"])
+async def test_worker_agents_are_checked(agents: Any):
+    if agents == "an agent":  # not a list: an agent iterates its (queued) turns
+
+        @tool()
+        async def noop() -> None: ...
+
+        agents = Agent("lonely", "", [noop])
+        await agents.put(Turn("noop"))
+    expected = (
+        "takes a list of" if isinstance(agents, Agent) else "(takes a list of|serves registered)"
+    )
+    with pytest.raises(TypeError, match=rf"RedisWorker {expected} agents"):
         RedisWorker(agents, _NOWHERE, prometheus_registry=False)
 
 

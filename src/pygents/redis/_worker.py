@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from pygents import (
+    Agent,
     AgentRegistry,
     HookRegistry,
     SendRouter,
@@ -193,7 +194,7 @@ class RedisWorker:
         prometheus_registry: Any = None,
     ) -> None:
         # Every argument is checked before connecting: a mistake costs no client.
-        if not is_collection(agents):
+        if not is_collection(agents) or isinstance(agents, Agent):  # an agent iterates turns
             raise TypeError(
                 f"RedisWorker takes a list of agents, got {short_repr(agents)}: pass "
                 f"RedisWorker([agent, ...], redis)"

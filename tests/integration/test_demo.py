@@ -435,18 +435,63 @@ def test_the_console_script_runs_the_demo() -> None:
     assert result.stdout.startswith("usage: pygents demo"), result.stdout
 
 
-def test_conflicting_or_invalid_options_are_usage_errors() -> None:
-    for args in (["--turns", "10", "--duration", "5"], ["--turns", "0"], ["--metrics-port", "-1"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "pygents", "demo", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=demo_env(),
-            check=False,
-        )
-        assert result.returncode == 2, (args, result.stderr)
-        assert "usage:" in result.stderr, result.stderr
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--turns", "10", "--duration", "5"], "not allowed with argument"),
+        (["--turns", "0"], "must be at least 1"),
+        (["--metrics-port", "-1"], "must be 0..65535"),
+        # These failed later, after the banner, with a traceback and exit 1:
+        (["--redis", "notaurl"], "must be a Redis URL"),
+        (["--redis", "http://localhost:6379"], "must be a Redis URL"),
+        (["--metrics-host", ""], "--metrics-host: must not be empty"),
+        (["--namespace", ""], "--namespace: must not be empty"),
+        (["--duration", "inf"], "must be a finite number"),
+        (["--duration", "abc"], "invalid positive number value"),  # not "_positive_float"
+        (["--agents", "100000"], "must be at most 1000"),  # stopping took minutes
+        (["worker", "--redis", "redis://localhost:1", "--lease-ttl", "0.001"], "at least 0.01"),
+        (["worker", "--redis", "redis://localhost:1", "--name", ""], "--name: must not be empty"),
+    ],
+)
+def test_conflicting_or_invalid_options_are_usage_errors(args: list[str], says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pygents", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=demo_env(),
+        check=False,
+    )
+    assert result.returncode == 2, (args, result.stderr)
+    assert "usage:" in result.stderr, result.stderr
+    assert says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sigterm_while_the_spans_are_flushed_still_prints_the_summary() -> None:
+    # The run has ended and the exit waits (up to 5 s) for an endpoint that is not there:
+    # the run loop's signal handlers are gone, and SIGTERM's default ended the process, no
+    # summary. It stops the wait instead, as Ctrl-C does.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = demo_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed}")
+    demo = Demo("--turns", "20", "--seed", "4", "--metrics-port", "0", env=env)
+    try:
+        demo.wait_for("traces:  OTLP to")
+        # The run (20 turns) takes about a second; the final metric export, which fails at
+        # once on the closed port, says the flush has begun.
+        deadline = time.monotonic() + 10
+        while "exporting metrics" not in demo.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert demo.running(), demo.stderr
+        demo.proc.send_signal(signal.SIGTERM)
+        assert demo.finish(timeout=15) == 143, demo.stderr
+    finally:
+        demo.close()
+    assert "Traceback" not in demo.stderr, demo.stderr
+    assert re.search(r"pygents demo interrupted by SIGTERM after \d+\.\d s", demo.stdout)
+    assert list(summary(demo.stdout))[-1] == "total"
 
 
 def test_a_busy_metrics_port_is_reported() -> None:

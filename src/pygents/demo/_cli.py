@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
+import math
 import os
 import random
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._agents import build_crew
 from ._progress import Progress
@@ -37,6 +38,11 @@ FLUSH_TIMEOUT = 5.0
 INSTALL_HINT = 'python -m pip install "pygents[all]"'
 
 
+#: The most fetcher agents a demo runs (each is a few tasks; thousands make stopping slow).
+MAX_AGENTS = 1000
+
+
+# The validators' names are what argparse shows ("invalid positive integer value: 'x'").
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -44,10 +50,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _agents(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_AGENTS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_AGENTS}, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number more than 0, got {text}")
     return value
 
 
@@ -56,6 +69,28 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
     return value
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _redis_url(text: str) -> str:
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise argparse.ArgumentTypeError(
+            f"must be a Redis URL (redis://host:port/db, rediss://, unix://), got {text!r}"
+        )
+    return text
+
+
+_positive_int.__name__ = "positive integer"
+_agents.__name__ = "agent count"
+_positive_float.__name__ = "positive number"
+_port.__name__ = "port"
+_text.__name__ = "text"
+_redis_url.__name__ = "Redis URL"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,16 +112,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--agents",
-        type=_positive_int,
+        type=_agents,
         default=3,
         metavar="N",
-        help="number of fetcher agents (default 3); planners (one per 3 fetchers) and writers "
-        "(one per 2) scale with it",
+        help=f"number of fetcher agents (default 3, at most {MAX_AGENTS}); planners (one per 3 "
+        "fetchers) and writers (one per 2) scale with it",
     )
     parser.add_argument(
         "--seed",
         type=int,
-        help="seed of every latency, failure and question (default: a random one, printed)",
+        help="seed of every latency, failure and question (default: a random one, printed; "
+        "with --redis, 0, as the workers')",
     )
     parser.add_argument(
         "--metrics-port",
@@ -97,6 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics-host",
+        type=_text,
         default="127.0.0.1",
         metavar="HOST",
         help="address /metrics binds to (default 127.0.0.1, loopback only)",
@@ -108,14 +145,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--redis",
+        type=_redis_url,
         metavar="URL",
         help="run no agent here: send the questions through Redis (redis://host:port/db) to "
         "the team served by `pygents demo worker` processes (needs pygents[redis])",
     )
     parser.add_argument(
         "--namespace",
+        type=_text,
         default="pygents-demo",
         help="with --redis: prefix of every Redis key (default pygents-demo)",
+    )
+    parser.epilog = (
+        "Exit code: 0 when done; 1 when /metrics cannot be served (the port is taken: choose "
+        "another --metrics-port, 0 picks a free one); 2 for a bad option or a missing extra; "
+        "3 when --redis cannot be reached; 130 on SIGINT, 143 on SIGTERM (the summary is "
+        "printed either way)."
     )
     workers = parser.add_subparsers(dest="demo_command", metavar="worker")
     worker = workers.add_parser(
@@ -132,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     from ._redis import add_worker_arguments
 
-    add_worker_arguments(worker, _positive_int, _positive_float, _port)
+    add_worker_arguments(worker, _positive_int, _agents, _text, _redis_url, _port)
 
 
 def missing_extras() -> list[str]:
@@ -185,7 +230,7 @@ def start_telemetry(options: argparse.Namespace) -> TelemetryHandle | int:
         print(
             f"pygents demo: cannot serve /metrics on {options.metrics_host}:"
             f"{options.metrics_port}: {exc.strerror or exc}. Choose another --metrics-port "
-            f"(0 picks a free one).",
+            f"(0 picks a free one), or check --metrics-host.",
             file=sys.stderr,
         )
         return EXIT_NO_METRICS_PORT
@@ -223,10 +268,10 @@ def _redis_missing() -> int | None:
     return EXIT_MISSING_EXTRAS
 
 
-def _say_unreachable(url: str, exc: Exception) -> int:
+def _say_unreachable(url: str, exc: Exception, who: str = "pygents demo") -> int:
     print(
-        f"pygents demo: Redis at {url} failed: {exc}. Is a redis-server running there "
-        f"(redis-server --port N), and is --redis its URL (redis://host:port/db)?",
+        f"{who}: Redis at {url} failed: {str(exc).rstrip('.')}. Is a redis-server running "
+        f"there (redis-server --port N), and is --redis its URL (redis://host:port/db)?",
         file=sys.stderr,
     )
     return EXIT_NO_REDIS
@@ -262,10 +307,9 @@ def run_worker(options: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         caught.append(signal.SIGINT)
     except RedisError as exc:
-        return _say_unreachable(options.redis, exc)
+        return _say_unreachable(options.redis, exc, "pygents demo worker")
     finally:
-        with contextlib.suppress(KeyboardInterrupt):
-            handle.shutdown(timeout=FLUSH_TIMEOUT)
+        _flush(handle, caught)
     print(f"pygents demo worker stopped: {stats}", flush=True)
     return _exit_code(caught[0] if caught else None)
 
@@ -293,8 +337,7 @@ def _run_feeder(options: argparse.Namespace) -> int:
     except RedisError as exc:
         return _say_unreachable(options.redis, exc)
     finally:
-        with contextlib.suppress(KeyboardInterrupt):
-            handle.shutdown(timeout=FLUSH_TIMEOUT)
+        _flush(handle, caught)
     print(f"pygents demo: sent {questions} questions ({turns} planned turns) through Redis")
     return _exit_code(caught[0] if caught else None)
 
@@ -318,21 +361,47 @@ def run(options: argparse.Namespace) -> int:
         info.signal = info.signal or signal.SIGINT
     finally:
         info.stats.stop_clock()
-        try:
-            flushed = handle.shutdown(timeout=FLUSH_TIMEOUT)  # export the run's spans
-        except KeyboardInterrupt:  # a second Ctrl-C while flushing: stop waiting
-            info.signal = info.signal or signal.SIGINT
-        else:
-            if not flushed:
-                print(
-                    f"pygents demo: telemetry was still exporting after {FLUSH_TIMEOUT:g} s "
-                    f"(is the OTLP endpoint reachable?); gave up waiting",
-                    file=sys.stderr,
-                )
+        caught: list[int] = []
+        flushed = _flush(handle, caught)  # export the run's spans
+        if caught:
+            info.signal = info.signal or caught[0]
+        elif not flushed:
+            print(
+                f"pygents demo: telemetry was still exporting after {FLUSH_TIMEOUT:g} s "
+                f"(is the OTLP endpoint reachable?); gave up waiting",
+                file=sys.stderr,
+            )
     _report(options, info)
     if info.signal is not None:
         return EXIT_FOR_SIGNAL.get(signal.Signals(info.signal), 128 + info.signal)
     return EXIT_OK
+
+
+def _flush(handle: TelemetryHandle, caught: list[int]) -> bool:
+    """``handle.shutdown()``, which waits up to ``FLUSH_TIMEOUT`` for the export.
+
+    SIGINT or SIGTERM meanwhile stops the wait (the signal is appended to ``caught``) and
+    the summary is still printed: the run loop's handlers are gone by now, and SIGTERM's
+    default would end the process on the spot.
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: no handler of ours
+        previous = None
+    try:
+        return handle.shutdown(timeout=FLUSH_TIMEOUT)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) while flushing: stop waiting
+        if not caught:
+            caught.append(signal.SIGINT)
+        return False
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _banner(options: argparse.Namespace, seed: int, handle: TelemetryHandle) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -35,24 +36,41 @@ WAITING_PER_FETCHER = 3
 BACKOFF = 0.05
 
 
+def _lease_ttl(text: str) -> float:
+    value = float(text)
+    if not (value >= 0.01 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0.01, got {text}")
+    return value
+
+
+_lease_ttl.__name__ = "lease time"
+
+
 def add_worker_arguments(
     parser: argparse.ArgumentParser,
     positive_int: Callable[[str], int],
-    positive_float: Callable[[str], float],
+    agents: Callable[[str], int],
+    text: Callable[[str], str],
+    redis_url: Callable[[str], str],
     port: Callable[[str], int],
 ) -> None:
-    """Add the options of ``pygents demo worker`` to ``parser``."""
+    """Add the options of ``pygents demo worker`` to ``parser`` (validators from ``_cli``)."""
     parser.add_argument(
-        "--redis", required=True, metavar="URL", help="the Redis server (redis://host:port/db)"
+        "--redis",
+        required=True,
+        type=redis_url,
+        metavar="URL",
+        help="the Redis server (redis://host:port/db)",
     )
     parser.add_argument(
         "--namespace",
+        type=text,
         default="pygents-demo",
         help="prefix of every Redis key (default pygents-demo; the same as the feeder's)",
     )
     parser.add_argument(
         "--agents",
-        type=positive_int,
+        type=agents,
         default=3,
         metavar="N",
         help="number of fetcher agents (default 3; the same as the feeder's)",
@@ -63,10 +81,10 @@ def add_worker_arguments(
         default=0,
         help="seed of every latency and failure (default 0; the same as the feeder's)",
     )
-    parser.add_argument("--name", help="this worker's id (default: host-pid)")
+    parser.add_argument("--name", type=text, help="this worker's id (default: host-pid)")
     parser.add_argument(
         "--lease-ttl",
-        type=positive_float,
+        type=_lease_ttl,
         default=10.0,
         metavar="SECONDS",
         help="a dead worker's agents are taken over after at most this long (default 10)",
@@ -87,6 +105,7 @@ def add_worker_arguments(
     )
     parser.add_argument(
         "--metrics-host",
+        type=text,
         default="127.0.0.1",
         metavar="HOST",
         help="address /metrics binds to (default 127.0.0.1, loopback only)",

@@ -105,7 +105,7 @@ def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:
         # UTF-8, as written (json.loads would also take UTF-16 and UTF-32 bytes).
         document = json.loads(
             data.decode() if isinstance(data, bytes | bytearray) else data,
-            parse_constant=_not_json,  # NaN, Infinity: never written, so not restored
+            parse_constant=_serde.no_constant,  # never written, so never restored
         )
         parsed = _parse(agent, document, prefix)
     except CheckpointError:
@@ -117,10 +117,6 @@ def read(agent: Any, checkpoint: Checkpoint, where: str) -> tuple[Any, ...]:
             agent_name=name,
         ) from None
     return parsed
-
-
-def _not_json(token: str) -> Any:
-    raise ValueError(f"{token} is not JSON")
 
 
 def apply(agent: Any, parsed: tuple[Any, ...]) -> Turn | None:

@@ -22,6 +22,7 @@ __all__ = [
     "hooks_to",
     "json_text",
     "mapping",
+    "no_constant",
     "optional_time",
     "tags_from",
     "time_to_iso",
@@ -248,6 +249,11 @@ def nested(where: str, path: str, build: Any, raw: Any) -> Any:
 # -- JSON data ---------------------------------------------------------------------------------
 
 _NESTED = (dict, list, tuple)
+
+
+def no_constant(token: str) -> Any:
+    """``json.loads``' ``parse_constant``: ``NaN`` and the infinities are not JSON; refused."""
+    raise ValueError(f"{token} is not JSON")
 
 
 def json_text(value: Any, roots: Iterable[Any] | None = None) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ._registry import ToolRegistry
 from ._schema import _hints, _is_typeddict, _strip_qualifiers, schema_of
+from ._serde import no_constant
 from ._turn import Turn
 from ._types import Tool
 from ._validate import json_equal, json_type, problems
@@ -188,7 +189,7 @@ def _decode(name: str, arguments: Any) -> dict[str, Any]:
         if not arguments.strip():
             return {}
         try:
-            arguments = json.loads(arguments, parse_constant=_no_constant, parse_float=_finite)
+            arguments = json.loads(arguments, parse_constant=no_constant, parse_float=_finite)
         except RecursionError:  # the parser's own limit, below MAX_DEPTH's on some Pythons
             raise _too_deep(name) from None
         except ValueError as exc:
@@ -274,10 +275,6 @@ def _clip(text: str, limit: int) -> str:
 
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
-
-
-def _no_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not JSON")
 
 
 def _finite(token: str) -> float:

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otlp_receiver import OTLPReceiver
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from pygents import Agent, Turn, tool
+from pygents import Agent, AgentRegistry, Turn, tool
 from pygents.demo._cli import _banner
 from pygents.observability import configure, instrument, is_instrumented, uninstrument
 from pygents.observability._setup_env import redact_url
@@ -434,6 +434,42 @@ async def test_an_unsupported_protocol_is_named_and_http_protobuf_used(
     (message,) = warnings_naming(caplog, variable)
     assert repr(value) in message and "http/protobuf" in message
     assert len(spans) == 2
+
+
+async def _metric_exports_within(
+    monkeypatch: pytest.MonkeyPatch, seconds: float, **kwargs: Any
+) -> int:
+    """OTLP metric exports a configure() makes in ``seconds`` (the final one not counted)."""
+    with OTLPReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+        with configure("t", set_global=False, prometheus_registry=False, **kwargs):
+            await run_doubles(2)  # something to export
+            AgentRegistry.unregister(AGENT)  # the next call makes it again
+            await asyncio.sleep(seconds)
+            return receiver.requests("/v1/metrics")
+
+
+async def test_otel_metric_export_interval_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Milliseconds, as the OpenTelemetry SDK reads it; unset, pygents exports every 10 s.
+    define_double()
+    assert await _metric_exports_within(monkeypatch, 0.6) == 0
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+    assert await _metric_exports_within(monkeypatch, 0.6) >= 2
+    # The argument wins over the variable.
+    assert await _metric_exports_within(monkeypatch, 0.6, metric_export_interval=30.0) == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-100", "soon", "inf"])
+async def test_an_invalid_metric_export_interval_is_named_and_the_default_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    define_double()
+    caplog.set_level(logging.WARNING, "pygents.observability")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", value)
+    assert await _metric_exports_within(monkeypatch, 0.3) == 0
+    (message,) = warnings_naming(caplog, "OTEL_METRIC_EXPORT_INTERVAL")
+    assert repr(value) in message and "10 seconds" in message
 
 
 # --------------------------------------------------------------------------- final metrics

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from ._instrument import instrument, uninstrument
 from ._settings import ContentCapture, logger
-from ._setup_env import ExportPlan, read_plan
+from ._setup_env import DEFAULT_METRIC_EXPORT_INTERVAL, ExportPlan, read_plan
 from ._setup_handle import TelemetryHandle, bounded, closed_providers, quietly
 
 __all__ = ["TelemetryHandle", "configure"]
@@ -81,9 +81,13 @@ def _check_arguments(
             f"shutdown()), not {span_exporter!r}"
         )
     interval = metric_export_interval
-    if isinstance(interval, bool) or not isinstance(interval, int | float):
-        raise TypeError(f"configure(metric_export_interval=...) takes seconds, not {interval!r}")
-    if not (math.isfinite(interval) and interval > 0):
+    if interval is not None and (
+        isinstance(interval, bool) or not isinstance(interval, int | float)
+    ):
+        raise TypeError(
+            f"configure(metric_export_interval=...) takes seconds or None, not {interval!r}"
+        )
+    if interval is not None and not (math.isfinite(interval) and interval > 0):
         raise ValueError(
             f"configure(metric_export_interval={interval!r}): give a number of seconds above 0"
         )
@@ -147,7 +151,7 @@ def configure(
     capture_content: bool | ContentCapture | None = None,
     set_global: bool = True,
     span_exporter: Any = None,
-    metric_export_interval: float = 10.0,
+    metric_export_interval: float | None = None,
     prometheus_registry: Any = None,
 ) -> TelemetryHandle:
     """Build OpenTelemetry SDK providers from ``OTEL_*`` variables and instrument pygents.
@@ -174,7 +178,8 @@ def configure(
         set_global: install the providers as the global OpenTelemetry providers, or use
             those already installed.
         span_exporter: an extra span exporter (e.g. in-memory, for tests).
-        metric_export_interval: seconds between OTLP metric exports.
+        metric_export_interval: seconds between OTLP metric exports (default:
+            ``OTEL_METRIC_EXPORT_INTERVAL``, in milliseconds, else 10).
         prometheus_registry: the ``CollectorRegistry`` for the Prometheus metrics (and the
             ``/metrics`` endpoint); None for ``prometheus_client.REGISTRY``; False for none.
 
@@ -260,7 +265,7 @@ class _Build:
         console_spans: bool,
         capture_content: bool | ContentCapture | None,
         span_exporter: Any,
-        metric_export_interval: float,
+        metric_export_interval: float | None,
         prometheus_registry: Any,
     ) -> TelemetryHandle:
         from opentelemetry import metrics
@@ -280,7 +285,12 @@ class _Build:
             metric_exporters = self._metric_exporters()
             server = self._server(prometheus_port, prometheus_host, served)
             tracer_provider, processors = self._tracer_provider(span_exporters)
-            meter_provider = self._meter_provider(metric_exporters, metric_export_interval)
+            interval = (
+                metric_export_interval
+                or self.plan.metric_export_interval
+                or DEFAULT_METRIC_EXPORT_INTERVAL
+            )
+            meter_provider = self._meter_provider(metric_exporters, interval)
             self.on_failure(uninstrument, uninstrument)
             instrument(
                 tracer_provider=tracer_provider,

@@ -15,7 +15,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._settings import logger
 
-__all__ = ["BatchSettings", "ExportPlan", "SignalPlan", "read_plan", "redact_url"]
+__all__ = [
+    "DEFAULT_METRIC_EXPORT_INTERVAL",
+    "BatchSettings",
+    "ExportPlan",
+    "SignalPlan",
+    "read_plan",
+    "redact_url",
+]
 
 Signal = Literal["TRACES", "METRICS"]
 
@@ -91,7 +98,13 @@ class ExportPlan:
     traces: SignalPlan
     metrics: SignalPlan
     batch: BatchSettings
+    #: Seconds between OTLP metric exports from ``OTEL_METRIC_EXPORT_INTERVAL`` (None: unset).
+    metric_export_interval: float | None = None
 
+
+#: Seconds between OTLP metric exports when neither configure() nor the environment says
+#: (the SDK's own default, 60 s, leaves a short run's metrics to the final export).
+DEFAULT_METRIC_EXPORT_INTERVAL = 10.0
 
 #: The batch span queue. The SDK's default (2,048) drops spans when an agent runs thousands
 #: of fast turns between two exports; OTEL_BSP_MAX_QUEUE_SIZE still wins when set.
@@ -114,6 +127,7 @@ def read_plan(traces: bool = True, metrics: bool = True) -> ExportPlan:
         traces=_signal("TRACES", warnings) if traces else _UNUSED,
         metrics=_signal("METRICS", warnings) if metrics else _UNUSED,
         batch=_batch(warnings),
+        metric_export_interval=_metric_interval(warnings) if metrics else None,
     )
     for message in warnings.values():
         logger.warning("pygents configure(): %s", message)
@@ -213,6 +227,25 @@ def _batch(warnings: dict[str, str]) -> BatchSettings:
         )
         batch = queue
     return BatchSettings(queue, delay, batch, timeout)
+
+
+def _metric_interval(warnings: dict[str, str]) -> float | None:
+    """``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds) in seconds; None when unset or invalid."""
+    variable = "OTEL_METRIC_EXPORT_INTERVAL"
+    raw = _env(variable)
+    if raw is None:
+        return None
+    try:
+        millis = float(raw)
+    except ValueError:
+        millis = 0.0
+    if not 0 < millis < float("inf"):
+        warnings[variable] = (
+            f"ignoring {variable}={raw!r}: not a number of milliseconds above 0; using "
+            f"{DEFAULT_METRIC_EXPORT_INTERVAL:g} seconds"
+        )
+        return None
+    return millis / 1000
 
 
 # --------------------------------------------------------------------------- redaction

@@ -13,8 +13,13 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
+#: The exit code when stdout is closed before the output ends (128 + SIGPIPE, as the shell
+#: reports a program that a closed pipe ended).
+EXIT_BROKEN_PIPE = 141
 
-def _parser() -> argparse.ArgumentParser:
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command's parser, and its ``demo`` subcommand's."""
     invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     prog = "python -m pygents" if invoked == "__main__.py" else "pygents"
     parser = argparse.ArgumentParser(
@@ -36,16 +41,25 @@ def _parser() -> argparse.ArgumentParser:
     from pygents.demo._cli import add_arguments
 
     add_arguments(demo)
-    return parser
+    return parser, demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), run the command, return its exit code."""
-    options = _parser().parse_args(argv)
+    parser, demo = _parser()
+    options = parser.parse_args(argv)
     if options.command == "demo":
-        from pygents.demo._cli import run
+        from pygents.demo._cli import check_options, run
 
-        return run(options)
+        check_options(demo, options)  # exits 2, as argparse does, on a bad combination
+        try:
+            return run(options)
+        except BrokenPipeError:
+            # stdout closed early (`pygents demo | head`): no traceback; stdout is pointed
+            # at /dev/null so that the interpreter's last flush of it does not fail too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
     raise AssertionError(f"unhandled command {options.command!r}")  # argparse rejects others
 
 

@@ -446,6 +446,7 @@ def test_the_console_script_runs_the_demo() -> None:
         (["--redis", "http://localhost:6379"], "must be a Redis URL"),
         (["--metrics-host", ""], "--metrics-host: must not be empty"),
         (["--namespace", ""], "--namespace: must not be empty"),
+        (["--namespace", "mine"], "--namespace: only with --redis"),  # was ignored
         (["--duration", "inf"], "must be a finite number"),
         (["--duration", "abc"], "invalid positive number value"),  # not "_positive_float"
         (["--agents", "100000"], "must be at most 1000"),  # stopping took minutes
@@ -492,6 +493,24 @@ def test_a_sigterm_while_the_spans_are_flushed_still_prints_the_summary() -> Non
     assert "Traceback" not in demo.stderr, demo.stderr
     assert re.search(r"pygents demo interrupted by SIGTERM after \d+\.\d s", demo.stdout)
     assert list(summary(demo.stdout))[-1] == "total"
+
+
+def test_stdout_closed_early_ends_it_quietly() -> None:
+    # `pygents demo | head -1`: the summary's print meets a closed pipe. It was a
+    # BrokenPipeError traceback (exit 1); now the shell's convention for a closed pipe.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pygents", "demo", "--turns", "30", "--seed", "1"]
+        + ["--metrics-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=demo_env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith(b"pygents demo: seed 1")
+    proc.stdout.close()
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
 
 
 def test_a_busy_metrics_port_is_reported() -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ._agents import build_crew
 from ._progress import Progress
+from ._redis import DEFAULT_NAMESPACE, add_worker_arguments
 from ._summary import Stats
 from ._workload import Workload
 from ._world import World, enter_world
@@ -153,14 +154,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
         type=_text,
-        default="pygents-demo",
-        help="with --redis: prefix of every Redis key (default pygents-demo)",
+        help=f"with --redis: prefix of every Redis key (default {DEFAULT_NAMESPACE})",
     )
     parser.epilog = (
         "Exit code: 0 when done; 1 when /metrics cannot be served (the port is taken: choose "
         "another --metrics-port, 0 picks a free one); 2 for a bad option or a missing extra; "
         "3 when --redis cannot be reached; 130 on SIGINT, 143 on SIGTERM (the summary is "
-        "printed either way)."
+        "printed either way); 141 when stdout is closed before the end (`| head`)."
     )
     workers = parser.add_subparsers(dest="demo_command", metavar="worker")
     worker = workers.add_parser(
@@ -175,9 +175,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "when Redis cannot be reached."
         ),
     )
-    from ._redis import add_worker_arguments
-
     add_worker_arguments(worker, _positive_int, _agents, _text, _redis_url, _port)
+
+
+def check_options(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """Refuse (``parser.error``: usage, exit 2) options that only make sense together."""
+    if getattr(options, "demo_command", None) == "worker":
+        return
+    if options.namespace is not None and options.redis is None:
+        parser.error("argument --namespace: only with --redis (the agents run here otherwise)")
+    if options.namespace is None:
+        options.namespace = DEFAULT_NAMESPACE
 
 
 def missing_extras() -> list[str]:

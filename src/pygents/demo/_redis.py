@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_worker_arguments", "feed_redis", "serve_worker"]
 
+#: The prefix of every Redis key the feeder and the workers use, unless told otherwise.
+DEFAULT_NAMESPACE = "pygents-demo"
 #: Turns waiting in the planners' streams before the feeder waits (per fetcher).
 WAITING_PER_FETCHER = 3
 #: Seconds between two looks at the planners' streams while the feeder waits.
@@ -65,8 +67,8 @@ def add_worker_arguments(
     parser.add_argument(
         "--namespace",
         type=text,
-        default="pygents-demo",
-        help="prefix of every Redis key (default pygents-demo; the same as the feeder's)",
+        default=DEFAULT_NAMESPACE,
+        help=f"prefix of every Redis key (default {DEFAULT_NAMESPACE}; the same as the feeder's)",
     )
     parser.add_argument(
         "--agents",

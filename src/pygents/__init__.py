@@ -10,6 +10,7 @@ from __future__ import annotations
 # The public submodules of the original, loaded first: ``pygents.tool`` is also the name of the
 # decorator, and importing the submodule later would rebind the package attribute to it.
 from . import agent as _agent_module  # noqa: F401
+from . import context as _context_module  # noqa: F401
 from . import hooks as _hooks_module  # noqa: F401
 from . import registry as _registry_module  # noqa: F401
 from . import tool as _tool_module  # noqa: F401

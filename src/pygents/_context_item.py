@@ -1,4 +1,4 @@
-"""``ContextItem``: the immutable unit of context, and the checks its serialized form needs."""
+"""``ContextItem``: the immutable unit of context."""
 
 from __future__ import annotations
 
@@ -9,61 +9,7 @@ from . import _serde
 from ._generic import T
 from .errors import SerializationError, short_repr
 
-__all__ = ["ContextItem", "first_non_json"]
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-_LEAVE: Any = object()  # stack marker: the walk leaves a container
-
-
-def first_non_json(value: Any) -> tuple[str, str] | None:
-    """Return ``(path, what)`` for the first part of ``value`` that is not JSON data, else None.
-
-    JSON data is what ``json.dumps`` writes without help: None, bool, int, float, str, lists
-    and tuples of JSON data, and dicts with string keys. ``path`` is like ``[0]['text']`` (empty
-    for ``value`` itself) and ``what`` names the offender by type only, so both stay small. The
-    walk is iterative and linear, so deep nesting cannot exhaust the stack; a container met
-    again inside itself is a cycle.
-    """
-    if isinstance(value, _JSON_SCALARS):  # the common case: one check
-        return None
-    inside: set[int] = set()
-    stack: list[tuple[Any, Any]] = [(value, None)]  # (value, link to its path)
-    while stack:
-        current, link = stack.pop()
-        if current is _LEAVE:
-            inside.discard(link)
-            continue
-        if isinstance(current, _JSON_SCALARS):
-            continue
-        if not isinstance(current, list | tuple | dict):
-            return _path(link), type(current).__name__
-        key = id(current)
-        if key in inside:
-            return _path(link), "a container that contains itself"
-        inside.add(key)
-        stack.append((_LEAVE, key))
-        if isinstance(current, dict):
-            for k in current:
-                if not isinstance(k, str):
-                    return _path((link, k)), f"a {type(k).__name__} key"
-            stack.extend((v, (link, k)) for k, v in reversed(current.items()))
-        else:
-            stack.extend((current[i], (link, i)) for i in range(len(current) - 1, -1, -1))
-    return None
-
-
-def _path(link: Any) -> str:
-    """Format a path link chain as ``[0]['text']``, eliding the middle of a deep one."""
-    steps: list[Any] = []
-    while link is not None:
-        link, step = link
-        steps.append(step)
-    steps.reverse()
-    shown = [f"[{short_repr(s)}]" for s in (steps if len(steps) <= 8 else steps[:3] + steps[-3:])]
-    if len(steps) > 8:
-        shown.insert(3, f"...({len(steps) - 6} more)...")
-    return "".join(shown)
+__all__ = ["ContextItem"]
 
 
 @dataclass(frozen=True, init=False)

@@ -8,6 +8,7 @@ hook at all, one global hook), and ``fire_global`` skips the instance lists alto
 from __future__ import annotations
 
 from collections.abc import Awaitable, Generator, Sequence
+from inspect import iscoroutinefunction, isfunction
 from typing import Any
 
 from ._enums import HookType, hook_types
@@ -40,6 +41,11 @@ def select(
                         f"{_short(h)} in a hooks list is not a hook: create it with "
                         f"@hook(...) or an instance decorator such as @agent.before_turn, or "
                         f"give an async callable a 'type' attribute"
+                    ) from None
+                if isfunction(h) and not iscoroutinefunction(h):
+                    raise TypeError(
+                        f"{h.__qualname__!r} in a hooks list is a plain function: hooks are "
+                        f"awaited, so define it with 'async def'"
                     ) from None
             if hook_type in types and h not in chosen:
                 chosen.append(h)

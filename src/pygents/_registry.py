@@ -8,7 +8,6 @@ plain truthiness check.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -178,13 +177,13 @@ class HookRegistryBase:
 
     @classmethod
     def register(cls, hook: Any, *, library: bool = False) -> None:
-        """Add ``hook`` (any named async callable) under ``metadata.name``, else ``__name__``.
+        """Add ``hook`` (any named callable) under ``metadata.name``, else ``__name__``.
 
         Registering the identical object again does nothing (except that ``library=True``
-        marks it). A callable that is not a global pygents hook is only named here: it never
-        fires by itself. Besides pygents hooks, an ``async def`` function and an object
-        whose ``__call__`` is async (a duck-typed hook, with a ``type`` attribute to fire
-        from a hooks list) are accepted.
+        marks it). A callable that is not a global pygents hook is only named here, so that
+        ``from_dict()`` finds it: it never fires by itself. One placed in a hooks list fires
+        there when it is async and has a ``type`` attribute (a duck-typed hook); a plain
+        function in a hooks list is refused when its event fires.
 
         Args:
             hook: the hook.
@@ -195,8 +194,8 @@ class HookRegistryBase:
 
         Raises:
             ValueError: another hook holds the name.
-            TypeError: ``hook`` is not callable, is a plain (not async) function, or has
-                no name (neither ``metadata.name`` nor a string ``__name__``).
+            TypeError: ``hook`` is not callable, or has no name (neither ``metadata.name``
+                nor a string ``__name__``).
         """
         if not isinstance(library, bool):
             raise TypeError(
@@ -308,15 +307,7 @@ def _checked_name(hook: Any) -> str:
     """``hook``'s registry name, or a ``TypeError`` saying what a hook must be."""
     if not callable(hook):
         raise TypeError(
-            f"HookRegistry.register: a hook must be an async callable, got {short_repr(hook)}"
-        )
-    if (inspect.isfunction(hook) or inspect.ismethod(hook)) and not (
-        inspect.iscoroutinefunction(hook)
-    ):
-        # A plain function would return None where the dispatcher awaits.
-        raise TypeError(
-            f"HookRegistry.register: hook {short_repr(getattr(hook, '__name__', hook))} must "
-            f"be an 'async def' function, got a plain function"
+            f"HookRegistry.register: a hook must be a callable, got {short_repr(hook)}"
         )
     name = getattr(getattr(hook, "metadata", None), "name", None)
     if not isinstance(name, str):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
-import json
 import re
 import sys
 import types
@@ -24,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _callable
-from ._context_item import first_non_json
+from ._serde import is_json
 
 __all__ = ["Param", "ToolSpec", "docstring_parameters", "schema_of", "summary_of"]
 
@@ -241,11 +240,7 @@ def _with_default(schema: Schema, default: Any) -> Schema:
         default = default.value
     if isinstance(default, tuple | frozenset | set):
         default = list(default)
-    if first_non_json(default) is not None:
-        return schema
-    try:  # NaN and the infinities are floats, but not JSON
-        json.dumps(default, allow_nan=False)
-    except ValueError:
+    if not is_json(default):  # NaN and the infinities are floats, but not JSON
         return schema
     return {**schema, "default": default}
 
@@ -320,14 +315,14 @@ def _literal(args: tuple[Any, ...]) -> Schema:
             values.extend(typing.get_args(arg))
         else:
             values.append(arg.value if isinstance(arg, enum.Enum) else arg)
-    if any(first_non_json(v) is not None for v in values):
+    if not all(is_json(v) for v in values):
         return {}
     return _typed_enum(values)
 
 
 def _enum(cls: type[enum.Enum]) -> Schema:
     values = [member.value for member in cls]
-    if any(first_non_json(v) is not None for v in values):
+    if not all(is_json(v) for v in values):
         return {}
     schema = _typed_enum(values)
     schema["title"] = cls.__name__

@@ -280,6 +280,15 @@ def json_text(value: Any, roots: Iterable[Any] | None = None) -> str:
     return text
 
 
+def is_json(value: Any) -> bool:
+    """Whether ``value`` is JSON data that comes back as it went (see ``json_text``)."""
+    try:
+        json_text(value)
+    except SerializationError:
+        return False
+    return True
+
+
 def _str_keys_only(data: Iterable[Any]) -> bool:
     """Whether every dict in ``data`` has string keys."""
     stack = [value for value in data if isinstance(value, _NESTED)]

@@ -127,16 +127,30 @@ def test_instance_hook_lock_must_be_a_bool(echo):
 
 
 def test_register_refuses_a_non_callable():
-    with pytest.raises(TypeError, match=r"HookRegistry.register: a hook must be an async"):
+    with pytest.raises(TypeError, match=r"HookRegistry.register: a hook must be a callable"):
         HookRegistry.register(5)
 
 
-def test_register_refuses_a_sync_function():
+def test_register_names_any_named_callable_a_plain_function_included():
+    # COMPAT B9: "accepts any named callable"; it only names it (it never fires by itself).
     def audit(turn) -> None: ...
 
-    with pytest.raises(TypeError, match=r"hook 'audit' must be an 'async def' function"):
-        HookRegistry.register(audit)
-    assert HookRegistry.lookup("audit") is None
+    HookRegistry.register(audit)
+    assert HookRegistry.get("audit") is audit
+    HookRegistry.register(audit)  # the identical object again: nothing happens
+
+
+async def test_a_plain_function_in_a_hooks_list_is_refused_when_its_event_fires():
+    @tool()
+    async def noop() -> None: ...
+
+    def audit(turn) -> None: ...
+
+    audit.type = TurnHook.BEFORE_RUN  # type: ignore[attr-defined]
+    turn = Turn("noop")
+    turn.hooks.append(audit)
+    with pytest.raises(TypeError, match=r"audit' in a hooks list is a plain function: hooks are awaited"):
+        await turn.returning()
 
 
 def test_register_refuses_a_callable_without_a_name():

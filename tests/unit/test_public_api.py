@@ -190,6 +190,19 @@ def test_public_submodules_of_the_original_exist() -> None:
     assert pygents.tool is pygents._tool.tool
 
 
+def test_import_pygents_alone_makes_the_public_submodules_attributes() -> None:
+    # `import pygents` then `pygents.context.ContextPool` (no import of the submodule): a
+    # fresh interpreter, as this one has imported them all by now.
+    code = (
+        "import pygents\n"
+        "for name in ('agent', 'context', 'errors', 'hooks', 'registry', 'turn'):\n"
+        "    getattr(pygents, name)\n"
+        "assert pygents.context.ContextPool is pygents.ContextPool\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_errors_module_all_lists_every_exception() -> None:
     defined = {
         name

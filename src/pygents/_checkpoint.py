@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _serde
 from ._context import ContextPool, ContextQueue
-from ._turn import Turn
+from ._turn import Turn, dynamic_argument
 from .errors import CheckpointError, SerializationError
 from .store import CHECKPOINT_FORMAT, Checkpoint
 
@@ -27,7 +27,14 @@ FORMAT = CHECKPOINT_FORMAT
 _RESTORE_ERRORS = (SerializationError, LookupError, TypeError, ValueError, RecursionError)
 
 
-def _turn_state(turn: Turn) -> dict[str, Any]:
+def _turn_state(turn: Turn, agent_name: str) -> dict[str, Any]:
+    dynamic = dynamic_argument(turn)
+    if dynamic is not None:
+        raise SerializationError(
+            f"Agent {agent_name!r} cannot be checkpointed: its turn of tool "
+            f"{turn.tool_name!r} has a callable {dynamic} (a dynamic argument), which a "
+            f"checkpoint cannot hold"
+        )
     data = turn.to_dict()
     data.pop("output", None)  # a queued turn has not run; a re-run starts afresh
     return data
@@ -47,10 +54,10 @@ def encode(agent: Any, seq: int, head_started: bool) -> Checkpoint:
     """
     current = agent._current_turn
     queue = agent._queue
-    turns = [_turn_state(t) for t in queue]
+    turns = [_turn_state(t, agent._name) for t in queue]
     in_flight: dict[str, Any] | None = None
     if current is not None:
-        in_flight = _turn_state(current)
+        in_flight = _turn_state(current, agent._name)
     elif head_started and turns:
         in_flight = turns.pop(0)
     state = {

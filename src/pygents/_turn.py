@@ -325,24 +325,12 @@ class Turn(Generic[T]):
     def to_dict(self) -> dict[str, Any]:
         """Return the turn as a plain dict (hooks by type and name, the output).
 
-        Arguments and the output are written as they are: the dict goes through ``json`` when
-        they are JSON data. A ``math.inf`` timeout is written as None (both mean no deadline,
-        and JSON has no infinity).
-
-        Raises:
-            SerializationError: an argument is a callable (dynamic arguments cannot be saved).
+        Arguments and the output are written as they are, a callable argument (a dynamic
+        argument) included: the dict goes through ``json`` when they are JSON data, and
+        ``from_dict()`` refuses a callable argument. A ``math.inf`` timeout is written as
+        None (both mean no deadline, and JSON has no infinity).
         """
         name = self._tool.__name__
-        for i, arg in enumerate(self._args):
-            if callable(arg):
-                raise SerializationError(
-                    f"Turn of tool {name!r}: args[{i}] is a callable and cannot be serialized"
-                )
-        for key, value in self._kwargs.items():
-            if callable(value):
-                raise SerializationError(
-                    f"Turn of tool {name!r}: kwargs[{key!r}] is a callable and cannot be serialized"
-                )
         return {
             "tool_name": name,
             "args": list(self._args),
@@ -397,6 +385,20 @@ class Turn(Generic[T]):
         if "output" in data:
             turn.output = data["output"]
         return turn
+
+
+def dynamic_argument(turn: Turn) -> str | None:
+    """Where ``turn`` has a callable argument (``args[0]``, ``kwargs['key']``), or None.
+
+    What a ``json`` form (a checkpoint, a Redis message) cannot hold and names in its error.
+    """
+    for i, arg in enumerate(turn._args):
+        if callable(arg):
+            return f"args[{i}]"
+    for key, value in turn._kwargs.items():
+        if callable(value):
+            return f"kwargs[{key!r}]"
+    return None
 
 
 def _check_loaded_arguments(args: list[Any], kwargs: dict[str, Any], where: str) -> None:

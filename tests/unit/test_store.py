@@ -183,6 +183,22 @@ async def test_a_turn_that_cannot_be_saved_is_refused_at_put(tools: Any, value: 
         assert agent.turns == []
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "where"),
+    [([len], {}, r"args\[0\]"), ([], {"text": lambda: "now"}, r"kwargs\['text'\]")],
+)
+async def test_a_dynamic_argument_is_refused_at_put_by_name(
+    tools: Any, args: Any, kwargs: Any, where: str
+) -> None:
+    # Turn.to_dict() writes a callable as it is (as the original does); a checkpoint cannot.
+    note, _other = tools
+    agent = Agent("keeper", "", [note])
+    async with Service([agent], store=MemoryStore()):
+        with pytest.raises(SerializationError, match=rf"has a callable {where} \(a dynamic"):
+            await agent.put(Turn("note", args=args, kwargs=kwargs))
+        assert agent.turns == []
+
+
 async def test_a_keyword_added_to_a_turn_after_it_was_made_is_checked_too(tools: Any) -> None:
     note, _other = tools
     agent = Agent("keeper", "", [note])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -208,6 +209,19 @@ class TurnMetadata:
             f"TurnMetadata(start_time={self.start_time!r}, end_time={self.end_time!r}, "
             f"stop_reason={self.stop_reason!r})"
         )
+
+
+# A dataclass, as the original's is (``dataclasses.fields``, ``asdict`` and ``replace`` work on
+# its three fields, and ``match`` takes them positionally), whose fields are the properties
+# above, over the turn's own storage: the decorator only describes them (it adds no
+# ``__init__``, ``__eq__`` or ``__repr__``). Applied here, as mypy takes annotated class
+# attributes that are also properties for a redefinition.
+TurnMetadata.__annotations__ = {
+    "start_time": "datetime | None",
+    "end_time": "datetime | None",
+    "stop_reason": "StopReason | None",
+}
+dataclass(init=False, repr=False, eq=False)(TurnMetadata)
 
 
 def read(target: Any, data: Any, where: str) -> None:

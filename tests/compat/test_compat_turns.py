@@ -17,6 +17,7 @@ Sections covered (by heading):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -155,6 +156,34 @@ def test_turn_metadata_is_a_value_of_three_fields():
     assert meta.stop_reason is StopReason.ERROR
     assert meta == TurnMetadata(start_time=stamp, stop_reason=StopReason.ERROR)
     assert meta != TurnMetadata()
+
+
+async def test_turn_metadata_is_a_dataclass_of_three_fields():
+    # The original's turns.md: "A TurnMetadata dataclass with three fields".
+    @tool()
+    async def echo(x: int) -> int:
+        return x
+
+    turn = Turn("echo", kwargs={"x": 1})
+    await turn.returning()
+    meta = turn.metadata
+    assert dataclasses.is_dataclass(meta)
+    assert [f.name for f in dataclasses.fields(meta)] == ["start_time", "end_time", "stop_reason"]
+    assert dataclasses.asdict(meta) == {
+        "start_time": meta.start_time,
+        "end_time": meta.end_time,
+        "stop_reason": StopReason.COMPLETED,
+    }
+    copy = dataclasses.replace(meta, stop_reason=StopReason.ERROR)
+    assert isinstance(copy, TurnMetadata) and copy.start_time == meta.start_time
+    assert (
+        copy.stop_reason is StopReason.ERROR and turn.metadata.stop_reason is StopReason.COMPLETED
+    )
+    match meta:
+        case TurnMetadata(start, end, StopReason.COMPLETED):
+            assert start is not None and end is not None
+        case _:
+            pytest.fail("positional match on the three fields")
 
 
 def test_turn_metadata_keeps_the_datetime_it_was_given():

@@ -186,7 +186,7 @@ class Turn(Generic[T]):
         A fresh view each time (the values live on the turn): caching it on the turn would
         make every turn a reference cycle, left for the cyclic GC to find.
         """
-        view = _new(TurnMetadata)  # TurnMetadata._of(self), without the call
+        view = _new(TurnMetadata)  # a view: no __init__ (which makes standalone storage)
         view._turn = self
         return view
 

@@ -75,13 +75,6 @@ class TurnMetadata:
         self.end_time = end_time
         self.stop_reason = stop_reason
 
-    @classmethod
-    def _of(cls, turn: _Holder) -> TurnMetadata:
-        """The view of ``turn``'s own fields."""
-        view = object.__new__(cls)
-        view._turn = turn
-        return view
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TurnMetadata):
             return NotImplemented

@@ -306,9 +306,7 @@ class HookRegistryBase:
 def _checked_name(hook: Any) -> str:
     """``hook``'s registry name, or a ``TypeError`` saying what a hook must be."""
     if not callable(hook):
-        raise TypeError(
-            f"HookRegistry.register: a hook must be a callable, got {short_repr(hook)}"
-        )
+        raise TypeError(f"HookRegistry.register: a hook must be a callable, got {short_repr(hook)}")
     name = getattr(getattr(hook, "metadata", None), "name", None)
     if not isinstance(name, str):
         name = getattr(hook, "__name__", None)

@@ -384,6 +384,42 @@ async def test_export_faults_neither_break_nor_stall_nor_flood(
         assert "flush" in kinds, report
     else:
         assert "spans" in kinds, report
+        # The warning says why, in the exporter's words (it was "SpanExportResult.FAILURE").
+        (spans,) = [r.getMessage() for r in logged if "exporting spans with" in r.getMessage()]
+        assert "SpanExportResult.FAILURE" not in spans, spans
+
+
+@pytest.mark.timeout(60)
+async def test_the_export_failure_names_its_cause_without_the_endpoint_credentials(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    define_tools()
+    caplog.set_level(logging.WARNING)
+    reset_warnings()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    # Long enough for a retry: the exporter names the error when it retries (newer SDKs) or
+    # raises it (older ones); its last word, when it gives up, is a generic one.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    # Used as it is (the general variable gets /v1/traces appended): the client's error
+    # message quotes the path and query it asked for.
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        f"http://127.0.0.1:{closed_port()}/v1/traces?api_key=s3cr3t-value",
+    )
+    threads_before = set(threading.enumerate())
+    handle = configure(service_name="t", set_global=False, prometheus_registry=False)
+    try:
+        await run_agent(AGENT, doubles(3))
+        handle.tracer_provider.force_flush(5_000)  # the export, its retry, its failure
+    finally:
+        handle.shutdown(timeout=3)
+    join_export_threads(threads_before, timeout=15)
+    (message,) = [
+        r.getMessage() for r in caplog.records if "exporting spans with" in r.getMessage()
+    ]
+    assert "Connection refused" in message, message
+    assert "api_key=***" in message and "s3cr3t" not in message, message
 
 
 @pytest.mark.timeout(30)

@@ -21,6 +21,7 @@ __all__ = [
     "ExportPlan",
     "SignalPlan",
     "read_plan",
+    "redact_text",
     "redact_url",
 ]
 
@@ -292,3 +293,22 @@ def redact_url(url: str) -> str:
         if piece
     )
     return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+#: A URL, or a path (as an HTTP client's error quotes the URL it asked for), in free text.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"()<>]+|(?<![\w/])/[^\s'\"()<>]*")
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` (an exporter's error message) with every URL and path in it redacted.
+
+    As ``redact_url``: no userinfo, no query values, no token-like path segment.
+    """
+
+    def one(found: re.Match[str]) -> str:
+        url = found.group(0)
+        if "://" in url:
+            return redact_url(url)
+        return redact_url("http://h" + url).removeprefix("http://h")
+
+    return _URL_IN_TEXT.sub(one, text)

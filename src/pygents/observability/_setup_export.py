@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ._settings import first_time, warn_once
-from ._setup_env import BatchSettings, SignalPlan
+from ._setup_env import BatchSettings, SignalPlan, redact_text
 
 __all__ = [
     "DetachableProcessor",
@@ -89,6 +89,14 @@ class _ExportFailureFilter(logging.Filter):
         message = str(record.msg)
         if "drop" in message.lower() and (exporting or _logged_by_our_processor()):
             return first_time(f"drop:{record.name}:{message}")
+        if exporting and getattr(_inside, "cause", None) is None:
+            # The exporter's own word on why (a status code, a connection error): the
+            # failure warning quotes the first one instead of the bare failure result.
+            try:
+                cause = record.getMessage()
+            except Exception:  # a record whose arguments do not format
+                cause = message
+            _inside.cause = redact_text(cause)  # it may quote the endpoint's query
         return not exporting  # not one of our exports: never touched
 
 
@@ -121,16 +129,19 @@ class _FailureReporting:
 
     def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
         outer = _exporting()
+        outer_cause = getattr(_inside, "cause", None)
         _inside.exporting = True
+        _inside.cause = None
         try:
             result = self._inner.export(batch, *args, **kwargs)
         except Exception as exc:
             result = self._failure
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = redact_text(f"{type(exc).__name__}: {exc}")
         else:
-            reason = str(result)
+            reason = _inside.cause or str(result)
         finally:
             _inside.exporting = outer
+            _inside.cause = outer_cause
         if result is self._failure:
             warn_once(
                 f"export:{self._signal}",

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checkpoint
 from ._current import current_turn
@@ -40,11 +40,14 @@ from .errors import (
 )
 from .store import CheckpointStore
 
+if TYPE_CHECKING:
+    from ._agent import Agent
+
 __all__ = ["ErrorPolicy", "Service", "serve"]
 
-# The service sits above the agent (the agent knows nothing of it), and types against what
-# it uses of one.
-Agent = AgentState
+# The service sits above the agent (the agent knows nothing of it): its own code types
+# against what it uses of one; its public signatures name the agent class.
+_Served = AgentState
 
 _log = logging.getLogger("pygents")
 _COMPLETED = StopReason.COMPLETED
@@ -195,13 +198,13 @@ class Service:
         self._on_error = on_error
         self._batch = batch
         self._restore = restore
-        self._tasks: dict[Agent, asyncio.Task[None]] = {}
-        self._seq: dict[Agent, int] = {}
-        self._count: dict[Agent, int] = {}
-        self._head: dict[Agent, bool] = {}
-        self._busy: set[Agent] = set()
-        self._idle_failures: dict[Agent, int] = {}  # failures in a row that took no turn
-        self._gate_stops: set[Agent] = set()
+        self._tasks: dict[_Served, asyncio.Task[None]] = {}
+        self._seq: dict[_Served, int] = {}
+        self._count: dict[_Served, int] = {}
+        self._head: dict[_Served, bool] = {}
+        self._busy: set[_Served] = set()
+        self._idle_failures: dict[_Served, int] = {}  # failures in a row that took no turn
+        self._gate_stops: set[_Served] = set()
         self._started = False
         self._finished = False
         self._halt = False
@@ -285,7 +288,7 @@ class Service:
                     f"Agent {agent.name!r} is already running or served; stop it first"
                 )
 
-    async def _load(self, agent: Agent) -> Any:
+    async def _load(self, agent: _Served) -> Any:
         assert self._store is not None
         try:
             return await self._store.load(agent.name)
@@ -329,7 +332,7 @@ class Service:
                     self._stop_at_gate(agent, task)
         self._wake_all()
 
-    def _stop_at_gate(self, agent: Agent, task: asyncio.Task[None]) -> None:
+    def _stop_at_gate(self, agent: _Served, task: asyncio.Task[None]) -> None:
         if not task.done() and agent not in self._gate_stops:
             self._gate_stops.add(agent)
             task.cancel()
@@ -343,7 +346,7 @@ class Service:
             for agent in self._agents
         )
 
-    def _on_pause(self, agent: Agent) -> None:
+    def _on_pause(self, agent: _Served) -> None:
         """The agent is entering its gate: stop it there if the service stops."""
         if self._draining and not self._halt and self._drained():
             self._halt_all()
@@ -432,7 +435,7 @@ class Service:
 
     # -- one agent ---------------------------------------------------------------------------
 
-    async def _serve(self, agent: Agent) -> None:
+    async def _serve(self, agent: _Served) -> None:
         while not self._halt:
             if not agent._queue:
                 self._busy.discard(agent)
@@ -455,7 +458,7 @@ class Service:
         else:
             await self._last_save(agent)
 
-    async def _busy_period(self, agent: Agent) -> bool:
+    async def _busy_period(self, agent: _Served) -> bool:
         """Run the queue once; False when the agent must stop serving."""
         _ensure_registered(self._store is not None)
         queue = agent._queue
@@ -496,7 +499,7 @@ class Service:
             self._head[agent] = False
         return not self._halt
 
-    async def _back_off(self, agent: Agent) -> None:
+    async def _back_off(self, agent: _Served) -> None:
         """Wait before serving ``agent`` again after a failure that took no turn.
 
         0.05 s, doubling to at most 5 s while such failures repeat (a turn taken resets
@@ -509,7 +512,7 @@ class Service:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), min(0.05 * 2 ** (failures - 1), 5.0))
 
-    async def _interrupted(self, agent: Agent, queue: _TrackingQueue) -> None:
+    async def _interrupted(self, agent: _Served, queue: _TrackingQueue) -> None:
         """Cancelled: queue the interrupted turn again (one attempt more) and checkpoint."""
         turn, queue.taken = queue.taken, None
         if turn is not None and turn._stop_reason is not _COMPLETED:
@@ -521,7 +524,7 @@ class Service:
         except Exception as exc:  # the cancellation goes on; the error is logged
             _log.error("pygents: agent %r: checkpoint on cancellation failed: %s", agent.name, exc)
 
-    async def _failed(self, agent: Agent, turn: Turn | None, exc: Exception) -> bool:
+    async def _failed(self, agent: _Served, turn: Turn | None, exc: Exception) -> bool:
         policy = self._on_error
         if policy == "continue":
             _log.warning(
@@ -551,7 +554,7 @@ class Service:
 
     # -- hooks and checkpoints ---------------------------------------------------------------
 
-    async def _after_turn(self, agent: Agent) -> None:
+    async def _after_turn(self, agent: _Served) -> None:
         self._idle_failures.pop(agent, None)
         queue = agent._queue
         if isinstance(queue, _TrackingQueue):
@@ -570,7 +573,7 @@ class Service:
             agent._queue = _TrackingQueue(queue)
             queue.clear()
 
-    async def _after_put(self, agent: Agent, turn: Turn) -> None:
+    async def _after_put(self, agent: _Served, turn: Turn) -> None:
         queue = agent._queue
         taken = queue.taken if isinstance(queue, _TrackingQueue) else None
         if taken is not None and current_turn() is taken:
@@ -586,7 +589,7 @@ class Service:
                 pass
             raise
 
-    async def _last_save(self, agent: Agent) -> None:
+    async def _last_save(self, agent: _Served) -> None:
         """A checkpoint failed and stopped the service: try once more as the agent stops.
 
         A transient failure (a full disk freed, a database unlocked) then loses nothing the
@@ -597,7 +600,7 @@ class Service:
         except Exception as exc:
             _log.error("pygents: agent %r: the last checkpoint failed too: %s", agent.name, exc)
 
-    async def _save(self, agent: Agent, *, fatal: bool = True) -> None:
+    async def _save(self, agent: _Served, *, fatal: bool = True) -> None:
         """Checkpoint ``agent`` now; a failure stops the service and propagates.
 
         ``fatal``: a state that cannot be encoded stops the service too (a put refused for
@@ -637,7 +640,7 @@ class Service:
 
 
 async def serve(
-    *agents: Any,
+    *agents: Agent,
     store: CheckpointStore | None = None,
     on_error: Literal["continue", "stop"] | ErrorPolicy = "continue",
     batch: int = 100,

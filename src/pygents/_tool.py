@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -16,7 +17,7 @@ from collections.abc import (
     Iterable,
 )
 from time import time
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from . import _callable, _definitions, _schema, _scope
 from ._dispatch import fire, fire_global
@@ -68,7 +69,7 @@ class _BaseTool:
         parent: _BaseTool | None = None,
     ) -> None:
         shape = _callable.CallShape(fn, fixed_kwargs, lock, "Tool")
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         self.is_generator = self._STREAMS
         #: The registry name: ``parent.child`` for a subtool (``metadata.name`` stays short).
         self.__name__ = fn.__name__ if parent is None else f"{parent.__name__}.{fn.__name__}"
@@ -175,9 +176,15 @@ class _BaseTool:
             return fire(hook_type, (hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
         return fire_global(GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
 
+    @overload
+    def subtool(self, *, lock: bool = ..., tags: Iterable[str] | None = ...) -> _ToolDecorator: ...
+    @overload
+    def subtool(
+        self, *, lock: bool = ..., tags: Iterable[str] | None = ..., **fixed_kwargs: Any
+    ) -> _LooseToolDecorator: ...
     def subtool(
         self, *, lock: bool = False, tags: Iterable[str] | None = None, **fixed_kwargs: Any
-    ) -> _ToolDecorator:
+    ) -> Any:
         """Decorate a function as a subtool of this tool, registered as ``parent.child``.
 
         Takes the options of ``@tool()``. The subtool is a full tool; its ``metadata.name``
@@ -190,6 +197,11 @@ class _BaseTool:
         return _ToolDecorator(
             check_lock(lock, "@subtool"), normalize_tags(tags, "@subtool"), dict(fixed_kwargs), self
         )
+
+    if TYPE_CHECKING:
+        # Both kinds are callable (each with its own signature): a list of tools of both
+        # kinds, which a type checker takes for a list of this class, is a list of ``Tool``.
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def doc_tree(self) -> dict[str, Any]:
         """Return ``{"name", "description", "subtools": [...]}``, recursively (short names)."""
@@ -412,14 +424,20 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
                 set_frame(outer)
 
 
+# Typing: a stream may be annotated AsyncGenerator, AsyncIterator or AsyncIterable (all
+# three are AsyncIterable). With fixed kwargs, the tool's own signature is kept for the type
+# checker only without them: a ParamSpec cannot drop the parameters they fill, so such a
+# tool's arguments go unchecked (its result type is kept).
 @overload
-def tool(fn: Callable[P, AsyncGenerator[Y, Any]], /) -> AsyncGenTool[P, Y]: ...
+def tool(fn: Callable[P, AsyncIterable[Y]], /) -> AsyncGenTool[P, Y]: ...
 @overload
 def tool(fn: Callable[P, Coroutine[Any, Any, R]], /) -> CoroutineTool[P, R]: ...
 @overload
+def tool(*, lock: bool = ..., tags: Iterable[str] | None = ...) -> _ToolDecorator: ...
+@overload
 def tool(
     *, lock: bool = ..., tags: Iterable[str] | None = ..., **fixed_kwargs: Any
-) -> _ToolDecorator: ...
+) -> _LooseToolDecorator: ...
 def tool(
     fn: Callable[..., Any] | None = None,
     /,
@@ -469,7 +487,7 @@ class _ToolDecorator:
         self.parent = parent
 
     @overload
-    def __call__(self, fn: Callable[P, AsyncGenerator[Y, Any]], /) -> AsyncGenTool[P, Y]: ...
+    def __call__(self, fn: Callable[P, AsyncIterable[Y]], /) -> AsyncGenTool[P, Y]: ...
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> CoroutineTool[P, R]: ...
     def __call__(self, fn: Callable[..., Any], /) -> Any:
@@ -497,6 +515,19 @@ class _ToolDecorator:
         if self.parent is not None:
             self.parent.subtools.append(made)
         return made
+
+
+if TYPE_CHECKING:
+
+    class _LooseToolDecorator(Protocol):
+        """``@tool(**fixed_kwargs)`` to a type checker: the tool's arguments are unchecked."""
+
+        @overload
+        def __call__(self, fn: Callable[..., AsyncIterable[Y]], /) -> AsyncGenTool[..., Y]: ...
+        @overload
+        def __call__(
+            self, fn: Callable[..., Coroutine[Any, Any, R]], /
+        ) -> CoroutineTool[..., R]: ...
 
 
 #: The base class of both tool kinds (``isinstance(x, BaseTool)``: is it a decorated tool?).

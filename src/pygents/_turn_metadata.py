@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import Field, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from . import _serde
 from ._enums import StopReason
@@ -63,6 +63,9 @@ class TurnMetadata:
 
     __slots__ = ("_turn",)
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+    if TYPE_CHECKING:  # made a dataclass below, where a type checker does not see it
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def __init__(
         self,

@@ -111,14 +111,35 @@ class Tool(Protocol):
     tags: frozenset[str]
     is_generator: bool
     __name__: str  # the name it is registered under (a subtool's is scoped: parent.child)
+    fn: Callable[..., Any]
+    fixed_kwargs: dict[str, Any]
+
+    @property
+    def subtools(self) -> list[Any]:
+        """The tools made with this one's ``@subtool()``, in order."""
+        ...
 
     @property
     def lock(self) -> asyncio.Lock | None:
         """The lock serialising runs (``lock=True``), or None."""
         ...
 
+    # The tool's hook points (``@t.before_invoke`` ...): descriptors on the tool classes,
+    # which not every type checker matches against a protocol's property; typed loosely.
+    before_invoke: Any
+    after_invoke: Any
+    on_error: Any
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Invoke the tool with its hooks."""
+        ...
+
+    def definition(self, style: str, *, strict: bool = True) -> dict[str, Any]:
+        """This tool in a model API's tool shape."""
+        ...
+
+    def doc_tree(self) -> dict[str, Any]:
+        """``{"name", "description", "subtools": [...]}``, recursively."""
         ...
 
 

@@ -179,7 +179,7 @@ class RedisWorker:
 
     def __init__(
         self,
-        agents: Iterable[Any],
+        agents: Iterable[Agent],
         redis: aioredis.Redis | str,
         *,
         namespace: str = "pygents",
@@ -194,7 +194,8 @@ class RedisWorker:
         prometheus_registry: Any = None,
     ) -> None:
         # Every argument is checked before connecting: a mistake costs no client.
-        if not is_collection(agents) or isinstance(agents, Agent):  # an agent iterates turns
+        given: Any = agents  # checked: callers may pass anything
+        if not is_collection(given) or isinstance(given, Agent):  # an agent iterates turns
             raise TypeError(
                 f"RedisWorker takes a list of agents, got {short_repr(agents)}: pass "
                 f"RedisWorker([agent, ...], redis)"

@@ -64,7 +64,7 @@ async def ask_model(conversation: Conversation) -> AsyncGenerator[Turn | Answer,
     completion = await conversation.client.chat.completions.create(
         model=conversation.model,
         messages=conversation.messages,  # type: ignore[arg-type]
-        tools=[t.definition("openai") for t in conversation.tools],  # type: ignore[attr-defined]
+        tools=[t.definition("openai") for t in conversation.tools],  # type: ignore[misc]  # a dict, not its TypedDict
     )
     message = completion.choices[0].message
     if not message.tool_calls:

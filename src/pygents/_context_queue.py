@@ -208,7 +208,7 @@ class ContextQueue(Container[T]):
         limit: int | None = None,
         hooks: Iterable[Any] | None = KEEP,
         tags: Iterable[str] | None = KEEP,
-    ) -> ContextQueue:
+    ) -> ContextQueue[T]:
         """Return an independent copy: a snapshot of the items (the newest ``limit`` of them).
 
         No hook fires while the items are copied.
@@ -218,7 +218,7 @@ class ContextQueue(Container[T]):
             hooks: the child's hooks (default: a copy of this queue's; None or ``[]``: none).
             tags: the child's tags (default: the same).
         """
-        child = ContextQueue(
+        child: ContextQueue[T] = ContextQueue(
             self.limit if limit is None else limit,
             tags=self.tags if tags is KEEP else tags,
             hooks=self.hooks if hooks is KEEP else hooks,

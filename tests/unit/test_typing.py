@@ -82,7 +82,9 @@ async def main() -> None:
     copy = dataclasses.replace(turn.metadata, stop_reason=None)
     async for word in words("a b"):
         word.upper()
-    print(said, n, sub, defs, tree, fields, copy)
+    kept: ContextQueue[str] = ContextQueue(limit=3)
+    branched: ContextQueue[str] = kept.branch()  # keeps the item type
+    print(said, n, sub, defs, tree, fields, copy, branched)
 """
 
 BAD = """

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOOD = """
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
-from typing import Any
+from typing import Any, assert_type
 
 from pygents import Agent, ContextQueue, Service, Tool, ToolRegistry, Turn, tool, turn_from_call
 
@@ -83,7 +83,7 @@ async def main() -> None:
     async for word in words("a b"):
         word.upper()
     kept: ContextQueue[str] = ContextQueue(limit=3)
-    branched: ContextQueue[str] = kept.branch()  # keeps the item type
+    branched = assert_type(kept.branch(), ContextQueue[str])  # keeps the item type
     print(said, n, sub, defs, tree, fields, copy, branched)
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _serde
 from ._enums import StopReason, TurnHook
@@ -16,6 +16,8 @@ from ._turn_metadata import TurnMetadata
 from ._turn_metadata import read as read_metadata
 from ._turn_run import run_returning, run_yielding
 from .errors import SafeExecutionError, SerializationError, WrongRunMethodError
+
+_R = TypeVar("_R")
 
 if TYPE_CHECKING:
     from ._tool import Tool
@@ -115,6 +117,35 @@ class Turn(Generic[T]):
     on_error = HookPoint["Turn"](TurnHook.ON_ERROR)
     on_complete = HookPoint["Turn"](TurnHook.ON_COMPLETE)
 
+    # Typing: a turn of a tool object is a turn of what that tool returns (a coroutine tool)
+    # or yields (a stream); by name, or of a tool typed only as ``Tool``, of ``Any``.
+    @overload
+    def __init__(
+        self: Turn[_R],
+        tool: CoroutineTool[..., _R],
+        timeout: float | None = 60,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Turn[_R],
+        tool: AsyncGenTool[..., _R],
+        timeout: float | None = 60,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        tool: Tool | str,
+        timeout: float | None = 60,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None: ...
     def __init__(
         self,
         tool: Tool | str,
@@ -307,7 +338,7 @@ class Turn(Generic[T]):
         result: T = await run_returning(self, None)
         return result
 
-    def yielding(self) -> AsyncIterator[Any]:
+    def yielding(self) -> AsyncIterator[T]:
         """Run an async-generator tool, yielding each value.
 
         Raises:

@@ -77,7 +77,9 @@ async def main() -> None:
         served.description
         served.context_queue
     turn = Turn(square, kwargs={"x": 2})
-    await turn.returning()
+    assert_type(await turn.returning(), int)  # a turn of a tool object: the tool's result
+    async for value in Turn(words, kwargs={"text": "a"}).yielding():
+        assert_type(value, str)
     fields: dict[str, Any] = dataclasses.asdict(turn.metadata)
     copy = dataclasses.replace(turn.metadata, stop_reason=None)
     async for word in words("a b"):

@@ -9,7 +9,7 @@ plain truthiness check.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from . import _definitions
 from ._enums import HOOK_FAMILIES, HookType, hook_name, hook_types
@@ -253,6 +253,12 @@ class HookRegistryBase:
         library = cls._library
         return [h for name, h in cls._hooks.items() if name not in library]
 
+    @overload
+    @classmethod
+    def get_by_type(cls, hook_type: HookType, hooks: None = None) -> Hook | None: ...
+    @overload
+    @classmethod
+    def get_by_type(cls, hook_type: HookType, hooks: Iterable[T]) -> list[T]: ...
     @classmethod
     def get_by_type(cls, hook_type: HookType, hooks: Iterable[Any] | None = None) -> Any:
         """Select hooks by type.

@@ -19,7 +19,19 @@ import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, assert_type
 
-from pygents import Agent, ContextQueue, Service, Tool, ToolRegistry, Turn, tool, turn_from_call
+from pygents import (
+    Agent,
+    ContextQueue,
+    Hook,
+    HookRegistry,
+    Service,
+    Tool,
+    ToolRegistry,
+    Turn,
+    TurnHook,
+    tool,
+    turn_from_call,
+)
 
 
 @tool()
@@ -57,7 +69,7 @@ async def scaled(x: int, unit: str) -> str:
     return f"{x}{unit}"
 
 
-async def main() -> None:
+async def main(turn_hooks: list[Hook]) -> None:
     said: str = await greet("Ada")  # the result type is kept
     n: int = await square(3)
     await remember("x")
@@ -84,9 +96,11 @@ async def main() -> None:
     copy = dataclasses.replace(turn.metadata, stop_reason=None)
     async for word in words("a b"):
         word.upper()
+    assert_type(HookRegistry.get_by_type(TurnHook.BEFORE_RUN), Hook | None)
+    found = assert_type(HookRegistry.get_by_type(TurnHook.BEFORE_RUN, turn_hooks), list[Hook])
     kept: ContextQueue[str] = ContextQueue(limit=3)
     branched = assert_type(kept.branch(), ContextQueue[str])  # keeps the item type
-    print(said, n, sub, defs, tree, fields, copy, branched)
+    print(said, n, sub, defs, tree, fields, copy, branched, found)
 """
 
 BAD = """
@@ -98,7 +112,7 @@ async def square(x: int) -> int:
     return x * x
 
 
-async def main() -> None:
+async def main(turn_hooks: list[Hook]) -> None:
     await square("x")
     Service(["not an agent"])
 """

@@ -26,7 +26,17 @@ from typing import Any
 from _blocker import TELEMETRY_PACKAGES as TELEMETRY_PACKAGES
 from _blocker import block_telemetry as block_telemetry
 
-from pygents import Agent, AgentRegistry, ContextItem, Turn, current_agent, tool
+from pygents import (
+    Agent,
+    AgentRegistry,
+    ContextItem,
+    ContextPool,
+    Turn,
+    TurnHook,
+    current_agent,
+    hook,
+    tool,
+)
 
 _names = itertools.count()
 
@@ -76,6 +86,39 @@ def chain_tool(name: str | None = None) -> Any:
     return tool()(chain)
 
 
+def failing_tool(name: str | None = None) -> Any:
+    """A registered coroutine tool that raises ``ValueError``: a failed turn."""
+
+    async def failing(x: int) -> int:
+        raise ValueError(x)
+
+    failing.__name__ = failing.__qualname__ = name or unique("failing")
+    return tool()(failing)
+
+
+def context_tool(name: str | None = None) -> Any:
+    """A registered tool returning a ``ContextItem``: without id (to the agent's context
+    queue) for an even ``x``, with one (to its pool) for an odd ``x``."""
+
+    async def remember(x: int) -> ContextItem:
+        if x % 2:
+            return ContextItem(content=x, id=f"k{x}", description="a note")
+        return ContextItem(content=x)
+
+    remember.__name__ = remember.__qualname__ = name or unique("remember")
+    return tool()(remember)
+
+
+def noop_hook(prefix: str) -> Any:
+    """An ``async def`` that does nothing, named uniquely (hooks register by name)."""
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    nothing.__name__ = nothing.__qualname__ = unique(prefix)
+    return nothing
+
+
 def agent_with(tools: Sequence[Any], name: str | None = None, **kwargs: Any) -> Agent:
     """A new registered agent."""
     return Agent(name or unique("bench"), "benchmark agent", list(tools), **kwargs)
@@ -92,17 +135,34 @@ def forget(agent: Agent) -> None:
 def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[None]]]:
     """The agent, tool and ``once(n)`` of a workload of ``callgrind_turns.py``'s rows.
 
-    ``once(n)``: ``queue``, ``stream10`` and ``put_drain`` put n turns and drain them,
-    ``short_runs`` runs n one-turn runs, ``chain`` runs a chain of n turns each returned by the
-    one before.
+    ``once(n)``: ``queue``, ``stream10``, ``put_drain``, ``hooked`` and ``context`` put n turns
+    and drain them, ``short_runs`` runs n one-turn runs, ``errors`` n one-turn runs whose
+    tool raises (each run ends with the error, caught), ``chain`` runs a chain of n turns
+    each returned by the one before.
+
+    ``hooked``: the queue with an agent ``after_turn`` hook, a tool ``before_invoke`` hook
+    and a global ``before_run`` hook whose tags match no turn (each does nothing): the
+    hook-dispatching path of a turn. ``context``: each turn's tool returns a ``ContextItem``,
+    routed to the agent's context queue (limit 10) or, every other turn, its pool (limit
+    100): both evict once full.
     """
+    kwargs: dict[str, Any] = {}
     if workload == "stream10":
         tool_ = streaming_tool(10)
     elif workload == "chain":
         tool_ = chain_tool()
+    elif workload == "errors":
+        tool_ = failing_tool()
+    elif workload == "context":
+        tool_ = context_tool()
+        kwargs["context_pool"] = ContextPool(limit=100)
     else:
         tool_ = trivial_tool()
-    agent = agent_with([tool_])
+    agent = agent_with([tool_], **kwargs)
+    if workload == "hooked":
+        agent.after_turn(noop_hook("after_turn"))
+        tool_.before_invoke(noop_hook("before_invoke"))
+        hook(TurnHook.BEFORE_RUN, tags=["elsewhere"])(noop_hook("global_before_run"))
     name = tool_.metadata.name
 
     async def once(n: int) -> None:
@@ -113,6 +173,13 @@ def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[N
             for i in range(n):
                 await agent.put(Turn(tool_, kwargs={"x": i}))
                 await drain(agent)
+        elif workload == "errors":
+            for i in range(n):
+                await agent.put(Turn(tool_, kwargs={"x": i}))
+                try:
+                    await drain(agent)
+                except ValueError:
+                    pass
         else:
             await put_round(agent, tool_, n)
             await drain(agent)

@@ -17,7 +17,17 @@ Workloads (per turn of a trivial tool):
   ``--turns N``);
 - ``put_drain``: ``queue`` with the ``Turn(...)`` + ``put()`` that queued each turn counted
   too: the like-for-like yardstick of ``short_runs`` and ``chain``, whose turns are built and
-  enqueued inside the count (``queue`` queues outside it).
+  enqueued inside the count (``queue`` queues outside it);
+
+and, counted in the modes ``off`` and ``sdk_prometheus`` only, the paths a plain turn does not
+take (so that a regression there shows too):
+
+- ``hooked``: ``queue`` with an agent hook, a tool hook and a tag-filtered global hook, each
+  doing nothing (hook dispatch);
+- ``errors``: N one-turn runs whose tool raises (the failure path: the error recorded, the run
+  ended, the error caught around it);
+- ``context``: ``queue`` whose tool returns a ``ContextItem`` each turn, routed to the
+  agent's context queue or pool, both evicting.
 
 Modes: ``off`` (telemetry not instrumented), ``sdk`` (SDK tracer, batch processor, discarding
 exporter), ``sdk_prometheus`` (+ Prometheus metrics), ``sdk_prometheus_metrics`` (+ SDK metrics
@@ -68,6 +78,11 @@ HERE = Path(__file__).resolve().parent
 BUDGETS = HERE / "callgrind_budgets.toml"
 WORKLOADS = ("queue", "short_runs", "chain", "stream10", "put_drain")
 MODES = ("off", "sdk", "sdk_prometheus", "sdk_prometheus_metrics", "sdk_otlp")
+#: Workloads of the paths a plain turn does not take, counted untraced and traced only.
+GUARD_WORKLOADS = ("hooked", "errors", "context")
+GUARD_MODES = ("off", "sdk_prometheus")
+#: Workloads whose turns are queued before the count (only the drain is counted).
+DRAINED = ("queue", "stream10", "hooked", "context")
 #: Modes that must cost what ``off`` costs (within 3%), counted on the first two workloads.
 OFF_LIKE = ("noop", "switched_off")
 OFF_LIKE_TOLERANCE = 0.03
@@ -190,7 +205,7 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
         await once(count)  # warm-up: caches, lanes, cells, code paths
         if telemetry is not None:
             telemetry.flush()
-        if workload in ("queue", "stream10"):
+        if workload in DRAINED:
             await w.put_round(agent, tool, count)  # queued outside the count
         # The cyclic GC runs when the process's object counts say so, and they depend on the
         # environment (its size, the paths of the venv): its collections would move the
@@ -199,7 +214,7 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
         gc.collect()
         gc.disable()
         control.pg_start()
-        if workload in ("queue", "stream10"):
+        if workload in DRAINED:
             await w.drain(agent)
         else:
             await once(count)
@@ -429,6 +444,7 @@ def main() -> int:
     else:
         rows = [(w, m) for w in WORKLOADS for m in MODES]
         rows += [(w, m) for w in WORKLOADS[:2] for m in OFF_LIKE]
+        rows += [(w, m) for w in GUARD_WORKLOADS for m in GUARD_MODES]
     if args.write_budgets:  # the median of a few layouts (see BUDGET_LAYOUTS)
         samples = [
             run_rows(rows, args.turns, args.inject, args.inject_fraction, layout)  # type: ignore[arg-type]

@@ -495,12 +495,14 @@ def test_a_sigterm_while_the_spans_are_flushed_still_prints_the_summary() -> Non
     assert list(summary(demo.stdout))[-1] == "total"
 
 
+PORT_0 = ("--metrics-port", "0")
+
+
 def test_stdout_closed_early_ends_it_quietly() -> None:
     # `pygents demo | head -1`: the summary's print meets a closed pipe. It was a
     # BrokenPipeError traceback (exit 1); now the shell's convention for a closed pipe.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pygents", "demo", "--turns", "30", "--seed", "1"]
-        + ["--metrics-port", "0"],
+        [sys.executable, "-m", "pygents", "demo", "--turns", "30", "--seed", "1", *PORT_0],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=demo_env(),

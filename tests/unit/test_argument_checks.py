@@ -149,7 +149,7 @@ async def test_a_plain_function_in_a_hooks_list_is_refused_when_its_event_fires(
     audit.type = TurnHook.BEFORE_RUN  # type: ignore[attr-defined]
     turn = Turn("noop")
     turn.hooks.append(audit)
-    with pytest.raises(TypeError, match=r"audit' in a hooks list is a plain function: hooks are awaited"):
+    with pytest.raises(TypeError, match=r"audit' in a hooks list is a plain function: hooks"):
         await turn.returning()
 
 

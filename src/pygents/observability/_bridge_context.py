@@ -26,7 +26,7 @@ class ContextEvents:
 
     _routing: dict[Any, tuple[Any, int, Any, dict[str, Any] | None]]
 
-    def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+    def _event(self, name: str, items: tuple[tuple[str, Any], ...] = ()) -> None:
         raise NotImplementedError
 
     def _routed(self) -> None:
@@ -36,7 +36,7 @@ class ContextEvents:
         return self._owner_label(obj.owner or obj.name or "unowned")
 
     def queue_append(self, queue: Any, appended: list[Any], current: list[Any]) -> None:
-        self._event(sc.EVENT_QUEUE_APPEND, {sc.PYGENTS_CONTEXT_ITEMS: len(appended)})
+        self._event(sc.EVENT_QUEUE_APPEND, ((sc.PYGENTS_CONTEXT_ITEMS, len(appended)),))
         if self._routing:
             self._routed()
         if self.store is not None:
@@ -55,19 +55,19 @@ class ContextEvents:
             self.store.set(_QUEUE_ITEMS, (self._owner(queue),), 0)
 
     def pool_add(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_ADD, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
+        self._event(sc.EVENT_POOL_ADD, ((sc.PYGENTS_CONTEXT_ITEM_ID, item.id),))
         if self._routing:
             self._routed()
         if self.store is not None:
             self.store.set(_POOL_ITEMS, (self._owner(pool),), len(pool))
 
     def pool_remove(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_REMOVE, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
+        self._event(sc.EVENT_POOL_REMOVE, ((sc.PYGENTS_CONTEXT_ITEM_ID, item.id),))
         if self.store is not None:
             self.store.set(_POOL_ITEMS, (self._owner(pool),), len(pool))
 
     def pool_evict(self, pool: Any, item: Any) -> None:
-        self._event(sc.EVENT_POOL_EVICT, {sc.PYGENTS_CONTEXT_ITEM_ID: item.id})
+        self._event(sc.EVENT_POOL_EVICT, ((sc.PYGENTS_CONTEXT_ITEM_ID, item.id),))
         if self.store is not None:
             owner = self._owner(pool)
             self.store.inc(_POOL_EVICTIONS, (owner,))

@@ -87,8 +87,10 @@ class AgentEvents:
         run = None if agent is None else self._runs.get(agent)
         return None if run is None else run.span
 
-    def _event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
-        if self.spans is None:
+    def _event(self, name: str, items: tuple[tuple[str, Any], ...] = ()) -> None:
+        """Add the event ``name`` (attributes: ``items``) to the current span, if any."""
+        spans = self.spans
+        if spans is None:
             return
         span = self._current_span()
         if span is not None:
@@ -98,9 +100,9 @@ class AgentEvents:
                 if pending is not None and pending[0] is span:
                     # Routing the turn's output, just after its span's end: stamped with
                     # that end, so that the event is drawn inside the span.
-                    span.add_event(name, attributes, pending[1])
+                    spans.add_event(span, name, items, pending[1])
                     return
-            span.add_event(name, attributes)
+            spans.add_event(span, name, items)
 
     def enqueue(self, agent: Any, turn: Any) -> None:
         """``put()`` adds ``turn`` to the queue now: its origin, the put event, the count.

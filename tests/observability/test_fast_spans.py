@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Link, SpanContext, StatusCode, TraceFlags
 
-from pygents import Agent, Turn, TurnTimeoutError, tool
+from pygents import Agent, ContextItem, ContextPool, ContextQueue, Turn, TurnTimeoutError, tool
 from pygents.observability import _instrument, instrument, uninstrument
 from pygents.observability._fast_span import FastSpan
 from pygents.observability._propagation import traceparent
@@ -205,6 +206,26 @@ async def failing_turn(tracer: Any) -> None:
     [_ async for _ in agent.run()]
 
 
+async def context_routing(tracer: Any) -> None:
+    # Appends, adds (one replacing an item), evictions from both: the context events.
+    @tool()
+    async def note(x: int) -> ContextItem[int]:
+        if x % 2:
+            return ContextItem(content=x, id=f"k{x % 5}", description="a note")
+        return ContextItem(content=x)
+
+    agent = Agent(
+        "noter",
+        "d",
+        [note],
+        context_queue=ContextQueue(limit=2),
+        context_pool=ContextPool(limit=2),
+    )
+    for x in range(12):
+        await agent.put(Turn(note, kwargs={"x": x}))
+    [_ async for _ in agent.run()]
+
+
 async def timed_out_turn(tracer: Any) -> None:
     @tool()
     async def slow() -> None:
@@ -323,6 +344,7 @@ async def everything(tracer: Any) -> None:
 WORKLOADS = [
     queue_of_turns,
     failing_turn,
+    context_routing,
     timed_out_turn,
     streaming_turn,
     chain_of_turns,
@@ -346,6 +368,19 @@ async def test_both_paths_make_the_same_spans(
     workload: Workload, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await assert_same(workload, monkeypatch)
+
+
+async def test_the_context_events_land_as_the_sdk_puts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spans = await assert_same(context_routing, monkeypatch)
+    names = Counter(e[0] for span in spans for e in span["events"])
+    assert names["pygents.context_queue.append"] == 6
+    assert names["pygents.context_pool.add"] == 6
+    assert names["pygents.context_queue.evict"] == 4
+    assert names["pygents.context_pool.evict"] > 0
+    added = [e for span in spans for e in span["events"] if e[0] == "pygents.context_pool.add"]
+    assert [dict(e[1])["pygents.context.item.id"] for e in added][:3] == ["k1", "k3", "k0"]
 
 
 async def test_the_user_span_calls_land_as_the_sdk_puts_them(

@@ -105,6 +105,7 @@ async def main(turn_hooks: list[Hook]) -> None:
 
 BAD = """
 from pygents import Service, tool
+from pygents.observability import instrument
 
 
 @tool()
@@ -112,9 +113,10 @@ async def square(x: int) -> int:
     return x * x
 
 
-async def main(turn_hooks: list[Hook]) -> None:
+async def main() -> None:
     await square("x")
     Service(["not an agent"])
+    instrument(tracer_provider="otel")
 """
 
 
@@ -145,3 +147,4 @@ def test_misuse_is_caught(checked: tuple[str, str]) -> None:
     _good, bad = checked
     assert 'Argument 1 to "__call__" of "CoroutineTool" has incompatible type "str"' in bad, bad
     assert 'List item 0 has incompatible type "str"; expected "Agent"' in bad, bad
+    assert 'Argument "tracer_provider" to "instrument" has incompatible type' in bad, bad

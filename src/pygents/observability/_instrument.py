@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._bridge import Bridge
 from ._semconv import INSTRUMENTATION_NAME, SCHEMA_URL
 from ._settings import ContentCapture, logger
 from ._store import MetricStore
+
+if TYPE_CHECKING:  # the extras' types, for a type checker (not imported at run time)
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -174,9 +179,9 @@ def _make_metrics(
 
 def instrument(
     *,
-    tracer_provider: Any = None,
-    meter_provider: Any = None,
-    prometheus_registry: Any = None,
+    tracer_provider: TracerProvider | Literal[False] | None = None,
+    meter_provider: MeterProvider | Literal[False] | None = None,
+    prometheus_registry: CollectorRegistry | Literal[False] | None = None,
     capture_content: bool | ContentCapture | None = None,
 ) -> bool:
     """Bridge every pygents hook into OpenTelemetry spans and metrics and Prometheus metrics.

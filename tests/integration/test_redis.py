@@ -1122,10 +1122,34 @@ async def test_an_undecodable_entry_is_dead_lettered_and_serving_goes_on(
         "UnicodeDecodeError",
         "\\xff\\xfe{",
     )
+    assert letter.fields == {"sent_at": "1.0"}  # the entry's other fields, kept
     ((_, fields),) = await client.xrange(queue.keys.dead)
     assert fields[b"turn"] == b"\xff\xfe{"  # kept as it was sent
     assert await queue.depth("a") == 0
     assert (await client.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_an_entry_without_a_turn_keeps_its_fields_in_the_dead_letter(
+    client: aioredis.Redis,
+) -> None:
+    # Another producer's message on the agent's stream: not a turn, dead-lettered; what it
+    # carried is kept (it was deleted from the stream with nothing but an empty "turn").
+    @tool()
+    async def work(n: int) -> None:
+        pass
+
+    queue = RedisQueue(client, namespace="t")
+    await queue.ensure_group("a")
+    await client.xadd(queue.keys.stream("a"), {b"payload": b"order 17", b"blob": b"\xff\x00"})
+    async with RedisWorker(
+        [Agent("a", "works", [work])], client, namespace="t", name="w1", prometheus_registry=False
+    ) as worker:
+        await wait_for(lambda: worker.stats()["dead_letters"] == 1)
+    (letter,) = await queue.dead_letters()
+    assert (letter.agent, letter.error_type, letter.turn) == ("a", "UnicodeDecodeError", "")
+    assert letter.fields == {"payload": "order 17", "blob": "\\xff\x00"}
+    ((_, fields),) = await client.xrange(queue.keys.dead)
+    assert fields[b"entry.blob"] == b"\xff\x00"  # the bytes as they were sent
 
 
 @pytest.mark.parametrize("constant", ["NaN", "-Infinity"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -17,7 +17,10 @@ from ._keys import GROUP, Keys, check_agent_name, check_name
 from ._store import connect
 from ._telemetry import Telemetry
 
-__all__ = ["DeadLetter", "RedisQueue", "decode_fields", "encode_turn"]
+__all__ = ["ENTRY_FIELD", "DeadLetter", "RedisQueue", "decode_fields", "encode_turn"]
+
+#: The prefix, in a dead letter, of the fields of an undecodable message other than ``turn``.
+ENTRY_FIELD = "entry."
 
 
 def encode_turn(turn: Turn) -> str:
@@ -73,6 +76,9 @@ class DeadLetter:
         error: the last error's message.
         attempts: how many times it ran.
         worker: the worker that gave up on it.
+        fields: for a message that could not be decoded, its other fields as sent (bytes
+            that are not UTF-8 shown as backslash escapes), so that nothing it carried is
+            lost; empty otherwise.
     """
 
     id: str
@@ -82,6 +88,7 @@ class DeadLetter:
     error: str
     attempts: int
     worker: str
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 class RedisQueue:
@@ -199,6 +206,7 @@ class RedisQueue:
                     f.get("error", ""),
                     int(f.get("attempts", "0")),
                     f.get("worker", ""),
+                    {k[len(ENTRY_FIELD) :]: v for k, v in f.items() if k.startswith(ENTRY_FIELD)},
                 )
             )
         return letters

@@ -53,7 +53,7 @@ from pygents.store import Checkpoint
 
 from . import _scripts
 from ._keys import GROUP, Keys, check_count, check_name, check_seconds
-from ._queue import RedisQueue, decode_fields, encode_turn
+from ._queue import ENTRY_FIELD, RedisQueue, decode_fields, encode_turn
 from ._store import LeaseLostError, RedisStore, connect
 from ._telemetry import Telemetry
 
@@ -932,7 +932,7 @@ class RedisWorker:
         """Dead-letter one entry with ``exc`` and acknowledge it: no worker can run it.
 
         The dead letter's ``turn`` is the entry's ``turn`` field as it is in the stream (bytes
-        that are not UTF-8 too).
+        that are not UTF-8 too); its other fields are kept as ``entry.<name>``.
         """
         name = owned.agent.name
         _log.warning(
@@ -946,6 +946,7 @@ class RedisWorker:
         stream = self.keys.stream(name)
         letter: list[Any] = self._dead_letter(name, {}, type(exc).__name__, str(exc))
         letter[3] = _raw_field(raw, "turn")
+        letter += _other_fields(raw, "turn")
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.keys.dead, dict(zip(letter[::2], letter[1::2], strict=True)))
             pipe.xack(stream, GROUP, entry_id)
@@ -997,6 +998,24 @@ def _raw_field(raw: Any, name: str) -> Any:
         if key in (name, name.encode()):
             return value
     return ""
+
+
+def _other_fields(raw: Any, name: str) -> list[Any]:
+    """The fields of a stream entry but ``name``, as ``[ENTRY_FIELD + key, value, ...]``.
+
+    Keys and values stay as Redis returned them (bytes that are not UTF-8 too).
+    """
+    try:
+        items = dict(raw).items()
+    except (TypeError, ValueError):
+        return []
+    found: list[Any] = []
+    for key, value in items:
+        if key in (name, name.encode()):
+            continue
+        prefix: Any = ENTRY_FIELD.encode() if isinstance(key, bytes) else ENTRY_FIELD
+        found += [prefix + key, value]
+    return found
 
 
 def _entry_order(entry_id: Any) -> tuple[int, int]:

@@ -19,7 +19,10 @@ Workloads (per turn of a trivial tool):
   too: the like-for-like yardstick of ``short_runs`` and ``chain``, whose turns are built and
   enqueued inside the count (``queue`` queues outside it);
 
-and, counted in the modes ``off`` and ``sdk_prometheus`` only, the paths a plain turn does not
+``sdk_public`` (``queue`` only) is ``sdk_prometheus`` with ``PYGENTS_FAST_SPANS=0``: the public
+span API, which a tracer the fast span path does not recognise takes.
+
+And, counted in the modes ``off`` and ``sdk_prometheus`` only, the paths a plain turn does not
 take (so that a regression there shows too):
 
 - ``hooked``: ``queue`` with an agent hook, a tool hook and a tag-filtered global hook, each
@@ -81,6 +84,9 @@ MODES = ("off", "sdk", "sdk_prometheus", "sdk_prometheus_metrics", "sdk_otlp")
 #: Workloads of the paths a plain turn does not take, counted untraced and traced only.
 GUARD_WORKLOADS = ("hooked", "errors", "context")
 GUARD_MODES = ("off", "sdk_prometheus")
+#: ``sdk_prometheus`` on OpenTelemetry's public span API (``PYGENTS_FAST_SPANS=0``): the path
+#: a tracer the fast path does not recognise takes (an unknown span processor, a sampler...).
+PUBLIC_MODE = "sdk_public"
 #: Workloads whose turns are queued before the count (only the drain is counted).
 DRAINED = ("queue", "stream10", "hooked", "context")
 #: Modes that must cost what ``off`` costs (within 3%), counted on the first two workloads.
@@ -189,7 +195,10 @@ def _child(workload: str, mode: str, turns: int, library: str, inject: str, extr
     import _workloads as w
 
     control = ctypes.CDLL(library)
-    telemetry = None if mode in ("off", "switched_off") else w.TelemetryMode(mode, threadless=True)
+    installed = "sdk_prometheus" if mode == PUBLIC_MODE else mode  # its path: see measure()
+    telemetry = (
+        None if mode in ("off", "switched_off") else w.TelemetryMode(installed, threadless=True)
+    )
     if telemetry is not None:
         telemetry.__enter__()
     if mode == "switched_off":  # telemetry installed, then switched off: nothing may linger
@@ -266,6 +275,8 @@ def measure(
     # no auto-instrumentation at import.
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     env.update(PYTHONHASHSEED="0", PYGENTS_TELEMETRY="off", PG_LAYOUT=str(layout))
+    if mode == PUBLIC_MODE:
+        env["PYGENTS_FAST_SPANS"] = "0"
     cmd = [
         "valgrind",
         "--tool=callgrind",
@@ -445,6 +456,7 @@ def main() -> int:
         rows = [(w, m) for w in WORKLOADS for m in MODES]
         rows += [(w, m) for w in WORKLOADS[:2] for m in OFF_LIKE]
         rows += [(w, m) for w in GUARD_WORKLOADS for m in GUARD_MODES]
+        rows += [("queue", PUBLIC_MODE)]
     if args.write_budgets:  # the median of a few layouts (see BUDGET_LAYOUTS)
         samples = [
             run_rows(rows, args.turns, args.inject, args.inject_fraction, layout)  # type: ignore[arg-type]

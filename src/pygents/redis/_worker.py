@@ -945,8 +945,8 @@ class RedisWorker:
         )
         stream = self.keys.stream(name)
         letter: list[Any] = self._dead_letter(name, {}, type(exc).__name__, str(exc))
-        letter[3] = _raw_field(raw, "turn")
-        letter += _other_fields(raw, "turn")
+        letter[3], others = _split_fields(raw, "turn")
+        letter += others
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.keys.dead, dict(zip(letter[::2], letter[1::2], strict=True)))
             pipe.xack(stream, GROUP, entry_id)
@@ -988,34 +988,25 @@ def _no_group(exc: RedisError) -> bool:
     return "NOGROUP" in str(exc)
 
 
-def _raw_field(raw: Any, name: str) -> Any:
-    """The value of field ``name`` of a stream entry as Redis returned it, or ``""``."""
-    try:
-        items = dict(raw).items()
-    except (TypeError, ValueError):
-        return ""
-    for key, value in items:
-        if key in (name, name.encode()):
-            return value
-    return ""
+def _split_fields(raw: Any, name: str) -> tuple[Any, list[Any]]:
+    """A stream entry's field ``name`` (or ``""``), and its other fields.
 
-
-def _other_fields(raw: Any, name: str) -> list[Any]:
-    """The fields of a stream entry but ``name``, as ``[ENTRY_FIELD + key, value, ...]``.
-
-    Keys and values stay as Redis returned them (bytes that are not UTF-8 too).
+    The others as ``[ENTRY_FIELD + key, value, ...]``; keys and values as Redis returned them
+    (bytes that are not UTF-8 too).
     """
     try:
         items = dict(raw).items()
     except (TypeError, ValueError):
-        return []
-    found: list[Any] = []
+        return "", []
+    value_of_name: Any = ""
+    others: list[Any] = []
     for key, value in items:
         if key in (name, name.encode()):
-            continue
-        prefix: Any = ENTRY_FIELD.encode() if isinstance(key, bytes) else ENTRY_FIELD
-        found += [prefix + key, value]
-    return found
+            value_of_name = value
+        else:
+            prefix: Any = ENTRY_FIELD.encode() if isinstance(key, bytes) else ENTRY_FIELD
+            others += [prefix + key, value]
+    return value_of_name, others
 
 
 def _entry_order(entry_id: Any) -> tuple[int, int]:

@@ -81,16 +81,16 @@ def _check_arguments(
             f"shutdown()), not {span_exporter!r}"
         )
     interval = metric_export_interval
-    if interval is not None and (
-        isinstance(interval, bool) or not isinstance(interval, int | float)
-    ):
-        raise TypeError(
-            f"configure(metric_export_interval=...) takes seconds or None, not {interval!r}"
-        )
-    if interval is not None and not (math.isfinite(interval) and interval > 0):
-        raise ValueError(
-            f"configure(metric_export_interval={interval!r}): give a number of seconds above 0"
-        )
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise TypeError(
+                f"configure(metric_export_interval=...) takes seconds or None, not {interval!r}"
+            )
+        if not (math.isfinite(interval) and interval > 0):
+            raise ValueError(
+                f"configure(metric_export_interval={interval!r}): give a number of seconds "
+                f"above 0"
+            )
     registry = prometheus_registry
     if registry is not None and registry is not False:
         if registry is True or not callable(getattr(registry, "register", None)):

@@ -88,8 +88,7 @@ def _check_arguments(
             )
         if not (math.isfinite(interval) and interval > 0):
             raise ValueError(
-                f"configure(metric_export_interval={interval!r}): give a number of seconds "
-                f"above 0"
+                f"configure(metric_export_interval={interval!r}): give a number of seconds above 0"
             )
     registry = prometheus_registry
     if registry is not None and registry is not False:

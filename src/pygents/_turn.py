@@ -122,16 +122,7 @@ class Turn(Generic[T]):
     @overload
     def __init__(
         self: Turn[_R],
-        tool: CoroutineTool[..., _R],
-        timeout: float | None = 60,
-        args: list[Any] | tuple[Any, ...] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        tags: Iterable[str] | None = None,
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: Turn[_R],
-        tool: AsyncGenTool[..., _R],
+        tool: CoroutineTool[..., _R] | AsyncGenTool[..., _R],
         timeout: float | None = 60,
         args: list[Any] | tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,

@@ -97,8 +97,8 @@ class Agent:
         self._tools = self._check_tools(tools)
         self._context_queue = self._check_context(context_queue, ContextQueue, "context_queue")
         self._context_pool = self._check_context(context_pool, ContextPool, "context_pool")
-        self._hooks: list[Any] = hook_list(hooks, f"Agent {name!r}: hooks")
-        self._turn_hooks: list[Any] = hook_list(turn_hooks, f"Agent {name!r}: turn_hooks")
+        self._hooks = hook_list(hooks, f"Agent {name!r}: hooks")
+        self._turn_hooks = hook_list(turn_hooks, f"Agent {name!r}: turn_hooks")
         self._tags = normalize_tags(tags, f"Agent {name!r}")
         self._queue: deque[Turn] = deque()
         self._current_turn: Turn | None = None

@@ -61,6 +61,15 @@ _G_BEFORE_INVOKE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
 _G_AFTER_INVOKE = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
 _G_INVOKE_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
 _COMPLETED = StopReason.COMPLETED
+# The agent events the run loop fires, tested against the agent's ``hooks.listens``: an
+# event none of its own hooks listens to goes to the global hooks only (or nowhere).
+_BEFORE_TURN = AgentHook.BEFORE_TURN
+_AFTER_TURN = AgentHook.AFTER_TURN
+_TURN_VALUE = AgentHook.ON_TURN_VALUE
+_RUN_START = AgentHook.ON_RUN_START
+_RUN_END = AgentHook.ON_RUN_END
+_BEFORE_PUT = AgentHook.BEFORE_PUT
+_AFTER_PUT = AgentHook.AFTER_PUT
 _CANCELLED = StopReason.CANCELLED
 _G_BEFORE_PUT = GLOBAL_BY_TYPE[AgentHook.BEFORE_PUT]
 _G_AFTER_PUT = GLOBAL_BY_TYPE[AgentHook.AFTER_PUT]
@@ -91,7 +100,7 @@ async def deliver(agent: Agent, turn: Turn, value: Any) -> None:
     """Route a value (a Turn or ContextItem), then fire ON_TURN_VALUE."""
     if isinstance(value, _ROUTED):
         await route(agent, value, turn)
-    if agent._hooks:
+    if _TURN_VALUE in agent._hooks.listens:
         await agent._fire(AgentHook.ON_TURN_VALUE, turn, value)
     elif _G_TURN_VALUE:
         # The run loop's frame is this agent's whenever a global agent hook exists.
@@ -163,7 +172,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
         set_frame(mine)
     try:
         # Per-type global lists: other agent hooks (telemetry's put hook) fire nothing here.
-        if hooks or _G_RUN_START:
+        if _G_RUN_START or (hooks and _RUN_START in hooks.listens):
             await agent._fire(AgentHook.ON_RUN_START)
         while queue:
             if agent._paused:
@@ -174,19 +183,25 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 if not juggle and (hooks or _G_BEFORE_TURN or _G_AFTER_TURN or _G_TURN_VALUE):
                     juggle = True  # such a hook was added during the run
                     set_frame(mine)
-                if hooks or _G_BEFORE_TURN:
-                    if hooks:
-                        await agent._fire(AgentHook.BEFORE_TURN)
-                    else:  # the frame is this agent's (juggle)
-                        await fire_global(_G_BEFORE_TURN, agent._tags, agent)
+                if hooks and _BEFORE_TURN in hooks.listens:
+                    await agent._fire(AgentHook.BEFORE_TURN)
+                    if not queue:
+                        break
+                elif _G_BEFORE_TURN:  # the frame is this agent's (juggle)
+                    await fire_global(_G_BEFORE_TURN, agent._tags, agent)
                     if not queue:
                         break
             turn = queue.popleft()
             agent._current_turn = turn
             tool = turn._tool
             if tool.is_generator:
-                if not hooks and not _TURN_GLOBALS and not turn._hooks and not agent._turn_hooks:
-                    # A stream turn without turn or agent hooks: run_yielding's work written
+                if (
+                    (not hooks or TurnHook not in hooks.families)
+                    and not _TURN_GLOBALS
+                    and not turn._hooks
+                    and not agent._turn_hooks
+                ):
+                    # A stream turn without turn hooks: run_yielding's work written
                     # out here, so each value crosses one async generator less (~4,000
                     # instructions a value; the tool's own wrapper, for its hooks and call
                     # scope, stays). It does what run_yielding does for such a turn: the
@@ -239,7 +254,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 if value.__class__ not in _UNROUTED and isinstance(value, _ROUTED):
                                     await deliver(agent, turn, value)  # not yielded
                                 else:
-                                    if hooks or _G_TURN_VALUE:
+                                    if _G_TURN_VALUE or (hooks and _TURN_VALUE in hooks.listens):
                                         await deliver(agent, turn, value)
                                     if juggle:
                                         set_frame(outer)
@@ -308,7 +323,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                             if value.__class__ not in _UNROUTED and isinstance(value, _ROUTED):
                                 await deliver(agent, turn, value)
                                 continue  # routed values are not yielded
-                            if hooks or _G_TURN_VALUE:
+                            if _G_TURN_VALUE or (hooks and _TURN_VALUE in hooks.listens):
                                 await deliver(agent, turn, value)
                             if opened:
                                 if juggle:
@@ -332,7 +347,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     agent._current_turn = None
             else:
                 if (
-                    not hooks
+                    (not hooks or TurnHook not in hooks.families)
                     and not _TURN_GLOBALS
                     and not _G_BEFORE_INVOKE
                     and not _G_AFTER_INVOKE
@@ -340,7 +355,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     and not turn._hooks
                     and not agent._turn_hooks
                     and tool._plain
-                    and not tool.hooks
+                    and not tool._hooks
                     and not turn._running
                 ):
                     # A bare turn (no hook or tool wrapper; scopes allowed): run_returning's
@@ -469,8 +484,15 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 and not _G_BEFORE_PUT
                                 and not _G_AFTER_PUT
                                 and not SCOPES
+                                and (
+                                    not hooks
+                                    or (
+                                        _BEFORE_PUT not in hooks.listens
+                                        and _AFTER_PUT not in hooks.listens
+                                    )
+                                )
                             ):
-                                # No put hook (nor agent hook) nor scope: no await.
+                                # No put hook nor scope: no await.
                                 # Agent._enqueue written out for a turn of one of its tools,
                                 # when no service waits on the queue; anything else goes
                                 # through it.
@@ -497,7 +519,9 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                             frame[3] = False
                         else:
                             leave(frame, here)
-                    if _G_TURN_VALUE:
+                    if hooks and _TURN_VALUE in hooks.listens:
+                        await agent._fire(AgentHook.ON_TURN_VALUE, turn, value)
+                    elif _G_TURN_VALUE:
                         await fire_global(_G_TURN_VALUE, agent._tags, agent, turn, value)
                 else:
                     try:
@@ -507,7 +531,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         raise
                     agent._current_turn = None
                     routed = isinstance(value, _ROUTED)
-                    if routed or hooks or _G_TURN_VALUE:
+                    if routed or _G_TURN_VALUE or (hooks and _TURN_VALUE in hooks.listens):
                         await deliver(agent, turn, value)
                 if routed:
                     pass  # routed values are not yielded
@@ -528,7 +552,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     set_frame(mine)
                 else:
                     yield turn, value
-            if hooks:
+            if hooks and _AFTER_TURN in hooks.listens:
                 await agent._fire(AgentHook.AFTER_TURN, turn)
             elif _G_AFTER_TURN:
                 await fire_global(_G_AFTER_TURN, agent._tags, agent, turn)
@@ -543,7 +567,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
         agent._current_turn = None
         agent._running = False
         try:
-            if hooks or _G_RUN_END:
+            if _G_RUN_END or (hooks and _RUN_END in hooks.listens):
                 set_frame(mine)
                 try:
                     await agent._fire(

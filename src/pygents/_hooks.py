@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from . import _callable
 from ._enums import HOOK_FAMILIES, ContextQueueHook, HookType, hook_types
+from ._hook_list import HookList
 from ._registry import HookRegistryBase
 from ._types import Hook, HookMetadata
 from .errors import is_collection
@@ -18,6 +19,7 @@ __all__ = [
     "AsyncHook",
     "Hook",
     "HookAlias",
+    "HookList",
     "HookMetadata",
     "HookPoint",
     "alias",
@@ -51,17 +53,17 @@ def normalize_tags(tags: Iterable[str] | None, what: str) -> frozenset[str]:
     return out
 
 
-def hook_list(hooks: Iterable[Any] | None, what: str) -> list[Any]:
+def hook_list(hooks: Iterable[Any] | None, what: str) -> HookList:
     """Return ``hooks`` as a new list (None: empty); raise ``TypeError`` on anything else.
 
     ``what`` names the argument in the message (``"Agent hooks"``). Each entry must be
     callable: a hook, or an async callable such as a duck-typed hook object.
     """
     if hooks is None:
-        return []
+        return HookList()
     if not is_collection(hooks):
         raise TypeError(f"{what} must be a list of hooks (or None for none), got {_short(hooks)}")
-    out = list(hooks)  # it may be a generator
+    out = HookList(hooks)  # it may be a generator
     for h in out:
         if not callable(h):
             raise TypeError(
@@ -94,6 +96,8 @@ class AsyncHook:
         tags: the global hook's tag filter (empty: fires for every object).
         is_global: True for ``@hook(...)`` hooks, which fire for every matching object.
     """
+
+    fixed_types = True  # its types never change (see HookList)
 
     def __init__(
         self,
@@ -205,6 +209,8 @@ class HookAlias:
     alias, which runs the original hook (its options, its lock) on the new event, while the
     original keeps firing where it did. It serializes under the original's name.
     """
+
+    fixed_types = True  # its types never change (see HookList)
 
     def __init__(self, target: Any, hook_type: HookType) -> None:
         self.target = target

@@ -23,7 +23,8 @@ from . import _callable, _definitions, _schema, _scope
 from ._dispatch import fire, fire_global
 from ._enums import ToolHook
 from ._frame import get_frame, set_frame
-from ._hooks import HookPoint, check_lock, normalize_tags
+from ._hook_list import HookList
+from ._hooks import HookPoint, check_lock, hook_list, normalize_tags
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
 from ._scope import NO_CALL as _NO_CALL
 from ._scope import SCOPES
@@ -43,6 +44,12 @@ _G_BEFORE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
 _G_AFTER = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
 _G_YIELD = GLOBAL_BY_TYPE[ToolHook.ON_YIELD]
 _G_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
+# The events, tested against the tool's ``hooks.listens``: an event none of its own hooks
+# listens to goes to the global hooks only (or nowhere).
+_BEFORE = ToolHook.BEFORE_INVOKE
+_AFTER = ToolHook.AFTER_INVOKE
+_YIELD = ToolHook.ON_YIELD
+_ERROR = ToolHook.ON_ERROR
 
 
 class _BaseTool:
@@ -82,7 +89,7 @@ class _BaseTool:
             inspect.getdoc(fn),
             spec=functools.partial(_schema.ToolSpec, fn, fixed_kwargs, self.is_generator),
         )
-        self.hooks: list[Any] = []
+        self._hooks = HookList()
         self.tags = tags
         self.fixed_kwargs = fixed_kwargs
         self._shape = shape
@@ -170,9 +177,18 @@ class _BaseTool:
         except TypeError as still:
             raise still from None  # what is still wrong, without the surplus' error
 
+    @property
+    def hooks(self) -> HookList:
+        """The tool's instance hooks (the list itself; append to add one)."""
+        return self._hooks
+
+    @hooks.setter
+    def hooks(self, value: Iterable[Any] | None) -> None:
+        self._hooks = hook_list(value, f"Tool {self.__name__!r}: hooks")
+
     def _fire(self, hook_type: ToolHook, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        hooks = self.hooks
-        if hooks:
+        hooks = self._hooks
+        if hooks and hook_type in hooks.listens:
             return fire(hook_type, (hooks,), GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
         return fire_global(GLOBAL_BY_TYPE[hook_type], self.tags, *args, **kwargs)
 
@@ -232,7 +248,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         """Return the coroutine a turn drives: the bare function call when nothing wraps it."""
         if (
             self._plain
-            and not self.hooks
+            and not self._hooks
             and not SCOPES
             and not (_G_BEFORE or _G_AFTER or _G_ERROR)
         ):
@@ -260,7 +276,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
             try:
                 # BEFORE_INVOKE sees what the tool will receive (fixed kwargs, injected context).
                 call_kwargs = kwargs if self._plain else self._shape.kwargs(args, kwargs)
-                if self.hooks:
+                if (hooks := self._hooks) and _BEFORE in hooks.listens:
                     args, call_kwargs = self._fitted(args, call_kwargs)  # as the tool gets them
                     await self._fire(ToolHook.BEFORE_INVOKE, *args, **call_kwargs)
                 elif _G_BEFORE:
@@ -273,11 +289,11 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
                     result = await self._call(args, call_kwargs)
             except Exception as exc:
                 meta._end = time()
-                if self.hooks or _G_ERROR:
+                if _G_ERROR or ((hooks := self._hooks) and _ERROR in hooks.listens):
                     await self._fire(ToolHook.ON_ERROR, exc=exc)
                 raise
             meta._end = time()
-            if self.hooks:
+            if (hooks := self._hooks) and _AFTER in hooks.listens:
                 await self._fire(ToolHook.AFTER_INVOKE, result)
             elif _G_AFTER:
                 await fire_global(_G_AFTER, self.tags, result)
@@ -309,7 +325,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> AsyncIterator[Y]:
         """Return the async iterator a turn drives: the bare generator when nothing wraps it."""
-        if self._plain and not self.hooks and not _TOOL_GLOBALS and not SCOPES:
+        if self._plain and not self._hooks and not _TOOL_GLOBALS and not SCOPES:
             try:  # _call written out: a turn's way, one method call less per turn
                 return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
             except TypeError as exc:
@@ -333,7 +349,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         try:
             # BEFORE_INVOKE sees what the tool will receive (fixed kwargs, injected context).
             call_kwargs = self._shape.kwargs(args, kwargs)
-            if self.hooks or _G_BEFORE:
+            if _G_BEFORE or ((hooks := self._hooks) and _BEFORE in hooks.listens):
                 args, call_kwargs = self._fitted(args, call_kwargs)  # as the tool gets them
                 await self._fire(ToolHook.BEFORE_INVOKE, *args, **call_kwargs)
             if self._shape.lock:
@@ -342,7 +358,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             agen = self._call(args, call_kwargs)
             async for value in agen:
                 values.append(value)
-                if self.hooks:
+                if (hooks := self._hooks) and _YIELD in hooks.listens:
                     await self._fire(ToolHook.ON_YIELD, value)
                 elif _G_YIELD:  # per value: the global hooks directly (see fire_global)
                     await fire_global(_G_YIELD, self.tags, value)
@@ -361,7 +377,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             await self._close(agen, lock)
             lock = None
             meta._end = time()
-            if self.hooks or _G_AFTER:
+            if _G_AFTER or ((hooks := self._hooks) and _AFTER in hooks.listens):
                 await self._fire(ToolHook.AFTER_INVOKE, values)
             raise
         except Exception as exc:
@@ -369,7 +385,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
             await self._close(agen, lock)
             lock = None
             meta._end = time()
-            if self.hooks or _G_ERROR:
+            if _G_ERROR or ((hooks := self._hooks) and _ERROR in hooks.listens):
                 await self._fire(ToolHook.ON_ERROR, exc=exc)
             raise
         except BaseException as exc:
@@ -381,7 +397,7 @@ class AsyncGenTool(_BaseTool, Generic[P, Y]):
         else:
             await self._close(agen, lock)
             meta._end = time()
-            if self.hooks or _G_AFTER:
+            if _G_AFTER or ((hooks := self._hooks) and _AFTER in hooks.listens):
                 await self._fire(ToolHook.AFTER_INVOKE, values)
         finally:
             if opened:

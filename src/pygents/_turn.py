@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from . import _serde
 from ._enums import StopReason, TurnHook
 from ._generic import T
+from ._hook_list import HookList
 from ._hooks import HookPoint, hook_list, normalize_tags
 from ._registry import ToolRegistry
 from ._tool import AsyncGenTool, CoroutineTool, _BaseTool
@@ -194,7 +195,7 @@ class Turn(Generic[T]):
         """The turn's instance hooks (the list itself; append to add one)."""
         hooks = self._hooks
         if hooks is None:
-            hooks = self._hooks = []
+            hooks = self._hooks = HookList()
         return hooks
 
     @hooks.setter

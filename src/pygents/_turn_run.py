@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
+_TURN_FAMILY = TurnHook
 # Per-type global hook lists (mutated in place by HookRegistry): an event nobody listens to
 # costs one truthiness test, even when other turn hooks exist (e.g. telemetry's).
 _G_BEFORE_RUN = GLOBAL_BY_TYPE[TurnHook.BEFORE_RUN]
@@ -289,9 +290,11 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
     turn._end = None
     turn._start = tool.metadata._start = time()
     # Conditional expressions, not bool(): calling bool costs ~250 instructions (3.12).
+    # (An agent's own hooks count when one of them is a turn hook: see HookList.)
     local = (
         True
-        if turn._hooks or (agent is not None and (agent._hooks or agent._turn_hooks))
+        if turn._hooks
+        or (agent is not None and (agent._turn_hooks or _TURN_FAMILY in agent._hooks.families))
         else False
     )
     return outer, frame, local or (True if _TURN_GLOBALS else False), local

@@ -15,9 +15,12 @@ import copy
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._enums import HookType
+
+if TYPE_CHECKING:
+    from ._hook_list import HookList
 
 __all__ = ["AgentState", "Hook", "HookMetadata", "Tool", "ToolMetadata", "TurnState"]
 
@@ -245,8 +248,8 @@ class AgentState(Protocol):
     _name: str
     _description: str
     _tools: dict[str, Any]
-    _hooks: list[Any]
-    _turn_hooks: list[Any]
+    _hooks: HookList
+    _turn_hooks: HookList
     _tags: frozenset[str]
     _queue: deque[Any]
     _current_turn: Any

@@ -16,7 +16,7 @@ not fail the run. Exit status: 0 when every enforced budget holds, 1 otherwise.
 
 Usage::
 
-    python benchmarks/guard.py                      # everything (about 30-60 s)
+    python benchmarks/guard.py                      # everything (about 10-30 s)
     python benchmarks/guard.py --only run_loop,turn_put
     python benchmarks/guard.py --slowdown 2         # inject a 2x slower run loop (must fail)
     python benchmarks/guard.py --json out.json      # also write the results as JSON

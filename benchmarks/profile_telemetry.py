@@ -3,11 +3,12 @@
 Usage: python benchmarks/profile_telemetry.py [--n 1000] [--rounds 9]
 
 Part 1 (ablations, no profiler, medians of interleaved-free rounds of ``n`` turns): the
-run loop per turn with telemetry off; with the bridge's 22 hook types each holding one
-empty global hook (hook dispatch alone); with the SDK tracer but no span processor (span
-start/end and attributes alone); with the batch processor (the real "SDK tracer" mode);
-+ Prometheus; + SDK metrics; and each of the last three again with the cyclic GC disabled
-during the drain (what the GC costs).
+run loop per turn with telemetry off; with each of the 22 hook types of ``BRIDGED`` holding
+one empty global hook (hook dispatch alone; the bridge itself now registers at most 10 global
+hooks and does its per-turn work in an execution scope); with the SDK tracer but no span
+processor (span start/end and attributes alone); with the batch processor (the real "SDK
+tracer" mode); + Prometheus; + SDK metrics; and each of the last three again with the cyclic
+GC disabled during the drain (what the GC costs).
 
 Part 2 (cProfile of the full mode's drain): own time grouped by where it is spent. The
 profiler inflates everything, Python calls most; read the shares, not the absolute times.
@@ -64,7 +65,9 @@ def drain_cost(runner: asyncio.Runner, n: int, rounds: int, no_gc: bool = False)
     return statistics.median(values[1:]) * 1e6
 
 
-#: The hook types pygents.observability's bridge registers a global hook on.
+#: The hook types pygents.observability's bridge registered a global hook on before it had an
+#: execution scope; it now registers at most 10 of them (``Bridge.register``: pause, resume, a
+#: tool's yield, the context queues' and pools' events).
 BRIDGED = (
     TurnHook.BEFORE_RUN,
     TurnHook.ON_ERROR,
@@ -93,7 +96,7 @@ BRIDGED = (
 
 @contextmanager
 def empty_hooks() -> Iterator[None]:
-    """One empty global hook on every hook type the bridge listens to: dispatch alone."""
+    """One empty global hook on every hook type of ``BRIDGED``: dispatch alone."""
     with isolated_registries():
         for t in BRIDGED:
 
@@ -127,11 +130,13 @@ def tracer_without_processor() -> Iterator[None]:
 def minimal_bridge() -> Iterator[None]:
     """The least Python a bridge of the same hooks can run, for comparison (not a bridge).
 
-    The per-turn hooks the real bridge uses (``BEFORE_TURN``, ``BEFORE_RUN``,
-    ``BEFORE_INVOKE``, ``AFTER_INVOKE``, ``ON_COMPLETE``, ``ON_TURN_VALUE``), each doing only
-    the essential work: one SDK span per turn made at completion (same 7 attributes, batch
-    processor, discarding exporter) and the Prometheus-side counts as bare list and dict
-    updates. No failure guard, label cap, exemplar, suppression check or run bookkeeping.
+    The per-turn hooks the real bridge used before its execution scope (``BEFORE_TURN``,
+    ``BEFORE_RUN``, ``BEFORE_INVOKE``, ``AFTER_INVOKE``, ``ON_COMPLETE``, ``ON_TURN_VALUE``; the
+    bridge now uses none of them: its per-turn work goes through ``ExecutionScope``), each
+    doing only the essential work: one SDK span per turn made at completion (same 7
+    attributes, batch processor, discarding exporter) and the Prometheus-side counts as bare
+    list and dict updates. No failure guard, label cap, exemplar, suppression check or run
+    bookkeeping.
     """
     import threading
     import time

@@ -140,18 +140,34 @@ class Watch:
     timer, but catching its ``StopIteration`` costs about 2,700 instructions a turn; awaiting
     it costs 1,100. So, from an agent's third bare turn on (the watch is the agent's, kept
     from run to run, for one event loop; an agent that runs one turn makes none), the run
-    loop awaits the tool with ``turn`` set here, and the timer is armed only once that
+    loop awaits the tool with ``turn`` set here, and the deadline is set only once that
     turn has suspended: ``arm()`` is a callback scheduled before a turn starts (once until it
     has run, for the task running the turn), which runs when that task next yields to the
-    event loop. Finding the turn still in its tool, it arms the turn's timeout from then, as
-    ``finish`` arms it after the first step; between turns it does nothing. An expired
-    timeout cancels the task, and ``settle()`` makes the cancellation a ``TurnTimeoutError``
-    with ``asyncio.timeout``'s rules: only when the tool ended with that cancellation and no
-    other cancellation was requested (``Task.uncancel``), raised from a ``TimeoutError``
-    raised from the cancellation.
+    event loop. Finding the turn still in its tool, it sets the turn's deadline from then, as
+    ``finish`` arms its timer after the first step; between turns it does nothing.
+
+    One timer serves every turn (a watchdog): a turn whose deadline is no earlier than the
+    timer's leaves it in place (a new timer and its cancellation cost ~12,000 instructions a
+    turn that suspends), and when the timer fires before the armed turn's deadline it waits
+    again until then; once no turn is armed it lapses. An expired deadline cancels the task,
+    and ``settle()`` makes the cancellation a ``TurnTimeoutError`` with ``asyncio.timeout``'s
+    rules: only when the tool ended with that cancellation and no other cancellation was
+    requested (``Task.uncancel``), raised from a ``TimeoutError`` raised from the
+    cancellation.
     """
 
-    __slots__ = ("armed", "cancelling", "expired", "handle", "loop", "pending", "task", "turn")
+    __slots__ = (
+        "armed",
+        "cancelling",
+        "deadline",
+        "expired",
+        "handle",
+        "loop",
+        "pending",
+        "task",
+        "turn",
+        "when",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -161,10 +177,13 @@ class Watch:
         self.pending = False
         self.task: asyncio.Task[Any] | None = None
         self.cancelling = 0
-        #: The turn whose timer is armed, the timer, and the turn it expired for.
+        #: The turn whose deadline is set, the deadline, and the turn it expired for.
         self.armed: Turn | None = None
-        self.handle: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
         self.expired: Turn | None = None
+        #: The watchdog timer (None when none is scheduled) and the time it fires at.
+        self.handle: asyncio.TimerHandle | None = None
+        self.when = 0.0
 
     def schedule(self) -> bool:
         """Schedule ``arm`` for the task's next yield; False outside a task."""
@@ -183,25 +202,37 @@ class Watch:
         if turn is not None and self.armed is None and turn._timeout is not None:
             # The task yielded inside this turn's tool: its timeout runs from now.
             self.armed = turn
-            self.handle = self.loop.call_at(self.loop.time() + turn._timeout, self._expire)
+            deadline = self.deadline = self.loop.time() + turn._timeout
+            handle = self.handle
+            if handle is None or self.when > deadline:
+                if handle is not None:
+                    handle.cancel()
+                self.when = deadline
+                self.handle = self.loop.call_at(deadline, self._expire)
         elif self.armed is None:
             # The watch outlives runs (it is the agent's): it keeps no task alive it does not
-            # need (a task with a timer armed, by an earlier call, still needs it).
+            # need (a task with a deadline set, by an earlier call, still needs it).
             self.task = None
 
     def _expire(self) -> None:
         self.handle = None
         turn = self.armed
-        if turn is not None and turn is self.turn and self.task is not None:
-            self.expired = turn
-            self.task.cancel()
+        if turn is None or turn is not self.turn or self.task is None:
+            return  # no turn in its tool with a deadline: the watchdog lapses
+        if self.when < self.deadline:
+            # Scheduled for an earlier turn's deadline: wait for this one's.
+            self.when = self.deadline
+            self.handle = self.loop.call_at(self.deadline, self._expire)
+            return
+        self.expired = turn
+        self.task.cancel()
 
     def settle(self, turn: Turn | None, exc: BaseException | None) -> None:
-        """The armed ``turn`` ended (with ``exc``): disarm; raise its timeout if it expired."""
+        """The armed ``turn`` ended (with ``exc``): disarm; raise its timeout if it expired.
+
+        The watchdog timer stays scheduled for the next turn (see the class).
+        """
         self.armed = None
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
         task = self.task
         if not self.pending:
             self.task = None  # as in arm()

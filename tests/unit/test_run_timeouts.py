@@ -258,6 +258,27 @@ async def test_a_turn_may_use_all_of_a_longer_timeout(warm: int) -> None:
     assert values == [*range(warm), 0.01, 0.3]
 
 
+async def test_a_longer_timeout_after_a_shorter_one_expires_at_its_own_deadline(
+    warm: int,
+) -> None:
+    # The later turn's deadline comes after the timer the earlier one left (one timer serves
+    # the agent's turns): it must fire at the later deadline, neither earlier nor never.
+    agent = agent_with()
+    await put_warm(agent, warm)
+    await agent.put(Turn("nap", kwargs={"seconds": 0.01}, timeout=0.05))
+    longer = Turn("hang", timeout=0.3)
+    await agent.put(longer)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TurnTimeoutError) as caught:
+        async for _ in agent.run():
+            pass
+    elapsed = loop.time() - started
+    assert caught.value.turn is longer
+    assert longer.metadata.stop_reason is StopReason.TIMEOUT
+    assert 0.3 <= elapsed < 2
+
+
 async def test_an_error_raised_on_the_timeouts_cancellation_propagates_as_it_is(
     warm: int,
 ) -> None:

@@ -109,6 +109,35 @@ def context_tool(name: str | None = None) -> Any:
     return tool()(remember)
 
 
+def suspending_tool(name: str | None = None) -> Any:
+    """A registered coroutine tool that suspends once (``asyncio.sleep(0)``) and returns its
+    argument: the path of a tool that awaits I/O, whose turn's timeout is armed."""
+
+    async def suspending(x: int) -> int:
+        await asyncio.sleep(0)
+        return x
+
+    suspending.__name__ = suspending.__qualname__ = name or unique("suspending")
+    return tool()(suspending)
+
+
+def sending_tools() -> tuple[Any, Any, str]:
+    """A sender tool whose turn sends a ``Turn`` of the receiver tool to the agent named by
+    the third item (to be created with the receiver), and the receiver tool."""
+    receiver_agent = unique("receiver_agent")
+    receiver_tool = trivial_tool()
+    receive_name = receiver_tool.metadata.name
+
+    async def sender(x: int) -> int:
+        me = current_agent()
+        assert me is not None
+        await me.send(receiver_agent, Turn(receive_name, kwargs={"x": x}))
+        return x
+
+    sender.__name__ = sender.__qualname__ = unique("sender")
+    return tool()(sender), receiver_tool, receiver_agent
+
+
 def noop_hook(prefix: str) -> Any:
     """An ``async def`` that does nothing, named uniquely (hooks register by name)."""
 
@@ -135,18 +164,21 @@ def forget(agent: Agent) -> None:
 def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[None]]]:
     """The agent, tool and ``once(n)`` of a workload of ``callgrind_turns.py``'s rows.
 
-    ``once(n)``: ``queue``, ``stream10``, ``put_drain``, ``hooked`` and ``context`` put n turns
-    and drain them, ``short_runs`` runs n one-turn runs, ``errors`` n one-turn runs whose
-    tool raises (each run ends with the error, caught), ``chain`` runs a chain of n turns
-    each returned by the one before.
+    ``once(n)``: ``queue``, ``stream10``, ``put_drain``, ``hooked``, ``context`` and
+    ``suspend`` put n turns and drain them, ``short_runs`` runs n one-turn runs, ``errors``
+    n one-turn runs whose tool raises (each run ends with the error, caught), ``chain`` runs
+    a chain of n turns each returned by the one before, ``send`` puts n turns whose tool
+    each sends a turn to a second agent, drains the agent, then the second agent.
 
     ``hooked``: the queue with an agent ``after_turn`` hook, a tool ``before_invoke`` hook
     and a global ``before_run`` hook whose tags match no turn (each does nothing): the
     hook-dispatching path of a turn. ``context``: each turn's tool returns a ``ContextItem``,
     routed to the agent's context queue (limit 10) or, every other turn, its pool (limit
-    100): both evict once full.
+    100): both evict once full. ``suspend``: each turn's tool suspends once (a round trip
+    through the event loop, the turn's timeout armed and disarmed).
     """
     kwargs: dict[str, Any] = {}
+    receiver: Agent | None = None
     if workload == "stream10":
         tool_ = streaming_tool(10)
     elif workload == "chain":
@@ -156,6 +188,11 @@ def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[N
     elif workload == "context":
         tool_ = context_tool()
         kwargs["context_pool"] = ContextPool(limit=100)
+    elif workload == "suspend":
+        tool_ = suspending_tool()
+    elif workload == "send":
+        tool_, receiving, receiver_name = sending_tools()
+        receiver = agent_with([receiving], receiver_name)
     else:
         tool_ = trivial_tool()
     agent = agent_with([tool_], **kwargs)
@@ -173,6 +210,11 @@ def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[N
             for i in range(n):
                 await agent.put(Turn(tool_, kwargs={"x": i}))
                 await drain(agent)
+        elif workload == "send":
+            assert receiver is not None
+            await put_round(agent, tool_, n)
+            await drain(agent)
+            await drain(receiver)
         elif workload == "errors":
             for i in range(n):
                 await agent.put(Turn(tool_, kwargs={"x": i}))
@@ -509,9 +551,10 @@ class SdkFloor:
     The run loop drives a tool that itself starts and ends one OpenTelemetry SDK span per
     call, as the bridge's ``execute_tool`` span: the contract's 7 attributes, a parent
     context, the batch processor and a discarding exporter. With ``metrics``, the tool also
-    records the 4 SDK histograms the contract makes per turn (turn, tool and queue-wait
-    duration, ``gen_ai.execute_tool.duration``). Whatever a bridge does on top (hook
-    dispatch, bookkeeping, Prometheus) comes on top of this.
+    records 4 SDK histograms per turn: the contract's 3 (turn, tool and queue-wait duration)
+    and ``gen_ai.execute_tool.duration``, which the contract had when the floor was written
+    and has no longer. Whatever a bridge does on top (hook dispatch, bookkeeping, Prometheus)
+    comes on top of this.
     """
 
     def __init__(self, metrics: bool) -> None:

@@ -31,6 +31,7 @@ from pygents import (
     AgentRegistry,
     ContextItem,
     ContextPool,
+    ContextQueue,
     Turn,
     TurnHook,
     current_agent,
@@ -121,6 +122,17 @@ def suspending_tool(name: str | None = None) -> Any:
     return tool()(suspending)
 
 
+def injected_tool(name: str | None = None) -> Any:
+    """A registered coroutine tool that takes the agent's context queue (context injection)
+    and returns its argument: a tool the run loop cannot call bare."""
+
+    async def injected(x: int, memory: ContextQueue | None = None) -> int:
+        return x
+
+    injected.__name__ = injected.__qualname__ = name or unique("injected")
+    return tool()(injected)
+
+
 def sending_tools() -> tuple[Any, Any, str]:
     """A sender tool whose turn sends a ``Turn`` of the receiver tool to the agent named by
     the third item (to be created with the receiver), and the receiver tool."""
@@ -164,18 +176,20 @@ def forget(agent: Agent) -> None:
 def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[None]]]:
     """The agent, tool and ``once(n)`` of a workload of ``callgrind_turns.py``'s rows.
 
-    ``once(n)``: ``queue``, ``stream10``, ``put_drain``, ``hooked``, ``context`` and
-    ``suspend`` put n turns and drain them, ``short_runs`` runs n one-turn runs, ``errors``
-    n one-turn runs whose tool raises (each run ends with the error, caught), ``chain`` runs
-    a chain of n turns each returned by the one before, ``send`` puts n turns whose tool
-    each sends a turn to a second agent, drains the agent, then the second agent.
+    ``once(n)``: ``queue``, ``stream10``, ``put_drain``, ``hooked``, ``context``,
+    ``suspend`` and ``injected`` put n turns and drain them, ``short_runs`` runs n one-turn
+    runs, ``errors`` n one-turn runs whose tool raises (each run ends with the error,
+    caught), ``chain`` runs a chain of n turns each returned by the one before, ``send`` puts
+    n turns whose tool each sends a turn to a second agent, drains the agent, then the
+    second agent.
 
     ``hooked``: the queue with an agent ``after_turn`` hook, a tool ``before_invoke`` hook
     and a global ``before_run`` hook whose tags match no turn (each does nothing): the
     hook-dispatching path of a turn. ``context``: each turn's tool returns a ``ContextItem``,
     routed to the agent's context queue (limit 10) or, every other turn, its pool (limit
     100): both evict once full. ``suspend``: each turn's tool suspends once (a round trip
-    through the event loop, the turn's timeout armed and disarmed).
+    through the event loop, the turn's timeout armed and disarmed). ``injected``: the tool
+    takes the agent's context queue (injected), so it is called through its invocation.
     """
     kwargs: dict[str, Any] = {}
     receiver: Agent | None = None
@@ -190,6 +204,8 @@ def row_workload(workload: str) -> tuple[Agent, Any, Callable[[int], Awaitable[N
         kwargs["context_pool"] = ContextPool(limit=100)
     elif workload == "suspend":
         tool_ = suspending_tool()
+    elif workload == "injected":
+        tool_ = injected_tool()
     elif workload == "send":
         tool_, receiving, receiver_name = sending_tools()
         receiver = agent_with([receiving], receiver_name)

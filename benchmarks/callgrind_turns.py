@@ -34,7 +34,9 @@ take (so that a regression there shows too):
 - ``suspend``: ``queue`` whose tool suspends once per turn (``asyncio.sleep(0)``, as a tool
   awaiting I/O does): the event loop's round trip, the turn's timeout armed and disarmed;
 - ``send``: N turns whose tool each sends a turn to a second agent (``Agent.send``), then
-  both agents drained (per turn: two ``Turn`` + ``put``, two turns, the send).
+  both agents drained (per turn: two ``Turn`` + ``put``, two turns, the send);
+- ``injected``: ``queue`` whose tool takes the agent's context queue (context injection), so
+  it is called through its invocation (``CoroutineTool._invoke``), not bare.
 
 Modes: ``off`` (telemetry not instrumented), ``sdk`` (SDK tracer, batch processor, discarding
 exporter), ``sdk_prometheus`` (+ Prometheus metrics), ``sdk_prometheus_metrics`` (+ SDK metrics
@@ -86,13 +88,13 @@ BUDGETS = HERE / "callgrind_budgets.toml"
 WORKLOADS = ("queue", "short_runs", "chain", "stream10", "put_drain")
 MODES = ("off", "sdk", "sdk_prometheus", "sdk_prometheus_metrics", "sdk_otlp")
 #: Workloads of the paths a plain turn does not take, counted untraced and traced only.
-GUARD_WORKLOADS = ("hooked", "errors", "context", "suspend", "send")
+GUARD_WORKLOADS = ("hooked", "errors", "context", "suspend", "send", "injected")
 GUARD_MODES = ("off", "sdk_prometheus")
 #: ``sdk_prometheus`` on OpenTelemetry's public span API (``PYGENTS_FAST_SPANS=0``): the path
 #: a tracer the fast path does not recognise takes (an unknown span processor, a sampler...).
 PUBLIC_MODE = "sdk_public"
 #: Workloads whose turns are queued before the count (only the drain is counted).
-DRAINED = ("queue", "stream10", "hooked", "context", "suspend")
+DRAINED = ("queue", "stream10", "hooked", "context", "suspend", "injected")
 #: Modes that must cost what ``off`` costs (within 3%), counted on the first two workloads.
 OFF_LIKE = ("noop", "switched_off")
 OFF_LIKE_TOLERANCE = 0.03

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from . import _scope
 from ._context import ContextItem
 from ._dispatch import fire_global
-from ._enums import AgentHook, StopReason, ToolHook, TurnHook
+from ._enums import AgentHook, StopReason, TurnHook
 from ._frame import get_frame, leave, set_frame
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, GLOBAL_INVOKE
 from ._scope import SCOPES
 from ._turn import Turn
 from ._turn_run import (
@@ -56,10 +56,8 @@ _G_RUN_END = GLOBAL_BY_TYPE[AgentHook.ON_RUN_END]
 _G_AFTER_RUN = GLOBAL_BY_TYPE[TurnHook.AFTER_RUN]
 _G_COMPLETE = GLOBAL_BY_TYPE[TurnHook.ON_COMPLETE]
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
-# A coroutine tool's events (a global ON_YIELD hook does not concern it).
-_G_BEFORE_INVOKE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
-_G_AFTER_INVOKE = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
-_G_INVOKE_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
+# A coroutine tool's events, all three (a global ON_YIELD hook does not concern it).
+_G_INVOKE = GLOBAL_INVOKE
 _COMPLETED = StopReason.COMPLETED
 # The agent events the run loop fires, tested against the agent's ``hooks.listens``: an
 # event none of its own hooks listens to goes to the global hooks only (or nowhere).
@@ -349,19 +347,18 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                 if (
                     (not hooks or TurnHook not in hooks.families)
                     and not _TURN_GLOBALS
-                    and not _G_BEFORE_INVOKE
-                    and not _G_AFTER_INVOKE
-                    and not _G_INVOKE_ERROR
                     and not turn._hooks
                     and not agent._turn_hooks
-                    and tool._plain
-                    and not tool._hooks
                     and not turn._running
                 ):
-                    # A bare turn (no hook or tool wrapper; scopes allowed): run_returning's
-                    # and the tool's invocation's work written out here, so the most common
-                    # turn costs no coroutine of its own, with one frame switch instead of
-                    # two (see _frame: a live frame).
+                    # A bare turn (no turn hook; scopes allowed): run_returning's work written
+                    # out here, so the most common turn costs no coroutine of its own, with
+                    # one frame switch instead of two (see _frame: a live frame). A plain
+                    # tool (no tool hook, lock, fixed kwargs or injection) is called bare,
+                    # its invocation's work (call scopes) written out too; any other is
+                    # called through its invocation (CoroutineTool._invoke), as
+                    # run_returning calls it.
+                    plain = True if tool._plain and not tool._hooks and not _G_INVOKE else False
                     here = get_frame()
                     frame = [agent, turn, tool, True]
                     set_frame(frame)
@@ -383,7 +380,11 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                         # argument, or one keyword naming its first parameter, is called by
                         # position, which binds the same (see first_parameter). Dynamic
                         # arguments (callables) are called first.
-                        if not args and len(kwargs) == 1 and (first := tool._first) in kwargs:
+                        if not plain:
+                            by_position = False
+                            if args or kwargs:
+                                args, kwargs = resolve_dynamic(args, kwargs)
+                        elif not args and len(kwargs) == 1 and (first := tool._first) in kwargs:
                             by_position = True
                             one = kwargs[first]
                             if callable(one):
@@ -403,9 +404,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                         break
                         else:
                             by_position = False
-                        # Scopes open for the tool's invocation as in CoroutineTool._invoke.
+                        # Scopes open for the tool's invocation as in CoroutineTool._invoke
+                        # (which opens them itself for a tool that is not plain).
                         called: list[tuple[Any, Any]] | None  # (no code: an annotation)
-                        if SCOPES:
+                        if SCOPES and plain:
                             called, stepped = _scope.open_call(tool, turn, args, kwargs)
                             called_tokens = _scope.attach(called) if stepped else None
                         else:
@@ -414,6 +416,8 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                             try:
                                 if by_position:
                                     coro = tool.fn(one)
+                                elif not plain:
+                                    coro = tool._start(args, kwargs, turn)
                                 elif args or kwargs:
                                     coro = tool.fn(*args, **kwargs)
                                 else:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from . import _definitions
-from ._enums import HOOK_FAMILIES, HookType, hook_name, hook_types
+from ._enums import HOOK_FAMILIES, HookType, ToolHook, hook_name, hook_types
 from ._types import Hook, Tool
 from .errors import (
     UnregisteredAgentError,
@@ -26,6 +26,8 @@ T = TypeVar("T")
 __all__ = [
     "GLOBAL_BY_FAMILY",
     "GLOBAL_BY_TYPE",
+    "GLOBAL_INVOKE",
+    "INVOKE_TYPES",
     "AgentRegistryBase",
     "HookRegistryBase",
     "ToolRegistry",
@@ -39,6 +41,11 @@ GLOBAL_BY_TYPE: dict[HookType, list[Hook]] = {
 }
 #: Global hooks per hook family (one entry per type they listen to). Mutated in place only.
 GLOBAL_BY_FAMILY: dict[type, list[Hook]] = {family: [] for family in HOOK_FAMILIES}
+#: The event types of a coroutine tool's invocation, and their global hooks (one entry per
+#: type they listen to; mutated in place only): one test tells the run loop whether a plain
+#: tool can be called bare.
+INVOKE_TYPES = frozenset((ToolHook.BEFORE_INVOKE, ToolHook.AFTER_INVOKE, ToolHook.ON_ERROR))
+GLOBAL_INVOKE: list[Hook] = []
 
 
 class _NamedRegistry(Generic[T]):
@@ -223,6 +230,8 @@ class HookRegistryBase:
             for hook_type in hook.types:
                 GLOBAL_BY_TYPE[hook_type].append(hook)
                 GLOBAL_BY_FAMILY[type(hook_type)].append(hook)
+                if hook_type in INVOKE_TYPES:
+                    GLOBAL_INVOKE.append(hook)
 
     @classmethod
     def get(cls, name: str) -> Hook:
@@ -296,7 +305,7 @@ class HookRegistryBase:
             )
         del cls._hooks[name]
         cls._library.discard(name)
-        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
+        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values(), GLOBAL_INVOKE):
             while found in bucket:
                 bucket.remove(found)
 
@@ -305,7 +314,7 @@ class HookRegistryBase:
         """Remove every hook, global and instance-scoped (library hooks too)."""
         cls._hooks.clear()
         cls._library.clear()
-        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values()):
+        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values(), GLOBAL_INVOKE):
             bucket.clear()
 
 

@@ -25,7 +25,7 @@ from ._enums import ToolHook
 from ._frame import get_frame, set_frame
 from ._hook_list import HookList
 from ._hooks import HookPoint, check_lock, hook_list, normalize_tags
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, GLOBAL_INVOKE, ToolRegistry
 from ._scope import NO_CALL as _NO_CALL
 from ._scope import SCOPES
 from ._types import Tool, ToolMetadata
@@ -44,6 +44,7 @@ _G_BEFORE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
 _G_AFTER = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
 _G_YIELD = GLOBAL_BY_TYPE[ToolHook.ON_YIELD]
 _G_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
+_G_INVOKE = GLOBAL_INVOKE  # the three events of a coroutine tool's invocation
 # The events, tested against the tool's ``hooks.listens``: an event none of its own hooks
 # listens to goes to the global hooks only (or nowhere).
 _BEFORE = ToolHook.BEFORE_INVOKE
@@ -246,12 +247,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> Coroutine[Any, Any, R]:
         """Return the coroutine a turn drives: the bare function call when nothing wraps it."""
-        if (
-            self._plain
-            and not self._hooks
-            and not SCOPES
-            and not (_G_BEFORE or _G_AFTER or _G_ERROR)
-        ):
+        if self._plain and not self._hooks and not SCOPES and not _G_INVOKE:
             try:  # _call written out: a turn's way, one method call less per turn
                 return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
             except TypeError as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, ToolRegistry
+from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, GLOBAL_INVOKE, ToolRegistry
 from ._registry import AgentRegistryBase as AgentRegistry
 from ._registry import HookRegistryBase as HookRegistry
 
@@ -45,6 +45,7 @@ def isolated_registries() -> Iterator[None]:
     library = set(HookRegistry._library)
     by_type = {k: list(v) for k, v in GLOBAL_BY_TYPE.items()}
     by_family = {k: list(v) for k, v in GLOBAL_BY_FAMILY.items()}
+    invoke = list(GLOBAL_INVOKE)
     reset_registries()
     try:
         yield
@@ -58,3 +59,4 @@ def isolated_registries() -> Iterator[None]:
             GLOBAL_BY_TYPE[k].extend(v)
         for fam, v in by_family.items():
             GLOBAL_BY_FAMILY[fam].extend(v)
+        GLOBAL_INVOKE.extend(invoke)

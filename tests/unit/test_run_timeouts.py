@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 
-from pygents import Agent, StopReason, ToolRegistry, Turn, TurnTimeoutError, tool
+from pygents import (
+    Agent,
+    ContextQueue,
+    StopReason,
+    ToolRegistry,
+    Turn,
+    TurnTimeoutError,
+    current_turn,
+    tool,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -277,6 +286,40 @@ async def test_a_longer_timeout_after_a_shorter_one_expires_at_its_own_deadline(
     assert caught.value.turn is longer
     assert longer.metadata.stop_reason is StopReason.TIMEOUT
     assert 0.3 <= elapsed < 2
+
+
+async def test_a_tool_called_through_its_invocation_keeps_its_hooks_inside_the_deadline(
+    warm: int,
+) -> None:
+    # A tool the run loop cannot call bare (a hook, an injected context queue): its hooks
+    # run inside the turn's deadline, see the turn as current, and get the injected queue.
+    seen: list[Any] = []
+
+    @tool()
+    async def injected_nap(seconds: float, memory: ContextQueue | None = None) -> float:
+        seen.append(("tool", current_turn(), memory))
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @injected_nap.before_invoke
+    async def slow_before(seconds: float, memory: ContextQueue | None = None) -> None:
+        seen.append(("before", current_turn(), memory))
+        await asyncio.sleep(seconds)
+
+    agent = agent_with(injected_nap)
+    await put_warm(agent, warm)
+    ok = Turn("injected_nap", kwargs={"seconds": 0.01}, timeout=1)
+    slow = Turn("injected_nap", kwargs={"seconds": 5}, timeout=0.1)
+    await agent.put(ok)
+    await agent.put(slow)
+    with pytest.raises(TurnTimeoutError) as caught:
+        async for _ in agent.run():
+            pass
+    assert caught.value.turn is slow
+    assert ok.metadata.stop_reason is StopReason.COMPLETED and ok.output == 0.01
+    assert slow.metadata.stop_reason is StopReason.TIMEOUT
+    queue = agent.context_queue
+    assert seen == [("before", ok, queue), ("tool", ok, queue), ("before", slow, queue)]
 
 
 async def test_an_error_raised_on_the_timeouts_cancellation_propagates_as_it_is(

@@ -44,9 +44,12 @@ class HookList(list[Any]):
     def _note(self) -> None:
         listens: set[HookType] = set()
         for h in self:
-            if getattr(h.__class__, "fixed_types", False):
-                listens.update(h.types)
-            else:
+            types = (
+                getattr(h, "types", None) if getattr(h.__class__, "fixed_types", False) else None
+            )
+            if type(types) is tuple:
+                listens.update(types)
+            else:  # a duck-typed hook, or not a hook (the dispatcher says so when it fires)
                 self.listens = _EVERY_TYPE
                 self.families = _EVERY_FAMILY
                 return

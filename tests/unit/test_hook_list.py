@@ -123,6 +123,19 @@ def test_a_hook_class_with_fixed_types_is_counted_by_its_types() -> None:
     assert hooks.listens == {AgentHook.AFTER_TURN} and hooks.families == {AgentHook}
 
 
+def test_a_class_saying_fixed_types_without_a_types_tuple_is_dispatched_as_before() -> None:
+    class Claims:
+        fixed_types = True
+        type = AgentHook.AFTER_TURN  # a duck-typed hook's attribute, no ``types`` tuple
+        __name__ = "claims"
+
+        async def __call__(self, *args: Any) -> None:
+            return None
+
+    hooks = HookList([Claims()])
+    assert TurnHook.BEFORE_RUN in hooks.listens  # every event goes to the dispatcher
+
+
 def test_copies_and_pickles_keep_the_bookkeeping() -> None:
     hooks = HookList([FixedAfterTurn()])
     for other in (copy.copy(hooks), copy.deepcopy(hooks), pickle.loads(pickle.dumps(hooks))):

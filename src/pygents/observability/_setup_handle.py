@@ -65,6 +65,7 @@ class TelemetryHandle:
         self.final_metrics: CollectorRegistry | None = None
         self._added_processors = added_processors
         self._closed = False
+        self._finished = True  # what shutdown() returned (a second call returns it again)
 
     @property
     def metrics_port(self) -> int | None:
@@ -88,10 +89,11 @@ class TelemetryHandle:
 
         Returns:
             True if everything shut down in time, False if an exporter was still stuck
-            (its daemon thread is abandoned; the process can still exit).
+            (its daemon thread is abandoned; the process can still exit). A second call does
+            nothing and returns what the first returned.
         """
         if self._closed:
-            return True
+            return self._finished
         self._closed = True
         atexit.unregister(self.shutdown)
         deadline = time.monotonic() + timeout
@@ -110,6 +112,7 @@ class TelemetryHandle:
         finished = finished and bounded(
             lambda: self._stop_traces(_millis_until(deadline)), remaining
         )
+        self._finished = finished
         if not finished:
             warn_once(
                 "flush",

@@ -56,8 +56,6 @@ _G_RUN_END = GLOBAL_BY_TYPE[AgentHook.ON_RUN_END]
 _G_AFTER_RUN = GLOBAL_BY_TYPE[TurnHook.AFTER_RUN]
 _G_COMPLETE = GLOBAL_BY_TYPE[TurnHook.ON_COMPLETE]
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
-# A coroutine tool's events, all three (a global ON_YIELD hook does not concern it).
-_G_INVOKE = GLOBAL_INVOKE
 _COMPLETED = StopReason.COMPLETED
 # The agent events the run loop fires, tested against the agent's ``hooks.listens``: an
 # event none of its own hooks listens to goes to the global hooks only (or nowhere).
@@ -358,7 +356,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                     # its invocation's work (call scopes) written out too; any other is
                     # called through its invocation (CoroutineTool._invoke), as
                     # run_returning calls it.
-                    plain = True if tool._plain and not tool._hooks and not _G_INVOKE else False
+                    plain = True if tool._plain and not tool._hooks and not GLOBAL_INVOKE else False
                     here = get_frame()
                     frame = [agent, turn, tool, True]
                     set_frame(frame)

@@ -19,7 +19,6 @@ __all__ = [
     "AsyncHook",
     "Hook",
     "HookAlias",
-    "HookList",
     "HookMetadata",
     "HookPoint",
     "alias",

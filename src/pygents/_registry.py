@@ -24,6 +24,7 @@ from .errors import (
 T = TypeVar("T")
 
 __all__ = [
+    "GLOBAL_BUCKETS",
     "GLOBAL_BY_FAMILY",
     "GLOBAL_BY_TYPE",
     "GLOBAL_INVOKE",
@@ -46,6 +47,13 @@ GLOBAL_BY_FAMILY: dict[type, list[Hook]] = {family: [] for family in HOOK_FAMILI
 #: tool can be called bare.
 INVOKE_TYPES = frozenset((ToolHook.BEFORE_INVOKE, ToolHook.AFTER_INVOKE, ToolHook.ON_ERROR))
 GLOBAL_INVOKE: list[Hook] = []
+#: Every list above (each mutated in place only): what registering a global hook fills, and
+#: what unregistering, clearing and ``testing.isolated_registries`` go through.
+GLOBAL_BUCKETS: tuple[list[Hook], ...] = (
+    *GLOBAL_BY_TYPE.values(),
+    *GLOBAL_BY_FAMILY.values(),
+    GLOBAL_INVOKE,
+)
 
 
 class _NamedRegistry(Generic[T]):
@@ -305,7 +313,7 @@ class HookRegistryBase:
             )
         del cls._hooks[name]
         cls._library.discard(name)
-        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values(), GLOBAL_INVOKE):
+        for bucket in GLOBAL_BUCKETS:
             while found in bucket:
                 bucket.remove(found)
 
@@ -314,7 +322,7 @@ class HookRegistryBase:
         """Remove every hook, global and instance-scoped (library hooks too)."""
         cls._hooks.clear()
         cls._library.clear()
-        for bucket in (*GLOBAL_BY_TYPE.values(), *GLOBAL_BY_FAMILY.values(), GLOBAL_INVOKE):
+        for bucket in GLOBAL_BUCKETS:
             bucket.clear()
 
 

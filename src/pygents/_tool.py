@@ -44,7 +44,6 @@ _G_BEFORE = GLOBAL_BY_TYPE[ToolHook.BEFORE_INVOKE]
 _G_AFTER = GLOBAL_BY_TYPE[ToolHook.AFTER_INVOKE]
 _G_YIELD = GLOBAL_BY_TYPE[ToolHook.ON_YIELD]
 _G_ERROR = GLOBAL_BY_TYPE[ToolHook.ON_ERROR]
-_G_INVOKE = GLOBAL_INVOKE  # the three events of a coroutine tool's invocation
 # The events, tested against the tool's ``hooks.listens``: an event none of its own hooks
 # listens to goes to the global hooks only (or nowhere).
 _BEFORE = ToolHook.BEFORE_INVOKE
@@ -247,7 +246,7 @@ class CoroutineTool(_BaseTool, Generic[P, R]):
         self, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], turn: Any = None
     ) -> Coroutine[Any, Any, R]:
         """Return the coroutine a turn drives: the bare function call when nothing wraps it."""
-        if self._plain and not self._hooks and not SCOPES and not _G_INVOKE:
+        if self._plain and not self._hooks and not SCOPES and not GLOBAL_INVOKE:
             try:  # _call written out: a turn's way, one method call less per turn
                 return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
             except TypeError as exc:

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 _TURN_GLOBALS = GLOBAL_BY_FAMILY[TurnHook]
-_TURN_FAMILY = TurnHook
 # Per-type global hook lists (mutated in place by HookRegistry): an event nobody listens to
 # costs one truthiness test, even when other turn hooks exist (e.g. telemetry's).
 _G_BEFORE_RUN = GLOBAL_BY_TYPE[TurnHook.BEFORE_RUN]
@@ -325,7 +324,7 @@ def _enter(turn: Turn, agent: Agent | None) -> tuple[Any, Any, bool, bool]:
     local = (
         True
         if turn._hooks
-        or (agent is not None and (agent._turn_hooks or _TURN_FAMILY in agent._hooks.families))
+        or (agent is not None and (agent._turn_hooks or TurnHook in agent._hooks.families))
         else False
     )
     return outer, frame, local or (True if _TURN_GLOBALS else False), local

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, GLOBAL_INVOKE, ToolRegistry
+from ._registry import GLOBAL_BUCKETS, ToolRegistry
 from ._registry import AgentRegistryBase as AgentRegistry
 from ._registry import HookRegistryBase as HookRegistry
 
@@ -43,9 +43,7 @@ def isolated_registries() -> Iterator[None]:
     agents = dict(AgentRegistry._items)
     hooks = dict(HookRegistry._hooks)
     library = set(HookRegistry._library)
-    by_type = {k: list(v) for k, v in GLOBAL_BY_TYPE.items()}
-    by_family = {k: list(v) for k, v in GLOBAL_BY_FAMILY.items()}
-    invoke = list(GLOBAL_INVOKE)
+    buckets = [list(bucket) for bucket in GLOBAL_BUCKETS]
     reset_registries()
     try:
         yield
@@ -55,8 +53,5 @@ def isolated_registries() -> Iterator[None]:
         AgentRegistry._items.update(agents)
         HookRegistry._hooks.update(hooks)
         HookRegistry._library.update(library)
-        for k, v in by_type.items():
-            GLOBAL_BY_TYPE[k].extend(v)
-        for fam, v in by_family.items():
-            GLOBAL_BY_FAMILY[fam].extend(v)
-        GLOBAL_INVOKE.extend(invoke)
+        for bucket, saved in zip(GLOBAL_BUCKETS, buckets, strict=True):
+            bucket.extend(saved)

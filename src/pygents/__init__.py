@@ -51,6 +51,7 @@ from ._tool import Tool as Tool
 from ._tool import ToolMetadata as ToolMetadata
 from ._tool import tool as tool
 from ._tool_call import turn_from_call as turn_from_call
+from ._turn_metadata import DeferredTraceContext as DeferredTraceContext
 from ._turn_metadata import TurnMetadata as TurnMetadata
 from .errors import CheckpointError as CheckpointError
 from .errors import CheckpointStoreError as CheckpointStoreError
@@ -80,6 +81,7 @@ __all__ = [
     "ContextQueue",
     "ContextQueueHook",
     "CoroutineTool",
+    "DeferredTraceContext",
     "ErrorPolicy",
     "ExecutionScope",
     "Hook",

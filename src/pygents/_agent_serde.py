@@ -11,6 +11,7 @@ from ._enums import AgentHook, TurnHook
 from ._registry import AgentRegistryBase as AgentRegistry
 from ._registry import ToolRegistry
 from ._turn import Turn
+from ._turn_metadata import DeferredTraceContext
 from ._types import AgentState, Tool
 from .errors import SerializationError, UnregisteredAgentError, is_collection, short_repr
 
@@ -31,8 +32,12 @@ def _copy_turn(turn: Turn) -> Turn:
     )
     if turn._hooks:
         copy.hooks.extend(turn._hooks)
-    if turn._trace_context is not None:
-        copy._trace_context = dict(turn._trace_context)
+    carrier = turn._trace_context
+    if carrier is not None:
+        # A deferred one is immutable: shared, still unrendered.
+        copy._trace_context = (
+            carrier if isinstance(carrier, DeferredTraceContext) else dict(carrier)
+        )
     return copy
 
 

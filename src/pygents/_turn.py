@@ -13,7 +13,7 @@ from ._hook_list import HookList
 from ._hooks import HookPoint, hook_list, normalize_tags
 from ._registry import ToolRegistry
 from ._tool import AsyncGenTool, CoroutineTool, _BaseTool
-from ._turn_metadata import TurnMetadata
+from ._turn_metadata import DeferredTraceContext, TurnMetadata
 from ._turn_metadata import read as read_metadata
 from ._turn_run import run_returning, run_yielding
 from .errors import SafeExecutionError, SerializationError, WrongRunMethodError
@@ -187,7 +187,7 @@ class Turn(Generic[T]):
         self._given: Any = None  # datetimes assigned through metadata, kept as given
         self._enqueued: float | None = None
         self._stop_reason: StopReason | None = None
-        self._trace_context: dict[str, str] | None = None
+        self._trace_context: dict[str, str] | DeferredTraceContext | None = None
         self._attempt = 1
 
     @property

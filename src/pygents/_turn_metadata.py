@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import Field, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from . import _serde
 from ._enums import StopReason
@@ -18,12 +20,45 @@ class _Holder(Protocol):
     _end: float | None
     _enqueued: float | None
     _stop_reason: StopReason | None
-    _trace_context: dict[str, str] | None
+    _trace_context: dict[str, str] | DeferredTraceContext | None
     _given: Any
     _attempt: int
 
 
-__all__ = ["TurnMetadata", "read"]
+__all__ = ["DeferredTraceContext", "TurnMetadata", "read", "trace_context_of"]
+
+_log = logging.getLogger("pygents")
+_O = TypeVar("_O")
+
+
+class DeferredTraceContext(NamedTuple):
+    """A turn's trace context recorded as ``render(origin)``, not rendered yet.
+
+    What ``TurnMetadata.defer_trace_context`` records and ``recorded_trace_context`` returns
+    until the first read of ``trace_context`` renders it. Immutable (a copied turn shares it).
+    """
+
+    origin: Any
+    render: Callable[[Any], dict[str, str] | None]
+
+
+def trace_context_of(holder: Any) -> dict[str, str] | None:
+    """``holder``'s trace context (a turn, or standalone storage), rendered if deferred."""
+    value = holder._trace_context
+    if value.__class__ is not DeferredTraceContext:
+        return value  # type: ignore[no-any-return]
+    try:
+        carrier = value.render(value.origin)
+        if carrier is not None and not (
+            isinstance(carrier, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in carrier.items())
+        ):
+            raise TypeError(f"it returned {type(carrier).__name__}, not a dict of strings")
+    except Exception:
+        _log.exception("pygents: rendering a deferred trace context failed; the turn keeps none")
+        carrier = None
+    holder._trace_context = carrier
+    return carrier
 
 
 class _Values:
@@ -46,7 +81,7 @@ class _Values:
         self._end: float | None = None
         self._enqueued: float | None = None
         self._stop_reason: StopReason | None = None
-        self._trace_context: dict[str, str] | None = None
+        self._trace_context: dict[str, str] | DeferredTraceContext | None = None
 
 
 class TurnMetadata:
@@ -125,12 +160,45 @@ class TurnMetadata:
 
     @property
     def trace_context(self) -> dict[str, str] | None:
-        """The W3C trace-context carrier of where the turn was created, if recorded."""
-        return self._turn._trace_context
+        """The W3C trace-context carrier of where the turn was created, if recorded.
+
+        A context recorded with ``defer_trace_context`` is rendered on this first read.
+        """
+        value = self._turn._trace_context
+        if value.__class__ is DeferredTraceContext:
+            return trace_context_of(self._turn)
+        return value  # type: ignore[return-value]
 
     @trace_context.setter
     def trace_context(self, value: dict[str, str] | None) -> None:
         self._turn._trace_context = value
+
+    def defer_trace_context(
+        self, origin: _O, render: Callable[[_O], dict[str, str] | None]
+    ) -> None:
+        """Record the trace context as ``render(origin)``, computed only when first read.
+
+        For telemetry that records the causal origin of every turn, when the carrier itself
+        is read only if the turn leaves the process (serialized, checkpointed, sent to
+        another worker) or is inspected: the first read of ``trace_context`` (``dict()``, a
+        checkpoint, a copy by ``branch()``...) calls ``render(origin)`` once and keeps the
+        dict it returns. Until then ``recorded_trace_context`` is a ``DeferredTraceContext``
+        holding ``origin`` and ``render``, so the recorder can use ``origin`` as it is.
+
+        ``render`` must return a dict of strings or None and should not raise: if it raises
+        or returns anything else, the error is logged (logger ``pygents``) and the turn
+        keeps no trace context. Assigning ``trace_context`` replaces a deferred one.
+        """
+        self._turn._trace_context = DeferredTraceContext(origin, render)
+
+    @property
+    def recorded_trace_context(self) -> dict[str, str] | DeferredTraceContext | None:
+        """The trace context as recorded, without rendering a deferred one.
+
+        The carrier dict, a ``DeferredTraceContext`` (``defer_trace_context``, not read yet)
+        or None. ``trace_context`` is the same context, rendered.
+        """
+        return self._turn._trace_context
 
     @property
     def attempt(self) -> int:
@@ -178,7 +246,7 @@ class TurnMetadata:
             "end_time": None if end is None else end.isoformat(),
             "stop_reason": None if reason is None else reason.value,
         }
-        carrier = turn._trace_context
+        carrier = trace_context_of(turn)
         if carrier is not None:
             out["trace_context"] = dict(carrier)
         if turn._attempt != 1:

@@ -733,8 +733,9 @@ def test_a_remote_link_is_the_one_the_api_makes(
         assert made.attributes is None and made.dropped_attributes == 0
 
 
-def test_a_carrier_the_bridge_wrote_reads_back_as_parsing_it_would() -> None:
-    from pygents.observability._propagation import parse_traceparent
+def test_an_origin_the_bridge_deferred_reads_back_as_parsing_its_carrier_would() -> None:
+    from pygents.observability._propagation import parse_traceparent, render_origin
+    from pygents.turn import DeferredTraceContext, TurnMetadata
 
     provider = TracerProvider()
     spans = instrumented(provider)
@@ -742,10 +743,22 @@ def test_a_carrier_the_bridge_wrote_reads_back_as_parsing_it_would() -> None:
     for _ in range(200):
         trace_id, span_id = rng.getrandbits(128) or 1, rng.getrandbits(64) or 1
         origin = trace_api.NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(1)))
-        carrier = spans.carrier(origin)
-        assert spans._origin(carrier) == parse_traceparent(carrier) == (trace_id, span_id, 1)
-    # Out of the W3C format's range: not remembered, parsed (and refused) as before.
+        meta = TurnMetadata()
+        spans.record_origin(meta, origin)
+        # Deferred: the ids as they are, no carrier formatted yet.
+        recorded = meta.recorded_trace_context
+        assert isinstance(recorded, DeferredTraceContext)
+        assert recorded.origin == (trace_id, span_id, 1) and recorded.render is render_origin
+        assert spans.origin(meta, recorded) == (trace_id, span_id, 1)
+        # Read (rendered): the carrier says the same, and is what the bridge reads after.
+        carrier = meta.trace_context
+        assert carrier is not None and parse_traceparent(carrier) == (trace_id, span_id, 1)
+        assert meta.recorded_trace_context is carrier
+        assert spans.origin(meta, carrier) == (trace_id, span_id, 1)
+    # Out of the W3C format's range: formatted at once, and refused when parsed, as before.
     odd = trace_api.NonRecordingSpan(SpanContext(1, 2, False, TraceFlags(0x1FF)))
-    carrier = spans.carrier(odd)
-    assert id(carrier) not in spans._carriers and spans._origin(carrier) is None
+    meta = TurnMetadata()
+    spans.record_origin(meta, odd)
+    assert meta.recorded_trace_context == {"traceparent": "00-%032x-%016x-1ff" % (1, 2)}  # noqa: UP031
+    assert spans.origin(meta, meta.recorded_trace_context) is None
     provider.shutdown()

@@ -35,6 +35,7 @@ from pygents import (
 )
 from pygents.context import ContextItem
 from pygents.errors import PygentsError, SerializationError
+from pygents.turn import DeferredTraceContext
 
 
 def rt(data: Any) -> Any:
@@ -173,6 +174,107 @@ async def test_turn_round_trip_everything(echo: Any) -> None:
     assert restored.is_running is False
     # stable: a second trip gives the same data
     assert rt(restored.to_dict()) == data
+
+
+# ----------------------------------------------------- deferred trace contexts
+
+
+def traceparent_of(origin: tuple[int, int]) -> dict[str, str]:
+    return {"traceparent": "00-%032x-%016x-01" % origin}  # noqa: UP031
+
+
+def counting(render: Callable[[Any], Any]) -> tuple[Callable[[Any], Any], list[Any]]:
+    calls: list[Any] = []
+
+    def counted(origin: Any) -> Any:
+        calls.append(origin)
+        return render(origin)
+
+    return counted, calls
+
+
+def test_a_deferred_trace_context_is_rendered_once_on_first_read(echo: Any) -> None:
+    render, calls = counting(traceparent_of)
+    turn = Turn(echo)
+    turn.metadata.defer_trace_context((0xAB, 0xCD), render)
+    recorded = turn.metadata.recorded_trace_context
+    assert isinstance(recorded, DeferredTraceContext)
+    assert recorded.origin == (0xAB, 0xCD) and recorded.render is render
+    assert calls == []  # nothing rendered until read
+    assert turn.metadata.trace_context == traceparent_of((0xAB, 0xCD))
+    assert turn.metadata.trace_context == traceparent_of((0xAB, 0xCD))
+    assert calls == [(0xAB, 0xCD)]
+    # Rendered: the dict is what is recorded now.
+    assert turn.metadata.recorded_trace_context == traceparent_of((0xAB, 0xCD))
+    with pytest.raises(AttributeError):
+        recorded.origin = (1, 2)  # type: ignore[misc]
+
+
+def test_a_deferred_trace_context_is_serialized_rendered(echo: Any) -> None:
+    turn = Turn(echo, kwargs={"x": 1})
+    turn.metadata.defer_trace_context((7, 8), traceparent_of)
+    data = rt(turn.to_dict())
+    assert data["metadata"]["trace_context"] == traceparent_of((7, 8))
+    assert Turn.from_dict(data).metadata.trace_context == traceparent_of((7, 8))
+    meta = Turn(echo).metadata
+    meta.defer_trace_context((9, 10), traceparent_of)
+    assert meta.dict()["trace_context"] == traceparent_of((9, 10))
+
+
+def test_assigning_a_trace_context_replaces_a_deferred_one(echo: Any) -> None:
+    render, calls = counting(traceparent_of)
+    turn = Turn(echo)
+    turn.metadata.defer_trace_context((1, 2), render)
+    turn.metadata.trace_context = {"traceparent": "mine"}
+    assert turn.metadata.recorded_trace_context == {"traceparent": "mine"}
+    assert turn.metadata.trace_context == {"traceparent": "mine"}
+    turn.metadata.trace_context = None
+    assert turn.to_dict()["metadata"].get("trace_context") is None
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        pytest.param(lambda origin: 1 / 0, id="raises"),
+        pytest.param(lambda origin: "00-ab-cd-01", id="a string"),
+        pytest.param(lambda origin: {"traceparent": 1}, id="a non-string value"),
+    ],
+)
+def test_a_failing_render_leaves_no_trace_context_and_is_logged(
+    echo: Any, render: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    turn = Turn(echo, kwargs={"x": 1})
+    turn.metadata.defer_trace_context((1, 2), render)
+    with caplog.at_level("ERROR", logger="pygents"):
+        data = rt(turn.to_dict())  # serializing the turn still works, without it
+    assert "trace_context" not in data["metadata"]
+    assert turn.metadata.trace_context is None
+    assert turn.metadata.recorded_trace_context is None
+    assert "rendering a deferred trace context failed" in caplog.text
+
+
+async def test_a_branch_copies_a_deferred_trace_context_unrendered(echo: Any) -> None:
+    render, calls = counting(traceparent_of)
+    agent = Agent("deferring", "d", [echo])
+    turn = Turn(echo)
+    turn.metadata.defer_trace_context((3, 4), render)
+    await agent.put(turn)
+    child = agent.branch("deferring-child")
+    try:
+        copied = child.queue[0]
+        assert copied is not turn
+        assert copied.metadata.recorded_trace_context == turn.metadata.recorded_trace_context
+        assert calls == []
+        # Each renders its own, and one turn's read leaves the other deferred.
+        assert copied.metadata.trace_context == traceparent_of((3, 4))
+        assert isinstance(turn.metadata.recorded_trace_context, DeferredTraceContext)
+        assert rt(agent.to_dict())["queue"][0]["metadata"]["trace_context"] == traceparent_of(
+            (3, 4)
+        )
+    finally:
+        AgentRegistry.discard("deferring-child", child)
+        AgentRegistry.discard("deferring", agent)
 
 
 @pytest.mark.parametrize("timeout", [None, 60, 0.25, 7])

@@ -324,7 +324,8 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
             try:
                 parent = self._get_current()
                 if not spans.suppressed(parent):
-                    origin = state.meta.trace_context
+                    recorded = state.meta.recorded_trace_context
+                    origin = None if recorded is None else spans.origin(state.meta, recorded)
                     served = None
                     if origin is not None and agent is not None and agent.is_serving:
                         # A served agent's turn belongs to the request that put it.
@@ -434,9 +435,9 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         if reason is _COMPLETED and not tool.is_generator and output is not None:
             if isinstance(output, Turn):
                 meta = output.metadata
-                if meta.trace_context is None:
+                if meta.recorded_trace_context is None:
                     # Tool-driven flow control: the returned turn links back to this one.
-                    meta.trace_context = spans.carrier(span)
+                    spans.record_origin(meta, span)
             # The agent routes the output next (put / append / add): the span stays open for
             # those events; the routing's event (or the run's end) closes it.
             routed = agent is not None and isinstance(output, _ROUTED)

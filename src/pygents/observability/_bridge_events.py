@@ -118,7 +118,7 @@ class AgentEvents:
             meta = turn.metadata
             # Recorded already (by the turn that returned it, or by its sender) and not run
             # since: kept. A turn put again after it ran gets the origin of this put.
-            if meta.trace_context is None or meta.start_time is not None:
+            if meta.recorded_trace_context is None or meta.start_time is not None:
                 # Causality: inside a tool's step, the current span (the tool's, or a user's
                 # span within it); while the agent routes a turn's output, that turn's span;
                 # else whatever span is current. Outside a step of the turn the core says is
@@ -131,7 +131,10 @@ class AgentEvents:
                     origin = turn_span
                 if origin is None:
                     origin = current
-                meta.trace_context = None if origin is None else spans.carrier(origin)
+                if origin is None:
+                    meta.trace_context = None
+                else:
+                    spans.record_origin(meta, origin)
             # The put routes the output of the turn the core says is current: that turn's
             # span, kept open for it, ends after the event (see _routed).
             routed = None

@@ -14,10 +14,11 @@ from time import time_ns
 from typing import Any
 
 from pygents import StopReason
+from pygents.turn import DeferredTraceContext
 
 from . import _semconv as sc
 from ._cells import BoundedCache
-from ._propagation import carrier_of, parse_traceparent
+from ._propagation import carrier_of, parse_traceparent, render_origin
 from ._settings import ContentCapture
 
 __all__ = ["Spans"]
@@ -27,8 +28,6 @@ _ERROR = StopReason.ERROR
 _CANCELLED = StopReason.CANCELLED
 _NO_LINKS: tuple[Any, ...] = ()
 _PLAIN_BOUND = 1024
-#: Carriers ``carrier()`` wrote and no turn has been linked by yet (see ``links``).
-_CARRIER_BOUND = 4096
 
 
 _dict_get = dict.get
@@ -71,9 +70,6 @@ class Spans:
         #: (str keys, str/bool/int/float values): the fast path stores them without checking.
         #: Keyed by id; holding the dict keeps the id from being reused. Bounded.
         self._plain: dict[int, dict[str, Any]] = {}
-        #: id(carrier) -> (carrier, its traceparent string, what parsing it gives), for the
-        #: carriers ``carrier()`` wrote: ``links()`` reads them back without parsing.
-        self._carriers: dict[int, tuple[dict[str, str], str, tuple[int, int, int]]] = {}
 
     # -- when not to trace -------------------------------------------------------------------
 
@@ -131,67 +127,57 @@ class Spans:
             self._tool_attrs[key] = found
         return found
 
-    def carrier(self, span: Any) -> dict[str, str]:
-        """A W3C carrier naming ``span``, for a turn whose causal origin it is.
+    def record_origin(self, meta: Any, span: Any) -> None:
+        """Record ``span`` as the causal origin of a turn (``meta``: its metadata).
 
-        Remembered (bounded) until ``links()`` reads it, so a turn linked in this process
-        costs no parse.
+        Deferred (``TurnMetadata.defer_trace_context``): the W3C carrier is formatted only
+        if something reads the turn's ``trace_context`` (it is serialized, checkpointed,
+        sent to a worker); a turn linked in this process reads the ids as they are. Ids or
+        flags out of the W3C format's range (which the carrier could not say back) are
+        formatted now, as they always were.
         """
         if type(span) is self._fast_span and self._fast.indexed_context:
             trace_id, span_id, _remote, flags = span._context[:4]
         else:
             context = span.get_span_context()
             trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
-        carrier = carrier_of(trace_id, span_id, flags)
-        # What parsing the carrier gives, known without parsing for ids and flags in range
-        # (each then formats to exactly the digits the W3C format has); the rest is parsed.
         if 0 < trace_id < 1 << 128 and 0 < span_id < 1 << 64 and 0 <= flags <= 0xFF:
-            carriers = self._carriers
-            if len(carriers) >= _CARRIER_BOUND:  # carriers of turns never run here (or re-run)
-                carriers.clear()
-            parsed = (trace_id, span_id, int(flags))
-            carriers[id(carrier)] = (carrier, carrier["traceparent"], parsed)
-        return carrier
+            meta.defer_trace_context((trace_id, span_id, int(flags)), render_origin)
+        else:
+            meta.trace_context = carrier_of(trace_id, span_id, flags)
 
-    def _origin(self, carrier: dict[str, str] | None) -> tuple[int, int, int] | None:
-        """``parse_traceparent(carrier)``, read back without parsing for a carrier we wrote."""
-        if carrier is None:
-            return None
-        written = self._carriers.pop(id(carrier), None)
-        # The carrier ``carrier()`` wrote, still holding the very string it wrote.
-        if (
-            written is not None
-            and written[0] is carrier
-            and carrier.get("traceparent") is written[1]
-        ):
-            return written[2]
-        return parse_traceparent(carrier)
+    def origin(self, meta: Any, recorded: Any) -> tuple[int, int, int] | None:
+        """(trace id, span id, flags) of a turn's causal origin, if it has a valid one.
 
-    def links(self, carrier: dict[str, str] | None) -> list[Any] | None:
-        """A link to the span a W3C carrier names (a turn's causal origin), if valid."""
-        parsed = self._origin(carrier)
-        if parsed is None:
-            return None
+        ``meta``: the turn's metadata; ``recorded``: its ``recorded_trace_context`` (not
+        None). The ids ``record_origin`` deferred are read as they are; any other context
+        is what parsing the turn's ``trace_context`` gives.
+        """
+        if type(recorded) is DeferredTraceContext and recorded.render is render_origin:
+            return recorded.origin  # type: ignore[no-any-return]
+        return parse_traceparent(meta.trace_context)
+
+    def links(self, origin: tuple[int, int, int]) -> list[Any]:
+        """A link to the span of a turn's causal origin (``origin()``)."""
         fast = self._fast
         if fast is not None:
-            return [fast.remote_link(*parsed)]
-        trace_id, span_id, flags = parsed
+            return [fast.remote_link(*origin)]
+        trace_id, span_id, flags = origin
         return [self._Link(self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags)))]
 
     def child_of_origin(
-        self, name: str, attributes: dict[str, Any], carrier: dict[str, str] | None
+        self, name: str, attributes: dict[str, Any], origin: tuple[int, int, int] | None
     ) -> tuple[Any, Any] | None:
-        """Start a span whose parent is the span a W3C carrier names; None if it names none.
+        """Start a span whose parent is a turn's causal origin (``origin()``); None if none.
 
         For a served agent's turn: the request that put it is its trace (one trace per
         request), and the span current now (the busy period's ``invoke_agent``) is linked.
         """
-        parsed = self._origin(carrier)
-        if parsed is None:
+        if origin is None:
             return None
-        trace_id, span_id, flags = parsed
-        origin = self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
-        parent = self._trace.set_span_in_context(self._trace.NonRecordingSpan(origin))
+        trace_id, span_id, flags = origin
+        context = self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
+        parent = self._trace.set_span_in_context(self._trace.NonRecordingSpan(context))
         current = self._trace.get_current_span().get_span_context()
         links = [self._Link(current)] if current.is_valid else _NO_LINKS
         span = self.tracer.start_span(

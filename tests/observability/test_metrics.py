@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import re
@@ -708,6 +709,31 @@ async def test_running_and_queue_depth_gauges_during_and_after_a_run(telemetry: 
     assert seen == [(1, 2), (1, 1), (1, 0)]
     assert telemetry.sample("pygents_agent_running", {"agent": "gauge"}) == 0
     assert telemetry.sample("pygents_agent_queue_depth", {"agent": "gauge"}) == 0
+
+
+async def test_agents_replacing_each_other_under_one_name_are_each_watched(
+    telemetry: Any,
+) -> None:
+    # Each agent is dropped before the next is made, so a new one may land at the address
+    # (the id) of the one before: the put's and the run's metrics follow the live agent.
+    @tool()
+    async def step() -> None:
+        return None
+
+    for generation in range(1, 13):
+        agent = Agent("reborn", "d", [step])
+        for _ in range(generation):
+            await agent.put(Turn(step))
+        assert telemetry.sample("pygents_agent_queue_depth", {"agent": "reborn"}) == generation
+        if generation % 2:
+            await drain(agent)
+            assert telemetry.sample("pygents_agent_queue_depth", {"agent": "reborn"}) == 0
+        AgentRegistry.discard("reborn", agent)
+        del agent
+        gc.collect()
+    assert telemetry.sample("pygents_agent_turns_enqueued_total", {"agent": "reborn"}) == 78
+    # The last agent is gone with its turns queued: the gauge reads 0 (no live agent).
+    assert telemetry.sample("pygents_agent_queue_depth", {"agent": "reborn"}) == 0
 
 
 async def test_queue_depth_after_an_error_is_what_remains(telemetry: Any) -> None:

@@ -63,19 +63,19 @@ class AgentEvents:
             return call
         return None if turn is None else self._turns.get(turn)
 
-    def _locate(self) -> tuple[Any, Any, bool]:
-        """(the span events belong to, the current turn's span, whether a tool call's).
+    def _locate(self) -> tuple[Any, Any, bool, Any]:
+        """(the span events belong to, the current turn's span, whether a tool call's, the turn).
 
         The span is the tool call's (a direct call made in the turn the core says is
         current), else that turn's, else the agent run's. The turn's span is not looked up
-        for a tool call's events (None then).
+        for a tool call's events (None then). The turn: the one the core says is current.
         """
         turn = current_turn()
         call = self._call.get()
         if call is not None and not call.closed and call.turn is turn:
-            return call.span, None, True
+            return call.span, None, True, turn
         turn_span = None if turn is None else self._turn_span(turn)
-        return (self._run_span() if turn_span is None else turn_span), turn_span, False
+        return (self._run_span() if turn_span is None else turn_span), turn_span, False, turn
 
     def _current_span(self) -> Any:
         """The span events belong to: the tool call's, the turn's, else the agent run's."""
@@ -114,11 +114,12 @@ class AgentEvents:
         """
         spans = self.spans
         if spans is not None:
-            span, turn_span, in_call = self._locate()
+            span, turn_span, in_call, producer = self._locate()
             meta = turn.metadata
+            recorded = meta.recorded_trace_context
             # Recorded already (by the turn that returned it, or by its sender) and not run
             # since: kept. A turn put again after it ran gets the origin of this put.
-            if meta.recorded_trace_context is None or meta.start_time is not None:
+            if recorded is None or meta.start_time is not None:
                 # Causality: inside a tool's step, the current span (the tool's, or a user's
                 # span within it); while the agent routes a turn's output, that turn's span;
                 # else whatever span is current. Outside a step of the turn the core says is
@@ -131,17 +132,15 @@ class AgentEvents:
                     origin = turn_span
                 if origin is None:
                     origin = current
-                if origin is None:
-                    meta.trace_context = None
-                else:
+                if origin is not None:
                     spans.record_origin(meta, origin)
+                elif recorded is not None:
+                    meta.trace_context = None  # ran, and this put has no origin
             # The put routes the output of the turn the core says is current: that turn's
             # span, kept open for it, ends after the event (see _routed).
             routed = None
-            if self._routing:
-                producer = current_turn()
-                if producer is not None:
-                    routed = self._routing.pop(producer, None)
+            if self._routing and producer is not None:
+                routed = self._routing.pop(producer, None)
             if span is not None:
                 items = (
                     (sc.GEN_AI_AGENT_NAME, agent.name),

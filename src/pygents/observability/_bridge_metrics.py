@@ -7,6 +7,7 @@ and the per-lane caches, so a turn that completes normally builds no label tuple
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_left
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,9 @@ class MetricRecorder:
         self._observe = store.observe
         self._buckets = store.buckets
         self._watched = store.watched
+        #: id(agent) -> (a weak reference to it, its cells): an agent seen by ``agent()``,
+        #: watched by the store since; the entry goes with the agent.
+        self._agents: dict[int, tuple[weakref.ref[Any], AgentCells]] = {}
         if otel is not None:
             histograms = otel.histograms
             self._otel_turn = histograms["pygents_turn_duration_seconds"].record
@@ -57,21 +61,41 @@ class MetricRecorder:
 
     # -- runs --------------------------------------------------------------------------------
 
+    def agent(self, agent: Any) -> AgentCells:
+        """``agent``'s cells; the store reads its gauges from it from now on (watch_agent).
+
+        Cached by the agent's identity (its name and labels never change), so a put or a run
+        start looks up neither its name nor whether it is watched.
+        """
+        found = self._agents.get(id(agent))
+        if found is not None and found[0]() is agent:
+            return found[1]
+        cells = self.cells.agent(agent.name)
+        watched = self._watched.get(id(agent))  # watch_agent's own test, without the call
+        if watched is None or watched[0] != cells.labels:
+            self.store.watch_agent(cells.labels, agent)
+        key = id(agent)
+        agents = self._agents
+
+        def forget(ref: weakref.ref[Any], key: int = key) -> None:
+            if agents.get(key, (None,))[0] is ref:
+                agents.pop(key, None)
+
+        agents[key] = (weakref.ref(agent, forget), cells)
+        return cells
+
     def run_started(self, agent: Any) -> AgentCells:
         """An agent's run starts: its busy time (and so its running gauge) counts from now.
 
         The agent's other gauges are read from it when collected. Returns the agent's cells,
         for ``run_ended``.
         """
-        cells = self.cells.agent(agent.name)
-        labels = cells.labels
+        found = self._agents.get(id(agent))
+        cells = found[1] if found is not None and found[0]() is agent else self.agent(agent)
         busy = cells.busy or self.cells.busy(cells)
         now = monotonic()
         with self._lock:
             busy.start(now)
-        watched = self._watched.get(id(agent))  # watch_agent's own test, without the call
-        if watched is None or watched[0] != labels:
-            self.store.watch_agent(labels, agent)
         return cells
 
     def run_ended(self, cells: AgentCells) -> None:
@@ -83,12 +107,10 @@ class MetricRecorder:
 
     def enqueued(self, agent: Any) -> None:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""
-        cells = self.cells.agent(agent.name)
+        found = self._agents.get(id(agent))
+        cells = found[1] if found is not None and found[0]() is agent else self.agent(agent)
         with self._lock:  # MetricStore.count, without the call
             cells.enqueued.value += 1
-        watched = self._watched.get(id(agent))
-        if watched is None or watched[0] != cells.labels:
-            self.store.watch_agent(cells.labels, agent)
 
     def watch(self, agent: Any) -> None:
         """Read ``agent``'s gauges (paused among them) from it when collected, from now on.

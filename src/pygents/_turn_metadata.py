@@ -28,6 +28,7 @@ class _Holder(Protocol):
 __all__ = ["DeferredTraceContext", "TurnMetadata", "read", "trace_context_of"]
 
 _log = logging.getLogger("pygents")
+_tuple_new = tuple.__new__
 _O = TypeVar("_O")
 
 
@@ -126,7 +127,9 @@ class TurnMetadata:
     def start_time(self) -> datetime | None:
         """When the turn last started (UTC), or the datetime it was given, or None."""
         holder = self._turn
-        return _given(holder, 0, holder._start)
+        stamp = holder._start
+        # Never started (or given None): None, without the call (the bridge asks per put).
+        return None if stamp is None else _given(holder, 0, stamp)
 
     @start_time.setter
     def start_time(self, value: datetime | None) -> None:
@@ -189,7 +192,8 @@ class TurnMetadata:
         or returns anything else, the error is logged (logger ``pygents``) and the turn
         keeps no trace context. Assigning ``trace_context`` replaces a deferred one.
         """
-        self._turn._trace_context = DeferredTraceContext(origin, render)
+        # tuple.__new__ directly: the named tuple's own __new__ is a Python function.
+        self._turn._trace_context = _tuple_new(DeferredTraceContext, (origin, render))
 
     @property
     def recorded_trace_context(self) -> dict[str, str] | DeferredTraceContext | None:

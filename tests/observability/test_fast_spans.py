@@ -748,7 +748,8 @@ def test_an_origin_the_bridge_deferred_reads_back_as_parsing_its_carrier_would()
         # Deferred: the ids as they are, no carrier formatted yet.
         recorded = meta.recorded_trace_context
         assert isinstance(recorded, DeferredTraceContext)
-        assert recorded.origin == (trace_id, span_id, 1) and recorded.render is render_origin
+        assert recorded.origin is origin.get_span_context()
+        assert recorded.render is render_origin
         assert spans.origin(meta, recorded) == (trace_id, span_id, 1)
         # Read (rendered): the carrier says the same, and is what the bridge reads after.
         carrier = meta.trace_context

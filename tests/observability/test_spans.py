@@ -32,6 +32,7 @@ from pygents import (
     ContextPoolHook,
     ContextQueue,
     ContextQueueHook,
+    DeferredTraceContext,
     HookRegistry,
     ToolHook,
     Turn,
@@ -411,9 +412,12 @@ async def test_streaming_turn_run_on_its_own_counts_values(telemetry: Any) -> No
 
 
 async def test_turn_returned_by_a_tool_links_to_the_creating_turn(telemetry: Any) -> None:
+    returned: list[Turn] = []
+
     @tool()
     async def first() -> Turn:
-        return Turn("second", kwargs={"n": 1})
+        returned.append(Turn("second", kwargs={"n": 1}))
+        return returned[0]
 
     @tool()
     async def second(n: int) -> int:
@@ -430,6 +434,14 @@ async def test_turn_returned_by_a_tool_links_to_the_creating_turn(telemetry: Any
     link = only(list(second_span.links))
     assert link.context.span_id == first_span.context.span_id
     assert link.context.trace_id == first_span.context.trace_id
+    # The origin was recorded deferred (no carrier formatted for a turn linked in-process);
+    # read, it is the W3C carrier of the creating turn's span.
+    meta = returned[0].metadata
+    assert isinstance(meta.recorded_trace_context, DeferredTraceContext)
+    ids = first_span.context
+    traceparent = f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}"
+    assert meta.trace_context == {"traceparent": traceparent}
+    assert meta.recorded_trace_context == meta.trace_context
     # Both turns are still children of the one run span.
     run = only(telemetry.by_name(INVOKE.format("flow")))
     assert is_child_of(first_span, run)

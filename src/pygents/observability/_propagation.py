@@ -22,9 +22,12 @@ def carrier_of(trace_id: int, span_id: int, flags: int) -> dict[str, str]:
     return {"traceparent": "00-%032x-%016x-%02x" % (trace_id, span_id, flags)}  # noqa: UP031
 
 
-def render_origin(origin: tuple[int, int, int]) -> dict[str, str]:
-    """The carrier of an origin the bridge deferred (``TurnMetadata.defer_trace_context``)."""
-    return carrier_of(*origin)
+def render_origin(origin: Any) -> dict[str, str]:
+    """The carrier of an origin (a ``SpanContext``) the bridge deferred.
+
+    See ``TurnMetadata.defer_trace_context``.
+    """
+    return carrier_of(origin.trace_id, origin.span_id, origin.trace_flags)
 
 
 def parse_traceparent(carrier: dict[str, str] | None) -> tuple[int, int, int] | None:

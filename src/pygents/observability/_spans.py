@@ -130,19 +130,20 @@ class Spans:
     def record_origin(self, meta: Any, span: Any) -> None:
         """Record ``span`` as the causal origin of a turn (``meta``: its metadata).
 
-        Deferred (``TurnMetadata.defer_trace_context``): the W3C carrier is formatted only
-        if something reads the turn's ``trace_context`` (it is serialized, checkpointed,
-        sent to a worker); a turn linked in this process reads the ids as they are. Ids or
-        flags out of the W3C format's range (which the carrier could not say back) are
-        formatted now, as they always were.
+        Deferred (``TurnMetadata.defer_trace_context``, the origin being the span's
+        ``SpanContext``): the W3C carrier is formatted only if something reads the turn's
+        ``trace_context`` (it is serialized, checkpointed, sent to a worker); a turn linked
+        in this process reads the ids as they are. Ids or flags out of the W3C format's
+        range (which the carrier could not say back) are formatted now, as they always were.
         """
         if type(span) is self._fast_span and self._fast.indexed_context:
-            trace_id, span_id, _remote, flags = span._context[:4]
+            context = span._context
+            trace_id, span_id, flags = context[0], context[1], context[3]
         else:
             context = span.get_span_context()
             trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
         if 0 < trace_id < 1 << 128 and 0 < span_id < 1 << 64 and 0 <= flags <= 0xFF:
-            meta.defer_trace_context((trace_id, span_id, int(flags)), render_origin)
+            meta.defer_trace_context(context, render_origin)
         else:
             meta.trace_context = carrier_of(trace_id, span_id, flags)
 
@@ -154,7 +155,11 @@ class Spans:
         is what parsing the turn's ``trace_context`` gives.
         """
         if type(recorded) is DeferredTraceContext and recorded.render is render_origin:
-            return recorded.origin  # type: ignore[no-any-return]
+            context = recorded.origin
+            fast = self._fast
+            if fast is not None and fast.indexed_context:
+                return context[0], context[1], context[3]  # type: ignore[no-any-return]
+            return context.trace_id, context.span_id, context.trace_flags  # type: ignore[no-any-return]
         return parse_traceparent(meta.trace_context)
 
     def links(self, origin: tuple[int, int, int]) -> list[Any]:

@@ -346,10 +346,16 @@ def _make_record(
         """Aggregate into series of matches that discard their aggregations at collection."""
         nonlocal last
         for lock, match, table, aggregate in entry[4]:
-            with lock:
-                if match._attributes_aggregation is table:
+            # acquire() and a ``finally``, not ``with`` (~1,500 instructions less, 3.12).
+            lock.acquire()
+            try:
+                current = match._attributes_aggregation is table
+                if current:
                     aggregate(measurement, False)
-                    continue
+            finally:
+                lock.release()
+            if current:
+                continue
             # Collected since resolved: the match's own code creates the series' new
             # aggregation; the series is resolved again at its next record.
             match.consume_measurement(measurement, False)

@@ -441,17 +441,25 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
         event._name = name
         event._timestamp = time_ns() if timestamp is None else timestamp
         event._attributes = attributes
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with` (see _end_plain)
+        try:
             if self._end_time is None:
                 events = self._events
                 if events is _NONE_YET:
                     events = self._events = _new_bounded_list(self._limits.max_events)
-                with events._lock:
+                inner = events._lock
+                inner.acquire()
+                try:
                     queue = events._dq
                     if queue.maxlen is not None and len(queue) == queue.maxlen:
                         events.dropped += 1
                     queue.append(event)
+                finally:
+                    inner.release()
                 return
+        finally:
+            lock.release()
         _sdk_logger.warning("Tried calling %s on an ended span.", "_add_event")
 
     def _set_plain_attributes(self, attributes: Mapping[str, Any]) -> None:
@@ -459,7 +467,9 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
 
         Plain: str keys and str/bool/int/float values, which the SDK stores unchanged.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with` (see _end_plain)
+        try:
             stored = self._attributes
             limit = self._limits.max_span_attributes
             if (
@@ -471,6 +481,8 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                     stored.pop(key, None)
                     stored[key] = value
                 return
+        finally:
+            lock.release()
         self.set_attributes(attributes)
 
     # -- ending ------------------------------------------------------------------------------
@@ -490,8 +502,14 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
         ``_events`` becomes the one-event tuple the ``ReadableSpan`` would copy out of the
         SDK's list (no list made, nothing dropped; a span limited to no events takes the
         steps one by one, as does every span the single step does not fit).
+
+        The span's lock is taken with ``acquire()`` and released in a ``finally``, not by a
+        ``with`` statement, which costs ~1,500 instructions more (3.12: ``__enter__`` and
+        ``__exit__`` looked up and called generically), here and on every hot path.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             stored = self._attributes
             limit = self._limits.max_span_attributes
             done = (
@@ -513,6 +531,8 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
                     stored.pop(key, None)
                     stored[key] = value
                 self._end_time = end_time
+        finally:
+            lock.release()
         if done:
             self._ended(stored, end_time)  # outside the lock, as end() calls the processors
             return
@@ -523,7 +543,9 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
 
     def end(self, end_time: int | None = None) -> None:
         """End the span and hand its ``ReadableSpan`` to the processors, as the SDK does."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with` (see _end_plain)
+        try:
             if self._end_time is not None:
                 _sdk_logger.warning("Calling end() on an ended span.")
                 return
@@ -531,6 +553,8 @@ class FastSpan(_SdkSpan):  # type: ignore[misc]
             attributes = self._attributes
             if type(attributes) is not dict and _FREEZE_AT_END:
                 attributes._immutable = True
+        finally:
+            lock.release()
         self._ended(attributes, end_time)
 
     def _ended(self, attributes: Any, end_time: int) -> None:

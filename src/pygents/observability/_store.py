@@ -159,8 +159,12 @@ class MetricStore:
 
     def count(self, cell: Counter, amount: float = 1.0) -> None:
         """Add ``amount`` to a counter cell."""
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # not `with`: see MetricRecorder.turn_done
+        try:
             cell.value += amount
+        finally:
+            lock.release()
 
     def inc(self, name: str, labels: Labels, amount: float = 1.0) -> None:
         """Add ``amount`` to the counter of ``name`` and ``labels``."""

@@ -75,6 +75,20 @@ _ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not 
 _UNROUTED = frozenset((int, float, str, bool, type(None), bytes, dict, list, tuple))
 
 
+def _unmatched(tags: frozenset[str]) -> bool:
+    """True when no global turn hook applies to a turn tagged ``tags``.
+
+    Every global turn hook is tag-filtered and shares no tag with the turn, so none of them
+    would fire for it (``fire_global``'s filter): the turn takes the bare path, as with no
+    global turn hook at all. Hooks registered while it runs apply from the next turn on.
+    """
+    for registered in _TURN_GLOBALS:
+        hook_tags = registered.tags
+        if not hook_tags or not hook_tags.isdisjoint(tags):
+            return False
+    return True
+
+
 def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
     exc.add_note(f"raised by a turn of tool {turn.tool_name!r} run by agent {agent.name!r}")
 
@@ -193,7 +207,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
             if tool.is_generator:
                 if (
                     (not hooks or TurnHook not in hooks.families)
-                    and not _TURN_GLOBALS
+                    and (not _TURN_GLOBALS or _unmatched(turn._tags))
                     and not turn._hooks
                     and not agent._turn_hooks
                 ):
@@ -344,7 +358,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
             else:
                 if (
                     (not hooks or TurnHook not in hooks.families)
-                    and not _TURN_GLOBALS
+                    and (not _TURN_GLOBALS or _unmatched(turn._tags))
                     and not turn._hooks
                     and not agent._turn_hooks
                     and not turn._running

@@ -952,6 +952,57 @@ async def test_tag_filtering_uses_or_semantics(family):
     assert sorted(fired) == ["tagged", "untagged"]
 
 
+@pytest.mark.parametrize("kind", ["coroutine", "stream"])
+async def test_tagged_global_turn_hooks_in_a_run_fire_for_matching_turns_only(kind):
+    # A turn none of whose tags a global turn hook has runs as with no such hook (the run
+    # loop's bare path); a turn sharing a tag gets every event of that hook, completed or
+    # failed, in the same run.
+    fired = []
+    for hook_type in TurnHook:
+
+        async def audit(turn, *rest, hook_type=hook_type):
+            fired.append((hook_type, turn.kwargs["x"]))
+
+        audit.__name__ = f"audit_{hook_type.value}"
+        hook(hook_type, tags={"audited"})(audit)
+
+    if kind == "coroutine":
+
+        async def body(x):
+            if x < 0:
+                raise ValueError(x)
+            return x
+
+    else:
+
+        async def body(x):
+            if x < 0:
+                raise ValueError(x)
+            yield x
+
+    work = make_tool(body)
+    agent = Agent(f"agent-{next(_names)}", "d", [work])
+    for x, tags in [(1, None), (2, ["audited"]), (3, ["other"]), (4, ["other", "audited"])]:
+        await agent.put(Turn(work, kwargs={"x": x}, tags=tags))
+    assert await drain(agent) == [1, 2, 3, 4]
+    assert fired == [
+        (hook_type, x)
+        for x in (2, 4)
+        for hook_type in (TurnHook.BEFORE_RUN, TurnHook.AFTER_RUN, TurnHook.ON_COMPLETE)
+    ]
+    fired.clear()
+    for x, tags in [(-1, ["audited"]), (-2, ["other"])]:
+        await agent.put(Turn(work, kwargs={"x": x}, tags=tags))
+        with pytest.raises(ValueError):
+            await drain(agent)
+        agent.queue.clear()
+    assert fired == [
+        (TurnHook.BEFORE_RUN, -1),
+        (TurnHook.ON_ERROR, -1),
+        (TurnHook.ON_COMPLETE, -1),
+    ]
+
+
 async def test_tags_do_not_filter_instance_hooks():
     calls = []
     cq = ContextQueue(limit=1, tags=["x"])

@@ -183,15 +183,23 @@ class TurnMetadata:
 
         For telemetry that records the causal origin of every turn, when the carrier itself
         is read only if the turn leaves the process (serialized, checkpointed, sent to
-        another worker) or is inspected: the first read of ``trace_context`` (``dict()``, a
-        checkpoint, a copy by ``branch()``...) calls ``render(origin)`` once and keeps the
+        another worker) or is inspected: the first read of ``trace_context`` (``dict()``,
+        ``to_dict()``, a checkpoint, your code) calls ``render(origin)`` once and keeps the
         dict it returns. Until then ``recorded_trace_context`` is a ``DeferredTraceContext``
-        holding ``origin`` and ``render``, so the recorder can use ``origin`` as it is.
+        holding ``origin`` and ``render``, so the recorder can use ``origin`` as it is; a
+        copy of the turn (``Agent.branch()``) shares it, unrendered.
 
         ``render`` must return a dict of strings or None and should not raise: if it raises
         or returns anything else, the error is logged (logger ``pygents``) and the turn
         keeps no trace context. Assigning ``trace_context`` replaces a deferred one.
+
+        Raises:
+            TypeError: ``render`` is not callable.
         """
+        if not callable(render):
+            raise TypeError(
+                f"defer_trace_context() needs a callable render, got {type(render).__name__}"
+            )
         # tuple.__new__ directly: the named tuple's own __new__ is a Python function.
         self._turn._trace_context = _tuple_new(DeferredTraceContext, (origin, render))
 

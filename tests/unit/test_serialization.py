@@ -221,6 +221,13 @@ def test_a_deferred_trace_context_is_serialized_rendered(echo: Any) -> None:
     assert meta.dict()["trace_context"] == traceparent_of((9, 10))
 
 
+def test_deferring_a_trace_context_needs_a_callable_render(echo: Any) -> None:
+    turn = Turn(echo)
+    with pytest.raises(TypeError, match="callable render, got str"):
+        turn.metadata.defer_trace_context((1, 2), "traceparent")  # type: ignore[arg-type]
+    assert turn.metadata.recorded_trace_context is None
+
+
 def test_assigning_a_trace_context_replaces_a_deferred_one(echo: Any) -> None:
     render, calls = counting(traceparent_of)
     turn = Turn(echo)

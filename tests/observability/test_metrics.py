@@ -736,6 +736,29 @@ async def test_agents_replacing_each_other_under_one_name_are_each_watched(
     assert telemetry.sample("pygents_agent_queue_depth", {"agent": "reborn"}) == 0
 
 
+async def test_a_renamed_agent_is_counted_under_its_new_name(telemetry: Any) -> None:
+    seen: list[float | None] = []
+
+    @tool()
+    async def work() -> None:
+        seen.append(telemetry.sample("pygents_agent_running", {"agent": "renamed-after"}))
+
+    agent = Agent("renamed-before", "d", [work])
+    await agent.put(Turn(work))
+    assert telemetry.sample("pygents_agent_queue_depth", {"agent": "renamed-before"}) == 1
+    agent.name = "renamed-after"  # idle: allowed
+    await agent.put(Turn(work))
+    enqueued = "pygents_agent_turns_enqueued_total"
+    assert telemetry.sample(enqueued, {"agent": "renamed-before"}) == 1
+    assert telemetry.sample(enqueued, {"agent": "renamed-after"}) == 1
+    assert telemetry.sample("pygents_agent_queue_depth", {"agent": "renamed-after"}) == 2
+    assert telemetry.sample("pygents_agent_queue_depth", {"agent": "renamed-before"}) == 0
+    await drain(agent)
+    assert seen == [1, 1]
+    assert telemetry.sample("pygents_agent_running", {"agent": "renamed-after"}) == 0
+    assert telemetry.sample("pygents_agent_queue_depth", {"agent": "renamed-after"}) == 0
+
+
 async def test_queue_depth_after_an_error_is_what_remains(telemetry: Any) -> None:
     @tool()
     async def fine() -> int:

@@ -49,9 +49,9 @@ class MetricRecorder:
         self._observe = store.observe
         self._buckets = store.buckets
         self._watched = store.watched
-        #: id(agent) -> (a weak reference to it, its cells): an agent seen by ``agent()``,
-        #: watched by the store since; the entry goes with the agent.
-        self._agents: dict[int, tuple[weakref.ref[Any], AgentCells]] = {}
+        #: id(agent) -> (a weak reference to it, its name then, its cells): an agent seen by
+        #: ``agent()``, watched by the store since; the entry goes with the agent.
+        self._agents: dict[int, tuple[weakref.ref[Any], str, AgentCells]] = {}
         if otel is not None:
             histograms = otel.histograms
             self._otel_turn = histograms["pygents_turn_duration_seconds"].record
@@ -64,13 +64,12 @@ class MetricRecorder:
     def agent(self, agent: Any) -> AgentCells:
         """``agent``'s cells; the store reads its gauges from it from now on (watch_agent).
 
-        Cached by the agent's identity (its name and labels never change), so a put or a run
-        start looks up neither its name nor whether it is watched.
+        Cached by the agent's identity and its name (an idle agent may be renamed: its
+        series are then the new name's), so a put or a run start looks up neither its cells
+        by name nor whether the store watches it.
         """
-        found = self._agents.get(id(agent))
-        if found is not None and found[0]() is agent:
-            return found[1]
-        cells = self.cells.agent(agent.name)
+        name = agent.name
+        cells = self.cells.agent(name)
         watched = self._watched.get(id(agent))  # watch_agent's own test, without the call
         if watched is None or watched[0] != cells.labels:
             self.store.watch_agent(cells.labels, agent)
@@ -81,7 +80,7 @@ class MetricRecorder:
             if agents.get(key, (None,))[0] is ref:
                 agents.pop(key, None)
 
-        agents[key] = (weakref.ref(agent, forget), cells)
+        agents[key] = (weakref.ref(agent, forget), name, cells)
         return cells
 
     def run_started(self, agent: Any) -> AgentCells:
@@ -91,7 +90,10 @@ class MetricRecorder:
         for ``run_ended``.
         """
         found = self._agents.get(id(agent))
-        cells = found[1] if found is not None and found[0]() is agent else self.agent(agent)
+        if found is not None and found[1] is agent.name and found[0]() is agent:
+            cells = found[2]
+        else:
+            cells = self.agent(agent)
         busy = cells.busy or self.cells.busy(cells)
         now = monotonic()
         lock = self._lock
@@ -116,11 +118,14 @@ class MetricRecorder:
     def enqueued(self, agent: Any) -> None:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""
         found = self._agents.get(id(agent))
-        cells = found[1] if found is not None and found[0]() is agent else self.agent(agent)
+        if found is not None and found[1] is agent.name and found[0]() is agent:
+            cells = found[2]
+        else:
+            cells = self.agent(agent)
         lock = self._lock
         lock.acquire()  # MetricStore.count, without the call (nor `with`: see turn_done)
         try:
-            cells.enqueued.value += 1
+            cells.enqueued.value += 1.0
         finally:
             lock.release()
 
@@ -138,7 +143,7 @@ class MetricRecorder:
         lock = self._lock
         lock.acquire()
         try:
-            counter.value += 1
+            counter.value += 1.0
         finally:
             lock.release()
 
@@ -210,7 +215,9 @@ class MetricRecorder:
         lock = self._lock
         lock.acquire()
         try:
-            cells.count.value += 1
+            # Counters are floats: ``+= 1.0`` (float + float) is specialised by the
+            # interpreter, ``+= 1`` (float + int) is not (~100 instructions each).
+            cells.count.value += 1.0
             histogram = cells.duration
             index = bisect_left(buckets, seconds)
             histogram.counts[index] += 1
@@ -218,9 +225,9 @@ class MetricRecorder:
             if trace_id is not None:
                 histogram.exemplars[index] = (trace_id, seconds, stamp)
             if values is not None:
-                values.value += 1
+                values.value += 1.0
             if tool_cells is not None:
-                tool_cells.count.value += 1
+                tool_cells.count.value += 1.0
                 histogram = tool_cells.duration
                 index = bisect_left(buckets, tool_seconds)
                 histogram.counts[index] += 1
@@ -262,7 +269,7 @@ class MetricRecorder:
         lock = self._lock
         lock.acquire()
         try:
-            cells.count.value += 1
+            cells.count.value += 1.0
             self._observe(cells.duration, seconds, trace_id)
         finally:
             lock.release()

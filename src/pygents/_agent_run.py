@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from . import _scope
 from ._context import ContextItem
-from ._dispatch import fire_global
+from ._dispatch import fire_global, none_apply
 from ._enums import AgentHook, StopReason, TurnHook
 from ._frame import get_frame, leave, set_frame
 from ._registry import GLOBAL_BY_FAMILY, GLOBAL_BY_TYPE, GLOBAL_INVOKE
@@ -73,20 +73,6 @@ _ROUTED = (Turn, ContextItem)  # output types the run loop routes (and does not 
 #: Value types that are never routed: ``value.__class__ in _UNROUTED`` answers the routing
 #: test for most values without ``isinstance`` on a tuple (600 instructions less a turn).
 _UNROUTED = frozenset((int, float, str, bool, type(None), bytes, dict, list, tuple))
-
-
-def _unmatched(tags: frozenset[str]) -> bool:
-    """True when no global turn hook applies to a turn tagged ``tags``.
-
-    Every global turn hook is tag-filtered and shares no tag with the turn, so none of them
-    would fire for it (``fire_global``'s filter): the turn takes the bare path, as with no
-    global turn hook at all. Hooks registered while it runs apply from the next turn on.
-    """
-    for registered in _TURN_GLOBALS:
-        hook_tags = registered.tags
-        if not hook_tags or not hook_tags.isdisjoint(tags):
-            return False
-    return True
 
 
 def _note(exc: BaseException, agent: Agent, turn: Turn) -> None:
@@ -207,7 +193,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
             if tool.is_generator:
                 if (
                     (not hooks or TurnHook not in hooks.families)
-                    and (not _TURN_GLOBALS or _unmatched(turn._tags))
+                    and (not _TURN_GLOBALS or none_apply(_TURN_GLOBALS, turn._tags))
                     and not turn._hooks
                     and not agent._turn_hooks
                 ):
@@ -358,7 +344,7 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
             else:
                 if (
                     (not hooks or TurnHook not in hooks.families)
-                    and (not _TURN_GLOBALS or _unmatched(turn._tags))
+                    and (not _TURN_GLOBALS or none_apply(_TURN_GLOBALS, turn._tags))
                     and not turn._hooks
                     and not agent._turn_hooks
                     and not turn._running

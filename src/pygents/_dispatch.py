@@ -15,7 +15,7 @@ from ._enums import HookType, hook_types
 from ._types import Hook
 from .errors import short_repr as _short
 
-__all__ = ["DONE", "fire", "fire_global", "select"]
+__all__ = ["DONE", "fire", "fire_global", "none_apply", "select"]
 
 
 def select(
@@ -119,6 +119,20 @@ def fire_global(
     if not chosen:
         return DONE
     return _fire_all(chosen, args, kwargs)
+
+
+def none_apply(global_hooks: list[Hook], tags: frozenset[str]) -> bool:
+    """True when none of ``global_hooks`` would fire for an object tagged ``tags``.
+
+    The tag filter ``fire_global`` and ``select`` apply: each hook is tag-filtered and shares
+    no tag with the object. (The run loop asks it of the global turn hooks, per turn, only
+    when there are some: a turn none applies to runs as with none registered.)
+    """
+    for registered in global_hooks:
+        hook_tags = registered.tags
+        if not hook_tags or not hook_tags.isdisjoint(tags):
+            return False
+    return True
 
 
 async def _fire_all(hooks: list[Hook], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -48,7 +48,6 @@ class MetricRecorder:
         self._lock = store.lock
         self._observe = store.observe
         self._buckets = store.buckets
-        self._watched = store.watched
         #: id(agent) -> (a weak reference to it, its name then, its cells): an agent seen by
         #: ``agent()``, watched by the store since; the entry goes with the agent.
         self._agents: dict[int, tuple[weakref.ref[Any], str, AgentCells]] = {}
@@ -68,11 +67,12 @@ class MetricRecorder:
         series are then the new name's), so a put or a run start looks up neither its cells
         by name nor whether the store watches it.
         """
+        found = self._agents.get(id(agent))
+        if found is not None and found[1] is agent.name and found[0]() is agent:
+            return found[2]
         name = agent.name
         cells = self.cells.agent(name)
-        watched = self._watched.get(id(agent))  # watch_agent's own test, without the call
-        if watched is None or watched[0] != cells.labels:
-            self.store.watch_agent(cells.labels, agent)
+        self.store.watch_agent(cells.labels, agent)
         key = id(agent)
         agents = self._agents
 
@@ -89,11 +89,7 @@ class MetricRecorder:
         The agent's other gauges are read from it when collected. Returns the agent's cells,
         for ``run_ended``.
         """
-        found = self._agents.get(id(agent))
-        if found is not None and found[1] is agent.name and found[0]() is agent:
-            cells = found[2]
-        else:
-            cells = self.agent(agent)
+        cells = self.agent(agent)
         busy = cells.busy or self.cells.busy(cells)
         now = monotonic()
         lock = self._lock
@@ -117,6 +113,7 @@ class MetricRecorder:
 
     def enqueued(self, agent: Any) -> None:
         """A turn was put on ``agent``'s queue (whose length is read when collected)."""
+        # agent()'s cache hit written out: a put is per turn (the method call costs more).
         found = self._agents.get(id(agent))
         if found is not None and found[1] is agent.name and found[0]() is agent:
             cells = found[2]

@@ -28,7 +28,7 @@ from dashboard_support import (
     ROOT,
     SCRAPE_PROTOCOLS_SINCE,
     find_executable,
-    free_port,
+    free_ports,
     http_get_json,
     http_get_text,
     load_dashboards,
@@ -150,9 +150,11 @@ def run_end_to_end(tmp_path: Path, stack: contextlib.ExitStack) -> None:
     queries = {job: all_queries(job) for job in (NATIVE_JOB, OTEL_JOB)}
     assert len(queries[NATIVE_JOB]) >= 20
 
-    ports = {NATIVE_JOB: free_port(), OTEL_JOB: free_port()}
-    worker_ports = {NATIVE_JOB: free_port(), OTEL_JOB: free_port()}
-    web_port = free_port()
+    # Every port this test hands out, Redis's too, chosen together so no two coincide.
+    chosen = iter(free_ports(6))
+    ports = {NATIVE_JOB: next(chosen), OTEL_JOB: next(chosen)}
+    worker_ports = {NATIVE_JOB: next(chosen), OTEL_JOB: next(chosen)}
+    web_port, redis_port = next(chosen), next(chosen)
     config_path = tmp_path / "prometheus.yml"
     with config_path.open("w", encoding="utf-8") as out:
         config = prometheus_config(
@@ -160,7 +162,9 @@ def run_end_to_end(tmp_path: Path, stack: contextlib.ExitStack) -> None:
             prometheus_version(prometheus) >= SCRAPE_PROTOCOLS_SINCE,
         )
         YAML(typ="safe", pure=True).dump(config, out)
-    redis_url = stack.enter_context(load_helper("integration", "redis_server").redis_server())
+    redis_url = stack.enter_context(
+        load_helper("integration", "redis_server").redis_server(redis_port)
+    )
 
     # The workloads' own environment: telemetry on (the suite turns auto-instrumentation off)
     # and no OTLP exporter inherited from the caller.

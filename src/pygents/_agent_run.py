@@ -485,7 +485,6 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 cls is Turn
                                 and not _G_BEFORE_PUT
                                 and not _G_AFTER_PUT
-                                and not SCOPES
                                 and (
                                     not hooks
                                     or (
@@ -494,19 +493,23 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                     )
                                 )
                             ):
-                                # No put hook nor scope: no await.
-                                # Agent._enqueue written out for a turn of one of its tools,
-                                # when no service waits on the queue; anything else goes
-                                # through it.
+                                # No put hook: no await. Agent.put written out for a turn
+                                # of one of its tools, when no service waits on the queue
+                                # (its frame is this turn's already); anything else goes
+                                # through put (scopes) or _enqueue (none).
                                 nxt = value._tool
                                 if (
                                     agent._nonempty is None
                                     and agent._tools.get(nxt.__name__) is nxt
                                 ):
+                                    if SCOPES:  # told first, as put tells them
+                                        _scope.enqueue(agent, value)
                                     # Enqueued as the turn that returned it ended
                                     # (one clock read for both: ~400 instructions).
                                     value._enqueued = ended
                                     queue.append(value)
+                                elif SCOPES:
+                                    await route_in_frame(agent, value)
                                 else:
                                     agent._enqueue(value)
                             else:

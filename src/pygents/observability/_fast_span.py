@@ -728,8 +728,30 @@ def _random_span_ids() -> bool:
         return False
 
 
+def _random_trace_ids() -> bool:
+    """Whether ``RandomIdGenerator.generate_trace_id()`` is ``getrandbits(128)`` until non-zero.
+
+    And, where the SDK asks it, whether ``is_trace_id_random()`` says True.
+    """
+    try:
+        random_ids = getattr(_RandomIdGenerator, "is_trace_id_random", None)
+        return (
+            _code_names(_RandomIdGenerator.generate_trace_id)
+            <= {"random", "getrandbits", "trace", "INVALID_TRACE_ID"}
+            and trace_api.INVALID_TRACE_ID == 0
+            and getattr(id_generator_module, "random", None) is random
+            and (not _RANDOM_FLAG or (random_ids is not None and not _code_names(random_ids)))
+            and (not _RANDOM_FLAG or _RandomIdGenerator().is_trace_id_random() is True)
+        )
+    except (AttributeError, TypeError):
+        return False
+
+
 _RandomIdGenerator = id_generator_module.RandomIdGenerator
 _RANDOM_SPAN_IDS = _random_span_ids()
+_RANDOM_TRACE_IDS = _random_trace_ids()
+#: What ``get_current_span(context).get_span_context()`` gives for a context without a span.
+_NO_PARENT = trace_api.INVALID_SPAN.get_span_context()
 
 
 def _links_known() -> bool:
@@ -1008,11 +1030,15 @@ class FastTracer:
         tracer = self.tracer
         if _CHECK_ENABLED and not tracer._is_enabled():
             return None
-        current = None
+        parent: SpanContext | None
         if _SPAN_KEY is not None and parent_context is not None:
             current = _dict_get(parent_context, _SPAN_KEY)
-        if current is not None and (type(current) is FastSpan or type(current) in _SDK_SPANS):
-            parent: SpanContext | None = current._context  # its get_span_context()
+            if current is None:
+                parent = _NO_PARENT  # get_current_span() is INVALID_SPAN: a root span
+            elif type(current) is FastSpan or type(current) in _SDK_SPANS:
+                parent = current._context  # its get_span_context()
+            else:
+                parent = _get_current_span(parent_context).get_span_context()
         else:
             parent = _get_current_span(parent_context).get_span_context()
         if type(parent) is not SpanContext:
@@ -1024,8 +1050,15 @@ class FastTracer:
             parent_flags, parent_state = parent.trace_flags, parent.trace_state
             parent_valid = parent.is_valid
         id_generator = tracer.id_generator
+        random_ids = type(id_generator) is _RandomIdGenerator
         if parent_valid:
             trace_id = parent_trace
+        elif random_ids and _RANDOM_TRACE_IDS:
+            # RandomIdGenerator.generate_trace_id() without the call (as for span ids below).
+            parent = None
+            trace_id = random.getrandbits(128)
+            while not trace_id:
+                trace_id = random.getrandbits(128)
         else:
             parent = None
             trace_id = id_generator.generate_trace_id()
@@ -1067,14 +1100,14 @@ class FastTracer:
             sampled = decision.is_sampled()
             recording = decision.is_recording()
         if _RANDOM_FLAG and (
-            id_generator.is_trace_id_random()
+            (True if random_ids and _RANDOM_TRACE_IDS else id_generator.is_trace_id_random())
             if parent is None
             else (parent_flags & _RANDOM_BIT if _RANDOM_BIT else parent_flags.random_trace_id)
         ):
             flags = _SAMPLED_RANDOM if sampled else _NOT_SAMPLED_RANDOM
         else:
             flags = _SAMPLED if sampled else _NOT_SAMPLED
-        if type(id_generator) is _RandomIdGenerator and _RANDOM_SPAN_IDS:
+        if random_ids and _RANDOM_SPAN_IDS:
             # RandomIdGenerator.generate_span_id() without the call (random.getrandbits looked
             # up on each call, as it does: a patched one is used too).
             span_id = random.getrandbits(64)

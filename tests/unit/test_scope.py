@@ -524,7 +524,16 @@ class PutWatcher(ExecutionScope):
         self.log = log
 
     def enqueue(self, agent: Agent, turn: Turn) -> None:
-        self.log.append(("enqueue", pygents.current_agent() is agent, len(agent), turn.kwargs))
+        producer = pygents.current_turn()
+        self.log.append(
+            (
+                "enqueue",
+                pygents.current_agent() is agent,
+                len(agent),
+                turn.kwargs,
+                None if producer is None else producer.tool_name,
+            )
+        )
 
 
 async def test_enqueue_is_called_as_put_adds_the_turn_between_the_put_hooks() -> None:
@@ -567,10 +576,10 @@ async def test_enqueue_is_called_as_put_adds_the_turn_between_the_put_hooks() ->
         remove_scope(watcher)
     assert log == [
         ("before_put", 0),
-        ("enqueue", True, 0, {"n": 1}),  # in the receiving agent's frame, before it is queued
+        ("enqueue", True, 0, {"n": 1}, None),  # in the receiving agent's frame, before it is queued
         ("after_put", 1),
         ("before_put", 1),
-        ("enqueue", True, 0, {"n": 3}),
-        ("enqueue", True, 0, {"n": 13}),  # routed: in the producing turn's agent's frame
+        ("enqueue", True, 0, {"n": 3}, None),
+        ("enqueue", True, 0, {"n": 13}, "chain"),  # routed: in the producing turn's frame
     ]
     assert values == [13]

@@ -34,9 +34,6 @@ class AgentEvents:
     def _end_routed(self, turn: Any) -> None:
         raise NotImplementedError
 
-    def _end_pending(self, pending: tuple[Any, int, Any, dict[str, Any] | None]) -> None:
-        raise NotImplementedError
-
     def _turn_span(self, turn: Any) -> Any:
         """The span of ``turn`` (the turn the core says is current), if open.
 
@@ -114,7 +111,20 @@ class AgentEvents:
         """
         spans = self.spans
         if spans is not None:
-            span, turn_span, in_call, producer = self._locate()
+            # The put routes the output of the turn the core says is current (the run loop,
+            # just after that turn ended): that turn's span, kept open for it, is the span
+            # (what _locate() finds then, without its lookups: the turn's tool call is
+            # closed), and it ends after the event (see _routed).
+            routed = None
+            if self._routing:
+                producer = current_turn()
+                if producer is not None:
+                    routed = self._routing.pop(producer, None)
+            if routed is not None:
+                span = turn_span = routed[0]
+                in_call = False
+            else:
+                span, turn_span, in_call, _ = self._locate()
             meta = turn.metadata
             recorded = meta.recorded_trace_context
             # Recorded already (by the turn that returned it, or by its sender) and not run
@@ -136,23 +146,15 @@ class AgentEvents:
                     spans.record_origin(meta, origin)
                 elif recorded is not None:
                     meta.trace_context = None  # ran, and this put has no origin
-            # The put routes the output of the turn the core says is current: that turn's
-            # span, kept open for it, ends after the event (see _routed).
-            routed = None
-            if self._routing and producer is not None:
-                routed = self._routing.pop(producer, None)
             if span is not None:
                 items = (
                     (sc.GEN_AI_AGENT_NAME, agent.name),
                     (sc.GEN_AI_TOOL_NAME, turn.tool.__name__),
                 )
-                if routed is not None and routed[0] is span:
+                if routed is not None:
                     spans.add_event_and_end(span, sc.EVENT_PUT, items, routed[3], routed[1])
-                    routed = None
                 else:
                     spans.add_event(span, sc.EVENT_PUT, items)
-            if routed is not None:
-                self._end_pending(routed)
         if self.metrics is not None:
             self.metrics.enqueued(agent)
 

@@ -60,19 +60,19 @@ class AgentEvents:
             return call
         return None if turn is None else self._turns.get(turn)
 
-    def _locate(self) -> tuple[Any, Any, bool, Any]:
-        """(the span events belong to, the current turn's span, whether a tool call's, the turn).
+    def _locate(self) -> tuple[Any, Any, bool]:
+        """(the span events belong to, the current turn's span, whether a tool call's).
 
         The span is the tool call's (a direct call made in the turn the core says is
         current), else that turn's, else the agent run's. The turn's span is not looked up
-        for a tool call's events (None then). The turn: the one the core says is current.
+        for a tool call's events (None then).
         """
         turn = current_turn()
         call = self._call.get()
         if call is not None and not call.closed and call.turn is turn:
-            return call.span, None, True, turn
+            return call.span, None, True
         turn_span = None if turn is None else self._turn_span(turn)
-        return (self._run_span() if turn_span is None else turn_span), turn_span, False, turn
+        return (self._run_span() if turn_span is None else turn_span), turn_span, False
 
     def _current_span(self) -> Any:
         """The span events belong to: the tool call's, the turn's, else the agent run's."""
@@ -124,7 +124,7 @@ class AgentEvents:
                 span = turn_span = routed[0]
                 in_call = False
             else:
-                span, turn_span, in_call, _ = self._locate()
+                span, turn_span, in_call = self._locate()
             meta = turn.metadata
             recorded = meta.recorded_trace_context
             # Recorded already (by the turn that returned it, or by its sender) and not run

@@ -715,41 +715,39 @@ def _span_key() -> str | None:
 _SPAN_KEY = _span_key()
 
 
-def _random_span_ids() -> bool:
-    """Whether ``RandomIdGenerator.generate_span_id()`` is ``getrandbits(64)`` until non-zero."""
-    try:
-        return (
-            _code_names(_RandomIdGenerator.generate_span_id)
-            <= {"random", "getrandbits", "trace", "INVALID_SPAN_ID"}
-            and trace_api.INVALID_SPAN_ID == 0
-            and getattr(id_generator_module, "random", None) is random
-        )
-    except AttributeError:
-        return False
+def _random_ids() -> bool:
+    """Whether ``RandomIdGenerator`` draws its ids as ``getrandbits`` until non-zero.
 
-
-def _random_trace_ids() -> bool:
-    """Whether ``RandomIdGenerator.generate_trace_id()`` is ``getrandbits(128)`` until non-zero.
-
-    And, where the SDK asks it, whether ``is_trace_id_random()`` says True.
+    ``generate_span_id()`` 64 bits, ``generate_trace_id()`` 128 bits, and, where the SDK asks
+    it, ``is_trace_id_random()`` a constant True: what the fast path then does without the
+    calls.
     """
+    generator = _RandomIdGenerator
     try:
-        random_ids = getattr(_RandomIdGenerator, "is_trace_id_random", None)
+        random_flag = getattr(generator, "is_trace_id_random", None)
         return (
-            _code_names(_RandomIdGenerator.generate_trace_id)
+            _code_names(generator.generate_span_id)
+            <= {"random", "getrandbits", "trace", "INVALID_SPAN_ID"}
+            and _code_names(generator.generate_trace_id)
             <= {"random", "getrandbits", "trace", "INVALID_TRACE_ID"}
+            and trace_api.INVALID_SPAN_ID == 0
             and trace_api.INVALID_TRACE_ID == 0
             and getattr(id_generator_module, "random", None) is random
-            and (not _RANDOM_FLAG or (random_ids is not None and not _code_names(random_ids)))
-            and (not _RANDOM_FLAG or _RandomIdGenerator().is_trace_id_random() is True)
+            and (
+                not _RANDOM_FLAG
+                or (
+                    random_flag is not None
+                    and not _code_names(random_flag)
+                    and generator().is_trace_id_random() is True
+                )
+            )
         )
     except (AttributeError, TypeError):
         return False
 
 
 _RandomIdGenerator = id_generator_module.RandomIdGenerator
-_RANDOM_SPAN_IDS = _random_span_ids()
-_RANDOM_TRACE_IDS = _random_trace_ids()
+_RANDOM_IDS = _random_ids()
 #: What ``get_current_span(context).get_span_context()`` gives for a context without a span.
 _NO_PARENT = trace_api.INVALID_SPAN.get_span_context()
 
@@ -1050,10 +1048,10 @@ class FastTracer:
             parent_flags, parent_state = parent.trace_flags, parent.trace_state
             parent_valid = parent.is_valid
         id_generator = tracer.id_generator
-        random_ids = type(id_generator) is _RandomIdGenerator
+        random_ids = _RANDOM_IDS and type(id_generator) is _RandomIdGenerator
         if parent_valid:
             trace_id = parent_trace
-        elif random_ids and _RANDOM_TRACE_IDS:
+        elif random_ids:
             # RandomIdGenerator.generate_trace_id() without the call (as for span ids below).
             parent = None
             trace_id = random.getrandbits(128)
@@ -1100,14 +1098,14 @@ class FastTracer:
             sampled = decision.is_sampled()
             recording = decision.is_recording()
         if _RANDOM_FLAG and (
-            (True if random_ids and _RANDOM_TRACE_IDS else id_generator.is_trace_id_random())
+            (random_ids or id_generator.is_trace_id_random())
             if parent is None
             else (parent_flags & _RANDOM_BIT if _RANDOM_BIT else parent_flags.random_trace_id)
         ):
             flags = _SAMPLED_RANDOM if sampled else _NOT_SAMPLED_RANDOM
         else:
             flags = _SAMPLED if sampled else _NOT_SAMPLED
-        if random_ids and _RANDOM_SPAN_IDS:
+        if random_ids:
             # RandomIdGenerator.generate_span_id() without the call (random.getrandbits looked
             # up on each call, as it does: a patched one is used too).
             span_id = random.getrandbits(64)

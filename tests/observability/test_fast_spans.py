@@ -711,29 +711,82 @@ async def test_a_carrier_changed_after_the_bridge_wrote_it_is_read_as_changed() 
         [(lead.context.trace_id, lead.context.span_id)],
         [(0xABC, 0xDEF)],
     ]
-    assert all(link.context.is_remote for s in followers for link in s.links)
+    # The leader's span is this process's own: linked as it is (not remote, as the SDK makes
+    # it); the carrier rewritten to name a span elsewhere is parsed: a remote context.
+    assert [link.context.is_remote for s in followers for link in s.links] == [False, True]
+    assert followers[0].links[0].context == lead.context
     provider.shutdown()
 
 
 @pytest.mark.parametrize("known", [True, False], ids=["written-out", "api"])
-def test_a_remote_link_is_the_one_the_api_makes(
+def test_a_remote_context_and_a_link_are_the_ones_the_api_makes(
     known: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pygents.observability import _fast_span
 
-    assert _fast_span._REMOTE_LINKS  # the installed API is the known code
-    monkeypatch.setattr(_fast_span, "_REMOTE_LINKS", known)
+    assert _fast_span._LINK_CODE_KNOWN  # the installed API is the known code
+    monkeypatch.setattr(_fast_span, "_LINK_CODE_KNOWN", known)
     for trace_id, span_id, flags in [(0xA, 0xB, 1), (1 << 127, (1 << 64) - 1, 0), (0, 5, 3)]:
-        made = _fast_span.remote_link(trace_id, span_id, flags)
-        expected = Link(SpanContext(trace_id, span_id, True, TraceFlags(flags)))
-        assert type(made) is Link and type(made.context) is SpanContext
-        assert tuple(made.context) == tuple(expected.context)
-        assert type(made.context.trace_flags) is TraceFlags
-        assert made.context.is_valid == expected.context.is_valid
+        context = _fast_span.remote_context(trace_id, span_id, flags)
+        expected = SpanContext(trace_id, span_id, True, TraceFlags(flags))
+        assert type(context) is SpanContext and tuple(context) == tuple(expected)
+        assert type(context.trace_flags) is TraceFlags
+        assert context.is_valid == expected.is_valid and context.is_remote
+        made = _fast_span.link(context)
+        assert type(made) is Link and made.context is context
         assert made.attributes is None and made.dropped_attributes == 0
 
 
-def test_an_origin_the_bridge_deferred_reads_back_as_parsing_its_carrier_would() -> None:
+@pytest.mark.parametrize(
+    "limits",
+    [
+        SpanLimits(),
+        SpanLimits(max_links=1),
+        SpanLimits(max_link_attributes=1, max_attribute_length=2),
+    ],
+    ids=["default", "one-link", "small"],
+)
+@pytest.mark.parametrize("as_tuple", [True, False], ids=["tuple", "list"])
+def test_links_are_kept_and_limited_as_the_sdk_does(limits: SpanLimits, as_tuple: bool) -> None:
+    """``_new_links`` against the SDK's ``Span._new_links``: the same links, attributes, drops."""
+    from pygents.observability import _fast_span
+
+    span = TracerProvider(span_limits=limits).get_tracer("t").start_span("s")  # the SDK's
+
+    def made() -> list[list[Any]]:
+        valid = SpanContext(0xA, 0xB, False, TraceFlags(1))
+        remote = _fast_span.remote_context(0xC, 0xD, 0)
+        invalid = SpanContext(0, 0, False)
+        return [
+            [_fast_span.link(valid)],
+            [_fast_span.link(valid), _fast_span.link(remote)],
+            [Link(valid, {"why": "test", "more": "words"}), _fast_span.link(remote)],
+            [_fast_span.link(invalid), _fast_span.link(valid)],
+            [Link(invalid, {"why": "test"}), Link(remote), _fast_span.link(invalid)],
+        ]
+
+    def seen(kept: Any) -> list[Any]:
+        return [
+            (link.context, dict(link.attributes), link.dropped_attributes, type(link.attributes))
+            for link in kept
+        ]
+
+    for ours, theirs in zip(made(), made(), strict=True):
+        given = tuple(ours) if as_tuple else ours
+        fast = _fast_span._new_links(span, given)
+        sdk = span._new_links(theirs)
+        assert seen(fast) == seen(sdk)
+        assert getattr(fast, "dropped", 0) == getattr(sdk, "dropped", 0)
+        if type(fast) is tuple:  # none dropped: what ReadableSpan.links gives of the SDK's
+            assert len(fast) == len(sdk) and sdk.dropped == 0
+            if as_tuple and len(fast) == len(given):
+                assert fast is given  # nothing to copy
+        # The empty attributes are the SDK's (immutable) and shared by links alike.
+        empties = [link.attributes for link in fast if not link.attributes]
+        assert all(e is empties[0] for e in empties)
+
+
+def test_an_origin_the_bridge_deferred_is_the_span_context_its_carrier_names() -> None:
     from pygents.observability._propagation import parse_traceparent, render_origin
     from pygents.turn import DeferredTraceContext, TurnMetadata
 
@@ -750,12 +803,14 @@ def test_an_origin_the_bridge_deferred_reads_back_as_parsing_its_carrier_would()
         assert isinstance(recorded, DeferredTraceContext)
         assert recorded.origin is origin.get_span_context()
         assert recorded.render is render_origin
-        assert spans.origin(meta, recorded) == (trace_id, span_id, 1)
+        assert spans.origin(meta, recorded) is recorded.origin  # the span's own context
         # Read (rendered): the carrier says the same, and is what the bridge reads after.
         carrier = meta.trace_context
         assert carrier is not None and parse_traceparent(carrier) == (trace_id, span_id, 1)
         assert meta.recorded_trace_context is carrier
-        assert spans.origin(meta, carrier) == (trace_id, span_id, 1)
+        parsed = spans.origin(meta, carrier)
+        assert parsed == SpanContext(trace_id, span_id, True, TraceFlags(1))
+        assert parsed.is_remote and type(parsed.trace_flags) is TraceFlags
     # Out of the W3C format's range: formatted at once, and refused when parsed, as before.
     odd = trace_api.NonRecordingSpan(SpanContext(1, 2, False, TraceFlags(0x1FF)))
     meta = TurnMetadata()

@@ -434,6 +434,8 @@ async def test_turn_returned_by_a_tool_links_to_the_creating_turn(telemetry: Any
     link = only(list(second_span.links))
     assert link.context.span_id == first_span.context.span_id
     assert link.context.trace_id == first_span.context.trace_id
+    # A span of this process: linked by its own context (not remote, its flags and state).
+    assert link.context == first_span.context and not link.context.is_remote
     # The origin was recorded deferred (no carrier formatted for a turn linked in-process);
     # read, it is the W3C carrier of the creating turn's span.
     meta = returned[0].metadata
@@ -550,6 +552,8 @@ async def test_link_survives_serialization_of_the_turn_and_the_agent(telemetry: 
         link = only(list(span.links))
         assert link.context.span_id == origin.get_span_context().span_id
         assert link.context.trace_id == origin.get_span_context().trace_id
+    # All three came back from their W3C carriers (the agent's dict, the turn's): remote.
+    assert all(only(list(span.links)).context.is_remote for span in spans)
 
 
 async def test_send_between_agents_links_across_traces(telemetry: Any) -> None:

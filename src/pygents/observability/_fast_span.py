@@ -825,6 +825,20 @@ def _events_known() -> bool:
 _EVENTS_KNOWN = _events_known()
 #: (max link attributes, max attribute length) -> the empty link attributes the SDK would build.
 _EMPTY_LINK_ATTRIBUTES: dict[tuple[Any, Any], BoundedAttributes] = {}
+#: The span limits last read by ``_new_links``, their two link limits then, and what they give.
+_LAST_LINK_LIMITS: list[Any] = [None, None, None, None]
+
+
+def _empty_link_attributes(limits: Any) -> BoundedAttributes:
+    """The immutable empty ``BoundedAttributes`` the SDK gives a link without attributes."""
+    key = (limits.max_link_attributes, limits.max_attribute_length)
+    empty = _EMPTY_LINK_ATTRIBUTES.get(key)
+    if empty is None:
+        empty = _EMPTY_LINK_ATTRIBUTES[key] = BoundedAttributes(
+            key[0], None, max_value_len=key[1], immutable=True
+        )
+    _LAST_LINK_LIMITS[:] = limits, key[0], key[1], empty
+    return empty
 
 
 def _new_links(span: Any, links: Sequence[Any]) -> Any:
@@ -833,44 +847,51 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
     A link without attributes gets the immutable empty ``BoundedAttributes`` the SDK would
     build, one per limits, shared. The valid links are a tuple when the limit drops none
     (what ``ReadableSpan.links`` would copy out of the SDK's ``BoundedList``; ``add_link``
-    makes the list), else that list, made with its fields directly.
+    makes the list): ``links`` itself when it is a tuple of valid links, else that list,
+    made with its fields directly.
     """
     limits = span._limits
-    is_valid = sdk_trace._is_valid_link
-    valid = []
-    for link in links:
+    last = _LAST_LINK_LIMITS
+    if (
+        limits is last[0]
+        and limits.max_link_attributes is last[1]
+        and limits.max_attribute_length is last[2]
+    ):
+        empty = last[3]  # the limits of the last span, unchanged: no key made, no lookup
+    else:
+        empty = _empty_link_attributes(limits)
+    valid: list[Any] | None = None  # the valid links, once one is not
+    for index, link in enumerate(links):
         if (
             type(link) is _Link
             and link._attributes is None
-            and INDEXED_CONTEXT
             and type(link._context) is SpanContext
+            and INDEXED_CONTEXT
             and link._context[5]
         ):
-            attributes = None  # a valid context, no attributes (remote_link's): a valid link
-        elif link and is_valid(link.context, link.attributes):
+            link._attributes = empty  # a valid context, no attributes (link()'s)
+        elif link and sdk_trace._is_valid_link(link.context, link.attributes):
             attributes = link.attributes
-        else:
-            continue
-        if attributes is None:
-            key = (limits.max_link_attributes, limits.max_attribute_length)
-            empty = _EMPTY_LINK_ATTRIBUTES.get(key)
-            if empty is None:
-                empty = _EMPTY_LINK_ATTRIBUTES[key] = BoundedAttributes(
-                    key[0], None, max_value_len=key[1], immutable=True
+            if attributes is None:
+                link._attributes = empty
+            else:
+                link._attributes = BoundedAttributes(
+                    limits.max_link_attributes,
+                    attributes,
+                    max_value_len=limits.max_attribute_length,
+                    immutable=True,
                 )
-            link._attributes = empty
         else:
-            link._attributes = BoundedAttributes(
-                limits.max_link_attributes,
-                attributes,
-                max_value_len=limits.max_attribute_length,
-                immutable=True,
-            )
-        valid.append(link)
+            if valid is None:
+                valid = list(links)[:index]
+            continue
+        if valid is not None:
+            valid.append(link)
+    kept: Sequence[Any] = links if valid is None else valid
     most = limits.max_links
-    if most is None or len(valid) <= most:
-        return tuple(valid)
-    return _new_bounded_list(most, valid)
+    if most is None or len(kept) <= most:
+        return kept if type(kept) is tuple else tuple(kept)
+    return _new_bounded_list(most, kept)
 
 
 def _decisions_known() -> bool:
@@ -909,8 +930,12 @@ def _no_op_tracer_metrics() -> type | None:
 _NO_OP_TRACER_METRICS = _no_op_tracer_metrics()
 
 
-def _remote_links_known() -> bool:
-    """Whether ``Link.__init__`` only stores the context and the attributes (API 1.27-1.45)."""
+def _link_code_known() -> bool:
+    """Whether ``remote_context`` and ``link`` may write out the API's code they stand for.
+
+    ``SpanContext.__new__`` (see ``_DIRECT_CONTEXT``) and ``Link.__init__``, which only
+    stores the context and the attributes (API 1.27-1.45).
+    """
     try:
         return (
             _DIRECT_CONTEXT
@@ -924,18 +949,18 @@ def _remote_links_known() -> bool:
         return False
 
 
-_REMOTE_LINKS = _remote_links_known()
+_LINK_CODE_KNOWN = _link_code_known()
 _Link = trace_api.Link
 #: ``TraceFlags(i)`` for every flags byte, made once (immutable ints, like ``_SAMPLED``).
 _FLAGS = tuple(TraceFlags(i) for i in range(256))
 
 
-def remote_link(trace_id: int, span_id: int, flags: int) -> Any:
-    """``Link(SpanContext(trace_id, span_id, True, TraceFlags(flags)))``, without the calls."""
-    if not _REMOTE_LINKS:
-        return _Link(SpanContext(trace_id, span_id, True, TraceFlags(flags)))
-    # SpanContext.__new__ and Link.__init__ written out (their known code).
-    context = _tuple_new(
+def remote_context(trace_id: int, span_id: int, flags: int) -> Any:
+    """``SpanContext(trace_id, span_id, True, TraceFlags(flags))``, without the calls."""
+    if not _LINK_CODE_KNOWN:
+        return SpanContext(trace_id, span_id, True, TraceFlags(flags))
+    # SpanContext.__new__ written out (its known code).
+    return _tuple_new(
         SpanContext,
         (
             trace_id,
@@ -946,10 +971,16 @@ def remote_link(trace_id: int, span_id: int, flags: int) -> Any:
             0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
         ),
     )
-    link = _new_object(_Link)
-    link._context = context
-    link._attributes = None
-    return link
+
+
+def link(context: Any) -> Any:
+    """``Link(context)``, without the call."""
+    if not _LINK_CODE_KNOWN:
+        return _Link(context)
+    made = _new_object(_Link)  # Link.__init__ written out (its known code)
+    made._context = context
+    made._attributes = None
+    return made
 
 
 class FastTracer:
@@ -963,7 +994,8 @@ class FastTracer:
     all_plain: Callable[[Mapping[str, Any]], bool]
     #: Whether a span context's fields may be read by unpacking it.
     indexed_context: bool
-    remote_link: Callable[..., Any]
+    remote_context: Callable[..., Any]
+    link: Callable[[Any], Any]
     #: The context key of the current span (see ``_span_key``), when reading it is exact.
     span_key: str | None
     #: The SDK's own span classes (whose ``get_span_context()`` returns ``_context``).
@@ -974,7 +1006,8 @@ class FastTracer:
         self.shared_event_attributes = event_attributes if SHARED_EVENTS else None
         self.all_plain = _all_plain
         self.indexed_context = INDEXED_CONTEXT
-        self.remote_link = remote_link
+        self.remote_context = remote_context
+        self.link = link
         self.span_key = _SPAN_KEY
         self.sdk_spans = _SDK_SPANS
         self.tracer = tracer

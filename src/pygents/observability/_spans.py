@@ -147,41 +147,44 @@ class Spans:
         else:
             meta.trace_context = carrier_of(trace_id, span_id, flags)
 
-    def origin(self, meta: Any, recorded: Any) -> tuple[int, int, int] | None:
-        """(trace id, span id, flags) of a turn's causal origin, if it has a valid one.
+    def origin(self, meta: Any, recorded: Any) -> Any:
+        """The span context of a turn's causal origin, if it has a valid one, else None.
 
         ``meta``: the turn's metadata; ``recorded``: its ``recorded_trace_context`` (not
-        None). The ids ``record_origin`` deferred are read as they are; any other context
-        is what parsing the turn's ``trace_context`` gives.
+        None). The context ``record_origin`` deferred is that span's own (a span of this
+        process: not remote, its trace state kept); any other is what parsing the turn's
+        ``trace_context`` gives (remote: the turn came from elsewhere, or was read).
         """
         if type(recorded) is DeferredTraceContext and recorded.render is render_origin:
-            context = recorded.origin
-            fast = self._fast
-            if fast is not None and fast.indexed_context:
-                return context[0], context[1], context[3]  # type: ignore[no-any-return]
-            return context.trace_id, context.span_id, context.trace_flags  # type: ignore[no-any-return]
-        return parse_traceparent(meta.trace_context)
-
-    def links(self, origin: tuple[int, int, int]) -> list[Any]:
-        """A link to the span of a turn's causal origin (``origin()``)."""
+            return recorded.origin
+        ids = parse_traceparent(meta.trace_context)
+        if ids is None:
+            return None
         fast = self._fast
         if fast is not None:
-            return [fast.remote_link(*origin)]
-        trace_id, span_id, flags = origin
-        return [self._Link(self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags)))]
+            return fast.remote_context(*ids)
+        trace_id, span_id, flags = ids
+        return self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
+
+    def links(self, origin: Any) -> tuple[Any]:
+        """A link to the span of a turn's causal origin (``origin()``'s context)."""
+        fast = self._fast
+        if fast is not None:
+            return (fast.link(origin),)
+        return (self._Link(origin),)
 
     def child_of_origin(
-        self, name: str, attributes: dict[str, Any], origin: tuple[int, int, int] | None
+        self, name: str, attributes: dict[str, Any], origin: Any
     ) -> tuple[Any, Any] | None:
         """Start a span whose parent is a turn's causal origin (``origin()``); None if none.
 
         For a served agent's turn: the request that put it is its trace (one trace per
         request), and the span current now (the busy period's ``invoke_agent``) is linked.
+        The parent is the origin's ids and flags as a remote context, wherever it was made.
         """
         if origin is None:
             return None
-        trace_id, span_id, flags = origin
-        context = self._SpanContext(trace_id, span_id, True, self._TraceFlags(flags))
+        context = self._SpanContext(origin.trace_id, origin.span_id, True, origin.trace_flags)
         parent = self._trace.set_span_in_context(self._trace.NonRecordingSpan(context))
         current = self._trace.get_current_span().get_span_context()
         links = [self._Link(current)] if current.is_valid else _NO_LINKS
@@ -236,7 +239,7 @@ class Spans:
         self,
         name: str,
         attributes: dict[str, Any],
-        links: list[Any] | None = None,
+        links: Sequence[Any] | None = None,
         parent: Any = None,
     ) -> tuple[Any, Any]:
         """Start a span, a child of the current context; return it and a context holding it.

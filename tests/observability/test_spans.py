@@ -450,6 +450,46 @@ async def test_turn_returned_by_a_tool_links_to_the_creating_turn(telemetry: Any
     assert is_child_of(second_span, run)
 
 
+@pytest.mark.parametrize("hooked", [False, True], ids=["bare", "put-hook"])
+async def test_a_returned_turn_that_ran_before_links_to_the_turn_returning_it_again(
+    telemetry: Any, hooked: bool
+) -> None:
+    # Returned, run, then returned again by another turn: each run links to the turn that
+    # returned it that time (the origin of the put routing it), not to the first origin.
+    kept: list[Turn] = []
+
+    @tool()
+    async def make() -> Turn:
+        kept.append(Turn("step", kwargs={"n": 1}))
+        return kept[0]
+
+    @tool()
+    async def again() -> Turn:
+        return kept[0]
+
+    @tool()
+    async def step(n: int) -> int:
+        return n
+
+    agent = Agent("again", "d", [make, again, step])
+    if hooked:  # the put goes through put() and its hooks, not the run loop's own append
+
+        @hook(AgentHook.BEFORE_PUT)
+        async def seen(*_: Any) -> None:
+            return None
+
+        agent.hooks.append(seen)
+    await agent.put(Turn(make))
+    await drain(agent)
+    await agent.put(Turn(again))
+    await drain(agent)
+    steps = telemetry.by_name(EXECUTE.format("step"))
+    assert len(steps) == 2
+    made = only(telemetry.by_name(EXECUTE.format("make")))
+    returned = only(telemetry.by_name(EXECUTE.format("again")))
+    assert [only(list(s.links)).context for s in steps] == [made.context, returned.context]
+
+
 async def test_a_turn_whose_output_is_routed_ends_like_any_completed_turn(telemetry: Any) -> None:
     # Its span stays open until the agent has routed the output (so the routing's event lands
     # on it), then ends with the end time and closing attributes of a completed turn.

@@ -433,14 +433,16 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
         agent = state.agent
         routed = False
         if reason is _COMPLETED and not tool.is_generator and output is not None:
-            if isinstance(output, Turn):
-                meta = output.metadata
-                if meta.recorded_trace_context is None:
-                    # Tool-driven flow control: the returned turn links back to this one.
-                    spans.record_origin(meta, span)
             # The agent routes the output next (put / append / add): the span stays open for
             # those events; the routing's event (or the run's end) closes it.
             routed = agent is not None and isinstance(output, _ROUTED)
+            if isinstance(output, Turn):
+                meta = output.metadata
+                # Tool-driven flow control: the returned turn links back to this one. One
+                # the agent puts next that ran before gets this origin now, as its put would
+                # give it (AgentEvents.enqueue records nothing for the put routing it).
+                if meta.recorded_trace_context is None or (routed and meta.start_time is not None):
+                    spans.record_origin(meta, span)
             if routed and not spans.capture.enabled:
                 # Completed, nothing to capture: its closing attributes are set as it ends,
                 # under the same lock (see end_done).

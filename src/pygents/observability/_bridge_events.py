@@ -123,13 +123,17 @@ class AgentEvents:
             if routed is not None:
                 span = turn_span = routed[0]
                 in_call = False
+                # The producer's returned turn: its origin, the producer's span, was recorded
+                # as that span was kept for this put (see Bridge._end_turn_span).
+                meta = None if producer.output is turn else turn.metadata
             else:
                 span, turn_span, in_call = self._locate()
-            meta = turn.metadata
-            recorded = meta.recorded_trace_context
+                meta = turn.metadata
             # Recorded already (by the turn that returned it, or by its sender) and not run
             # since: kept. A turn put again after it ran gets the origin of this put.
-            if recorded is None or meta.start_time is not None:
+            if meta is not None and (
+                meta.recorded_trace_context is None or meta.start_time is not None
+            ):
                 # Causality: inside a tool's step, the current span (the tool's, or a user's
                 # span within it); while the agent routes a turn's output, that turn's span;
                 # else whatever span is current. Outside a step of the turn the core says is
@@ -144,7 +148,7 @@ class AgentEvents:
                     origin = current
                 if origin is not None:
                     spans.record_origin(meta, origin)
-                elif recorded is not None:
+                elif meta.recorded_trace_context is not None:
                     meta.trace_context = None  # ran, and this put has no origin
             if span is not None:
                 items = (

@@ -861,7 +861,8 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
     else:
         empty = _empty_link_attributes(limits)
     valid: list[Any] | None = None  # the valid links, once one is not
-    for index, link in enumerate(links):
+    seen = 0  # valid links before the first that is not
+    for link in links:
         if (
             type(link) is _Link
             and link._attributes is None
@@ -883,9 +884,11 @@ def _new_links(span: Any, links: Sequence[Any]) -> Any:
                 )
         else:
             if valid is None:
-                valid = list(links)[:index]
+                valid = list(links)[:seen]
             continue
-        if valid is not None:
+        if valid is None:
+            seen += 1
+        else:
             valid.append(link)
     kept: Sequence[Any] = links if valid is None else valid
     most = limits.max_links

@@ -79,6 +79,8 @@ class Spans:
         self._fast_span: Any = None if fast is None else fast.span_type
         #: Builds an event's shared attributes, when the fast path may share them.
         self._shared: Any = None if fast is None else fast.shared_event_attributes
+        #: Makes a link to a span context: the API's ``Link``, or the fast path's written out.
+        self._link: Any = self._Link if fast is None else fast.link
 
     def suppressed(self, context: Any = None) -> bool:
         """True when no span should be made: suppressed, or no SDK configured yet.
@@ -168,10 +170,7 @@ class Spans:
 
     def links(self, origin: Any) -> tuple[Any]:
         """A link to the span of a turn's causal origin (``origin()``'s context)."""
-        fast = self._fast
-        if fast is not None:
-            return (fast.link(origin),)
-        return (self._Link(origin),)
+        return (self._link(origin),)
 
     def child_of_origin(
         self, name: str, attributes: dict[str, Any], origin: Any

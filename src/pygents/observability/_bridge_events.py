@@ -117,7 +117,7 @@ class AgentEvents:
             # closed), and it ends after the event (see _routed).
             routed = None
             if self._routing:
-                producer = current_turn()
+                producer: Any = current_turn()  # a Turn whenever routed is set
                 if producer is not None:
                     routed = self._routing.pop(producer, None)
             if routed is not None:

@@ -140,6 +140,10 @@ class Spans:
         """
         if type(span) is self._fast_span and self._fast.indexed_context:
             context = span._context
+            # Made as SpanContext.__new__ makes it: is_valid says the ids are in range.
+            if context[5] and 0 <= context[3] <= 0xFF:
+                meta.defer_trace_context(context, render_origin)
+                return
             trace_id, span_id, flags = context[0], context[1], context[3]
         else:
             context = span.get_span_context()

@@ -131,9 +131,8 @@ class AgentEvents:
                 meta = turn.metadata
             # Recorded already (by the turn that returned it, or by its sender) and not run
             # since: kept. A turn put again after it ran gets the origin of this put.
-            if meta is not None and (
-                meta.recorded_trace_context is None or meta.start_time is not None
-            ):
+            recorded = None if meta is None else meta.recorded_trace_context
+            if meta is not None and (recorded is None or meta.start_time is not None):
                 # Causality: inside a tool's step, the current span (the tool's, or a user's
                 # span within it); while the agent routes a turn's output, that turn's span;
                 # else whatever span is current. Outside a step of the turn the core says is
@@ -148,7 +147,7 @@ class AgentEvents:
                     origin = current
                 if origin is not None:
                     spans.record_origin(meta, origin)
-                elif meta.recorded_trace_context is not None:
+                elif recorded is not None:
                     meta.trace_context = None  # ran, and this put has no origin
             if span is not None:
                 items = (

@@ -172,7 +172,7 @@ class Turn(Generic[T]):
             self._kwargs: dict[str, Any] = {}
         elif kwargs.__class__ is dict:
             for key in kwargs:
-                if key.__class__ is not str:
+                if key.__class__ is not str and not isinstance(key, str):
                     raise TypeError(f"Turn kwargs keys must be strings, got {key!r}")
             self._kwargs = kwargs
         else:

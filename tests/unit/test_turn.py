@@ -289,6 +289,21 @@ def test_kwargs_with_non_string_keys_raises_type_error(echo: Any) -> None:
         Turn(echo, kwargs={1: "x"})  # type: ignore[dict-item]
 
 
+async def test_kwargs_keys_of_a_str_subclass_are_strings_to_the_constructor_and_setter() -> None:
+    # As the kwargs setter has them (and a call with **kwargs): an enum's str members too.
+    class Key(str):
+        pass
+
+    @tool()
+    async def named(x: int) -> int:
+        return x * 2
+
+    built = Turn(named, kwargs={Key("x"): 4})
+    assigned = Turn(named)
+    assigned.kwargs = {Key("x"): 4}
+    assert await built.returning() == await assigned.returning() == 8
+
+
 def test_args_kwargs_setters_validate(echo: Any) -> None:
     turn = Turn(echo)
     with pytest.raises(TypeError):

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -270,22 +269,6 @@ def lint_expression(raw: str, values: dict[str, str]) -> tuple[list[str], set[st
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago.
-
-    The sockets are held open together until all are chosen: asked one at a time, the
-    kernel may hand the same just-released port out twice (seen in CI, where two workloads
-    then raced for one port and the later one exited with "Address already in use").
-    """
-    with contextlib.ExitStack() as stack:
-        ports: list[int] = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
 
 
 def find_executable(name: str) -> str | None:

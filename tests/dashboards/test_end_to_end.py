@@ -28,7 +28,6 @@ from dashboard_support import (
     ROOT,
     SCRAPE_PROTOCOLS_SINCE,
     find_executable,
-    free_ports,
     http_get_json,
     http_get_text,
     load_dashboards,
@@ -43,6 +42,8 @@ from dashboard_support import (
     wait_until,
 )
 from ruamel.yaml import YAML
+
+from loopback import free_ports
 
 DEMO_SECONDS = 25
 #: Scraped data the first round of queries waits for (rates need two samples; pauses,

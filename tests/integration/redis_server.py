@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from loopback import free_port
+
 __all__ = ["redis_server", "require_redis_server", "stopped"]
 
 
@@ -31,13 +33,6 @@ def require_redis_server() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

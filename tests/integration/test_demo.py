@@ -36,6 +36,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from loopback import free_port
 from pygents.observability._semconv import METRICS
 
 DEFAULT_AGENTS = [
@@ -64,12 +65,6 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Loopback only, never through a proxy.
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def demo_env(**extra: str) -> dict[str, str]:

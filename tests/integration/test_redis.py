@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from redis_server import free_port, redis_server
+from redis_server import redis_server
 
+from loopback import free_port
 from pygents import (
     Agent,
     AgentRegistry,

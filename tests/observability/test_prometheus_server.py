@@ -12,7 +12,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from loopback import free_port
 from pygents import Agent, Turn, tool
 from pygents.observability import configure, is_instrumented
 
@@ -55,12 +55,6 @@ def prometheus_version(binary: str) -> tuple[int, ...]:
     match = re.search(r"version (\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
     assert match, f"cannot read the Prometheus version from: {out.stdout!r} {out.stderr!r}"
     return tuple(int(part) for part in match.groups())
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

@@ -131,24 +131,27 @@ class AgentEvents:
                 meta = turn.metadata
             # Recorded already (by the turn that returned it, or by its sender) and not run
             # since: kept. A turn put again after it ran gets the origin of this put.
-            recorded = None if meta is None else meta.recorded_trace_context
-            if meta is not None and (recorded is None or meta.start_time is not None):
-                # Causality: inside a tool's step, the current span (the tool's, or a user's
-                # span within it); while the agent routes a turn's output, that turn's span;
-                # else whatever span is current. Outside a step of the turn the core says is
-                # current (routing it), the span current is the agent run's (or none).
-                origin = None
-                current = spans.current_valid()  # None: no span, or an invalid one
-                if not in_call and (
-                    current is None or current is (span if turn_span is None else self._run_span())
-                ):
-                    origin = turn_span
-                if origin is None:
-                    origin = current
-                if origin is not None:
-                    spans.record_origin(meta, origin)
-                elif recorded is not None:
-                    meta.trace_context = None  # ran, and this put has no origin
+            if meta is not None:
+                recorded = meta.recorded_trace_context
+                if recorded is None or meta.start_time is not None:
+                    # Causality: inside a tool's step, the current span (the tool's, or a
+                    # user's span within it); while the agent routes a turn's output, that
+                    # turn's span; else whatever span is current. Outside a step of the turn
+                    # the core says is current (routing it), the span current is the agent
+                    # run's (or none).
+                    origin = None
+                    current = spans.current_valid()  # None: no span, or an invalid one
+                    if not in_call and (
+                        current is None
+                        or current is (span if turn_span is None else self._run_span())
+                    ):
+                        origin = turn_span
+                    if origin is None:
+                        origin = current
+                    if origin is not None:
+                        spans.record_origin(meta, origin)
+                    elif recorded is not None:
+                        meta.trace_context = None  # ran, and this put has no origin
             if span is not None:
                 items = (
                     (sc.GEN_AI_AGENT_NAME, agent.name),

@@ -825,8 +825,9 @@ def _events_known() -> bool:
 _EVENTS_KNOWN = _events_known()
 #: (max link attributes, max attribute length) -> the empty link attributes the SDK would build.
 _EMPTY_LINK_ATTRIBUTES: dict[tuple[Any, Any], BoundedAttributes] = {}
-#: The span limits last read by ``_new_links``, their two link limits then, and what they give.
-_LAST_LINK_LIMITS: list[Any] = [None, None, None, None]
+#: The span limits last read by ``_new_links``, their two link limits then, and what they give:
+#: one tuple, replaced whole, so a thread reads the four of one moment.
+_LAST_LINK_LIMITS: tuple[Any, Any, Any, Any] = (None, None, None, None)
 
 
 def _empty_link_attributes(limits: Any) -> BoundedAttributes:
@@ -837,7 +838,8 @@ def _empty_link_attributes(limits: Any) -> BoundedAttributes:
         empty = _EMPTY_LINK_ATTRIBUTES[key] = BoundedAttributes(
             key[0], None, max_value_len=key[1], immutable=True
         )
-    _LAST_LINK_LIMITS[:] = limits, key[0], key[1], empty
+    global _LAST_LINK_LIMITS
+    _LAST_LINK_LIMITS = (limits, key[0], key[1], empty)
     return empty
 
 

@@ -144,6 +144,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
     hooks = agent._hooks
     error: BaseException | None = None
     breathe = _BREATHE_EVERY  # turns left before the loop yields to the event loop
+    # The tool of the last Turn routed inline, one of the agent's tools (which cannot change
+    # while it runs: the setter refuses): a chain's next turn is accepted by an identity test
+    # (~150 instructions less than the lookup).
+    accepted = None
     # The timeouts of bare turns awaited directly: the agent's (it runs once at a time), kept
     # from run to run: None until its first bare turn, False after it, then a Watch of the
     # event loop (an agent that only ever runs one turn never makes one; a new loop, a new
@@ -498,10 +502,10 @@ async def run_agent(agent: Agent) -> AsyncGenerator[tuple[Turn, Any], None]:
                                 # (its frame is this turn's already); anything else goes
                                 # through put (scopes) or _enqueue (none).
                                 nxt = value._tool
-                                if (
-                                    agent._nonempty is None
-                                    and agent._tools.get(nxt.__name__) is nxt
+                                if agent._nonempty is None and (
+                                    nxt is accepted or agent._tools.get(nxt.__name__) is nxt
                                 ):
+                                    accepted = nxt
                                     if SCOPES:  # told first, as put tells them
                                         _scope.enqueue(agent, value)
                                     # Enqueued as the turn that returned it ended

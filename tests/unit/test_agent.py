@@ -1352,6 +1352,39 @@ async def test_requeue_puts_a_turn_back_first_and_reset_forgets_the_state() -> N
     assert [v async for _t, v in runner.run()] == [5]
 
 
+async def test_a_chain_checks_every_returned_turn_against_the_agents_tools() -> None:
+    # The run loop remembers the last tool it accepted for a returned Turn; a returned turn of
+    # any other tool is still looked up, and refused when the agent does not have it.
+    @tool()
+    async def outsider(x: int) -> int:
+        return x
+
+    @tool()
+    async def hop(left: int) -> Any:
+        if left > 0:
+            return Turn(hop, kwargs={"left": left - 1})
+        return Turn(outsider, kwargs={"x": 7})
+
+    agent = Agent("chain_checks", "hops", [hop])
+    await agent.put(Turn(hop, kwargs={"left": 2}))
+    ran: list[int] = []
+
+    @agent.after_turn
+    async def record(a: Agent, turn: Turn) -> None:
+        ran.append(turn.kwargs["left"])
+
+    with pytest.raises(ValueError, match="does not accept tool 'outsider'"):
+        async for _turn, _value in agent.run():
+            pass
+    assert ran == [2, 1]  # the third hop's turn raised as it routed its outsider
+    assert not agent.turns
+
+    # Given the tool, the same chain runs it: the lookup, not the memory, decided.
+    both = Agent("chain_checks_both", "hops", [hop, outsider])
+    await both.put(Turn(hop, kwargs={"left": 2}))
+    assert [value async for _turn, value in both.run()] == [7]
+
+
 async def test_put_without_hooks_checks_what_it_enqueues() -> None:
     @tool()
     async def own_step(x: int) -> int:

@@ -3,6 +3,7 @@
 Runs ``callgrind_turns.py --check`` on a few rows, as CI does for every row: unchanged it
 passes; with busy work of 10% of a row's budget injected into the run loop (``queue:off``) or
 into the telemetry bridge's turn completion (``queue:sdk_prometheus``) it fails, naming the row.
+And ``run_floor.py``, which docs/performance.md cites for the short runs, counts what it says.
 """
 
 from __future__ import annotations
@@ -54,3 +55,23 @@ def test_a_ten_percent_slowdown_fails_the_guard(where: str, row: str) -> None:
     assert code == 1, output
     assert "OVER BUDGET" in output and row in output
     assert 0.07 <= _change(output, row) <= 0.16, output  # the injection was about 10%
+
+
+def test_a_one_value_drain_costs_cpython_more_than_a_queued_value() -> None:
+    # docs/performance.md's reason the short-runs target cannot be met: with no library at
+    # all, a drain of one value costs several values of a long drain (run_floor.py).
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("run_floor.py"))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = {
+        label: int(count.replace(",", ""))
+        for label, count in re.findall(r"^(.+?)\s{2,}([\d,]+)$", done.stdout, re.M)
+    }
+    value = counts["a value of one long drain"]
+    per_run = counts["per run, over a value"]
+    assert counts["a drain of one value"] == value + per_run
+    assert per_run > 2 * value, done.stdout

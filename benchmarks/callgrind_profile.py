@@ -48,17 +48,10 @@ def profile(row: str, turns: int) -> tuple[int, dict[str, int]]:
     with tempfile.TemporaryDirectory() as workdir:
         library = guard.control_library(workdir)
         out = os.path.join(workdir, "cg.out")
-        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-        env.update(PYTHONHASHSEED="0", PYGENTS_TELEMETRY="off", PYTHONPERFSUPPORT="1")
-        done = subprocess.run(
+        env = guard.child_env(PYGENTS_TELEMETRY="off", PYTHONPERFSUPPORT="1")
+        done = guard.run_counted(
+            out,
             [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                "--separate-threads=yes",
-                "--smc-check=all",  # the trampolines are written at run time
-                f"--callgrind-out-file={out}",
-                sys.executable,
                 str(HERE / "callgrind_turns.py"),
                 "--child",
                 row,
@@ -67,9 +60,9 @@ def profile(row: str, turns: int) -> tuple[int, dict[str, int]]:
                 "--library",
                 library,
             ],
-            env=env,
-            capture_output=True,
-            text=True,
+            env,
+            "--separate-threads=yes",
+            "--smc-check=all",  # the trampolines are written at run time
         )
         if done.returncode != 0:
             raise SystemExit(f"{row} failed:\n{done.stderr[-3000:]}")

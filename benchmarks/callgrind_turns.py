@@ -251,6 +251,35 @@ def _stream_turns(turns: int) -> int:
 # -- the parent ---------------------------------------------------------------------------------
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """A fixed environment for a counted child (the memory layout depends on it), + ``extra``."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    env["PYTHONHASHSEED"] = "0"
+    env.update(extra)
+    return env
+
+
+def run_counted(
+    out: str, argv: list[str], env: dict[str, str], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """Run this Python with ``argv`` under callgrind; dumps at ``out`` (``out.*``).
+
+    Counting starts off: the child counts its own window with the shim of
+    ``control_library`` (``pg_start`` and ``pg_stop``, which dumps as "measured").
+    ``options``: more valgrind options.
+    """
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        *options,
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        *argv,
+    ]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
 def _totals(pattern: str) -> list[int]:
     """The measured totals of each thread's dump file (event-loop thread first)."""
     found: list[tuple[int, int]] = []
@@ -277,32 +306,28 @@ def measure(
 ) -> tuple[int, int]:
     """(event-loop thread, other threads) instructions per turn of one row, in one layout."""
     out = os.path.join(workdir, f"cg.{workload}.{mode}.{inject or 'plain'}.{layout}")
-    # A fixed environment (the layout depends on it); the modes install their own telemetry:
-    # no auto-instrumentation at import.
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    env.update(PYTHONHASHSEED="0", PYGENTS_TELEMETRY="off", PG_LAYOUT=str(layout))
+    # The modes install their own telemetry: no auto-instrumentation at import.
+    env = child_env(PYGENTS_TELEMETRY="off", PG_LAYOUT=str(layout))
     if mode == PUBLIC_MODE:
         env["PYGENTS_FAST_SPANS"] = "0"
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
+    done = run_counted(
+        out,
+        [
+            __file__,
+            "--child",
+            f"{workload}:{mode}",
+            "--turns",
+            str(turns),
+            "--library",
+            library,
+            "--inject",
+            inject,
+            "--inject-iterations",
+            str(extra),
+        ],
+        env,
         "--separate-threads=yes",
-        f"--callgrind-out-file={out}",
-        sys.executable,
-        __file__,
-        "--child",
-        f"{workload}:{mode}",
-        "--turns",
-        str(turns),
-        "--library",
-        library,
-        "--inject",
-        inject,
-        "--inject-iterations",
-        str(extra),
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{workload}:{mode} failed:\n{done.stderr[-3000:]}")
     totals = _totals(out + "*")

@@ -24,7 +24,6 @@ import asyncio
 import ctypes
 import gc
 import os
-import subprocess
 import sys
 import tempfile
 from collections import deque
@@ -82,24 +81,8 @@ async def _child_main(shape: str, control: Any) -> None:
 
 def _measure(shape: str, library: str, workdir: str) -> int:
     out = os.path.join(workdir, f"cg.{shape}")
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    env["PYTHONHASHSEED"] = "0"
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--child",
-            shape,
-            "--library",
-            library,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    done = guard.run_counted(
+        out, [__file__, "--child", shape, "--library", library], guard.child_env()
     )
     if done.returncode != 0:
         raise SystemExit(f"{shape} failed:\n{done.stderr[-3000:]}")

@@ -60,27 +60,31 @@ class AgentEvents:
             return call
         return None if turn is None else self._turns.get(turn)
 
-    def _locate(self) -> tuple[Any, Any, bool]:
+    def _locate(self, agent: Any = None) -> tuple[Any, Any, bool]:
         """(the span events belong to, the current turn's span, whether a tool call's).
 
         The span is the tool call's (a direct call made in the turn the core says is
         current), else that turn's, else the agent run's. The turn's span is not looked up
-        for a tool call's events (None then).
+        for a tool call's events (None then). ``agent``: the current agent, if known.
         """
         turn = current_turn()
         call = self._call.get()
         if call is not None and not call.closed and call.turn is turn:
             return call.span, None, True
         turn_span = None if turn is None else self._turn_span(turn)
-        return (self._run_span() if turn_span is None else turn_span), turn_span, False
+        return (self._run_span(agent) if turn_span is None else turn_span), turn_span, False
 
     def _current_span(self) -> Any:
         """The span events belong to: the tool call's, the turn's, else the agent run's."""
         return self._locate()[0]
 
-    def _run_span(self) -> Any:
-        """The span of the run of the agent the core says is current, if open."""
-        agent = current_agent()
+    def _run_span(self, agent: Any = None) -> Any:
+        """The span of the run of the agent the core says is current, if open.
+
+        ``agent``: that agent, if known (a put's: ``enqueue`` is called in its frame).
+        """
+        if agent is None:
+            agent = current_agent()
         run = None if agent is None else self._runs.get(agent)
         return None if run is None else run.span
 
@@ -127,7 +131,7 @@ class AgentEvents:
                 # as that span was kept for this put (see Bridge._end_turn_span).
                 meta = None if producer.output is turn else turn.metadata
             else:
-                span, turn_span, in_call = self._locate()
+                span, turn_span, in_call = self._locate(agent)
                 meta = turn.metadata
             # Recorded already (by the turn that returned it, or by its sender) and not run
             # since: kept. A turn put again after it ran gets the origin of this put.
@@ -143,7 +147,7 @@ class AgentEvents:
                     current = spans.current_valid()  # None: no span, or an invalid one
                     if not in_call and (
                         current is None
-                        or current is (span if turn_span is None else self._run_span())
+                        or current is (span if turn_span is None else self._run_span(agent))
                     ):
                         origin = turn_span
                     if origin is None:

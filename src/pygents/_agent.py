@@ -17,7 +17,7 @@ from ._enums import AgentHook, TurnHook
 from ._frame import get_frame, set_frame
 from ._hooks import HookPoint, hook_list, normalize_tags
 from ._registry import GLOBAL_BY_TYPE, AgentRegistryBase, ToolRegistry
-from ._scope import SCOPES
+from ._scope import FRAMED_ENQUEUE, SCOPES
 from ._tool import Tool
 from ._tool_call import turn_from_call
 from ._turn import Turn
@@ -345,8 +345,11 @@ class Agent:
         self._accept(turn)
         # What two ``_fire`` calls do, with the frame switched once for both (when put is
         # called outside this agent's frame) and no coroutine of ``_in_frame``'s per hook.
+        # With no hook, only for a scope whose enqueue asks for it (enqueue_in_frame).
         outer = get_frame()
-        switched = outer[0] is not self
+        switched = outer[0] is not self and (
+            True if hooks or _G_BEFORE_PUT or _G_AFTER_PUT or FRAMED_ENQUEUE else False
+        )
         if switched:
             set_frame((self, outer[1], outer[2]))
         try:

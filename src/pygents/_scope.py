@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 __all__ = [
+    "FRAMED_ENQUEUE",
     "NO_CALL",
     "SCOPES",
     "attach",
@@ -28,6 +29,11 @@ _log = logging.getLogger("pygents")
 #: can hold a reference and test it for truthiness.
 SCOPES: list[Any] = []
 
+#: The registered scopes whose ``enqueue`` is called in the put's frame
+#: (``ExecutionScope.enqueue_in_frame``, read when the scope is added). Mutated in place
+#: only, like SCOPES: ``put()`` tests it for truthiness.
+FRAMED_ENQUEUE: list[Any] = []
+
 #: What ``open_*`` calls return: the scopes that opened, each with its state.
 Opened = list[tuple[Any, Any]]
 
@@ -43,6 +49,8 @@ def _broken(scope: Any, where: str, exc: BaseException) -> None:
     )
     if scope in SCOPES:
         SCOPES.remove(scope)
+    if scope in FRAMED_ENQUEUE:
+        FRAMED_ENQUEUE.remove(scope)
 
 
 # open_run / open_turn / open_call and the three close_* are written out rather than one

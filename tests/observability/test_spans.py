@@ -632,6 +632,42 @@ async def test_send_between_agents_links_across_traces(telemetry: Any) -> None:
     assert puts[0].attributes["gen_ai.tool.name"] == "answer"
 
 
+async def test_a_put_from_outside_a_running_agent_records_its_event_on_the_run(
+    telemetry: Any,
+) -> None:
+    # The bridge's enqueue takes no frame switch (enqueue_in_frame False): the agent it is
+    # given names the run, and current_turn() (the caller's) names a turn put from.
+    @tool()
+    async def tick(n: int) -> int:
+        return n
+
+    ticker = Agent("ticker", "ticks", [tick])
+    await ticker.put(Turn(tick, kwargs={"n": 1}))
+    values = []
+    async for _turn, value in ticker.run():
+        values.append(value)
+        if value == 1:  # the consumer's code, between two steps of the run: no turn current
+            assert current_agent() is None
+            await ticker.put(Turn(tick, kwargs={"n": 2}))
+    assert values == [1, 2]
+    await ticker.put(Turn(tick, kwargs={"n": 3}))  # not running: no span for the event
+    assert await drain(ticker) == [("tick", 3)]
+
+    runs = telemetry.by_name(INVOKE.format("ticker"))
+    assert len(runs) == 2
+    first = next(r for r in runs if r.attributes["pygents.agent.turns"] == 2)
+    puts = [e for e in first.events if e.name == "pygents.agent.put"]
+    assert [dict(e.attributes) for e in puts] == [
+        {"gen_ai.agent.name": "ticker", "gen_ai.tool.name": "tick"}
+    ]
+    ticks = telemetry.by_name(EXECUTE.format("tick"))
+    assert all(not any(e.name == "pygents.agent.put" for e in t.events) for t in ticks)
+    # No span is current in the consumer's code (the run's is detached around each value):
+    # the turns have no origin to link to.
+    assert len(ticks) == 3 and not any(t.links for t in ticks)
+
+
+# --------------------------------------------------------------------------- errors
 # --------------------------------------------------------------------------- errors
 
 

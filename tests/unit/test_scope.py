@@ -583,3 +583,73 @@ async def test_enqueue_is_called_as_put_adds_the_turn_between_the_put_hooks() ->
         ("enqueue", True, 0, {"n": 13}, "chain"),  # routed: in the producing turn's frame
     ]
     assert values == [13]
+
+
+class UnframedPutWatcher(PutWatcher):
+    enqueue_in_frame = False
+
+
+async def test_a_scope_that_reads_only_its_arguments_gets_the_put_in_the_callers_frame(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # enqueue_in_frame False: a put made outside the agent's frame switches to it only for a
+    # scope that asks (the default) or a put hook; current_turn() is the caller's either way.
+    class BrokenFramed(ExecutionScope):
+        def enqueue(self, agent: Agent, turn: Turn) -> None:
+            raise RuntimeError("scope bug")
+
+    @tool()
+    async def job(n: int) -> int:
+        return n
+
+    agent = Agent("unframed_puts", "d", [job])
+    log: list[Any] = []
+    unframed = UnframedPutWatcher(log)
+    broken = BrokenFramed()
+    add_scope(unframed)
+    try:
+        await agent.put(Turn(job, kwargs={"n": 1}))  # no switch: the caller's frame
+        framed = PutWatcher(log)
+        add_scope(framed)
+        try:
+            await agent.put(Turn(job, kwargs={"n": 2}))  # one scope asks: both in the agent's
+        finally:
+            remove_scope(framed)
+        await agent.put(Turn(job, kwargs={"n": 3}))
+        add_scope(broken)  # asks, raises, and is removed: then no switch again
+        with caplog.at_level(logging.ERROR, logger="pygents"):
+            await agent.put(Turn(job, kwargs={"n": 4}))
+        assert broken not in pygents.scopes()
+        await agent.put(Turn(job, kwargs={"n": 5}))
+
+        @agent.after_put
+        async def noted(a: Agent, turn: Turn) -> None:
+            log.append(("after_put", pygents.current_agent() is a))
+
+        await agent.put(Turn(job, kwargs={"n": 6}))  # a put hook: the frame switches
+        agent.hooks.clear()
+
+        @tool()
+        async def relay(n: int) -> int:
+            await agent.put(Turn(job, kwargs={"n": n}))  # from another agent's turn
+            return n
+
+        sender = Agent("unframed_sender", "d", [relay])
+        await sender.put(Turn(relay, kwargs={"n": 7}))
+        assert [v async for _, v in sender.run()] == [7]
+    finally:
+        remove_scope(unframed)
+        remove_scope(broken)
+    assert log == [
+        ("enqueue", False, 0, {"n": 1}, None),
+        ("enqueue", True, 1, {"n": 2}, None),
+        ("enqueue", True, 1, {"n": 2}, None),
+        ("enqueue", False, 2, {"n": 3}, None),
+        ("enqueue", True, 3, {"n": 4}, None),
+        ("enqueue", False, 4, {"n": 5}, None),
+        ("enqueue", True, 5, {"n": 6}, None),
+        ("after_put", True),
+        ("enqueue", False, 0, {"n": 7}, None),  # the relay turn, put on the sender
+        ("enqueue", False, 6, {"n": 7}, "relay"),  # current_turn() is the sender's turn
+    ]
+    assert [v async for _, v in agent.run()] == [1, 2, 3, 4, 5, 6, 7]

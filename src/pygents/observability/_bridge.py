@@ -68,8 +68,10 @@ class Bridge(ExecutionScope, AgentEvents, ContextEvents):
     #: steps already): no switch of its own per step.
     attach_turn_calls = False
     #: The scope's ``enqueue`` is the put-time record of AgentEvents (ExecutionScope, first
-    #: in the bases, has a no-op of that name).
+    #: in the bases, has a no-op of that name). It reads the agent from its argument, not
+    #: from the frame: a put outside the agent's frame switches none for it.
     enqueue = AgentEvents.enqueue
+    enqueue_in_frame = False
 
     def __init__(
         self,

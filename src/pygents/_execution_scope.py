@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._scope import FRAMED_ENQUEUE, SCOPES
+from ._scope import FRAMED_ENQUEUE, SCOPES, discard
 
 if TYPE_CHECKING:  # nothing in the core imports this module
     from ._agent import Agent
@@ -134,10 +134,7 @@ def add_scope(scope: ExecutionScope) -> None:
 
 def remove_scope(scope: ExecutionScope) -> None:
     """Unregister an execution scope (not registered: no effect)."""
-    if scope in SCOPES:
-        SCOPES.remove(scope)
-    if scope in FRAMED_ENQUEUE:
-        FRAMED_ENQUEUE.remove(scope)
+    discard(scope)
 
 
 def scopes() -> list[ExecutionScope]:

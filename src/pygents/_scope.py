@@ -19,6 +19,7 @@ __all__ = [
     "close_run",
     "close_turn",
     "detach",
+    "discard",
     "enqueue",
     "open_call",
 ]
@@ -47,6 +48,11 @@ def _broken(scope: Any, where: str, exc: BaseException) -> None:
         exc,
         exc_info=exc,
     )
+    discard(scope)
+
+
+def discard(scope: Any) -> None:
+    """Unregister ``scope`` from SCOPES and FRAMED_ENQUEUE (not registered: no effect)."""
     if scope in SCOPES:
         SCOPES.remove(scope)
     if scope in FRAMED_ENQUEUE:

@@ -81,7 +81,8 @@ class AgentEvents:
     def _run_span(self, agent: Any = None) -> Any:
         """The span of the run of the agent the core says is current, if open.
 
-        ``agent``: that agent, if known (a put's: ``enqueue`` is called in its frame).
+        ``agent``: the agent whose run it is, if known (``enqueue`` is given the agent put
+        to, and is called in the caller's frame: see ``Bridge.enqueue_in_frame``).
         """
         if agent is None:
             agent = current_agent()
